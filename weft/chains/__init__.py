@@ -1,0 +1,1 @@
+"""Ready chains: small linear pipelines built with weft.Chain."""

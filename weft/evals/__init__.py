@@ -1,0 +1,1 @@
+"""Evals: datasets, evaluators (metrics), the suite runner, reports and the regression gate."""

@@ -1,0 +1,1 @@
+"""Ready graphs: hybrid retrieval, RAG chat, resume analysis and health consultation."""

@@ -1,0 +1,1 @@
+"""The chat server: a Starlette app that streams answers over SSE (needs the "server" extra)."""

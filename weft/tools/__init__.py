@@ -1,0 +1,1 @@
+"""Tools: the tool base class, the tool node that runs tool calls, and built-in tools."""
