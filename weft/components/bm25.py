@@ -1,0 +1,415 @@
+"""A BM25 keyword retriever on bm25s, with upserts, deletes and on-disk persistence.
+
+bm25s has no incremental add. This retriever keeps every document's token ids cached, so after
+an upsert or delete it re-indexes from those ids without re-tokenizing anything. The rebuild is
+lazy (the next query, or :meth:`BM25Retriever.refresh`) and vectorised with numpy, using bm25s's
+own term-frequency and IDF formulas and its CSC layout; the query path is bm25s's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import bm25s
+import numpy as np
+from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
+from bm25s.selection import topk as _bm25s_topk
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from numpy.typing import NDArray
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from weft.components._ids import document_id
+from weft.components._tokenize import ENGLISH_STOPWORDS, Tokenizer
+from weft.core.errors import ConfigurationError, EmptyQueryError
+
+__all__ = ["BM25Retriever", "Tokenizer"]
+
+_FORMAT = "weft-bm25"
+_FORMAT_VERSION = 1
+_CURRENT = "CURRENT"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """An immutable view of a built index, so queries never see a half-applied upsert."""
+
+    index: bm25s.BM25 | None
+    documents: list[Document]
+    vocab_size: int
+
+
+class BM25Retriever(BaseRetriever):
+    """Keyword retriever: BM25 over English (stopwords, plural folding) and CJK (bigrams) text.
+
+    Documents are deduplicated by id (``Document.id``, else a hash of text and metadata), so
+    adding a document again replaces it. Each result carries its BM25 score in
+    ``metadata["score"]``; documents sharing no token with the query are not returned.
+
+    Example:
+        >>> from langchain_core.documents import Document
+        >>> retriever = BM25Retriever(documents=[
+        ...     Document(page_content="Chroma stores vectors", id="a"),
+        ...     Document(page_content="BM25 ranks keywords", id="b"),
+        ... ], k=1)
+        >>> [d.id for d in retriever.invoke("keyword ranking")]
+        ['b']
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    k: int = Field(default=4, ge=1, description="How many documents to return.")
+    k1: float = 1.5
+    b: float = 0.75
+    method: Literal["lucene", "robertson", "atire"] = "lucene"
+    stopwords: bool = Field(default=True, description="Drop Lucene's English stopwords.")
+    stem: bool = Field(default=True, description="Fold English plurals (Harman's S-stemmer).")
+
+    _tokenizer: Tokenizer = PrivateAttr()
+    _lock: threading.RLock = PrivateAttr(default_factory=threading.RLock)
+    _ids: list[str] = PrivateAttr(default_factory=list)
+    _docs: list[Document] = PrivateAttr(default_factory=list)
+    _pos: dict[str, int] = PrivateAttr(default_factory=dict)
+    _tokens: list[NDArray[np.int32]] = PrivateAttr(default_factory=list)
+    _vocab: dict[str, int] = PrivateAttr(default_factory=dict)
+    _snapshot: _Snapshot = PrivateAttr(default_factory=lambda: _Snapshot(None, [], 0))
+    _dirty: bool = PrivateAttr(default=False)
+
+    def __init__(self, documents: Iterable[Document] | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._tokenizer = Tokenizer(
+            stopwords=ENGLISH_STOPWORDS if self.stopwords else None, stem=self.stem
+        )
+        if documents is not None:
+            self.upsert(documents)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def upsert(self, documents: Iterable[Document]) -> list[str]:
+        """Add documents, replacing any with the same id; returns their ids.
+
+        Only the given documents are tokenized; the index is rebuilt from cached token ids
+        on the next query.
+        """
+        ids: list[str] = []
+        tokenized: list[tuple[str, Document, list[str]]] = []
+        for doc in documents:
+            doc_id = document_id(doc)
+            ids.append(doc_id)
+            tokens = self._tokenizer(doc.page_content)
+            tokenized.append((doc_id, doc, tokens))
+        with self._lock:
+            vocab = self._vocab
+            for doc_id, doc, tokens in tokenized:
+                token_ids = np.empty(len(tokens), dtype=np.int32)
+                for i, token in enumerate(tokens):
+                    tid = vocab.get(token)
+                    if tid is None:
+                        tid = vocab[token] = len(vocab)
+                    token_ids[i] = tid
+                stored = doc if doc.id == doc_id else doc.model_copy(update={"id": doc_id})
+                pos = self._pos.get(doc_id)
+                if pos is None:
+                    self._pos[doc_id] = len(self._ids)
+                    self._ids.append(doc_id)
+                    self._docs.append(stored)
+                    self._tokens.append(token_ids)
+                else:
+                    self._docs[pos] = stored
+                    self._tokens[pos] = token_ids
+            self._dirty = True
+        return ids
+
+    def add_documents(self, documents: Iterable[Document]) -> list[str]:
+        """Alias of :meth:`upsert`, matching the VectorStore method name."""
+        return self.upsert(documents)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Delete documents by id; returns how many existed. Unknown ids are ignored."""
+        with self._lock:
+            doomed = {self._pos[i] for i in ids if i in self._pos}
+            if not doomed:
+                return 0
+            keep = [p for p in range(len(self._ids)) if p not in doomed]
+            self._ids = [self._ids[p] for p in keep]
+            self._docs = [self._docs[p] for p in keep]
+            self._tokens = [self._tokens[p] for p in keep]
+            self._pos = {doc_id: p for p, doc_id in enumerate(self._ids)}
+            self._dirty = True
+            return len(doomed)
+
+    def count(self) -> int:
+        """How many documents are indexed."""
+        with self._lock:
+            return len(self._ids)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def get_by_ids(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents with these ids, in the given order; unknown ids are skipped."""
+        with self._lock:
+            return [self._docs[self._pos[i]] for i in ids if i in self._pos]
+
+    def refresh(self) -> None:
+        """Rebuild the index now instead of on the next query (e.g. right after a bulk load)."""
+        with self._lock:
+            if self._dirty:
+                self._snapshot = self._build()
+                self._dirty = False
+
+    def _build(self) -> _Snapshot:
+        n_docs, n_vocab = len(self._tokens), len(self._vocab)
+        documents = list(self._docs)
+        if n_docs == 0 or n_vocab == 0:
+            return _Snapshot(None, documents, n_vocab)
+        lengths = np.fromiter((len(t) for t in self._tokens), dtype=np.int64, count=n_docs)
+        flat = np.concatenate(self._tokens).astype(np.int64)
+        rows_all = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+        # One sort gives each (document, token) pair with its term frequency.
+        keys, tf = np.unique(rows_all * n_vocab + flat, return_counts=True)
+        rows = (keys // n_vocab).astype(np.int32)
+        cols = (keys % n_vocab).astype(np.int32)
+
+        doc_freq = np.bincount(cols, minlength=n_vocab)
+        idf = np.zeros(n_vocab, dtype=np.float32)
+        idf_fn = _select_idf_scorer(self.method)
+        present = np.flatnonzero(doc_freq)
+        idf[present] = [idf_fn(int(df), N=n_docs) for df in doc_freq[present]]
+        avg_len = float(lengths.mean()) or 1.0
+        tfc = _select_tfc_scorer(self.method)(
+            tf_array=tf.astype(np.float32),
+            l_d=lengths[rows].astype(np.float32),
+            l_avg=avg_len,
+            k1=self.k1,
+            b=self.b,
+            delta=0.5,
+        )
+        data = (idf[cols] * tfc).astype(np.float32)
+        data, indices, indptr = bm25s.BM25._np_csc(data, rows, cols, (n_docs, n_vocab))
+
+        index = bm25s.BM25(k1=self.k1, b=self.b, method=self.method, backend="numpy")
+        index.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
+        index.vocab_dict = self._vocab
+        index.nonoccurrence_array = None
+        return _Snapshot(index, documents, n_vocab)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def search(self, query: str, k: int | None = None) -> list[tuple[Document, float]]:
+        """Return up to ``k`` (document, BM25 score) pairs, best first; scores are > 0.
+
+        Raises:
+            EmptyQueryError: ``query`` is empty or whitespace.
+        """
+        if not query or not query.strip():
+            raise EmptyQueryError("BM25 query is empty; pass some text to search for")
+        limit = self.k if k is None else k
+        if limit < 1:
+            raise ConfigurationError(f"k must be at least 1, got {limit}")
+        if self._dirty:
+            self.refresh()
+        snap = self._snapshot
+        if snap.index is None:
+            return []
+        vocab = self._vocab
+        query_ids = [
+            tid
+            for tid in (vocab.get(t) for t in self._tokenizer(query))
+            if tid is not None and tid < snap.vocab_size
+        ]
+        if not query_ids:
+            return []
+        scores = snap.index.get_scores_from_ids(query_ids)
+        top_scores, top_idx = _bm25s_topk(
+            scores, k=min(limit, len(snap.documents)), backend="numpy", sorted=True
+        )
+        return [
+            (snap.documents[int(i)], float(s))
+            for s, i in zip(top_scores, top_idx, strict=True)
+            if s > 0
+        ]
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+    ) -> list[Document]:
+        return [
+            doc.model_copy(update={"metadata": {**doc.metadata, "score": score}})
+            for doc, score in self.search(query, k)
+        ]
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the index, documents and token cache under directory ``path``; returns it.
+
+        The write is atomic: a new version directory is filled and fsynced, then the
+        ``CURRENT`` pointer is swapped with ``os.replace``; a reader (or a crash) sees either
+        the old or the new index, never a mix. Older versions are removed afterwards.
+        """
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self.refresh()
+            snap = self._snapshot
+            tokens = list(self._tokens)
+            vocab = list(self._vocab)
+        version = f"v-{uuid.uuid4().hex}"
+        staging = root / f".tmp-{version}"
+        staging.mkdir()
+        try:
+            self._write_version(staging, snap, tokens, vocab)
+            os.replace(staging, root / version)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        pointer = root / f".{_CURRENT}.tmp"
+        _write_synced(pointer, version.encode())
+        os.replace(pointer, root / _CURRENT)
+        _fsync_dir(root)
+        for old in root.iterdir():
+            if old.is_dir() and old.name.startswith("v-") and old.name != version:
+                shutil.rmtree(old, ignore_errors=True)
+        return root
+
+    def _write_version(
+        self, target: Path, snap: _Snapshot, tokens: list[NDArray[np.int32]], vocab: list[str]
+    ) -> None:
+        manifest = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "count": len(snap.documents),
+            "params": {
+                "k": self.k,
+                "k1": self.k1,
+                "b": self.b,
+                "method": self.method,
+                "stopwords": self.stopwords,
+                "stem": self.stem,
+            },
+        }
+        lines = []
+        for doc in snap.documents:
+            try:
+                lines.append(
+                    json.dumps(
+                        {"id": doc.id, "page_content": doc.page_content, "metadata": doc.metadata},
+                        ensure_ascii=False,
+                    )
+                )
+            except TypeError as exc:
+                raise ConfigurationError(
+                    f"cannot save BM25 index: document '{doc.id}' has metadata that is not "
+                    f"JSON-serialisable ({exc}); keep metadata to str/int/float/bool/list/dict"
+                ) from exc
+        _write_synced(target / "documents.jsonl", ("\n".join(lines) + "\n").encode())
+        _write_synced(target / "vocab.json", json.dumps(vocab, ensure_ascii=False).encode())
+        lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = np.concatenate(tokens) if tokens else np.empty(0, dtype=np.int32)
+        arrays: dict[str, Any] = {"tokens": flat.astype(np.int32), "offsets": offsets}
+        if snap.index is not None:
+            arrays.update(
+                data=snap.index.scores["data"],
+                indices=snap.index.scores["indices"],
+                indptr=snap.index.scores["indptr"],
+            )
+        with open(target / "arrays.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _write_synced(target / "manifest.json", json.dumps(manifest, indent=2).encode())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **overrides: Any) -> BM25Retriever:
+        """Open an index written by :meth:`save`; ``overrides`` may change ``k`` only.
+
+        Raises:
+            ConfigurationError: ``path`` holds no index, or one in an unknown format.
+        """
+        root = Path(path)
+        pointer = root / _CURRENT
+        if not pointer.is_file():
+            raise ConfigurationError(
+                f"no BM25 index at '{root}' (missing {_CURRENT}); build one and call save()"
+            )
+        version = root / pointer.read_text().strip()
+        manifest = json.loads((version / "manifest.json").read_text())
+        if manifest.get("format") != _FORMAT or manifest.get("version") != _FORMAT_VERSION:
+            raise ConfigurationError(
+                f"'{root}' holds a {manifest.get('format')} v{manifest.get('version')} index; "
+                f"this weft reads {_FORMAT} v{_FORMAT_VERSION}; rebuild the index"
+            )
+        unknown = set(overrides) - {"k"}
+        if unknown:
+            raise ConfigurationError(
+                f"load() can only override 'k', not {sorted(unknown)}: the other settings "
+                "are baked into the saved index; rebuild it to change them"
+            )
+        retriever = cls(**{**manifest["params"], **overrides})
+        documents = [
+            Document(id=row["id"], page_content=row["page_content"], metadata=row["metadata"])
+            for row in map(json.loads, (version / "documents.jsonl").read_text().splitlines())
+            if row
+        ] if manifest["count"] else []
+        vocab = json.loads((version / "vocab.json").read_text())
+        with np.load(version / "arrays.npz") as arrays:
+            flat, offsets = arrays["tokens"], arrays["offsets"]
+            csc = (
+                (arrays["data"], arrays["indices"], arrays["indptr"])
+                if "data" in arrays.files
+                else None
+            )
+        retriever._docs = documents
+        retriever._ids = [d.id or "" for d in documents]
+        retriever._pos = {doc_id: p for p, doc_id in enumerate(retriever._ids)}
+        retriever._tokens = [flat[offsets[p] : offsets[p + 1]] for p in range(len(documents))]
+        retriever._vocab = {token: i for i, token in enumerate(vocab)}
+        index = None
+        if csc is not None:
+            index = bm25s.BM25(
+                k1=retriever.k1, b=retriever.b, method=retriever.method, backend="numpy"
+            )
+            data, indices, indptr = csc
+            index.scores = {
+                "data": data,
+                "indices": indices,
+                "indptr": indptr,
+                "num_docs": len(documents),
+            }
+            index.vocab_dict = retriever._vocab
+            index.nonoccurrence_array = None
+        retriever._snapshot = _Snapshot(index, list(documents), len(vocab))
+        retriever._dirty = False
+        return retriever
+
+
+def _write_synced(path: Path, payload: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename durable on POSIX; directories cannot be opened this way on Windows.
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
