@@ -1,0 +1,736 @@
+"""The compiled graph: an immutable langchain-core Runnable backed by a compiled LangGraph graph.
+
+Each weft node becomes one LangGraph node that reads only the channels it needs (its
+upstream's output, and the shared state if it asked for it) and writes only what its
+successors read, so a weft graph costs about what the same graph hand-written in LangGraph does.
+The LangGraph graph is exposed as :attr:`CompiledGraph.langgraph` for interop: checkpointers,
+interrupts and ``astream_events`` work as they do on any LangGraph graph.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import pydantic
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph._internal._runnable import RunnableCallable
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.errors import GraphBubbleUp, GraphRecursionError
+from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, StreamWriter
+from typing_extensions import TypedDict, is_typeddict
+
+from weft.core import callbacks as _cb
+from weft.core.component import ComponentSpec, TypedLambda, to_message
+from weft.core.errors import GraphInputError, NodeError, StepLimitError
+from weft.core.graph import END, START, BranchDef, GraphPlan, NodeDef
+from weft.core.stream import Chunk, FinalOutput, NodeFinished, NodeStarted, StreamEvent
+from weft.core.stream import concat_chunks as _concat
+from weft.core.types import type_name
+
+__all__ = ["CompiledGraph", "Interrupted", "thread"]
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+
+_IN = "__in__"
+_OUT = "__out__"
+_STREAM = "__weft_stream__"
+_CONF = "configurable"
+
+
+def thread(thread_id: str, **config: Any) -> RunnableConfig:
+    """A config that runs a graph in a conversation thread (needs a checkpointer).
+
+    Example:
+        >>> thread("session-1")
+        {'configurable': {'thread_id': 'session-1'}}
+    """
+    conf = dict(config.pop("configurable", {}))
+    conf["thread_id"] = thread_id
+    return RunnableConfig(configurable=conf, **config)  # type: ignore[typeddict-item]
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """What a run returns when it paused: at a breakpoint or an ``interrupt()`` in a node.
+
+    Resume with ``graph.invoke(None, config)`` (or ``Command(resume=value)`` for an
+    ``interrupt()``), using the same ``thread_id``.
+    """
+
+    next: tuple[str, ...]
+    interrupts: tuple[Any, ...] = ()
+
+
+def _last(_old: Any, new: Any) -> Any:
+    return new
+
+
+def _out_key(n: str) -> str:
+    return f"out:{n}"
+
+
+def _inbox_key(n: str) -> str:
+    return f"in:{n}"
+
+
+def _state_fields(state: Any) -> dict[str, Any]:
+    if state is None:
+        return {}
+    if isinstance(state, type) and issubclass(state, pydantic.BaseModel):
+        return {
+            name: Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+            for name, f in state.model_fields.items()
+        }
+    if is_typeddict(state):
+        import typing
+
+        return dict(typing.get_type_hints(state, include_extras=True))
+    raise TypeError(
+        f"state must be a TypedDict or a pydantic model, got {state!r}; declare e.g. "
+        f"class ChatState(TypedDict): history: Annotated[list[BaseMessage], add_messages]"
+    )
+
+
+def _resolve_checkpointer(
+    checkpointer: BaseCheckpointSaver[Any] | str | None,
+) -> BaseCheckpointSaver[Any] | None:
+    if checkpointer is None or isinstance(checkpointer, BaseCheckpointSaver):
+        return checkpointer
+    if checkpointer == "memory":
+        return InMemorySaver()
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = Path(checkpointer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    return SqliteSaver(conn)
+
+
+class _Node:
+    """Runs one weft node inside LangGraph: read inputs, call the component, write outputs."""
+
+    def __init__(self, graph: str, node: NodeDef, plan: GraphPlan, state_keys: list[str]):
+        self.graph = graph
+        self.name = node.name
+        self.node = node
+        spec = node.spec
+        self.spec: ComponentSpec | None = spec
+        self.label = spec.type_label if spec else "passthrough"
+        self.component: Any = spec.component if spec else None
+        self.kind = spec.kind if spec else "passthrough"
+        self.lam: TypedLambda | None = self.component if self.kind == "lambda" else None
+        # Lambdas that return (not yield) and passthroughs have no chunks to stream.
+        self.streams = self.kind not in ("lambda", "passthrough") or bool(
+            self.lam is not None and self.lam.streams
+        )
+        trigger = plan.triggers[node.name]
+        preds = plan.preds[node.name] + plan.branch_preds[node.name]
+        # Where the input comes from.
+        self.fan_in: tuple[str, ...] = ()
+        if trigger == "any" and len(preds) > 1:
+            self.in_key = _inbox_key(node.name)
+        elif len(preds) > 1:
+            self.in_key = ""
+            self.fan_in = tuple(preds)
+        else:
+            self.in_key = _IN if preds[0] == START else _out_key(preds[0])
+        self.merge = node.merge
+        # What it writes: its output for successors that read it, the graph output, inboxes.
+        self.out_keys = tuple(plan_out_keys(plan, node.name))
+        self.branch: BranchDef | None = plan.branches.get(node.name)
+        self.branch_targets = (
+            frozenset(self.branch.targets.values()) if self.branch is not None else frozenset()
+        )
+        self.ends = node.name in plan.end_nodes
+        self.state_keys = state_keys
+        self.state_model = plan.state
+        self.wants_state = bool(state_keys) and (
+            node.pre is not None
+            or node.post is not None
+            or (self.lam is not None and self.lam.accepts_state)
+            or (self.branch is not None and self.branch.wants_state)
+        )
+        self.input_keys = (
+            [self.in_key] if self.in_key else [_out_key(p) if p != START else _IN for p in preds]
+        )
+        if self.wants_state:
+            self.input_keys += state_keys
+
+    # -- inputs and outputs ---------------------------------------------------------------------
+
+    def read(self, values: dict[str, Any]) -> tuple[Any, Any]:
+        if self.in_key:
+            x = values.get(self.in_key)
+        else:
+            x = {p: values.get(_IN if p == START else _out_key(p)) for p in self.fan_in}
+            if self.merge is not None:
+                x = self.merge(x)
+        state = self.state_view(values) if self.wants_state else None
+        if self.node.pre is not None:
+            x = self.node.pre(x, state)
+        return x, state
+
+    def state_view(self, values: dict[str, Any]) -> Any:
+        view = {k: values[k] for k in self.state_keys if k in values}
+        if isinstance(self.state_model, type) and issubclass(self.state_model, pydantic.BaseModel):
+            return self.state_model.model_validate(view)
+        return view
+
+    def write(self, y: Any, state: Any) -> dict[str, Any] | Command[Any]:
+        update = dict.fromkeys(self.out_keys, y)
+        if self.node.post is not None:
+            extra = self.node.post(y, state)
+            if extra:
+                bad = [k for k in extra if k not in self.state_keys]
+                if bad:
+                    raise KeyError(
+                        f"post of node '{self.name}' updates unknown state keys {bad}; state "
+                        f"keys: {', '.join(self.state_keys) or '(no state declared)'}"
+                    )
+                update.update(extra)
+        if self.branch is None:
+            return update
+        return Command(update=update, goto=self.route(y, state))
+
+    def route(self, y: Any, state: Any) -> list[str]:
+        assert self.branch is not None
+        b = self.branch
+        picked = b.condition(y, state=state) if b.wants_state else b.condition(y)
+        labels = [picked] if isinstance(picked, str) else list(picked)
+        goto: list[str] = []
+        for label in labels:
+            target = b.targets.get(label)
+            if target is None:
+                raise ValueError(
+                    f"branch after '{self.name}' returned {label!r}; valid choices: "
+                    f"{', '.join(map(repr, b.targets))}"
+                )
+            if target != END:
+                goto.append(target)
+        return goto
+
+    def fail(self, exc: Exception) -> NodeError:
+        return NodeError(self.graph, self.name, self.label, exc)
+
+    # -- sync -----------------------------------------------------------------------------------
+
+    def run(
+        self, values: dict[str, Any], config: RunnableConfig, writer: StreamWriter
+    ) -> Any:
+        try:
+            x, state = self.read(values)
+            if config[_CONF].get(_STREAM):  # type: ignore[index]
+                y = self.run_streaming(x, state, config, writer)
+            else:
+                y = self.call(x, state, config)
+            return self.write(y, state)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            raise self.fail(exc) from exc
+
+    def call(self, x: Any, state: Any, config: RunnableConfig) -> Any:
+        if self.lam is not None:
+            return self.lam.call(x, config, state)
+        if self.component is None:
+            return x
+        return to_message(self.component.invoke(x, config))
+
+    def chunks(self, x: Any, state: Any, config: RunnableConfig) -> Iterator[Any]:
+        if self.lam is not None:
+            return self.lam.call_stream(x, config, state)
+        if self.component is None:
+            return iter([x])
+        return iter(self.component.stream(x, config))
+
+    def run_streaming(
+        self, x: Any, state: Any, config: RunnableConfig, writer: StreamWriter
+    ) -> Any:
+        writer(("start", (self.name,), x))
+        if self.kind == "graph":
+            y = None
+            for ev in self.component.stream(x, config):
+                y = self.forward(ev, writer)
+        elif not self.streams:
+            y = self.call(x, state, config)
+        else:
+            bridges = _cb.bridges_in(config.get("callbacks"))
+            parts: list[Any] = []
+            for c in self.chunks(x, state, config):
+                parts.append(c)
+                writer(("chunk", (self.name,), c, self.ends))
+                if bridges and self.kind != "chat_model":
+                    self.report_chunk(bridges, config, c)
+            y = to_message(_concat(parts))
+        writer(("end", (self.name,), y))
+        return y
+
+    def forward(self, ev: StreamEvent, writer: StreamWriter) -> Any:
+        """Re-emit a subgraph's event under this node; return its output when it is final."""
+        if isinstance(ev, FinalOutput):
+            return ev.output
+        path = (self.name, *ev.path)
+        if isinstance(ev, Chunk):
+            writer(("chunk", path, ev.chunk, ev.final and self.ends))
+        elif isinstance(ev, NodeStarted):
+            writer(("start", path, ev.input))
+        else:
+            writer(("end", path, ev.output))
+        return None
+
+    def report_chunk(self, bridges: list[_cb.CallbackBridge], config: RunnableConfig, c: Any) -> None:
+        run_id = getattr(config.get("callbacks"), "parent_run_id", None)
+        for b in bridges:
+            b.chunk(run_id, c)
+
+    # -- async ----------------------------------------------------------------------------------
+
+    async def arun(
+        self, values: dict[str, Any], config: RunnableConfig, writer: StreamWriter
+    ) -> Any:
+        try:
+            x, state = self.read(values)
+            if config[_CONF].get(_STREAM):  # type: ignore[index]
+                y = await self.arun_streaming(x, state, config, writer)
+            else:
+                y = await self.acall(x, state, config)
+            return self.write(y, state)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            raise self.fail(exc) from exc
+
+    async def acall(self, x: Any, state: Any, config: RunnableConfig) -> Any:
+        if self.lam is not None:
+            return await self.lam.acall(x, config, state)
+        if self.component is None:
+            return x
+        return to_message(await self.component.ainvoke(x, config))
+
+    async def arun_streaming(
+        self, x: Any, state: Any, config: RunnableConfig, writer: StreamWriter
+    ) -> Any:
+        writer(("start", (self.name,), x))
+        if self.kind == "graph":
+            y = None
+            async for ev in self.component.astream(x, config):
+                y = self.forward(ev, writer)
+        elif not self.streams:
+            y = await self.acall(x, state, config)
+        else:
+            bridges = _cb.bridges_in(config.get("callbacks"))
+            parts: list[Any] = []
+            if self.lam is not None:
+                it: AsyncIterator[Any] = self.lam.acall_stream(x, config, state)
+            elif self.component is None:
+                it = _aiter_one(x)
+            else:
+                it = self.component.astream(x, config)
+            async for c in it:
+                parts.append(c)
+                writer(("chunk", (self.name,), c, self.ends))
+                if bridges and self.kind != "chat_model":
+                    self.report_chunk(bridges, config, c)
+            y = to_message(_concat(parts))
+        writer(("end", (self.name,), y))
+        return y
+
+
+async def _aiter_one(x: Any) -> AsyncIterator[Any]:
+    yield x
+
+
+def plan_out_keys(plan: GraphPlan, name: str) -> list[str]:
+    """The channels node ``name`` writes: what its successors read, and the graph output."""
+    keys: list[str] = []
+    succ = list(plan.succs.get(name, ()))
+    if name in plan.branches:
+        succ += [t for t in plan.branches[name].targets.values() if t not in succ]
+    for s in succ:
+        if s == END:
+            continue
+        n_in = len(plan.preds[s]) + len(plan.branch_preds[s])
+        if plan.triggers[s] == "any" and n_in > 1:
+            key = _inbox_key(s)
+        else:
+            key = _out_key(name)
+        if key not in keys:
+            keys.append(key)
+    if name in plan.end_nodes:
+        keys.append(_OUT)
+    return keys
+
+
+def _build(
+    plan: GraphPlan,
+    checkpointer: BaseCheckpointSaver[Any] | None,
+    interrupt_before: Sequence[str],
+    interrupt_after: Sequence[str],
+) -> tuple[CompiledStateGraph[Any, Any, Any, Any], dict[str, Any]]:
+    state_fields = _state_fields(plan.state)
+    fields: dict[str, Any] = dict(state_fields)
+    fields[_IN] = Any
+    fields[_OUT] = Annotated[Any, _last]
+    nodes = {n: _Node(plan.name, d, plan, list(state_fields)) for n, d in plan.nodes.items()}
+    start_inboxes: dict[str, Any] = {}
+    for n in plan.nodes:
+        fields[_out_key(n)] = Any
+        if nodes[n].in_key == _inbox_key(n):
+            fields[_inbox_key(n)] = Annotated[Any, _last]
+            if START in plan.preds[n]:
+                start_inboxes[_inbox_key(n)] = None
+    schema = TypedDict(f"{_safe(plan.name)}State", fields)  # type: ignore[operator]
+    output_schema = TypedDict(f"{_safe(plan.name)}Output", {_OUT: Annotated[Any, _last]})  # type: ignore[operator]
+    input_schema = TypedDict(  # type: ignore[operator]
+        f"{_safe(plan.name)}Input", {k: fields[k] for k in [_IN, _OUT, *start_inboxes]}
+    )
+    sg: StateGraph[Any, Any, Any, Any] = StateGraph(
+        schema, input_schema=input_schema, output_schema=output_schema
+    )
+    for n, node in nodes.items():
+        node_input = TypedDict(  # type: ignore[operator]
+            f"{_safe(n)}Input", {k: fields[k] for k in dict.fromkeys(node.input_keys)}
+        )
+        sg.add_node(
+            n,
+            RunnableCallable(node.run, node.arun, name=n, trace=False),
+            input_schema=node_input,
+            metadata={"weft_component": node.label, "weft_kind": node.kind},
+            destinations=tuple(t for t in node.branch_targets if t != END) or None,
+        )
+    for n in plan.nodes:
+        preds = plan.preds[n]
+        if not preds:
+            continue
+        if plan.triggers[n] == "all" and len(preds) > 1:
+            sg.add_edge(list(preds), n)
+        else:
+            for p in preds:
+                sg.add_edge(p, n)
+    for p, succs in plan.succs.items():
+        if END in succs and p != START:
+            sg.add_edge(p, END)
+    compiled = sg.compile(
+        checkpointer=checkpointer,
+        interrupt_before=list(interrupt_before) or None,
+        interrupt_after=list(interrupt_after) or None,
+        name=plan.name,
+    )
+    return compiled, start_inboxes
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).title().replace("_", "") or "Graph"
+
+
+class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
+    """A checked, immutable graph that runs. Made by ``Graph.compile()`` or ``Chain.compile()``.
+
+    It is a langchain-core Runnable: ``invoke``/``ainvoke``, ``batch``/``abatch`` (with
+    ``max_concurrency`` in the config and ``return_exceptions=True`` to keep one bad input from
+    sinking the rest), and ``astream_events``. ``stream``/``astream`` yield typed
+    :mod:`~weft.core.stream` events; ``stream_output``/``astream_output`` yield only the final
+    output's chunks.
+
+    Example:
+        >>> for event in graph.stream("hi"):  # doctest: +SKIP
+        ...     print(event)
+    """
+
+    __weft_graph__ = True
+
+    def __init__(
+        self,
+        plan: GraphPlan,
+        *,
+        checkpointer: BaseCheckpointSaver[Any] | str | None = None,
+        interrupt_before: tuple[str, ...] = (),
+        interrupt_after: tuple[str, ...] = (),
+        step_limit: int | None = None,
+    ) -> None:
+        saver = _resolve_checkpointer(checkpointer)
+        langgraph, start_inboxes = _build(plan, saver, interrupt_before, interrupt_after)
+        d = self.__dict__
+        d["name"] = plan.name
+        d["plan"] = plan
+        d["input_type"] = plan.input_type
+        d["output_type"] = plan.output_type
+        d["langgraph"] = langgraph
+        d["checkpointer"] = saver
+        d["interrupts"] = bool(interrupt_before or interrupt_after)
+        d["step_limit"] = step_limit or max(25, 2 * len(plan.nodes) + 5)
+        d["_start_inboxes"] = start_inboxes
+        d["_validate"] = _validator(plan.input_type)
+
+    name: str
+    plan: GraphPlan
+    input_type: Any
+    output_type: Any
+    langgraph: CompiledStateGraph[Any, Any, Any, Any]
+    """The compiled LangGraph graph this runs on."""
+    checkpointer: BaseCheckpointSaver[Any] | None
+    interrupts: bool
+    step_limit: int
+    _start_inboxes: dict[str, Any]
+    _validate: Callable[[Any], Any] | None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(
+            f"compiled graph '{self.name}' is immutable; change the Graph builder and compile again"
+        )
+
+    @property
+    def InputType(self) -> Any:  # noqa: N802 - langchain-core's name
+        return self.input_type
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802 - langchain-core's name
+        return self.output_type
+
+    def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
+        return name or self.name
+
+    # -- preparing a run ------------------------------------------------------------------------
+
+    def _input(self, input: Any) -> Any:
+        if input is None and self.checkpointer is not None:
+            return None  # resume the thread's pending run
+        if isinstance(input, Command):
+            return input
+        if self._validate is not None:
+            try:
+                input = self._validate(input)
+            except pydantic.ValidationError as exc:
+                raise GraphInputError(
+                    self.name, type_name(self.input_type), _describe(exc, input)
+                ) from None
+        values = {_IN: input, _OUT: None}
+        for k in self._start_inboxes:
+            values[k] = input
+        return values
+
+    def _config(self, config: RunnableConfig | None, stream: bool) -> tuple[RunnableConfig, bool]:
+        cfg: dict[str, Any] = dict(config) if config else {}
+        conf = cfg.get(_CONF)
+        nested = bool(conf and conf.get("checkpoint_ns"))
+        if nested or "recursion_limit" not in cfg:
+            cfg["recursion_limit"] = self.step_limit
+        if stream or (conf and conf.get(_STREAM)):
+            cfg[_CONF] = {**(conf or {}), _STREAM: stream}
+        listening = False
+        if cfg.get("callbacks") is not None or _cb._GLOBAL:
+            cfg["callbacks"], listening = _cb.prepare_callbacks(cfg.get("callbacks"))
+        if listening:
+            run_id = cfg.get("run_id") or uuid.uuid4()
+            cfg["run_id"] = run_id
+            _cb._GRAPH_RUNS[run_id] = self.name
+        return cfg, listening  # type: ignore[return-value]
+
+    def _done(self, cfg: RunnableConfig, listening: bool) -> None:
+        if listening:
+            _cb._GRAPH_RUNS.pop(cfg["run_id"], None)  # type: ignore[typeddict-item]
+
+    def _result(self, values: Any, cfg: RunnableConfig) -> Any:
+        if isinstance(values, dict):
+            if "__interrupt__" in values:
+                return Interrupted(self._next(cfg), tuple(values["__interrupt__"]))
+            if self.interrupts:
+                pending = self._next(cfg)
+                if pending:
+                    return Interrupted(pending)
+            return values.get(_OUT)
+        return values
+
+    def _next(self, cfg: RunnableConfig) -> tuple[str, ...]:
+        if self.checkpointer is None:
+            return ()
+        return tuple(self.langgraph.get_state(cfg).next)
+
+    def _step_limit_error(self, cfg: RunnableConfig) -> StepLimitError:
+        return StepLimitError(self.name, int(cfg.get("recursion_limit", self.step_limit)))
+
+    # -- running --------------------------------------------------------------------------------
+
+    def invoke(self, input: InT, config: RunnableConfig | None = None, **kwargs: Any) -> OutT:
+        values = self._input(input)
+        cfg, listening = self._config(config, False)
+        try:
+            return self._result(self.langgraph.invoke(values, cfg), cfg)  # type: ignore[no-any-return]
+        except GraphRecursionError:
+            raise self._step_limit_error(cfg) from None
+        finally:
+            self._done(cfg, listening)
+
+    async def ainvoke(
+        self, input: InT, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> OutT:
+        values = self._input(input)
+        cfg, listening = self._config(config, False)
+        try:
+            return self._result(await self.langgraph.ainvoke(values, cfg), cfg)  # type: ignore[no-any-return]
+        except GraphRecursionError:
+            raise self._step_limit_error(cfg) from None
+        finally:
+            self._done(cfg, listening)
+
+    def resume(self, config: RunnableConfig) -> OutT:
+        """Continue the thread's paused or crashed run from its last completed step."""
+        return self.invoke(None, config)  # type: ignore[arg-type]
+
+    async def aresume(self, config: RunnableConfig) -> OutT:
+        """Async :meth:`resume`."""
+        return await self.ainvoke(None, config)  # type: ignore[arg-type]
+
+    def stream(  # type: ignore[override]
+        self, input: InT, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[StreamEvent]:
+        """Yield typed events: nodes starting, chunks as they are produced, nodes finishing,
+        and the final output last."""
+        values = self._input(input)
+        cfg, listening = self._config(config, True)
+        last: Any = None
+        interrupts: tuple[Any, ...] = ()
+        try:
+            for mode, data in self.langgraph.stream(
+                values, cfg, stream_mode=["custom", "values"]
+            ):
+                if mode == "custom":
+                    yield _event(data)
+                elif isinstance(data, dict):
+                    if "__interrupt__" in data:
+                        interrupts = tuple(data["__interrupt__"])
+                    else:
+                        last = data
+        except GraphRecursionError:
+            raise self._step_limit_error(cfg) from None
+        finally:
+            self._done(cfg, listening)
+        yield FinalOutput(self._stream_result(last, interrupts, cfg))
+
+    async def astream(  # type: ignore[override]
+        self, input: InT, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[StreamEvent]:
+        """Async :meth:`stream`."""
+        values = self._input(input)
+        cfg, listening = self._config(config, True)
+        last: Any = None
+        interrupts: tuple[Any, ...] = ()
+        try:
+            async for mode, data in self.langgraph.astream(
+                values, cfg, stream_mode=["custom", "values"]
+            ):
+                if mode == "custom":
+                    yield _event(data)
+                elif isinstance(data, dict):
+                    if "__interrupt__" in data:
+                        interrupts = tuple(data["__interrupt__"])
+                    else:
+                        last = data
+        except GraphRecursionError:
+            raise self._step_limit_error(cfg) from None
+        finally:
+            self._done(cfg, listening)
+        yield FinalOutput(self._stream_result(last, interrupts, cfg))
+
+    def _stream_result(self, last: Any, interrupts: tuple[Any, ...], cfg: RunnableConfig) -> Any:
+        if interrupts:
+            return Interrupted(self._next(cfg), interrupts)
+        return self._result(last or {}, cfg)
+
+    def stream_output(
+        self, input: InT, config: RunnableConfig | None = None
+    ) -> Iterator[Any]:
+        """Yield only the final output's chunks (e.g. the answer's tokens), as they come.
+
+        If the nodes that produce the output do not stream, the whole output is one chunk.
+        """
+        sent = False
+        for ev in self.stream(input, config):
+            if isinstance(ev, Chunk) and ev.final:
+                sent = True
+                yield ev.chunk
+            elif isinstance(ev, FinalOutput) and not sent:
+                yield ev.output
+
+    async def astream_output(
+        self, input: InT, config: RunnableConfig | None = None
+    ) -> AsyncIterator[Any]:
+        """Async :meth:`stream_output`."""
+        sent = False
+        async for ev in self.astream(input, config):
+            if isinstance(ev, Chunk) and ev.final:
+                sent = True
+                yield ev.chunk
+            elif isinstance(ev, FinalOutput) and not sent:
+                yield ev.output
+
+    def transform(
+        self, input: Iterator[InT], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[OutT]:
+        # Inside an LCEL sequence a graph streams its output, like any other Runnable.
+        yield from self.stream_output(_concat(list(input)), config)
+
+    async def atransform(
+        self, input: AsyncIterator[InT], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[OutT]:
+        async for chunk in self.astream_output(_concat([x async for x in input]), config):
+            yield chunk
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def get_state(self, config: RunnableConfig) -> dict[str, Any]:
+        """The shared state of a thread (needs a checkpointer)."""
+        values = self.langgraph.get_state(config).values
+        return {k: values[k] for k in _state_fields(self.plan.state) if k in values}
+
+    def get_graph(self, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.langgraph.get_graph(config, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledGraph({self.name!r}: {type_name(self.input_type)} -> "
+            f"{type_name(self.output_type)}, nodes={list(self.plan.nodes)})"
+        )
+
+
+def _event(data: Any) -> StreamEvent:
+    kind = data[0]
+    if kind == "chunk":
+        return Chunk(data[1], data[2], data[3])
+    if kind == "start":
+        return NodeStarted(data[1], data[2])
+    return NodeFinished(data[1], data[2])
+
+
+def _validator(tp: Any) -> Callable[[Any], Any] | None:
+    if tp is Any or tp is object:
+        return None
+    try:
+        adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(tp)
+    except Exception:
+        try:
+            adapter = pydantic.TypeAdapter(
+                tp, config=pydantic.ConfigDict(arbitrary_types_allowed=True)
+            )
+        except Exception:
+            return None
+    return adapter.validate_python
+
+
+def _describe(exc: pydantic.ValidationError, value: Any) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "input"
+        parts.append(f"{loc}: {err['msg']}")
+    more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+    return "; ".join(parts) + more + f" (got {type(value).__name__})"
+

@@ -1,0 +1,626 @@
+"""The graph builder: typed nodes, edges, branches, fan-out and fan-in, shared state.
+
+A :class:`Graph` is mutable and runs nothing. :meth:`Graph.compile` checks it (types on every
+edge, names, reachability, fan-ins, cycles) and returns an immutable
+:class:`~weft.core.compiled.CompiledGraph` that runs on LangGraph.
+
+Data flows along edges: a node's input is the output of the node before it. A node with several
+incoming edges waits for all of them (fan-in) and receives a mapping ``{upstream: output}``,
+or what its ``merge`` function makes of that mapping. ``trigger="any"`` makes a node run as soon
+as any one input arrives instead, as for the join after a branch or the head of a loop.
+
+Example:
+    >>> g = Graph[str, int]("count")
+    >>> g.add_node("strip", lambda_(str.strip, input_type=str, output_type=str))
+    >>> g.add_node("length", lambda_(len, input_type=str, output_type=int))
+    >>> g.add_edge(START, "strip").add_edge("strip", "length").add_edge("length", END)
+    >>> g.compile().invoke("  hi ")
+    2
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import inspect
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar, get_args, get_origin
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from typing_extensions import Self, is_typeddict
+
+from weft.core.component import ComponentSpec, as_component
+from weft.core.errors import GraphCompileError
+from weft.core.types import (
+    BaseMessage,
+    Document,
+    PromptValue,
+    is_assignable,
+    missing_typeddict_keys,
+    type_name,
+)
+
+if typing.TYPE_CHECKING:
+    from weft.core.compiled import CompiledGraph
+
+__all__ = ["END", "START", "Graph", "Trigger"]
+
+START = "__start__"
+"""The virtual node whose output is the graph's input."""
+END = "__end__"
+"""The virtual node whose input becomes the graph's output."""
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+Trigger = Literal["all", "any"]
+
+_RESERVED_CHARS = (":", "|", "\n")
+
+
+@dataclass
+class NodeDef:
+    """A node as declared on the builder."""
+
+    name: str
+    spec: ComponentSpec | None  # None: a passthrough
+    merge: Callable[[dict[str, Any]], Any] | None = None
+    trigger: Trigger | None = None
+    pre: Callable[..., Any] | None = None
+    post: Callable[..., Any] | None = None
+
+
+@dataclass
+class BranchDef:
+    """A conditional edge: ``condition(output)`` names one or several targets."""
+
+    source: str
+    condition: Callable[..., Any]
+    targets: dict[str, str]  # label -> node name
+    wants_state: bool = False
+
+
+@dataclass
+class GraphPlan:
+    """What compile() resolved: everything the runtime needs, fixed once."""
+
+    name: str
+    input_type: Any
+    output_type: Any
+    nodes: dict[str, NodeDef]
+    preds: dict[str, list[str]]  # plain-edge predecessors (START included)
+    branch_preds: dict[str, list[str]]  # predecessors through a branch
+    succs: dict[str, list[str]]  # plain-edge successors (END included)
+    branches: dict[str, BranchDef]
+    triggers: dict[str, Trigger]
+    in_types: dict[str, Any]
+    out_types: dict[str, Any]
+    state: Any
+    has_cycle: bool
+    end_nodes: frozenset[str] = field(default_factory=frozenset)
+
+
+class Graph(Generic[InT, OutT]):
+    """A typed graph builder. Parameterise it with its input and output types.
+
+    Args:
+        name: Shown in errors, traces and stream events.
+        input_type: The graph's input type; ``Graph[In, Out]`` sets it too. When neither is
+            given, it is taken from the nodes after START.
+        output_type: The graph's output type; defaults to what the nodes before END output.
+        state: Optional shared state, a TypedDict or pydantic model. Use
+            ``Annotated[list[X], reducer]`` fields to accumulate (e.g. chat history).
+
+    Example:
+        >>> g = Graph[str, str]("echo")
+        >>> g.add_node("echo", lambda_(lambda s: s, input_type=str, output_type=str))
+        >>> g.add_edge(START, "echo").add_edge("echo", END)
+        >>> g.compile().invoke("hi")
+        'hi'
+    """
+
+    def __init__(
+        self,
+        name: str = "graph",
+        *,
+        input_type: Any = None,
+        output_type: Any = None,
+        state: Any = None,
+    ) -> None:
+        self.name = name
+        self._input_type = input_type
+        self._output_type = output_type
+        self.state = state
+        self.nodes: dict[str, NodeDef] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.branches: list[BranchDef] = []
+        self._problems: list[str] = []
+
+    # -- building -----------------------------------------------------------------------------
+
+    def add_node(
+        self,
+        name: str,
+        component: Any,
+        *,
+        input_type: Any = None,
+        output_type: Any = None,
+        merge: Callable[[dict[str, Any]], Any] | None = None,
+        trigger: Trigger | None = None,
+        pre: Callable[..., Any] | None = None,
+        post: Callable[..., Any] | None = None,
+    ) -> Self:
+        """Add a node running ``component``.
+
+        Args:
+            name: Unique within the graph.
+            component: A langchain-core Runnable, a compiled weft graph (a subgraph), a
+                ``Graph`` builder (compiled with this graph), or a function with annotations.
+            input_type: Override the component's declared input type.
+            output_type: Override the component's declared output type.
+            merge: For a fan-in node: turns ``{upstream: output}`` into the node's input.
+            trigger: ``"all"`` (default) waits for every incoming edge; ``"any"`` runs when any
+                one arrives (a join after a branch, the head of a loop).
+            pre: ``pre(input, state) -> input``, run before the component, with shared state.
+            post: ``post(output, state) -> dict``, a partial update of the shared state.
+        """
+        if name in self.nodes:
+            self._problems.append(
+                f"duplicate node name '{name}'; every node needs its own name, e.g. "
+                f"'{name}_2'"
+            )
+            return self
+        if isinstance(component, Graph):
+            component = component.compile()
+        spec = as_component(component, input_type=input_type, output_type=output_type)
+        self.nodes[name] = NodeDef(name, spec, merge, trigger, pre, post)
+        return self
+
+    def add_passthrough(self, name: str, *, trigger: Trigger | None = None) -> Self:
+        """Add a node that outputs its input unchanged (a fan-out or fan-in point)."""
+        if name in self.nodes:
+            self._problems.append(f"duplicate node name '{name}'")
+            return self
+        self.nodes[name] = NodeDef(name, None, trigger=trigger)
+        return self
+
+    def add_edge(self, source: str, target: str) -> Self:
+        """Send ``source``'s output to ``target``. Several edges out of a node run in parallel."""
+        self.edges.append((source, target))
+        return self
+
+    def add_branch(
+        self,
+        source: str,
+        condition: Callable[..., Any],
+        targets: Sequence[str] | Mapping[str, str],
+    ) -> Self:
+        """After ``source``, go where ``condition(output)`` says: one target name or several.
+
+        Args:
+            source: The node whose output the condition sees.
+            condition: Returns a target (or a list of targets, run in parallel). A parameter
+                named ``state`` receives the shared state.
+            targets: The possible targets: node names (``END`` allowed), or a mapping from
+                the labels the condition returns to node names.
+        """
+        mapping = dict(targets) if isinstance(targets, Mapping) else {t: t for t in targets}
+        try:
+            wants_state = "state" in inspect.signature(condition).parameters
+        except (TypeError, ValueError):
+            wants_state = False
+        self.branches.append(BranchDef(source, condition, mapping, wants_state))
+        return self
+
+    # -- compiling ----------------------------------------------------------------------------
+
+    def _declared_types(self) -> tuple[Any, Any]:
+        in_t, out_t = self._input_type, self._output_type
+        orig = getattr(self, "__orig_class__", None)
+        if orig is not None:
+            args = get_args(orig)
+            if len(args) == 2:
+                in_t = args[0] if in_t is None else in_t
+                out_t = args[1] if out_t is None else out_t
+        return in_t, out_t
+
+    def plan(self, *, step_limit: int | None = None) -> GraphPlan:
+        """Check the graph and resolve what running it needs; raise on any problem.
+
+        Raises:
+            GraphCompileError: listing every problem found, each with its fix.
+        """
+        problems = list(self._problems)
+        names = set(self.nodes)
+        known = ", ".join(sorted(names)) or "(none)"
+        for n in names:
+            if n in (START, END) or any(c in n for c in _RESERVED_CHARS):
+                problems.append(
+                    f"node name '{n}' is reserved or contains one of ':', '|'; rename it"
+                )
+        preds: dict[str, list[str]] = {n: [] for n in names}
+        succs: dict[str, list[str]] = {n: [] for n in names}
+        succs[START] = []
+        end_preds: list[str] = []
+        for src, dst in self.edges:
+            ok = True
+            if src == END:
+                problems.append(f"edge '{src}' -> '{dst}': nothing can follow END")
+                ok = False
+            elif src != START and src not in names:
+                problems.append(f"edge '{src}' -> '{dst}': no node named '{src}'; nodes: {known}")
+                ok = False
+            if dst == START:
+                problems.append(f"edge '{src}' -> '{dst}': nothing can lead into START")
+                ok = False
+            elif dst != END and dst not in names:
+                problems.append(f"edge '{src}' -> '{dst}': no node named '{dst}'; nodes: {known}")
+                ok = False
+            if not ok:
+                continue
+            if dst in succs[src]:
+                problems.append(f"edge '{src}' -> '{dst}' is declared twice; remove one")
+                continue
+            succs[src].append(dst)
+            if dst == END:
+                end_preds.append(src)
+            else:
+                preds[dst].append(src)
+        branches: dict[str, BranchDef] = {}
+        branch_preds: dict[str, list[str]] = {n: [] for n in names}
+        for b in self.branches:
+            if b.source not in names:
+                problems.append(f"branch from '{b.source}': no node named '{b.source}'; nodes: {known}")
+                continue
+            if b.source in branches:
+                problems.append(
+                    f"node '{b.source}' has two branches; merge their conditions into one"
+                )
+                continue
+            branches[b.source] = b
+            for label, target in b.targets.items():
+                if target == END:
+                    end_preds.append(b.source)
+                elif target not in names:
+                    problems.append(
+                        f"branch from '{b.source}': target '{target}' (for {label!r}) is not a "
+                        f"node; valid targets: {known}, END"
+                    )
+                else:
+                    branch_preds[target].append(b.source)
+        if not succs[START]:
+            problems.append(f"no edge from START; add one: add_edge(START, '<first node>')")
+        if not end_preds:
+            problems.append("no edge into END; add one: add_edge('<last node>', END)")
+        if problems:
+            raise GraphCompileError(self.name, problems)
+
+        # Reachability, both ways.
+        forward: dict[str, set[str]] = {n: set(s) for n, s in succs.items()}
+        for src, b in branches.items():
+            forward[src].update(b.targets.values())
+        reach = _closure(START, forward)
+        backward: dict[str, set[str]] = {n: set() for n in [*names, START, END]}
+        for src, dsts in forward.items():
+            for d in dsts:
+                backward.setdefault(d, set()).add(src)
+        coreach = _closure(END, backward)
+        for n in sorted(names):
+            if n not in reach:
+                problems.append(
+                    f"node '{n}' is unreachable from START; add an edge into it or remove it"
+                )
+            elif n not in coreach:
+                problems.append(
+                    f"node '{n}' cannot reach END; add an edge from it toward END"
+                )
+        cycle = _find_cycle(forward)
+        if cycle and step_limit is None:
+            problems.append(
+                f"the graph has a cycle ({' -> '.join(cycle)}) but no step limit; pass "
+                f"compile(step_limit=N) so a loop that never exits stops"
+            )
+
+        # Triggers and fan-ins.
+        triggers: dict[str, Trigger] = {}
+        for n in names:
+            node = self.nodes[n]
+            n_in = len(preds[n]) + len(branch_preds[n])
+            if node.trigger is not None:
+                triggers[n] = node.trigger
+            elif n_in > 1 and (branch_preds[n] or (cycle and n in _cycle_nodes(forward, n))):
+                triggers[n] = "any"
+            else:
+                triggers[n] = "all"
+            if triggers[n] == "all" and branch_preds[n] and len(preds[n]) > 0:
+                problems.append(
+                    f"node '{n}' waits for all of its inputs, but a branch from "
+                    f"'{branch_preds[n][0]}' may not run; give it trigger='any'"
+                )
+
+        in_types: dict[str, Any] = {}
+        out_types: dict[str, Any] = {}
+        graph_in, graph_out = self._declared_types()
+        first_nodes = succs[START]
+        if graph_in is None:
+            graph_in = _common_type([self._node_in_type(n) for n in first_nodes])
+        out_types[START] = graph_in
+        for n in _topo_order(names, forward):
+            self._resolve_types(n, preds, branch_preds, triggers, in_types, out_types, problems)
+        if graph_out is None:
+            graph_out = _union([out_types.get(n, Any) for n in dict.fromkeys(end_preds)])
+
+        # Type checks on every edge.
+        for n in sorted(names):
+            self._check_inputs(n, preds[n], branch_preds[n], triggers[n], out_types, problems)
+        for n in dict.fromkeys(end_preds):
+            if not is_assignable(out_types.get(n, Any), graph_out):
+                problems.append(
+                    f"graph output: node '{n}' outputs {type_name(out_types[n])} but the graph "
+                    f"returns {type_name(graph_out)}; change the graph's output type or the node"
+                )
+        if problems:
+            raise GraphCompileError(self.name, problems)
+        return GraphPlan(
+            name=self.name,
+            input_type=graph_in,
+            output_type=graph_out,
+            nodes=dict(self.nodes),
+            preds=preds,
+            branch_preds=branch_preds,
+            succs=succs,
+            branches=branches,
+            triggers=triggers,
+            in_types=in_types,
+            out_types=out_types,
+            state=self.state,
+            has_cycle=bool(cycle),
+            end_nodes=frozenset(end_preds),
+        )
+
+    def compile(
+        self,
+        *,
+        checkpointer: BaseCheckpointSaver[Any] | Literal["memory"] | str | None = None,
+        interrupt_before: Sequence[str] = (),
+        interrupt_after: Sequence[str] = (),
+        step_limit: int | None = None,
+        name: str | None = None,
+    ) -> CompiledGraph[InT, OutT]:
+        """Check the graph and return an immutable, runnable compiled graph.
+
+        Args:
+            checkpointer: A LangGraph checkpointer, ``"memory"``, or a path to a SQLite file.
+                With one, runs given a ``thread_id`` keep their state across calls and
+                processes, and a crashed run resumes from its last completed step.
+            interrupt_before: Nodes to pause before (resume with ``invoke(None, config)``).
+            interrupt_after: Nodes to pause after.
+            step_limit: Most steps one run may take; required when the graph has a cycle.
+            name: Rename the compiled graph (defaults to the builder's name).
+
+        Raises:
+            GraphCompileError: listing every problem found, each with its fix.
+        """
+        from weft.core.compiled import CompiledGraph
+
+        if name is not None and name != self.name:
+            self.name, old = name, self.name
+            try:
+                plan = self.plan(step_limit=step_limit)
+            finally:
+                self.name = old
+        else:
+            plan = self.plan(step_limit=step_limit)
+        unknown = [n for n in [*interrupt_before, *interrupt_after] if n not in plan.nodes]
+        if unknown:
+            raise GraphCompileError(
+                plan.name,
+                [
+                    f"interrupt at unknown node '{n}'; nodes: {', '.join(sorted(plan.nodes))}"
+                    for n in unknown
+                ],
+            )
+        return CompiledGraph(
+            plan,
+            checkpointer=checkpointer,
+            interrupt_before=tuple(interrupt_before),
+            interrupt_after=tuple(interrupt_after),
+            step_limit=step_limit,
+        )
+
+    # -- type resolution ------------------------------------------------------------------------
+
+    def _node_in_type(self, n: str) -> Any:
+        node = self.nodes[n]
+        if node.pre is not None:
+            hint = _param_type(node.pre, 0)
+            if hint is not None:
+                return hint
+        return node.spec.input_type if node.spec is not None else Any
+
+    def _resolve_types(
+        self,
+        n: str,
+        preds: dict[str, list[str]],
+        branch_preds: dict[str, list[str]],
+        triggers: dict[str, Trigger],
+        in_types: dict[str, Any],
+        out_types: dict[str, Any],
+        problems: list[str],
+    ) -> None:
+        node = self.nodes[n]
+        sources = preds[n] + branch_preds[n]
+        if node.spec is not None:
+            in_types[n] = self._node_in_type(n)
+            out_types[n] = node.spec.output_type
+            return
+        # A passthrough outputs what it receives.
+        if triggers[n] == "all" and len(sources) > 1:
+            if node.merge is not None:
+                t = _return_type(node.merge)
+            else:
+                t = dict[str, Any]
+        else:
+            t = _union([out_types.get(s, Any) for s in sources])
+        in_types[n] = t
+        out_types[n] = t
+
+    def _check_inputs(
+        self,
+        n: str,
+        plain: list[str],
+        via_branch: list[str],
+        trigger: Trigger,
+        out_types: dict[str, Any],
+        problems: list[str],
+    ) -> None:
+        node = self.nodes[n]
+        if node.spec is None:
+            return
+        want = self._node_in_type(n)
+        sources = plain + via_branch
+        if trigger == "all" and len(sources) > 1:
+            if node.merge is None:
+                if not _is_mapping_type(want):
+                    problems.append(
+                        f"node '{n}' has {len(sources)} inputs ({', '.join(sources)}) but no "
+                        f"merge; pass merge=fn to add_node, give it a Mapping input (it gets "
+                        f"{{upstream: output}}), or trigger='any' if only one runs per pass"
+                    )
+                return
+            merged = _return_type(node.merge)
+            if merged is not None and not is_assignable(merged, want):
+                problems.append(
+                    f"node '{n}': its merge returns {type_name(merged)} but the node takes "
+                    f"{type_name(want)}"
+                )
+            return
+        for src in sources:
+            have = out_types.get(src, Any)
+            if not is_assignable(have, want):
+                problems.append(_edge_message(src, n, have, want, node.spec, self.nodes))
+
+
+def _edge_message(
+    src: str, dst: str, have: Any, want: Any, spec: ComponentSpec, nodes: dict[str, NodeDef]
+) -> str:
+    who = "the graph input" if src == START else f"'{src}'"
+    head = f"edge '{src}' -> '{dst}': {who} outputs {type_name(have)} but '{dst}' takes "
+    missing = missing_typeddict_keys(have, want)
+    if missing:
+        return (
+            f"edge '{src}' -> '{dst}': '{dst}' needs the keys {', '.join(missing)} that {who} "
+            f"does not output ({type_name(have)}); add them upstream or give them defaults"
+        )
+    shown = "list[BaseMessage]" if spec.kind == "chat_model" else type_name(want)
+    head += shown
+    if spec.kind == "chat_model" and is_assignable(have, list[Document]):
+        return head + "; put a prompt template between them"
+    if spec.kind == "prompt":
+        return head + "; pass a dict of the prompt's variables, e.g. a lambda returning one"
+    if is_assignable(have, BaseMessage) and is_assignable(str, want):
+        return head + "; add an output parser (StrOutputParser) or a lambda between them"
+    if is_assignable(have, PromptValue):
+        return head + "; a prompt's output goes to a chat model"
+    return head + f"; add a lambda that turns {type_name(have)} into {type_name(want)} between them"
+
+
+def _closure(start: str, graph: dict[str, set[str]]) -> set[str]:
+    seen = {start}
+    stack = [start]
+    while stack:
+        for nxt in graph.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle as a list of names (first repeated at the end), or [] if acyclic."""
+    color: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str]:
+        color[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if color.get(m) == 1:
+                return [*stack[stack.index(m) :], m]
+            if color.get(m) is None:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        color[n] = 2
+        return []
+
+    for n in sorted(graph):
+        if color.get(n) is None:
+            found = visit(n)
+            if found:
+                return found
+    return []
+
+
+def _cycle_nodes(graph: dict[str, set[str]], n: str) -> set[str]:
+    """The nodes on some cycle through ``n`` (``n`` itself when it is on one)."""
+    back = {m for m in _closure(n, graph) if n in graph.get(m, set())}
+    return {n} if back or n in graph.get(n, set()) else set()
+
+
+def _topo_order(names: set[str], graph: dict[str, set[str]]) -> list[str]:
+    """Nodes in an order where each comes after its predecessors (cycles broken anywhere)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n in seen or n in (START, END):
+            return
+        seen.add(n)
+        for p in sorted(q for q, dsts in graph.items() if n in dsts):
+            visit(p)
+        order.append(n)
+
+    for n in sorted(names):
+        visit(n)
+    return order
+
+
+def _union(types_: list[Any]) -> Any:
+    unique = list(dict.fromkeys(types_))
+    if not unique:
+        return Any
+    if Any in unique:
+        return Any
+    if len(unique) == 1:
+        return unique[0]
+    return typing.Union[tuple(unique)]  # noqa: UP007
+
+
+def _common_type(types_: list[Any]) -> Any:
+    unique = list(dict.fromkeys(types_))
+    return unique[0] if len(unique) == 1 else Any
+
+
+def _is_mapping_type(tp: Any) -> bool:
+    if tp is Any or is_typeddict(tp):
+        return True
+    origin = get_origin(tp) or tp
+    return isinstance(origin, type) and issubclass(origin, cabc.Mapping)
+
+
+def _param_type(fn: Callable[..., Any], index: int) -> Any:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return None
+    return hints.get(params[index].name) if len(params) > index else None
+
+
+def _return_type(fn: Callable[..., Any]) -> Any:
+    try:
+        return typing.get_type_hints(fn).get("return")
+    except Exception:
+        return None
