@@ -65,10 +65,8 @@ class Tokenizer:
         if token != "":
             return token
         word = raw.lower()
-        result: str | None
-        if word in self.stopwords:
-            result = None
-        else:
+        result: str | None = None
+        if word not in self.stopwords:
             result = s_stem(word) if self.stem else word
         if len(self._memo) >= _MEMO_LIMIT:
             self._memo.clear()

@@ -22,9 +22,13 @@ import bm25s
 import numpy as np
 from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
 from bm25s.selection import topk as _bm25s_topk
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
 from numpy.typing import NDArray
 from pydantic import ConfigDict, Field, PrivateAttr
 
@@ -251,6 +255,22 @@ class BM25Retriever(BaseRetriever):
             for doc, score in self.search(query, k)
         ]
 
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+    ) -> list[Document]:
+        # Overridden because the inherited async version does not accept ``k``.
+        return await run_in_executor(
+            None,
+            self._get_relevant_documents,
+            query,
+            run_manager=run_manager.get_sync(),
+            k=k,
+        )
+
     # -- persistence -----------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -360,11 +380,15 @@ class BM25Retriever(BaseRetriever):
                 "are baked into the saved index; rebuild it to change them"
             )
         retriever = cls(**{**manifest["params"], **overrides})
-        documents = [
-            Document(id=row["id"], page_content=row["page_content"], metadata=row["metadata"])
-            for row in map(json.loads, (version / "documents.jsonl").read_text().splitlines())
-            if row
-        ] if manifest["count"] else []
+        documents = (
+            [
+                Document(id=row["id"], page_content=row["page_content"], metadata=row["metadata"])
+                for row in map(json.loads, (version / "documents.jsonl").read_text().splitlines())
+                if row
+            ]
+            if manifest["count"]
+            else []
+        )
         vocab = json.loads((version / "vocab.json").read_text())
         with np.load(version / "arrays.npz") as arrays:
             flat, offsets = arrays["tokens"], arrays["offsets"]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import chromadb
+from chromadb.api import ClientAPI
 from chromadb.config import Settings
 from langchain_chroma import Chroma
 from langchain_core.callbacks import (
@@ -73,7 +74,10 @@ def embedder_identity(embedding: Embeddings) -> tuple[str, int]:
 
 def _default_embeddings() -> Embeddings:
     try:
-        from weft.components.embeddings import default_embeddings  # noqa: PLC0415
+        # A sibling module; imported lazily so stores work while it is absent or broken.
+        from weft.components.embeddings import (  # type: ignore[import-not-found,unused-ignore]
+            default_embeddings,
+        )
     except ImportError as exc:
         raise ConfigurationError(
             "ChromaStore needs an embedder and weft's default one is unavailable; "
@@ -85,7 +89,7 @@ def _default_embeddings() -> Embeddings:
 
 def _make_client(
     data_dir: str | os.PathLike[str] | None, host: str | None, port: int | None
-) -> chromadb.ClientAPI:
+) -> ClientAPI:
     # Telemetry off: weft runs offline and must not phone home.
     settings = Settings(anonymized_telemetry=False)
     host = host or os.environ.get("CHROMA_HOST") or None
@@ -129,7 +133,7 @@ class ChromaStore(Chroma):
         data_dir: str | os.PathLike[str] | None = None,
         host: str | None = None,
         port: int | None = None,
-        client: chromadb.ClientAPI | None = None,
+        client: ClientAPI | None = None,
         distance: Distance = "cosine",
     ) -> None:
         if distance not in _SCORE_FNS:
@@ -227,7 +231,7 @@ class ChromaStore(Chroma):
         self,
         query: str,
         k: int = 4,
-        filter: dict[str, Any] | None = None,  # noqa: A002
+        filter: dict[str, Any] | None = None,
         where_document: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
@@ -241,8 +245,11 @@ class ChromaStore(Chroma):
             query, k=k, filter=filter, where_document=where_document, **kwargs
         )
 
-    def as_retriever(  # type: ignore[override]
-        self, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any  # noqa: A002
+    def as_retriever(
+        self,
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> ChromaRetriever:
         """A retriever returning the top ``k`` documents with ``metadata["score"]`` set."""
         tags = [*(kwargs.pop("tags", None) or []), "Chroma", type(self.embeddings).__name__]
@@ -268,7 +275,10 @@ class ChromaRetriever(VectorStoreRetriever):
     filter: dict[str, Any] | None = None
 
     def _search(
-        self, query: str, k: int | None, filter: dict[str, Any] | None  # noqa: A002
+        self,
+        query: str,
+        k: int | None,
+        filter: dict[str, Any] | None,
     ) -> list[Document]:
         _check_query(query)
         hits = self.vectorstore.similarity_search_with_relevance_scores(
@@ -285,7 +295,7 @@ class ChromaRetriever(VectorStoreRetriever):
         *,
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
-        filter: dict[str, Any] | None = None,  # noqa: A002
+        filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         return self._search(query, k, filter)
@@ -296,7 +306,7 @@ class ChromaRetriever(VectorStoreRetriever):
         *,
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: int | None = None,
-        filter: dict[str, Any] | None = None,  # noqa: A002
+        filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
         # chromadb's embedded client is synchronous; keep the event loop free.

@@ -1,0 +1,374 @@
+"""Hybrid retrieval: a vector branch and a BM25 branch run in parallel, then fused.
+
+Fusion is Reciprocal Rank Fusion (Cormack et al., 2009), ``score(d) = sum_b w_b / (rrf_k +
+rank_b(d))`` over the branches that returned ``d`` (ranks start at 1), or a weighted mean of
+min-max-normalised branch scores. A failing branch is reported as a callback event
+(:data:`BRANCH_FAILED_EVENT`) and the other branch answers alone; only when both fail does the
+retriever raise :class:`~weft.core.errors.RetrievalError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    BaseCallbackManager,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field
+
+from weft.components._ids import document_id
+from weft.core.errors import ConfigurationError, EmptyQueryError, RetrievalError
+
+__all__ = [
+    "BRANCH_FAILED_EVENT",
+    "Fused",
+    "HybridRetriever",
+    "mmr_select",
+    "reciprocal_rank_fusion",
+    "weighted_score_fusion",
+]
+
+#: Name of the custom callback event sent when one branch fails and the other answers.
+BRANCH_FAILED_EVENT = "weft.retriever.branch_failed"
+
+logger = logging.getLogger(__name__)
+
+_BRANCHES = ("vector", "bm25")
+
+
+@dataclass
+class Fused:
+    """One fused result: the document, its fused score, and what each branch said about it."""
+
+    document: Document
+    score: float
+    ranks: dict[str, int] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_document(self) -> Document:
+        """The document with ``score`` (fused), ``ranks`` and ``scores`` (per branch) set."""
+        metadata = {
+            **self.document.metadata,
+            "score": self.score,
+            "ranks": dict(self.ranks),
+            "scores": dict(self.scores),
+        }
+        return self.document.model_copy(update={"metadata": metadata})
+
+
+def _collect(rankings: Mapping[str, Sequence[Document]]) -> dict[str, Fused]:
+    """Join branch results by document id, keeping each branch's best rank."""
+    joined: dict[str, Fused] = {}
+    for branch, docs in rankings.items():
+        for rank, doc in enumerate(docs, start=1):
+            key = document_id(doc)
+            entry = joined.get(key)
+            if entry is None:
+                entry = joined[key] = Fused(document=doc, score=0.0)
+            if branch in entry.ranks:
+                continue  # a branch listing a document twice keeps its better rank
+            entry.ranks[branch] = rank
+            raw = doc.metadata.get("score")
+            entry.scores[branch] = float(raw) if isinstance(raw, int | float) else 1.0 / rank
+    for entry in joined.values():
+        if "score" in entry.document.metadata:
+            meta = {k: v for k, v in entry.document.metadata.items() if k != "score"}
+            entry.document = entry.document.model_copy(update={"metadata": meta})
+    return joined
+
+
+def _ordered(joined: dict[str, Fused]) -> list[Fused]:
+    # Ties go to the document with the best single-branch rank, then to its id, so the
+    # order never depends on dict iteration or thread timing.
+    return sorted(
+        joined.values(),
+        key=lambda f: (-f.score, min(f.ranks.values()), document_id(f.document)),
+    )
+
+
+def reciprocal_rank_fusion(
+    rankings: Mapping[str, Sequence[Document]],
+    *,
+    rrf_k: int = 60,
+    weights: Mapping[str, float] | None = None,
+) -> list[Fused]:
+    """Fuse ranked lists with RRF: ``sum_b weight_b / (rrf_k + rank_b)``, ranks from 1.
+
+    Example:
+        >>> a, b = Document(page_content="a", id="a"), Document(page_content="b", id="b")
+        >>> [(f.document.id, round(f.score, 5)) for f in
+        ...  reciprocal_rank_fusion({"vector": [a, b], "bm25": [b]})]
+        [('b', 0.03252), ('a', 0.01639)]
+    """
+    joined = _collect(rankings)
+    for entry in joined.values():
+        entry.score = sum(
+            (1.0 if weights is None else weights.get(branch, 1.0)) / (rrf_k + rank)
+            for branch, rank in entry.ranks.items()
+        )
+    return _ordered(joined)
+
+
+def weighted_score_fusion(
+    rankings: Mapping[str, Sequence[Document]],
+    *,
+    weights: Mapping[str, float] | None = None,
+) -> list[Fused]:
+    """Fuse by a weighted mean of min-max-normalised scores (``metadata["score"]``).
+
+    Each branch's scores are scaled to [0, 1] over its own results (all 1.0 when they are
+    equal); a document a branch did not return gets 0 from it. A result without a score
+    counts as ``1 / rank``. The fused score is ``sum_b w_b * norm_b / sum_b w_b``.
+
+    Example:
+        >>> a = Document(page_content="a", id="a", metadata={"score": 0.9})
+        >>> b = Document(page_content="b", id="b", metadata={"score": 0.5})
+        >>> [(f.document.id, f.score) for f in weighted_score_fusion({"vector": [a, b]})]
+        [('a', 1.0), ('b', 0.0)]
+    """
+    joined = _collect(rankings)
+    total = sum((1.0 if weights is None else weights.get(b, 1.0)) for b in rankings) or 1.0
+    for branch in rankings:
+        weight = 1.0 if weights is None else weights.get(branch, 1.0)
+        values = [e.scores[branch] for e in joined.values() if branch in e.scores]
+        if not values:
+            continue
+        low, high = min(values), max(values)
+        for entry in joined.values():
+            if branch in entry.scores:
+                norm = 1.0 if high == low else (entry.scores[branch] - low) / (high - low)
+                entry.score += weight * norm / total
+    return _ordered(joined)
+
+
+def mmr_select(
+    relevance: Sequence[float], vectors: np.ndarray[Any, Any], k: int, lambda_: float = 0.5
+) -> list[int]:
+    """Pick ``k`` indices by Maximal Marginal Relevance.
+
+    Each step takes the candidate maximising ``lambda_ * relevance - (1 - lambda_) *
+    max cosine similarity to those already picked``; relevance should be in [0, 1].
+
+    Example:
+        >>> mmr_select([1.0, 0.99, 0.5], np.array([[1.0, 0], [1.0, 0], [0, 1.0]]), k=2)
+        [0, 2]
+    """
+    n = len(relevance)
+    if n == 0 or k <= 0:
+        return []
+    mat = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    unit = mat / np.where(norms == 0, 1.0, norms)
+    sim = unit @ unit.T
+    rel = np.asarray(relevance, dtype=np.float64)
+    chosen = [int(np.argmax(rel))]
+    max_sim = sim[chosen[0]].copy()
+    available = np.ones(n, dtype=bool)
+    available[chosen[0]] = False
+    while len(chosen) < min(k, n):
+        gain = lambda_ * rel - (1.0 - lambda_) * max_sim
+        gain[~available] = -np.inf
+        pick = int(np.argmax(gain))
+        chosen.append(pick)
+        available[pick] = False
+        np.maximum(max_sim, sim[pick], out=max_sim)
+    return chosen
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="weft-hybrid")
+        return _pool
+
+
+class HybridRetriever(BaseRetriever):
+    """Vector + BM25 retrieval, run in parallel and fused (RRF by default).
+
+    Each branch is asked for ``fetch_k`` candidates; the top ``k`` fused documents come back
+    with ``metadata["score"]`` (fused), ``metadata["ranks"]`` and ``metadata["scores"]`` (per
+    branch, e.g. ``{"vector": 2, "bm25": 1}``). Documents are joined by id. With ``mmr=True``
+    the final ``k`` are picked by Maximal Marginal Relevance over the fused candidates, using
+    ``embeddings`` for document similarity and the normalised fused score as relevance.
+
+    Example:
+        >>> hybrid = HybridRetriever(vector=store.as_retriever(), bm25=bm25, k=5)
+        >>> docs = hybrid.invoke("how are chunks embedded?")
+        >>> docs[0].metadata["ranks"]
+        {'vector': 1, 'bm25': 3}
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    vector: BaseRetriever
+    bm25: BaseRetriever
+    k: int = Field(default=4, ge=1)
+    fetch_k: int = Field(default=20, ge=1, description="Candidates asked of each branch.")
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(default=60, ge=0)
+    weights: dict[str, float] = Field(default_factory=lambda: {"vector": 1.0, "bm25": 1.0})
+    mmr: bool = False
+    mmr_lambda: float = Field(default=0.5, ge=0.0, le=1.0)
+    embeddings: Embeddings | None = None
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        # Checked here, not in a pydantic validator, so callers get a ConfigurationError
+        # rather than a ValidationError wrapping it.
+        if self.mmr and self.embeddings is None:
+            raise ConfigurationError(
+                "HybridRetriever(mmr=True) needs embeddings=... to compare documents; "
+                "pass the embedder of the vector store, or set mmr=False"
+            )
+        unknown = set(self.weights) - set(_BRANCHES)
+        if unknown:
+            raise ConfigurationError(
+                f"HybridRetriever weights has unknown branches {sorted(unknown)}; "
+                f"valid branches are {list(_BRANCHES)}"
+            )
+
+    # -- sync ------------------------------------------------------------------------------
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
+        _check_query(query)
+        limit = k or self.k
+        fetch = max(self.fetch_k, limit)
+        # BM25 runs in a worker (copying context vars so tracing follows it); the vector
+        # branch, usually the slower one, runs in this thread.
+        ctx = contextvars.copy_context()
+        bm25_future = _executor().submit(
+            ctx.run, self._run, self.bm25, query, fetch, run_manager.get_child("bm25")
+        )
+        vector = self._run(self.vector, query, fetch, run_manager.get_child("vector"))
+        results = {"vector": vector, "bm25": bm25_future.result()}
+        for name, error in _failures(results).items():
+            self._log_failure(name, error)
+            dispatch_custom_event(
+                BRANCH_FAILED_EVENT,
+                self._event(name, error),
+                config={"callbacks": run_manager.get_child()},
+            )
+        fused = self._fuse(results)
+        if self.mmr and len(fused) > limit:
+            assert self.embeddings is not None
+            texts = [f.document.page_content for f in fused]
+            vectors = np.asarray(self.embeddings.embed_documents(texts), dtype=np.float64)
+            fused = [fused[i] for i in self._mmr(fused, vectors, limit)]
+        return [f.to_document() for f in fused[:limit]]
+
+    @staticmethod
+    def _run(
+        branch: BaseRetriever, query: str, fetch: int, callbacks: BaseCallbackManager
+    ) -> list[Document] | Exception:
+        try:
+            return branch.invoke(query, {"callbacks": callbacks}, k=fetch)
+        except Exception as exc:  # a failed branch is reported, not raised, unless both fail
+            return exc
+
+    # -- async -----------------------------------------------------------------------------
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+    ) -> list[Document]:
+        _check_query(query)
+        limit = k or self.k
+        fetch = max(self.fetch_k, limit)
+        vector, bm25 = await asyncio.gather(
+            self._arun(self.vector, query, fetch, run_manager.get_child("vector")),
+            self._arun(self.bm25, query, fetch, run_manager.get_child("bm25")),
+        )
+        results = {"vector": vector, "bm25": bm25}
+        for name, error in _failures(results).items():
+            self._log_failure(name, error)
+            await adispatch_custom_event(
+                BRANCH_FAILED_EVENT,
+                self._event(name, error),
+                config={"callbacks": run_manager.get_child()},
+            )
+        fused = self._fuse(results)
+        if self.mmr and len(fused) > limit:
+            assert self.embeddings is not None
+            texts = [f.document.page_content for f in fused]
+            vectors = np.asarray(await self.embeddings.aembed_documents(texts), dtype=np.float64)
+            fused = [fused[i] for i in self._mmr(fused, vectors, limit)]
+        return [f.to_document() for f in fused[:limit]]
+
+    @staticmethod
+    async def _arun(
+        branch: BaseRetriever, query: str, fetch: int, callbacks: BaseCallbackManager
+    ) -> list[Document] | Exception:
+        try:
+            return await branch.ainvoke(query, {"callbacks": callbacks}, k=fetch)
+        except Exception as exc:  # a failed branch is reported, not raised, unless both fail
+            return exc
+
+    # -- shared ----------------------------------------------------------------------------
+
+    def _fuse(self, results: Mapping[str, list[Document] | Exception]) -> list[Fused]:
+        answered = {n: r for n, r in results.items() if not isinstance(r, Exception)}
+        if not answered:
+            causes = "; ".join(f"{n}: {type(e).__name__}: {e}" for n, e in results.items())
+            raise RetrievalError(
+                f"hybrid retrieval failed in both branches ({causes}); check the vector "
+                "store and the BM25 index"
+            ) from next(e for e in results.values() if isinstance(e, Exception))
+        if self.fusion == "rrf":
+            return reciprocal_rank_fusion(answered, rrf_k=self.rrf_k, weights=self.weights)
+        return weighted_score_fusion(answered, weights=self.weights)
+
+    def _mmr(self, fused: list[Fused], vectors: np.ndarray[Any, Any], k: int) -> list[int]:
+        scores = np.array([f.score for f in fused])
+        low, high = float(scores.min()), float(scores.max())
+        relevance = np.ones_like(scores) if high == low else (scores - low) / (high - low)
+        return mmr_select(list(relevance), vectors, k, self.mmr_lambda)
+
+    def _event(self, branch: str, error: Exception) -> dict[str, Any]:
+        return {
+            "retriever": self.get_name(),
+            "branch": branch,
+            "error_type": type(error).__name__,
+            "error": str(error),
+        }
+
+    def _log_failure(self, branch: str, error: Exception) -> None:
+        logger.warning(
+            "%s: %s branch failed, answering from the other: %s: %s",
+            self.get_name(),
+            branch,
+            type(error).__name__,
+            error,
+        )
+
+
+def _failures(results: Mapping[str, object]) -> dict[str, Exception]:
+    return {n: r for n, r in results.items() if isinstance(r, Exception)}
+
+
+def _check_query(query: str) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise EmptyQueryError("hybrid retriever query is empty; pass some text to search for")
