@@ -18,6 +18,7 @@ from typing import Any, Literal
 import chromadb
 from chromadb.api import ClientAPI
 from chromadb.config import Settings
+from chromadb.errors import NotFoundError
 from langchain_chroma import Chroma
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -114,7 +115,8 @@ class ChromaStore(Chroma):
     embedded persistent client in ``data_dir`` (default ``.weft/chroma``).
 
     A new collection records the embedder's name and dimension in its metadata; opening it
-    later with a different embedder raises :class:`~weft.core.errors.ConfigurationError`.
+    later with a different embedder raises :class:`~weft.core.errors.ConfigurationError`;
+    ``reset=True`` drops the collection first (what ``--reset`` does before a re-ingest).
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -135,6 +137,7 @@ class ChromaStore(Chroma):
         port: int | None = None,
         client: ClientAPI | None = None,
         distance: Distance = "cosine",
+        reset: bool = False,
     ) -> None:
         if distance not in _SCORE_FNS:
             raise ConfigurationError(
@@ -146,6 +149,11 @@ class ChromaStore(Chroma):
         self.dimension = dimension
         self.distance: Distance = distance
         chroma_client = client if client is not None else _make_client(data_dir, host, port)
+        if reset:
+            try:
+                chroma_client.delete_collection(collection_name)
+            except NotFoundError:
+                pass  # nothing to reset
         if client is not None:
             self._location = "the given client"
         elif host or os.environ.get("CHROMA_HOST"):

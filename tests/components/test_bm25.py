@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+
+from weft.components._tokenize import Tokenizer, s_stem
+from weft.components.bm25 import BM25Retriever
+from weft.core.errors import ConfigurationError, EmptyQueryError
+
+CORPUS = [
+    Document(page_content="Chroma stores embedding vectors for semantic search", id="chroma"),
+    Document(page_content="BM25 ranks documents by keyword overlap with the query", id="bm25"),
+    Document(page_content="Hybrid retrievers fuse keyword and vector rankings", id="hybrid"),
+    Document(page_content="The cat sat on the mat while dogs barked", id="pets"),
+    Document(page_content="东京大学是日本最著名的大学之一", id="zh"),
+    Document(page_content="京都は日本の古い都です", id="ja"),
+]
+
+
+@pytest.fixture
+def retriever() -> BM25Retriever:
+    return BM25Retriever(documents=CORPUS, k=3)
+
+
+def test_tokenizer_lowercases_drops_stopwords_and_folds_plurals() -> None:
+    assert Tokenizer()("The Retrievers AND the Queries") == ["retriever", "query"]
+
+
+def test_tokenizer_options_keep_stopwords_and_plurals() -> None:
+    assert Tokenizer(stopwords=None, stem=False)("The Queries") == ["the", "queries"]
+
+
+def test_tokenizer_cuts_cjk_runs_into_unigrams_and_bigrams() -> None:
+    assert Tokenizer()("东京大学 rocks") == ["东", "京", "大", "学", "东京", "京大", "大学", "rock"]
+
+
+def test_s_stem_only_folds_plurals() -> None:
+    assert [s_stem(w) for w in ["studies", "classes", "cats", "glass", "corpus", "bus"]] == [
+        "study",
+        "classe",
+        "cat",
+        "glass",
+        "corpus",
+        "bus",
+    ]
+
+
+def test_english_query_ranks_the_matching_document_first(retriever: BM25Retriever) -> None:
+    docs = retriever.invoke("keyword ranking of documents")
+    assert docs[0].id == "bm25"
+    assert {d.id for d in docs} <= {"bm25", "hybrid"}
+
+
+def test_plural_and_singular_match_each_other(retriever: BM25Retriever) -> None:
+    assert retriever.invoke("retriever")[0].id == "hybrid"
+
+
+def test_cjk_queries_find_chinese_and_japanese_text(retriever: BM25Retriever) -> None:
+    assert retriever.invoke("东京的大学")[0].id == "zh"
+    assert retriever.invoke("京都")[0].id == "ja"
+
+
+def test_scores_are_in_metadata_positive_and_descending(retriever: BM25Retriever) -> None:
+    docs = retriever.invoke("keyword vector search")
+    scores = [d.metadata["score"] for d in docs]
+    assert len(docs) == 3
+    assert all(s > 0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_scores_equal_bm25s_on_the_same_tokens(retriever: BM25Retriever) -> None:
+    tokenizer = Tokenizer()
+    reference = bm25s.BM25(method="lucene")
+    reference.index([tokenizer(d.page_content) for d in CORPUS], show_progress=False)
+    query = "keyword vector rankings"
+    expected = reference.get_scores(tokenizer(query))
+    got = {d.id: d.metadata["score"] for d in retriever.invoke(query, k=6)}
+    for position, doc in enumerate(CORPUS):
+        assert got.get(doc.id, 0.0) == pytest.approx(float(expected[position]), rel=1e-5)
+
+
+def test_query_sharing_no_token_returns_nothing(retriever: BM25Retriever) -> None:
+    assert retriever.invoke("zebra") == []
+
+
+@pytest.mark.parametrize("query", ["", "   \n"])
+def test_empty_query_raises(retriever: BM25Retriever, query: str) -> None:
+    with pytest.raises(EmptyQueryError):
+        retriever.invoke(query)
+
+
+async def test_async_invoke_honours_k(retriever: BM25Retriever) -> None:
+    docs = await retriever.ainvoke("keyword vector search semantic", k=2)
+    assert len(docs) == 2
+
+
+def test_empty_retriever_returns_nothing() -> None:
+    assert BM25Retriever().invoke("anything") == []
+
+
+def test_upsert_with_same_id_replaces_the_document(retriever: BM25Retriever) -> None:
+    retriever.upsert([Document(page_content="giraffes eat acacia leaves", id="pets")])
+    assert retriever.count() == len(CORPUS)
+    assert retriever.invoke("giraffe")[0].id == "pets"
+    assert retriever.invoke("cat mat") == []
+
+
+def test_documents_without_id_are_deduplicated_by_content() -> None:
+    retriever = BM25Retriever()
+    doc = Document(page_content="duplicate chunk text", metadata={"source": "a.md"})
+    first = retriever.upsert([doc, doc])
+    second = retriever.upsert([doc])
+    assert first[0] == first[1] == second[0]
+    assert retriever.count() == 1
+    assert retriever.invoke("duplicate")[0].id == first[0]
+
+
+def test_delete_removes_documents_and_ignores_unknown_ids(retriever: BM25Retriever) -> None:
+    assert retriever.delete(["bm25", "nope"]) == 1
+    assert retriever.count() == len(CORPUS) - 1
+    assert all(d.id != "bm25" for d in retriever.invoke("keyword overlap query", k=5))
+
+
+def test_adding_documents_tokenizes_only_the_new_ones(
+    retriever: BM25Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retriever.invoke("warm up")  # builds the index for the initial corpus
+    seen: list[str] = []
+    original = Tokenizer.__call__
+
+    def counting(self: Tokenizer, text: str) -> list[str]:
+        seen.append(text)
+        return original(self, text)
+
+    monkeypatch.setattr(Tokenizer, "__call__", counting)
+    retriever.upsert([Document(page_content="penguins swim in cold water", id="penguin")])
+    docs = retriever.invoke("penguin")
+    assert seen == ["penguins swim in cold water", "penguin"]
+    assert docs[0].id == "penguin"
+
+
+def test_incremental_index_scores_like_a_fresh_one(retriever: BM25Retriever) -> None:
+    extra = [Document(page_content="keyword search engines use inverted indexes", id="ir")]
+    retriever.invoke("warm up")
+    retriever.upsert(extra)
+    retriever.delete(["pets"])
+    fresh = BM25Retriever(documents=[d for d in CORPUS if d.id != "pets"] + extra, k=3)
+    query = "keyword search vector"
+    got = [(d.id, d.metadata["score"]) for d in retriever.invoke(query)]
+    want = [(d.id, d.metadata["score"]) for d in fresh.invoke(query)]
+    assert [i for i, _ in got] == [i for i, _ in want]
+    assert np.allclose([s for _, s in got], [s for _, s in want])
+
+
+def test_save_and_load_round_trip(retriever: BM25Retriever, tmp_path: Path) -> None:
+    docs = [*CORPUS, Document(page_content="metadata survives", id="m", metadata={"n": [1, 2]})]
+    retriever.upsert(docs[-1:])
+    retriever.save(tmp_path / "idx")
+    loaded = BM25Retriever.load(tmp_path / "idx")
+    assert loaded.count() == len(docs)
+    assert loaded.k == 3
+    query = "keyword vector 东京"
+    assert loaded.invoke(query) == retriever.invoke(query)
+    assert loaded.get_by_ids(["m"]) == [docs[-1]]
+    # The token cache was restored too: adding after a load needs no re-tokenizing.
+    loaded.upsert([Document(page_content="owls hunt at night", id="owl")])
+    assert loaded.invoke("owl")[0].id == "owl"
+    assert loaded.invoke("keyword overlap")[0].id == "bm25"
+
+
+def test_load_can_override_k_only(retriever: BM25Retriever, tmp_path: Path) -> None:
+    retriever.save(tmp_path)
+    assert BM25Retriever.load(tmp_path, k=1).k == 1
+    with pytest.raises(ConfigurationError, match="only override 'k'"):
+        BM25Retriever.load(tmp_path, k1=2.0)
+
+
+def test_save_swaps_versions_atomically(retriever: BM25Retriever, tmp_path: Path) -> None:
+    retriever.save(tmp_path)
+    # A crash mid-save leaves only a staging directory behind; it must not be read.
+    (tmp_path / ".tmp-v-crashed").mkdir()
+    retriever.upsert([Document(page_content="second version only", id="v2")])
+    retriever.save(tmp_path)
+    versions = [p.name for p in tmp_path.iterdir() if p.name.startswith("v-")]
+    assert versions == [(tmp_path / "CURRENT").read_text()]
+    assert BM25Retriever.load(tmp_path).invoke("second version")[0].id == "v2"
+
+
+def test_load_without_index_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no BM25 index"):
+        BM25Retriever.load(tmp_path / "missing")
+
+
+def test_save_refuses_unserialisable_metadata(tmp_path: Path) -> None:
+    retriever = BM25Retriever(documents=[Document(page_content="x y", id="o", metadata={"o": {1}})])
+    with pytest.raises(ConfigurationError, match="document 'o'"):
+        retriever.save(tmp_path)
+    assert not (tmp_path / "CURRENT").exists()
