@@ -24,6 +24,7 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.load.serializable import Serializable
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 __all__ = ["Uncacheable", "describe", "digest"]
@@ -31,8 +32,9 @@ __all__ = ["Uncacheable", "describe", "digest"]
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _MAX_DEPTH = 12
 
-# Fields that never change what a component returns, and often hold clients, handlers or
-# caches whose state would make the key differ between two identical components.
+# Fields of a Runnable that never change what it returns, and often hold clients, handlers or
+# caches whose state would make the key differ between two identical components. Only skipped
+# on Runnables: a document's metadata or a message's name is part of the input.
 _SKIP_FIELDS = frozenset(
     {
         "async_client",
@@ -51,6 +53,10 @@ _SKIP_FIELDS = frozenset(
         "verbose",
     }
 )
+
+
+def _skipped(value: Any) -> frozenset[str]:
+    return _SKIP_FIELDS if isinstance(value, Runnable) else frozenset()
 
 
 class Uncacheable(TypeError):
@@ -149,7 +155,7 @@ class _Describer:
             fields = {
                 name: self.run(getattr(value, name, None), depth)
                 for name, info in type(value).model_fields.items()
-                if not info.exclude and name not in _SKIP_FIELDS
+                if not info.exclude and name not in _skipped(value)
             }
             return {"!model": _qualname(type(value)), "fields": fields}
         if dataclasses.is_dataclass(value):
@@ -178,7 +184,7 @@ class _Describer:
             public = {
                 k: self.run(v, depth)
                 for k, v in attrs.items()
-                if not k.startswith("_") and k not in _SKIP_FIELDS
+                if not k.startswith("_") and k not in _skipped(value)
             }
             if public or not attrs:
                 return {"!object": _qualname(type(value)), "attrs": public}
@@ -189,7 +195,7 @@ class _Describer:
         if data.get("type") != "constructor":
             return self.repr_of(value)
         kwargs: dict[str, Any] = dict(data.get("kwargs") or {})  # type: ignore[call-overload]
-        for name in _SKIP_FIELDS:
+        for name in _skipped(value):
             kwargs.pop(name, None)
         if isinstance(value, BaseMessage):
             # Message ids are random per run (AI replies get "run-<uuid>") and never change what
