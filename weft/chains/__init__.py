@@ -1,1 +1,3 @@
 """Ready chains: small linear pipelines built with weft.Chain."""
+
+__all__: list[str] = []

@@ -1,4 +1,4 @@
-"""The core: types, the component contract, graph and chain builders, streaming, callbacks, errors."""
+"""The core: types, component contract, graph and chain builders, streams, callbacks, errors."""
 
 from weft.core.callbacks import ConsoleHandler, Handler, MemoryHandler, RunInfo, add_handler
 from weft.core.chain import Chain

@@ -148,9 +148,7 @@ class CallbackBridge(BaseCallbackHandler):
         meta = metadata or {}
         if run_id in _GRAPH_RUNS:
             kind, graph, node = "graph", _GRAPH_RUNS[run_id], None
-        elif (
-            kind == "chain" and parent is not None and parent.info and parent.info.kind == "graph"
-        ):
+        elif kind == "chain" and parent is not None and parent.info and parent.info.kind == "graph":
             kind, node = "node", name
             component = meta.get("weft_component")
         if kind == "chain":
@@ -256,7 +254,14 @@ class CallbackBridge(BaseCallbackHandler):
         self._start("chat_model", name, run_id, parent_run_id, metadata, prompts)
 
     def on_llm_new_token(
-        self, token: str, *, chunk: Any = None, run_id: UUID, **kwargs: Any
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        chunk: Any = None,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         self.chunk(run_id, chunk.message if hasattr(chunk, "message") else (chunk or token))
 
@@ -376,9 +381,7 @@ class MemoryHandler(Handler):
     def on_stream_chunk(self, info: RunInfo, chunk: Any) -> None:
         self._add("chunk", info, chunk)
 
-    def of(
-        self, event: str | None = None, kind: RunKind | None = None
-    ) -> list[CallbackEvent]:
+    def of(self, event: str | None = None, kind: RunKind | None = None) -> list[CallbackEvent]:
         """Events filtered by hook name and run kind."""
         return [
             e

@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, TypeVar, get_args
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from typing_extensions import Self, TypedDict
+from typing_extensions import Self
 
-from weft.core.component import as_component
 from weft.core.compiled import CompiledGraph
+from weft.core.component import as_component
 from weft.core.graph import END, START, Graph
+from weft.core.types import typed_dict
 
 __all__ = ["Chain"]
 
@@ -97,7 +98,7 @@ class Chain(Generic[InT, OutT]):
             self._graph.add_node(node, comp)
             out_types[key] = as_component(comp).output_type
             self._link(node)
-        out_t = TypedDict(f"{join.title()}Output", out_types)  # type: ignore[operator]
+        out_t = typed_dict(f"{join.title()}Output", out_types)
         prefix = f"{join}_"
 
         def merge(parts: dict[str, Any]) -> Any:
@@ -167,4 +168,3 @@ class Chain(Generic[InT, OutT]):
 
     def __repr__(self) -> str:
         return f"Chain({self.name!r}, steps={self._count})"
-

@@ -25,7 +25,7 @@ from langgraph.errors import GraphBubbleUp, GraphRecursionError
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StreamWriter
-from typing_extensions import TypedDict, is_typeddict
+from typing_extensions import is_typeddict
 
 from weft.core import callbacks as _cb
 from weft.core.component import ComponentSpec, TypedLambda, to_message
@@ -33,7 +33,7 @@ from weft.core.errors import GraphInputError, NodeError, StepLimitError
 from weft.core.graph import END, START, BranchDef, GraphPlan, NodeDef
 from weft.core.stream import Chunk, FinalOutput, NodeFinished, NodeStarted, StreamEvent
 from weft.core.stream import concat_chunks as _concat
-from weft.core.types import type_name
+from weft.core.types import type_name, typed_dict
 
 __all__ = ["CompiledGraph", "Interrupted", "thread"]
 
@@ -55,7 +55,8 @@ def thread(thread_id: str, **config: Any) -> RunnableConfig:
     """
     conf = dict(config.pop("configurable", {}))
     conf["thread_id"] = thread_id
-    return RunnableConfig(configurable=conf, **config)  # type: ignore[typeddict-item]
+    out: RunnableConfig = {**config, "configurable": conf}  # type: ignore[typeddict-item]
+    return out
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class _Node:
         self.kind = spec.kind if spec else "passthrough"
         self.lam: TypedLambda | None = self.component if self.kind == "lambda" else None
         # Lambdas that return (not yield) and passthroughs have no chunks to stream.
-        self.streams = self.kind not in ("lambda", "passthrough") or bool(
+        self.streams = self.kind in ("chat_model", "graph", "runnable") or bool(
             self.lam is not None and self.lam.streams
         )
         trigger = plan.triggers[node.name]
@@ -223,12 +224,10 @@ class _Node:
 
     # -- sync -----------------------------------------------------------------------------------
 
-    def run(
-        self, values: dict[str, Any], config: RunnableConfig, writer: StreamWriter
-    ) -> Any:
+    def run(self, values: dict[str, Any], config: RunnableConfig, writer: StreamWriter) -> Any:
         try:
             x, state = self.read(values)
-            if config[_CONF].get(_STREAM):  # type: ignore[index]
+            if config["configurable"].get(_STREAM):
                 y = self.run_streaming(x, state, config, writer)
             else:
                 y = self.call(x, state, config)
@@ -287,7 +286,9 @@ class _Node:
             writer(("end", path, ev.output))
         return None
 
-    def report_chunk(self, bridges: list[_cb.CallbackBridge], config: RunnableConfig, c: Any) -> None:
+    def report_chunk(
+        self, bridges: list[_cb.CallbackBridge], config: RunnableConfig, c: Any
+    ) -> None:
         run_id = getattr(config.get("callbacks"), "parent_run_id", None)
         for b in bridges:
             b.chunk(run_id, c)
@@ -299,7 +300,7 @@ class _Node:
     ) -> Any:
         try:
             x, state = self.read(values)
-            if config[_CONF].get(_STREAM):  # type: ignore[index]
+            if config["configurable"].get(_STREAM):
                 y = await self.arun_streaming(x, state, config, writer)
             else:
                 y = await self.acall(x, state, config)
@@ -359,10 +360,7 @@ def plan_out_keys(plan: GraphPlan, name: str) -> list[str]:
         if s == END:
             continue
         n_in = len(plan.preds[s]) + len(plan.branch_preds[s])
-        if plan.triggers[s] == "any" and n_in > 1:
-            key = _inbox_key(s)
-        else:
-            key = _out_key(name)
+        key = _inbox_key(s) if plan.triggers[s] == "any" and n_in > 1 else _out_key(name)
         if key not in keys:
             keys.append(key)
     if name in plan.end_nodes:
@@ -388,16 +386,16 @@ def _build(
             fields[_inbox_key(n)] = Annotated[Any, _last]
             if START in plan.preds[n]:
                 start_inboxes[_inbox_key(n)] = None
-    schema = TypedDict(f"{_safe(plan.name)}State", fields)  # type: ignore[operator]
-    output_schema = TypedDict(f"{_safe(plan.name)}Output", {_OUT: Annotated[Any, _last]})  # type: ignore[operator]
-    input_schema = TypedDict(  # type: ignore[operator]
+    schema = typed_dict(f"{_safe(plan.name)}State", fields)
+    output_schema = typed_dict(f"{_safe(plan.name)}Output", {_OUT: Annotated[Any, _last]})
+    input_schema = typed_dict(
         f"{_safe(plan.name)}Input", {k: fields[k] for k in [_IN, _OUT, *start_inboxes]}
     )
     sg: StateGraph[Any, Any, Any, Any] = StateGraph(
         schema, input_schema=input_schema, output_schema=output_schema
     )
     for n, node in nodes.items():
-        node_input = TypedDict(  # type: ignore[operator]
+        node_input = typed_dict(
             f"{_safe(n)}Input", {k: fields[k] for k in dict.fromkeys(node.input_keys)}
         )
         sg.add_node(
@@ -456,6 +454,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         interrupt_before: tuple[str, ...] = (),
         interrupt_after: tuple[str, ...] = (),
         step_limit: int | None = None,
+        durability: Literal["sync", "async", "exit"] = "sync",
     ) -> None:
         saver = _resolve_checkpointer(checkpointer)
         langgraph, start_inboxes = _build(plan, saver, interrupt_before, interrupt_after)
@@ -470,6 +469,9 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         d["step_limit"] = step_limit or max(25, 2 * len(plan.nodes) + 5)
         d["_start_inboxes"] = start_inboxes
         d["_validate"] = _validator(plan.input_type)
+        # "sync" writes each step's checkpoint before the next step starts, so a process that
+        # dies mid-run resumes from its last completed step.
+        d["_run_kw"] = {"durability": durability} if saver is not None else {}
 
     name: str
     plan: GraphPlan
@@ -482,6 +484,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
     step_limit: int
     _start_inboxes: dict[str, Any]
     _validate: Callable[[Any], Any] | None
+    _run_kw: dict[str, Any]
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError(
@@ -489,11 +492,11 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         )
 
     @property
-    def InputType(self) -> Any:  # noqa: N802 - langchain-core's name
+    def InputType(self) -> Any:
         return self.input_type
 
     @property
-    def OutputType(self) -> Any:  # noqa: N802 - langchain-core's name
+    def OutputType(self) -> Any:
         return self.output_type
 
     def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
@@ -537,7 +540,9 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
 
     def _done(self, cfg: RunnableConfig, listening: bool) -> None:
         if listening:
-            _cb._GRAPH_RUNS.pop(cfg["run_id"], None)  # type: ignore[typeddict-item]
+            run_id = cfg.get("run_id")
+            if run_id is not None:
+                _cb._GRAPH_RUNS.pop(run_id, None)
 
     def _result(self, values: Any, cfg: RunnableConfig) -> Any:
         if isinstance(values, dict):
@@ -564,7 +569,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         values = self._input(input)
         cfg, listening = self._config(config, False)
         try:
-            return self._result(self.langgraph.invoke(values, cfg), cfg)  # type: ignore[no-any-return]
+            return self._result(self.langgraph.invoke(values, cfg, **self._run_kw), cfg)  # type: ignore[no-any-return]
         except GraphRecursionError:
             raise self._step_limit_error(cfg) from None
         finally:
@@ -576,7 +581,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         values = self._input(input)
         cfg, listening = self._config(config, False)
         try:
-            return self._result(await self.langgraph.ainvoke(values, cfg), cfg)  # type: ignore[no-any-return]
+            return self._result(await self.langgraph.ainvoke(values, cfg, **self._run_kw), cfg)  # type: ignore[no-any-return]
         except GraphRecursionError:
             raise self._step_limit_error(cfg) from None
         finally:
@@ -601,7 +606,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         interrupts: tuple[Any, ...] = ()
         try:
             for mode, data in self.langgraph.stream(
-                values, cfg, stream_mode=["custom", "values"]
+                values, cfg, stream_mode=["custom", "values"], **self._run_kw
             ):
                 if mode == "custom":
                     yield _event(data)
@@ -626,7 +631,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         interrupts: tuple[Any, ...] = ()
         try:
             async for mode, data in self.langgraph.astream(
-                values, cfg, stream_mode=["custom", "values"]
+                values, cfg, stream_mode=["custom", "values"], **self._run_kw
             ):
                 if mode == "custom":
                     yield _event(data)
@@ -646,9 +651,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             return Interrupted(self._next(cfg), interrupts)
         return self._result(last or {}, cfg)
 
-    def stream_output(
-        self, input: InT, config: RunnableConfig | None = None
-    ) -> Iterator[Any]:
+    def stream_output(self, input: InT, config: RunnableConfig | None = None) -> Iterator[Any]:
         """Yield only the final output's chunks (e.g. the answer's tokens), as they come.
 
         If the nodes that produce the output do not stream, the whole output is one chunk.
@@ -733,4 +736,3 @@ def _describe(exc: pydantic.ValidationError, value: Any) -> str:
         parts.append(f"{loc}: {err['msg']}")
     more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
     return "; ".join(parts) + more + f" (got {type(value).__name__})"
-

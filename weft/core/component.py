@@ -30,11 +30,10 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.tools import BaseTool
-from typing_extensions import TypedDict
 
 from weft.core.errors import ComponentTypeError
 from weft.core.stream import concat_chunks
-from weft.core.types import Document, MessagesInput
+from weft.core.types import Document, MessagesInput, typed_dict
 
 __all__ = [
     "ComponentKind",
@@ -168,11 +167,11 @@ class TypedLambda(Runnable[Any, Any]):
             ) from exc
 
     @property
-    def InputType(self) -> Any:  # noqa: N802 - langchain-core's name
+    def InputType(self) -> Any:
         return self.input_type
 
     @property
-    def OutputType(self) -> Any:  # noqa: N802 - langchain-core's name
+    def OutputType(self) -> Any:
         return self.output_type
 
     @property
@@ -242,9 +241,7 @@ class TypedLambda(Runnable[Any, Any]):
             lambda x, config: self.call(x, config), input, config, run_type="chain"
         )
 
-    async def ainvoke(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Any:
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return await self._acall_with_config(
             lambda x, config: self.acall(x, config), input, config, run_type="chain"
         )
@@ -264,7 +261,9 @@ class TypedLambda(Runnable[Any, Any]):
         async def one() -> AsyncIterator[Any]:
             yield input
 
-        async def gen(xs: AsyncIterator[Any], config: RunnableConfig) -> AsyncIterator[Any]:
+        async def gen(
+            xs: AsyncIterator[Any], run_manager: Any, config: RunnableConfig
+        ) -> AsyncIterator[Any]:
             async for x in xs:
                 async for chunk in self.acall_stream(x, config):
                     yield chunk
@@ -319,7 +318,7 @@ def prompt_input_type(template: BasePromptTemplate[Any]) -> Any:
     partial = set(template.partial_variables or {})
     required = [v for v in template.input_variables if v not in optional and v not in partial]
     name = (template.get_name() or "Prompt") + "Input"
-    return TypedDict(name, dict.fromkeys(required, Any))  # type: ignore[operator]
+    return typed_dict(name, dict.fromkeys(required, Any))
 
 
 @dataclass(frozen=True)
@@ -368,10 +367,10 @@ def as_component(
     if getattr(component, "__weft_graph__", False):
         kind: ComponentKind = "graph"
         in_t, out_t = component.input_type, component.output_type
-        name = component.name
+        name = str(component.name)
     elif isinstance(component, TypedLambda):
         kind, in_t, out_t = "lambda", component.input_type, component.output_type
-        name = component.name
+        name = str(component.name)
     elif isinstance(component, Runnable):
         inner = _unwrap(component)
         name = component.get_name()
@@ -392,7 +391,7 @@ def as_component(
             kind = "runnable"
     elif callable(component):
         lam = TypedLambda(component, input_type=input_type, output_type=output_type)
-        return ComponentSpec(lam, "lambda", lam.name, lam.input_type, lam.output_type)
+        return ComponentSpec(lam, "lambda", str(lam.name), lam.input_type, lam.output_type)
     else:
         raise ComponentTypeError(
             f"{component!r} is not a component; pass a langchain-core Runnable, a compiled weft "

@@ -89,8 +89,7 @@ class NodeError(WeftError):
         self.node = node
         self.component = component
         super().__init__(
-            f"graph '{graph}', node '{node}' ({component}) failed: "
-            f"{type(cause).__name__}: {cause}"
+            f"graph '{graph}', node '{node}' ({component}) failed: {type(cause).__name__}: {cause}"
         )
 
 

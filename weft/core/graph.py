@@ -166,8 +166,7 @@ class Graph(Generic[InT, OutT]):
         """
         if name in self.nodes:
             self._problems.append(
-                f"duplicate node name '{name}'; every node needs its own name, e.g. "
-                f"'{name}_2'"
+                f"duplicate node name '{name}'; every node needs its own name, e.g. '{name}_2'"
             )
             return self
         if isinstance(component, Graph):
@@ -270,7 +269,9 @@ class Graph(Generic[InT, OutT]):
         branch_preds: dict[str, list[str]] = {n: [] for n in names}
         for b in self.branches:
             if b.source not in names:
-                problems.append(f"branch from '{b.source}': no node named '{b.source}'; nodes: {known}")
+                problems.append(
+                    f"branch from '{b.source}': no node named '{b.source}'; nodes: {known}"
+                )
                 continue
             if b.source in branches:
                 problems.append(
@@ -289,7 +290,7 @@ class Graph(Generic[InT, OutT]):
                 else:
                     branch_preds[target].append(b.source)
         if not succs[START]:
-            problems.append(f"no edge from START; add one: add_edge(START, '<first node>')")
+            problems.append("no edge from START; add one: add_edge(START, '<first node>')")
         if not end_preds:
             problems.append("no edge into END; add one: add_edge('<last node>', END)")
         if problems:
@@ -311,9 +312,7 @@ class Graph(Generic[InT, OutT]):
                     f"node '{n}' is unreachable from START; add an edge into it or remove it"
                 )
             elif n not in coreach:
-                problems.append(
-                    f"node '{n}' cannot reach END; add an edge from it toward END"
-                )
+                problems.append(f"node '{n}' cannot reach END; add an edge from it toward END")
         cycle = _find_cycle(forward)
         if cycle and step_limit is None:
             problems.append(
@@ -328,7 +327,11 @@ class Graph(Generic[InT, OutT]):
             n_in = len(preds[n]) + len(branch_preds[n])
             if node.trigger is not None:
                 triggers[n] = node.trigger
-            elif n_in > 1 and (branch_preds[n] or (cycle and n in _cycle_nodes(forward, n))):
+            elif n_in > 1 and (
+                branch_preds[n]
+                or (cycle and n in _cycle_nodes(forward, n))
+                or _exclusive(preds[n], branches, forward)
+            ):
                 triggers[n] = "any"
             else:
                 triggers[n] = "all"
@@ -386,6 +389,7 @@ class Graph(Generic[InT, OutT]):
         interrupt_after: Sequence[str] = (),
         step_limit: int | None = None,
         name: str | None = None,
+        durability: Literal["sync", "async", "exit"] = "sync",
     ) -> CompiledGraph[InT, OutT]:
         """Check the graph and return an immutable, runnable compiled graph.
 
@@ -397,6 +401,8 @@ class Graph(Generic[InT, OutT]):
             interrupt_after: Nodes to pause after.
             step_limit: Most steps one run may take; required when the graph has a cycle.
             name: Rename the compiled graph (defaults to the builder's name).
+            durability: When checkpoints are written: ``"sync"`` (before the next step, so a
+                crash loses nothing), ``"async"`` (overlapping the next step) or ``"exit"``.
 
         Raises:
             GraphCompileError: listing every problem found, each with its fix.
@@ -426,6 +432,7 @@ class Graph(Generic[InT, OutT]):
             interrupt_before=tuple(interrupt_before),
             interrupt_after=tuple(interrupt_after),
             step_limit=step_limit,
+            durability=durability,
         )
 
     # -- type resolution ------------------------------------------------------------------------
@@ -456,10 +463,7 @@ class Graph(Generic[InT, OutT]):
             return
         # A passthrough outputs what it receives.
         if triggers[n] == "all" and len(sources) > 1:
-            if node.merge is not None:
-                t = _return_type(node.merge)
-            else:
-                t = dict[str, Any]
+            t = _return_type(node.merge) if node.merge is not None else dict[str, Any]
         else:
             t = _union([out_types.get(s, Any) for s in sources])
         in_types[n] = t
@@ -567,6 +571,25 @@ def _cycle_nodes(graph: dict[str, set[str]], n: str) -> set[str]:
     """The nodes on some cycle through ``n`` (``n`` itself when it is on one)."""
     back = {m for m in _closure(n, graph) if n in graph.get(m, set())}
     return {n} if back or n in graph.get(n, set()) else set()
+
+
+def _exclusive(
+    preds: list[str], branches: dict[str, BranchDef], forward: dict[str, set[str]]
+) -> bool:
+    """Whether the predecessors sit behind different choices of one branch (only one runs)."""
+    for b in branches.values():
+        targets = set(b.targets.values()) - {END}
+        reach = {t: _closure(t, forward) for t in targets}
+        owners = []
+        for p in preds:
+            hits = [t for t in targets if p in reach[t]]
+            if len(hits) != 1:
+                break
+            owners.append(hits[0])
+        else:
+            if len(set(owners)) > 1:
+                return True
+    return False
 
 
 def _topo_order(names: set[str], graph: dict[str, set[str]]) -> list[str]:

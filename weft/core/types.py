@@ -31,7 +31,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.prompt_values import PromptValue
-from typing_extensions import is_typeddict
+from typing_extensions import TypedDict, is_typeddict
 
 __all__ = [
     "AIMessage",
@@ -46,6 +46,7 @@ __all__ = [
     "is_assignable",
     "missing_typeddict_keys",
     "type_name",
+    "typed_dict",
 ]
 
 MessagesInput = Union[PromptValue, str, cabc.Sequence[BaseMessage]]  # noqa: UP007
@@ -205,3 +206,14 @@ def type_name(tp: Any) -> str:
     if isinstance(tp, type):
         return tp.__name__
     return str(tp).replace("typing.", "")
+
+
+def typed_dict(name: str, fields: dict[str, Any]) -> Any:
+    """Make a TypedDict class at run time, e.g. for a prompt's variables or a parallel step.
+
+    Example:
+        >>> typed_dict("QA", {"question": str}).__required_keys__
+        frozenset({'question'})
+    """
+    factory: Any = TypedDict
+    return factory(name, fields)

@@ -1,1 +1,3 @@
 """Evals: datasets, evaluators (metrics), the suite runner, reports and the regression gate."""
+
+__all__: list[str] = []

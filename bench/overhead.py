@@ -1,0 +1,152 @@
+"""Per-node and per-call overhead of weft against raw LangGraph and plain Python.
+
+Linear graphs of 2, 10 and 50 trivial typed lambdas are built three ways: with weft, directly in
+LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and with
+``stream``. Rounds are interleaved so drift hits every contender alike; the reported numbers are
+medians. The per-node cost is the slope of time against node count (least squares), and the
+fixed cost per call is its intercept.
+
+Run: ``python -m bench.overhead [--rounds N] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.graph import END as LG_END
+from langgraph.graph import START as LG_START
+from langgraph.graph import StateGraph
+from typing_extensions import TypedDict
+
+from weft import END, START, Graph
+
+SIZES = (2, 10, 50)
+
+
+def step(x: int) -> int:
+    return x + 1
+
+
+def build_weft(n: int) -> Any:
+    g = Graph[int, int](f"bench{n}")
+    prev = START
+    for i in range(n):
+        g.add_node(f"n{i}", step)
+        g.add_edge(prev, f"n{i}")
+        prev = f"n{i}"
+    g.add_edge(prev, END)
+    return g.compile()
+
+
+class _State(TypedDict):
+    value: int
+
+
+def _lg_node(state: _State) -> dict[str, int]:
+    return {"value": step(state["value"])}
+
+
+def build_langgraph(n: int) -> Any:
+    sg = StateGraph(_State)
+    prev = LG_START
+    for i in range(n):
+        sg.add_node(f"n{i}", _lg_node)
+        sg.add_edge(prev, f"n{i}")
+        prev = f"n{i}"
+    sg.add_edge(prev, LG_END)
+    return sg.compile()
+
+
+def build_python(n: int) -> Callable[[int], int]:
+    fns = [step] * n
+
+    def run(x: int) -> int:
+        for f in fns:
+            x = f(x)
+        return x
+
+    return run
+
+
+def _time(fn: Callable[[], Any], reps: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps * 1e6
+
+
+def _fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    return slope, my - slope * mx
+
+
+def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
+    weft = {n: build_weft(n) for n in SIZES}
+    lg = {n: build_langgraph(n) for n in SIZES}
+    py = {n: build_python(n) for n in SIZES}
+    lg_limit = {"recursion_limit": 200}
+    cases: dict[str, dict[int, Callable[[], Any]]] = {
+        "weft invoke": {n: (lambda g=weft[n]: g.invoke(0)) for n in SIZES},
+        "langgraph invoke": {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in SIZES},
+        "weft stream": {n: (lambda g=weft[n]: list(g.stream(0))) for n in SIZES},
+        "langgraph stream": {
+            n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="updates")))
+            for n in SIZES
+        },
+        "python": {n: (lambda f=py[n]: f(0)) for n in SIZES},
+    }
+    for fns in cases.values():  # warm up
+        for f in fns.values():
+            f()
+    samples: dict[str, dict[int, list[float]]] = {k: {n: [] for n in SIZES} for k in cases}
+    for _ in range(rounds):
+        for n in SIZES:
+            for name, fns in cases.items():
+                samples[name][n].append(_time(fns[n], reps))
+    return {k: {n: statistics.median(v) for n, v in d.items()} for k, d in samples.items()}
+
+
+def table(results: dict[str, dict[int, float]]) -> str:
+    rows = []
+    fits = {k: _fit(list(SIZES), [v[n] for n in SIZES]) for k, v in results.items()}
+    head = "| contender | " + " | ".join(f"{n} nodes µs" for n in SIZES)
+    rows.append(head + " | µs/node | fixed µs/call |")
+    rows.append("|" + "---|" * (len(SIZES) + 3))
+    for k, v in results.items():
+        slope, icpt = fits[k]
+        cells = " | ".join(f"{v[n]:.1f}" for n in SIZES)
+        rows.append(f"| {k} | {cells} | {slope:.2f} | {icpt:.1f} |")
+    rows.append("")
+    rows.append("| ratio weft / langgraph | per node | per call | 10 nodes total |")
+    rows.append("|---|---|---|---|")
+    for mode in ("invoke", "stream"):
+        ws, wi = fits[f"weft {mode}"]
+        ls, li = fits[f"langgraph {mode}"]
+        total = results[f"weft {mode}"][10] / results[f"langgraph {mode}"][10]
+        rows.append(f"| {mode} | {ws / ls:.3f} | {wi / li:.3f} | {total:.3f} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    parser.add_argument("--reps", type=int, default=20, help="calls per sample (default 20)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 5 calls, for a smoke run")
+    args = parser.parse_args(argv)
+    rounds, reps = (3, 5) if args.quick else (args.rounds, args.reps)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
+    )
+    print(table(measure(rounds, reps)))
+
+
+if __name__ == "__main__":
+    main()

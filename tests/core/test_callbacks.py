@@ -1,0 +1,179 @@
+import asyncio
+import io
+import threading
+from typing import Any
+from uuid import UUID
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import ContextThreadPoolExecutor
+
+from weft import END, START, ConsoleHandler, Graph, MemoryHandler, add_handler
+from weft.core.callbacks import CallbackEvent, remove_handler
+
+
+class Shelf(BaseRetriever):
+    def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
+        return [Document(page_content=f"doc about {query}")]
+
+
+def slow_id(x: str) -> str:
+    threading.Event().wait(0.01)
+    return x
+
+
+def parallel_graph() -> Any:
+    """START -> (left, right) -> join -> END, left calls a retriever, right a chat model."""
+    shelf = Shelf()
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="hi there")] * 50))
+
+    def left(q: str, config: RunnableConfig) -> str:
+        return shelf.invoke(q, config)[0].page_content
+
+    def right(q: str, config: RunnableConfig) -> str:
+        return str(model.invoke(q, config).content)
+
+    def join(parts: dict[str, str]) -> str:
+        return parts["left"] + " | " + parts["right"]
+
+    g = Graph[str, str]("par").add_node("left", left).add_node("right", right)
+    g.add_node("join", join)
+    g.add_edge(START, "left").add_edge(START, "right").add_edge("left", "join")
+    return g.add_edge("right", "join").add_edge("join", END).compile()
+
+
+def check_tree(events: list[CallbackEvent]) -> dict[str, Any]:
+    """Every run starts before it ends, and its parent started before it and ends after it."""
+    by_id: dict[UUID, dict[str, int]] = {}
+    for i, e in enumerate(events):
+        by_id.setdefault(e.info.run_id, {})[e.event] = i
+    infos = {e.info.run_id: e.info for e in events}
+    for run_id, pos in by_id.items():
+        assert pos["start"] < pos.get("end", pos.get("error", -1))
+        parent = infos[run_id].parent_run_id
+        if parent is not None:
+            assert by_id[parent]["start"] < pos["start"]
+            assert by_id[parent]["end"] > pos["end"]
+    return {i.name: i for i in infos.values()}
+
+
+def test_callbacks_see_graph_nodes_and_inner_calls_as_a_tree() -> None:
+    rec = MemoryHandler()
+    assert parallel_graph().invoke("cats", {"callbacks": [rec]}) == "doc about cats | hi there"
+    runs = check_tree(rec.events)
+    graph = runs["par"]
+    assert graph.kind == "graph" and graph.parent_run_id is None
+    for node in ("left", "right", "join"):
+        assert runs[node].kind == "node" and runs[node].parent_run_id == graph.run_id
+        assert runs[node].component == "lambda:TypedLambda" and runs[node].graph == "par"
+    assert runs["Shelf"].kind == "retriever" and runs["Shelf"].parent_run_id == runs["left"].run_id
+    chat = runs["GenericFakeChatModel"]
+    assert chat.kind == "chat_model" and chat.node == "right"
+    assert chat.parent_run_id == runs["right"].run_id
+    # the join starts only after both parallel branches ended
+    pos = {(e.event, e.info.name): i for i, e in enumerate(rec.events)}
+    assert pos[("start", "join")] > max(pos[("end", "left")], pos[("end", "right")])
+
+
+async def test_callbacks_under_async_match_sync() -> None:
+    rec_sync, rec_async = MemoryHandler(), MemoryHandler()
+    await asyncio.to_thread(parallel_graph().invoke, "q", {"callbacks": [rec_sync]})
+    await parallel_graph().ainvoke("q", {"callbacks": [rec_async]})
+    check_tree(rec_async.events)
+
+    def shape(rec: MemoryHandler) -> list[tuple[str, str, str]]:
+        return sorted((e.event, e.info.kind, e.info.name) for e in rec.events)
+
+    assert shape(rec_sync) == shape(rec_async)
+
+
+def test_batch_gives_each_input_its_own_graph_run() -> None:
+    rec = MemoryHandler()
+    parallel_graph().batch(["a", "b", "c"], {"callbacks": [rec], "max_concurrency": 3})
+    check_tree(rec.events)
+    graphs = rec.of("start", "graph")
+    assert len(graphs) == 3
+    nodes = rec.of("start", "node")
+    assert {n.info.parent_run_id for n in nodes} == {g.info.run_id for g in graphs}
+
+
+def test_runs_in_a_thread_pool_keep_their_parent() -> None:
+    shelf = Shelf()
+
+    def fan(q: str) -> list[str]:
+        # no config passed: the context (with the current run) is copied into the workers
+        with ContextThreadPoolExecutor(max_workers=3) as pool:
+            docs = list(pool.map(shelf.invoke, [q + "1", q + "2", q + "3"]))
+        return [d[0].page_content for d in docs]
+
+    g = Graph[str, list[str]]("pool").add_node("fan", fan)
+    rec = MemoryHandler()
+    g.add_edge(START, "fan").add_edge("fan", END).compile().invoke("x", {"callbacks": [rec]})
+    runs = check_tree(rec.events)
+    retrievals = rec.of("start", "retriever")
+    assert len(retrievals) == 3
+    assert {r.info.parent_run_id for r in retrievals} == {runs["fan"].run_id}
+
+
+def test_handler_aimed_at_chosen_nodes_sees_only_them() -> None:
+    rec = MemoryHandler(nodes=["right"])
+    parallel_graph().invoke("q", {"callbacks": [rec]})
+    assert {e.info.node for e in rec.events} == {"right"}
+    assert {e.info.kind for e in rec.events} == {"node", "chat_model"}
+
+
+def test_global_handler_sees_every_run_until_removed() -> None:
+    rec = MemoryHandler()
+    add_handler(rec)
+    try:
+        parallel_graph().invoke("q")
+    finally:
+        remove_handler(rec)
+    assert len(rec.of("start", "graph")) == 1
+    parallel_graph().invoke("q")
+    assert len(rec.of("start", "graph")) == 1
+
+
+def test_error_hook_fires_for_the_failing_node_and_graph() -> None:
+    def boom(x: str) -> str:
+        raise RuntimeError("kaput")
+
+    rec = MemoryHandler()
+    g = Graph[str, str]("bad").add_node("boom", boom)
+    with pytest.raises(Exception, match="kaput"):
+        g.add_edge(START, "boom").add_edge("boom", END).compile().invoke("x", {"callbacks": [rec]})
+    failed = [(e.info.kind, e.info.name) for e in rec.of("error")]
+    assert failed == [("node", "boom"), ("graph", "bad")]
+
+
+def test_stream_chunk_hook_fires_for_model_tokens_and_lambda_chunks() -> None:
+    from collections.abc import Iterator
+
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="a b")]))
+
+    def words(m: AIMessage) -> Iterator[str]:
+        yield from str(m.content).split()
+
+    rec = MemoryHandler()
+    g = Graph[str, str]("s").add_node("model", model).add_node("words", words)
+    g.add_edge(START, "model").add_edge("model", "words").add_edge("words", END)
+    list(g.compile().stream("q", {"callbacks": [rec]}))
+    chunks = rec.of("chunk")
+    model_tokens = [e.payload.content for e in chunks if e.info.kind == "chat_model"]
+    assert "".join(model_tokens) == "a b"
+    assert [e.payload for e in chunks if e.info.kind == "node"] == ["a", "b"]
+
+
+def test_console_handler_prints_an_indented_tree() -> None:
+    out = io.StringIO()
+    parallel_graph().invoke("q", {"callbacks": [ConsoleHandler(out)]})
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "▶ graph par"
+    assert lines[-1].startswith("✓ graph par")
+    assert any(line.startswith("  ▶ node left  lambda:TypedLambda") for line in lines)
+    assert any(line.startswith("    ▶ retriever Shelf") for line in lines)
+    assert all(" ms" in line for line in lines if line.lstrip().startswith("✓"))

@@ -1,0 +1,145 @@
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.prompts import ChatPromptTemplate
+
+from weft import END, START, Chunk, FinalOutput, Graph, NodeFinished, NodeStarted
+from weft.core.stream import concat_chunks
+
+
+def ask(q: str) -> dict[str, Any]:
+    return {"question": q}
+
+
+def text(m: AIMessage) -> str:
+    return str(m.content).upper()
+
+
+def rag_like(answer: str = "tokens arrive in order") -> Any:
+    """question -> prompt -> chat model (middle) -> post-processing lambda."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=answer)] * 20))
+    prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
+    g = Graph[str, str]("rag").add_node("ask", ask).add_node("prompt", prompt)
+    g.add_node("model", model).add_node("text", text)
+    g.add_edge(START, "ask").add_edge("ask", "prompt").add_edge("prompt", "model")
+    return g.add_edge("model", "text").add_edge("text", END).compile()
+
+
+def test_chat_model_in_the_middle_streams_tokens_in_order() -> None:
+    events = list(rag_like().stream("why?"))
+    kinds = [(type(e).__name__, getattr(e, "path", None)) for e in events]
+    model_chunks = [e.chunk.content for e in events if isinstance(e, Chunk)]
+    assert "".join(model_chunks) == "tokens arrive in order"
+    assert len(model_chunks) > 3
+    start = kinds.index(("NodeStarted", ("model",)))
+    end = kinds.index(("NodeFinished", ("model",)))
+    first_chunk = kinds.index(("Chunk", ("model",)))
+    assert start < first_chunk < end < kinds.index(("NodeStarted", ("text",)))
+    assert isinstance(events[-1], FinalOutput) and events[-1].output == "TOKENS ARRIVE IN ORDER"
+    # The node downstream of the streaming model received the whole message.
+    finished = next(e for e in events if isinstance(e, NodeFinished) and e.node == "model")
+    assert (
+        isinstance(finished.output, AIMessage)
+        and finished.output.content == "tokens arrive in order"
+    )
+
+
+def test_tokens_stream_out_of_a_subgraph_with_their_path() -> None:
+    outer = Graph[str, str]("outer").add_node("sub", rag_like("deep tokens here"))
+    outer = outer.add_edge(START, "sub").add_edge("sub", END)
+    events = list(outer.compile().stream("q"))
+    chunks = [e for e in events if isinstance(e, Chunk)]
+    assert {c.path for c in chunks} == {("sub", "model")}
+    assert "".join(c.chunk.content for c in chunks) == "deep tokens here"
+    starts = [e.path for e in events if isinstance(e, NodeStarted)]
+    assert starts[:2] == [("sub",), ("sub", "ask")]
+    assert events[-1] == FinalOutput("DEEP TOKENS HERE")
+
+
+def test_stream_output_yields_only_the_final_outputs_chunks() -> None:
+    def words(s: str) -> Iterator[str]:
+        for w in s.split():
+            yield w + " "
+
+    def upper(s: str) -> str:
+        return s.upper()
+
+    g = Graph[str, str]("w").add_node("upper", upper).add_node("words", words)
+    compiled = (
+        g.add_edge(START, "upper").add_edge("upper", "words").add_edge("words", END).compile()
+    )
+    assert list(compiled.stream_output("a b c")) == ["A ", "B ", "C "]
+    # A graph whose last node does not stream yields its whole output once.
+    assert list(rag_like("x y").stream_output("q")) == ["X Y"]
+
+
+def test_chunks_are_delivered_while_the_node_is_still_running() -> None:
+    release = threading.Event()
+
+    def slow_words(s: str) -> Iterator[str]:
+        yield "first"
+        # Only a consumer that already saw "first" can set this; a buffered stream would time out.
+        if not release.wait(timeout=5):
+            raise TimeoutError("the first chunk was not delivered before the node finished")
+        yield "second"
+
+    g = Graph[str, str]("live").add_node("w", slow_words)
+    compiled = g.add_edge(START, "w").add_edge("w", END).compile()
+    seen = []
+    for chunk in compiled.stream_output("x"):
+        seen.append(chunk)
+        release.set()
+    assert seen == ["first", "second"]
+
+
+def test_non_streaming_node_downstream_receives_concatenated_value() -> None:
+    def parts(s: str) -> Iterator[list[str]]:
+        yield [s]
+        yield [s + "!"]
+
+    def count(items: list[str]) -> int:
+        return len(items)
+
+    g = Graph[str, int]("cat").add_node("parts", parts).add_node("count", count)
+    compiled = (
+        g.add_edge(START, "parts").add_edge("parts", "count").add_edge("count", END).compile()
+    )
+    assert compiled.invoke("a") == 2
+    assert list(compiled.stream("a"))[-1] == FinalOutput(2)
+
+
+async def test_astream_matches_stream() -> None:
+    async def agen(s: str) -> AsyncIterator[str]:
+        for ch in s:
+            await asyncio.sleep(0)
+            yield ch
+
+    g = Graph[str, str]("a").add_node("chars", agen)
+    compiled = g.add_edge(START, "chars").add_edge("chars", END).compile()
+    events = [e async for e in compiled.astream("abc")]
+    assert [e.chunk for e in events if isinstance(e, Chunk)] == ["a", "b", "c"]
+    assert events[-1] == FinalOutput("abc")
+    assert [c async for c in compiled.astream_output("xy")] == ["x", "y"]
+    sync_events = await asyncio.to_thread(lambda: list(rag_like().stream("q")))
+    async_events = [e async for e in rag_like().astream("q")]
+    assert [type(e) for e in sync_events] == [type(e) for e in async_events]
+    assert sync_events[-1] == async_events[-1]
+
+
+async def test_astream_events_reports_the_model_tokens() -> None:
+    events = [e async for e in rag_like("one two").astream_events("q", version="v2")]
+    tokens = [e["data"]["chunk"].content for e in events if e["event"] == "on_chat_model_stream"]
+    assert "".join(tokens) == "one two"
+
+
+def test_concat_chunks_rules() -> None:
+    assert concat_chunks(["a", "b"]) == "ab"
+    assert concat_chunks([[1], [2]]) == [1, 2]
+    assert concat_chunks([{"a": 1}, {"b": 2}]) == {"a": 1, "b": 2}
+    assert concat_chunks([1, 2, 3]) == 6
+    assert concat_chunks([]) is None
+    assert concat_chunks([object, str]) is str  # no + : the last chunk wins
