@@ -162,8 +162,10 @@ class OpenAIChatModel(ChatOpenAI):
                 f"raise timeout=..., or check that the server is up and not overloaded"
             )
         if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__
-            reason = f"{type(cause).__name__}: {cause}" if cause else detail
+            cause: BaseException = exc
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            reason = f"{type(cause).__name__}: {cause}"
             return ProviderUnavailableError(
                 f"{where}: the connection failed or dropped mid-response ({reason}); check "
                 f"OPENAI_BASE_URL and that the server is running"
