@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 from langchain_core.callbacks import (
+    AsyncCallbackManager,
     AsyncCallbackManagerForRetrieverRun,
     BaseCallbackManager,
     CallbackManagerForRetrieverRun,
@@ -28,6 +29,7 @@ from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_cu
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field
 
 from weft.components._ids import document_id
@@ -320,9 +322,15 @@ class HybridRetriever(BaseRetriever):
 
     @staticmethod
     async def _arun(
-        branch: BaseRetriever, query: str, fetch: int, callbacks: BaseCallbackManager
+        branch: BaseRetriever, query: str, fetch: int, callbacks: AsyncCallbackManager
     ) -> list[Document] | Exception:
         try:
+            if type(branch)._aget_relevant_documents is BaseRetriever._aget_relevant_documents:
+                # langchain-core's default async path forwards keyword arguments such as ``k``
+                # to a method that takes none; run the sync path off the loop instead.
+                return await run_in_executor(
+                    None, branch.invoke, query, {"callbacks": callbacks}, k=fetch
+                )
             return await branch.ainvoke(query, {"callbacks": callbacks}, k=fetch)
         except Exception as exc:  # a failed branch is reported, not raised, unless both fail
             return exc

@@ -11,6 +11,7 @@ and for ``ip`` ``(1 + inner product) / 2`` clipped to [0, 1] (exact for unit vec
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -150,10 +151,8 @@ class ChromaStore(Chroma):
         self.distance: Distance = distance
         chroma_client = client if client is not None else _make_client(data_dir, host, port)
         if reset:
-            try:
+            with contextlib.suppress(NotFoundError):  # nothing to reset
                 chroma_client.delete_collection(collection_name)
-            except NotFoundError:
-                pass  # nothing to reset
         if client is not None:
             self._location = "the given client"
         elif host or os.environ.get("CHROMA_HOST"):
