@@ -53,7 +53,7 @@ from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.retry import RunnableRetry
 from langchain_core.runnables.utils import Input, Output
-from tenacity import AsyncRetrying, Retrying
+from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt
 
 from weft.components._wrapper import RunnableWrapper
 from weft.core.errors import (
@@ -121,7 +121,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _backoff(attempt: int, initial: float, maximum: float, exp_base: float, jitter: float) -> float:
-    """tenacity's ``wait_exponential_jitter`` formula, for the streaming path."""
+    """tenacity's ``wait_exponential_jitter`` formula."""
     return min(initial * exp_base ** (attempt - 1) + random.uniform(0, jitter), maximum)
 
 
@@ -144,6 +144,17 @@ class RetryRunnable(RunnableRetry[Input, Output]):  # type: ignore[no-redef]
 
     sleep: Callable[[float], None] | None = None
     asleep: Callable[[float], Awaitable[None]] | None = None
+
+    @property
+    def _kwargs_retrying(self) -> dict[str, Any]:
+        # langchain builds tenacity's wait_exponential_jitter(initial=...), which newer tenacity
+        # deprecates; the same formula as a plain wait callable works with every version and
+        # is the one the streaming path uses.
+        return {
+            "stop": stop_after_attempt(self.max_attempt_number),
+            "wait": lambda state: self._wait(state.attempt_number),
+            "retry": retry_if_exception(lambda exc: self._should_retry(exc, 0)),
+        }
 
     def _sync_retrying(self, **kwargs: Any) -> Retrying:
         if self.sleep is not None:
