@@ -12,6 +12,7 @@ and for ``ip`` ``(1 + inner product) / 2`` clipped to [0, 1] (exact for unit vec
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -75,17 +76,21 @@ def embedder_identity(embedding: Embeddings) -> tuple[str, int]:
 
 
 def _default_embeddings() -> Embeddings:
+    # Looked up at call time: the embeddings module is a sibling that may be absent or
+    # broken (its model missing), and a store given an explicit embedder must not care.
     try:
-        # A sibling module; imported lazily so stores work while it is absent or broken.
-        from weft.components.embeddings import (  # type: ignore[import-not-found,unused-ignore]
-            default_embeddings,
-        )
-    except ImportError as exc:
+        factory = importlib.import_module("weft.components.embeddings").default_embeddings
+    except (ImportError, AttributeError) as exc:
         raise ConfigurationError(
             "ChromaStore needs an embedder and weft's default one is unavailable; "
             "pass embedding=... (any langchain-core Embeddings)"
         ) from exc
-    embedder: Embeddings = default_embeddings()
+    embedder = factory()
+    if not isinstance(embedder, Embeddings):
+        raise ConfigurationError(
+            f"default_embeddings() returned {type(embedder).__name__}, not an Embeddings; "
+            "pass embedding=... explicitly"
+        )
     return embedder
 
 
