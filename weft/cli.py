@@ -1,0 +1,77 @@
+"""The ``weft`` command line.
+
+Run ``weft --help`` for the commands and ``weft COMMAND --help`` for each one's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+__all__ = ["main"]
+
+DEFAULT_QUESTION = "What does compile check?"
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.core.callbacks import ConsoleHandler
+    from weft.core.stream import Chunk, NodeFinished
+    from weft.graphs.demo import demo_graph
+
+    graph = demo_graph()
+    config: dict[str, Any] = {"callbacks": [ConsoleHandler()]} if args.trace else {}
+    out.write(f"Q: {args.question}\nA: ")
+    sources: list[Any] = []
+    for event in graph.stream(args.question, config):  # type: ignore[arg-type]
+        if isinstance(event, Chunk) and event.final:
+            out.write(str(event.chunk.content))
+            out.flush()
+        elif isinstance(event, NodeFinished) and event.path == ("retrieve",):
+            sources = event.output
+    out.write("\n\nSources:\n")
+    for i, doc in enumerate(sources, start=1):
+        out.write(f"  [{i}] {doc.metadata.get('title', doc.id)}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from weft import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="weft",
+        description="weft: typed components compiled into LangGraph graphs.",
+    )
+    parser.add_argument("--version", action="version", version=f"weft {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser(
+        "demo",
+        help="stream an answer from the offline demo graph",
+        description=(
+            "Answer a question about weft from a few built-in passages with the offline demo "
+            "graph (BM25 retrieval, a prompt and the extractive chat model), streaming the "
+            "answer as it is produced. Needs no network and no API key."
+        ),
+    )
+    demo.add_argument(
+        "question", nargs="?", default=DEFAULT_QUESTION, help=f"default: {DEFAULT_QUESTION!r}"
+    )
+    demo.add_argument("--trace", action="store_true", help="print the run tree to stderr")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(out or sys.stdout)
+        return 2
+    code: int = args.handler(args, out or sys.stdout)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
