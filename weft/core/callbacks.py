@@ -58,6 +58,9 @@ class RunInfo:
     node: str | None = None
     component: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    params: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Invocation parameters of a model call (model name, temperature, ...), as langchain-core
+    reports them; empty for other runs."""
 
 
 class Handler:
@@ -137,6 +140,7 @@ class CallbackBridge(BaseCallbackHandler):
         run_id: UUID,
         parent_run_id: UUID | None,
         metadata: dict[str, Any] | None,
+        params: dict[str, Any] | None = None,
     ) -> RunInfo | None:
         parent = self._runs.get(parent_run_id) if parent_run_id else None
         graph = parent.graph if parent else None
@@ -164,6 +168,7 @@ class CallbackBridge(BaseCallbackHandler):
                 node=node,
                 component=component,
                 metadata=meta,
+                params=params or {},
             )
         self._runs[run_id] = _Tracked(info, graph, node, emitted_parent)
         return info
@@ -181,8 +186,9 @@ class CallbackBridge(BaseCallbackHandler):
         parent_run_id: UUID | None,
         metadata: dict[str, Any] | None,
         payload: Any,
+        params: dict[str, Any] | None = None,
     ) -> None:
-        info = self._track(kind, name, run_id, parent_run_id, metadata)
+        info = self._track(kind, name, run_id, parent_run_id, metadata, params)
         if info is not None:
             for h in self._targets(info):
                 h.on_start(info, payload)
@@ -238,7 +244,8 @@ class CallbackBridge(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         name = kwargs.get("name") or (serialized or {}).get("name") or "chat_model"
-        self._start("chat_model", name, run_id, parent_run_id, metadata, messages)
+        params = kwargs.get("invocation_params")
+        self._start("chat_model", name, run_id, parent_run_id, metadata, messages, params)
 
     def on_llm_start(
         self,
@@ -251,7 +258,8 @@ class CallbackBridge(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         name = kwargs.get("name") or (serialized or {}).get("name") or "llm"
-        self._start("chat_model", name, run_id, parent_run_id, metadata, prompts)
+        params = kwargs.get("invocation_params")
+        self._start("chat_model", name, run_id, parent_run_id, metadata, prompts, params)
 
     def on_llm_new_token(
         self,
