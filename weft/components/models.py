@@ -284,7 +284,8 @@ class Source:
 
 _SOURCE_LINE = re.compile(r"^\s*\[(\d+)\]\s?(.*)$")
 _QUESTION_LINE = re.compile(r"^\s*(?:question|q|问题|質問)\s*[:\uff1a]\s*(.*)$", re.IGNORECASE)
-_TITLE = re.compile(r"^([^.!?\u3002\uff01\uff1f:\n]{1,80}):\s+(\S.*)$", re.DOTALL)
+# A title is a short prefix with no sentence end in it ("notes.md" is fine, "Done. Next" is not).
+_TITLE = re.compile(r"^((?:[^.!?\u3002\uff01\uff1f:\n]|[.!?](?=\S)){1,80}):\s+(\S.*)$", re.DOTALL)
 
 
 def format_sources(sources: Iterable[Document | Source | str]) -> str:

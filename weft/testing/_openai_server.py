@@ -788,6 +788,8 @@ class OpenAIServer:
         uvicorn = import_optional("uvicorn", extra="server", feature=_FEATURE)
         logging.getLogger("uvicorn.error").addFilter(_DROP_FILTER)
         self._socket = _free_socket(self._host, self._port)
+        # Keep the port after stop() so URLs in assertions and error messages still match.
+        self._port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
             self.app,
             log_config=None,  # leave logging to the host (pytest captures it)
@@ -837,8 +839,8 @@ class OpenAIServer:
 
     @property
     def port(self) -> int:
-        """The bound port (the requested one before :meth:`start`)."""
-        return int(self._socket.getsockname()[1]) if self._socket else self._port
+        """The bound port; before the first :meth:`start`, the requested one."""
+        return self._port
 
     @property
     def url(self) -> str:
