@@ -21,6 +21,7 @@ from langchain_core.runnables import (
 )
 
 from weft.components.cache import CachedRunnable, CacheStats, cached
+from weft.core.errors import ConfigurationError
 
 
 class FakeClock:
@@ -388,3 +389,19 @@ async def test_failed_leader_lets_the_next_waiter_try() -> None:
     assert sum(isinstance(r, ConnectionError) for r in results) == 1
     assert results.count("k") == 2
     assert attempts == 2
+
+
+def test_component_without_a_derivable_identity_asks_for_a_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import weft.components.cache as cache_module
+
+    def broken(value: Any, *, strict: bool = False) -> Any:
+        raise RuntimeError("no stable form")
+
+    monkeypatch.setattr(cache_module, "describe", broken)
+    with pytest.raises(ConfigurationError, match=r"key='my-component-v1'"):
+        CachedRunnable(RunnableLambda(shout))
+    named = CachedRunnable(RunnableLambda(shout), key="v1")  # never describes the component
+    monkeypatch.undo()
+    assert named.invoke("a") == "A"

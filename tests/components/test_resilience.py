@@ -584,7 +584,7 @@ def test_concurrency_limit_holds_under_20_threads() -> None:
 
     def work(x: int) -> int:
         gauge.enter()
-        time.sleep(0.01)
+        time.sleep(0.02)
         gauge.exit()
         return x
 

@@ -47,9 +47,7 @@ class RunnableWrapper(Runnable[Input, Output]):
 
     Example:
         >>> from langchain_core.runnables import RunnableLambda
-        >>> def double(x: int) -> int:
-        ...     return 2 * x
-        >>> w = RunnableWrapper(RunnableLambda(double))
+        >>> w = RunnableWrapper(RunnableLambda(lambda x: 2 * x).with_types(input_type=int))
         >>> w.invoke(2), w.InputType
         (4, <class 'int'>)
     """

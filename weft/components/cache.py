@@ -205,6 +205,17 @@ class _Counters:
                 self.values[name] = 0
 
 
+def _identity(component: Runnable[Any, Any]) -> str:
+    try:
+        return digest({"component": describe(component)})
+    except Exception as exc:
+        raise ConfigurationError(
+            f"cannot derive a cache key for {type(component).__name__}: "
+            f"{type(exc).__name__}: {exc}; name its identity yourself with "
+            f"CachedRunnable(component, key='my-component-v1')"
+        ) from exc
+
+
 class CachedRunnable(RunnableWrapper[Input, Output]):
     """Caches a component's results in memory and, optionally, on disk.
 
@@ -261,7 +272,7 @@ class CachedRunnable(RunnableWrapper[Input, Output]):
             None if self.directory is None else _Disk(self.directory, disk_ttl, disk_size_limit)
         )
         self._counters = _Counters()
-        self._identity = digest({"key": key} if key is not None else {"component": describe(bound)})
+        self._identity = digest({"key": key}) if key is not None else _identity(bound)
         self._config_ids = frozenset(spec.id for spec in bound.config_specs)
         self._flights = threading.Lock()
         self._sync_locks: dict[str, tuple[threading.Lock, int]] = {}
