@@ -108,9 +108,9 @@ class OpenAIChatModel(ChatOpenAI):
     """Ask for token usage in streams too, so callbacks and cost tracking always get it."""
 
     @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """Serialize under weft's module so ``langchain_core.load`` finds this class."""
-        return ["weft", "components", "models"]
+    def is_lc_serializable(cls) -> bool:
+        """False: ``langchain_core.load`` only rebuilds classes on its allowlist, not weft's."""
+        return False
 
     def _where(self) -> str:
         base_url = (
@@ -497,14 +497,6 @@ class ExtractiveChatModel(BaseChatModel):
             "min_relevance": self.min_relevance,
             "max_sentences": self.max_sentences,
         }
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        return True
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        return ["weft", "components", "models"]
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         model = kwargs.get("model")
