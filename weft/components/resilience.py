@@ -60,11 +60,11 @@ from weft.core.errors import (
     AuthenticationError,
     BadRequestError,
     CircuitOpenError,
+    ComponentTimeoutError,
     ComponentTypeError,
     ConcurrencyLimitError,
     ConfigurationError,
     RateLimitedError,
-    ResilienceError,
 )
 
 __all__ = [
@@ -90,15 +90,6 @@ __all__ = [
 ]
 
 RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool]
-
-
-# TODO(errors): move to weft/core/errors.py next to ResilienceError; it lives here until the
-# owner of errors.py adds it.
-class ComponentTimeoutError(ResilienceError, TimeoutError):
-    """A component did not finish (or stream its next chunk) within its time limit.
-
-    It is a ``TimeoutError`` too, so code that already catches timeouts keeps working.
-    """
 
 
 # -- retry ------------------------------------------------------------------------------------

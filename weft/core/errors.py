@@ -20,10 +20,11 @@ The hierarchy::
     │   ├── AuthenticationError    401 from the provider
     │   ├── BadRequestError        400 from the provider, or an unknown model
     │   └── ProviderUnavailableError  429/5xx after every retry
-    └── ResilienceError            a resilience wrapper refused the call
+    └── ResilienceError            a resilience wrapper stopped the call
         ├── CircuitOpenError       the circuit breaker is open
         ├── RateLimitedError       the rate limiter had no token in time
-        └── ConcurrencyLimitError  the concurrency limit had no slot in time
+        ├── ConcurrencyLimitError  the concurrency limit had no slot in time
+        └── ComponentTimeoutError  (also TimeoutError) the component took longer than its limit
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CircuitOpenError",
+    "ComponentTimeoutError",
     "ComponentTypeError",
     "ConcurrencyLimitError",
     "ConfigurationError",
@@ -160,7 +162,7 @@ class ProviderUnavailableError(ModelError):
 
 
 class ResilienceError(WeftError):
-    """A resilience wrapper refused a call before it reached the component."""
+    """A resilience wrapper stopped a call: refused it, or gave up waiting for it."""
 
 
 class CircuitOpenError(ResilienceError):
@@ -173,3 +175,10 @@ class RateLimitedError(ResilienceError):
 
 class ConcurrencyLimitError(ResilienceError):
     """The concurrency limiter had no free slot within the allowed wait."""
+
+
+class ComponentTimeoutError(ResilienceError, TimeoutError):
+    """A component did not finish (or stream its next chunk) within its time limit.
+
+    It is a ``TimeoutError`` too, so code that already catches timeouts keeps working.
+    """
