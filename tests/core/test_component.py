@@ -125,3 +125,17 @@ def test_prompt_template_input_is_a_typeddict_of_its_variables() -> None:
 def test_non_component_is_rejected() -> None:
     with pytest.raises(ComponentTypeError, match="is not a component"):
         as_component(42)
+
+
+def test_wrapped_chat_models_and_prompts_keep_their_types() -> None:
+    model = GenericFakeChatModel(messages=iter([]))
+    for wrapped in (model.with_retry(), model.with_fallbacks([model]), model.bind(stop=["x"])):
+        spec = as_component(wrapped)
+        assert (spec.kind, spec.input_type, spec.output_type) == (
+            "chat_model",
+            MessagesInput,
+            AIMessage,
+        )
+    prompt = ChatPromptTemplate.from_messages([("human", "{q}")]).with_retry()
+    spec = as_component(prompt)
+    assert spec.kind == "prompt" and spec.input_type.__required_keys__ == frozenset({"q"})

@@ -27,7 +27,8 @@ from langchain_core.messages import AIMessage, BaseMessageChunk, message_chunk_t
 from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableWithFallbacks
+from langchain_core.runnables.base import RunnableBindingBase
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.tools import BaseTool
 
@@ -338,9 +339,14 @@ class ComponentSpec:
 
 
 def _unwrap(runnable: Runnable[Any, Any]) -> Runnable[Any, Any]:
-    while isinstance(runnable, RunnableBinding):
-        runnable = runnable.bound
-    return runnable
+    """The component inside bindings, retries and fallbacks (``model.bind_tools(...)``)."""
+    while True:
+        if isinstance(runnable, RunnableBindingBase):
+            runnable = runnable.bound
+        elif isinstance(runnable, RunnableWithFallbacks):
+            runnable = runnable.runnable
+        else:
+            return runnable
 
 
 def _runnable_types(runnable: Runnable[Any, Any]) -> tuple[Any, Any]:
@@ -376,9 +382,8 @@ def as_component(
         name = component.get_name()
         in_t, out_t = _runnable_types(component)
         if isinstance(inner, BaseChatModel):
-            kind = "chat_model"
-            if component is inner:
-                in_t, out_t = MessagesInput, AIMessage
+            # Bindings, retries and fallbacks keep the model's own input and output.
+            kind, in_t, out_t = "chat_model", MessagesInput, AIMessage
         elif isinstance(inner, BaseLanguageModel):
             kind, in_t = "chat_model", MessagesInput
         elif isinstance(inner, BaseRetriever):
@@ -387,6 +392,8 @@ def as_component(
             kind = "tool"
         elif isinstance(inner, BasePromptTemplate):
             kind, in_t, out_t = "prompt", prompt_input_type(inner), PromptValue
+        elif isinstance(inner, TypedLambda):
+            kind, in_t, out_t = "lambda", inner.input_type, inner.output_type
         else:
             kind = "runnable"
     elif callable(component):
