@@ -77,10 +77,13 @@ class Tokenizer:
         """Return the tokens of ``text`` in order (CJK bigrams follow their run's unigrams)."""
         tokens: list[str] = []
         append = tokens.append
-        word_of = self._word
+        memo_get = self._memo.get
         for cjk, word in _TOKEN_RE.findall(text):
             if word:
-                token = word_of(word)
+                # The memo lookup is inlined: this loop is most of the cost of indexing.
+                token = memo_get(word, "")
+                if token == "":
+                    token = self._word(word)
                 if token is not None:
                     append(token)
             else:

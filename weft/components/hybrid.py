@@ -54,7 +54,8 @@ _BRANCHES = ("vector", "bm25")
 
 @dataclass
 class Fused:
-    """One fused result: the document, its fused score, and what each branch said about it."""
+    """One fused result: the document as the first branch returned it, its fused score, and
+    each branch's rank and score for it."""
 
     document: Document
     score: float
@@ -63,6 +64,7 @@ class Fused:
 
     def to_document(self) -> Document:
         """The document with ``score`` (fused), ``ranks`` and ``scores`` (per branch) set."""
+        # The branch's own ``score`` is replaced by the fused one (it stays in ``scores``).
         metadata = {
             **self.document.metadata,
             "score": self.score,
@@ -86,10 +88,6 @@ def _collect(rankings: Mapping[str, Sequence[Document]]) -> dict[str, Fused]:
             entry.ranks[branch] = rank
             raw = doc.metadata.get("score")
             entry.scores[branch] = float(raw) if isinstance(raw, int | float) else 1.0 / rank
-    for entry in joined.values():
-        if "score" in entry.document.metadata:
-            meta = {k: v for k, v in entry.document.metadata.items() if k != "score"}
-            entry.document = entry.document.model_copy(update={"metadata": meta})
     return joined
 
 
