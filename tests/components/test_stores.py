@@ -256,3 +256,23 @@ def test_chroma_host_env_uses_a_real_chroma_server(
     assert collection.metadata["weft:embedder"] == "hashing-v1"
     with pytest.raises(ConfigurationError, match=r"Chroma server 127\.0\.0\.1"):
         ChromaStore("served", NamedEmbeddings("other"))
+
+
+def test_default_embedder_comes_from_weft_embeddings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import weft.components.embeddings as embeddings
+
+    monkeypatch.setattr(embeddings, "default_embeddings", lambda: NamedEmbeddings("default-x"))
+    store = ChromaStore("defaulted", data_dir=tmp_path)
+    assert (store.embedder_name, store.dimension) == ("default-x", 16)
+
+
+def test_missing_default_embedder_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import weft.components.embeddings as embeddings
+
+    monkeypatch.delattr(embeddings, "default_embeddings")
+    with pytest.raises(ConfigurationError, match="pass embedding="):
+        ChromaStore("defaulted", data_dir=tmp_path)
