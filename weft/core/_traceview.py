@@ -1,0 +1,227 @@
+"""Spans as JSON lines on disk, and the text waterfall ``weft trace`` prints from them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+__all__ = [
+    "JsonlSpanExporter",
+    "add_trace_command",
+    "default_trace_path",
+    "last_trace",
+    "read_spans",
+    "render_trace",
+]
+
+
+def default_trace_path() -> Path:
+    """``$WEFT_DATA_DIR/traces.jsonl``, else ``./.weft/traces.jsonl``."""
+    base = os.environ.get("WEFT_DATA_DIR")
+    return (Path(base) if base else Path(".weft")) / "traces.jsonl"
+
+
+def _value(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
+    """One span as the JSON object :class:`JsonlSpanExporter` writes."""
+    ctx = span.context
+    parent = span.parent
+    return {
+        "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
+        "span_id": f"{ctx.span_id:016x}" if ctx else None,
+        "parent_id": f"{parent.span_id:016x}" if parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "start": span.start_time,
+        "end": span.end_time,
+        "status": span.status.status_code.name,
+        "status_message": span.status.description,
+        "attributes": {k: _value(v) for k, v in (span.attributes or {}).items()},
+        "events": [
+            {
+                "name": e.name,
+                "time": e.timestamp,
+                "attributes": {k: _value(v) for k, v in (e.attributes or {}).items()},
+            }
+            for e in span.events
+        ],
+    }
+
+
+class JsonlSpanExporter(SpanExporter):
+    """Appends each finished span to a file as one JSON object per line.
+
+    ``weft trace`` reads the file back and prints the last run as a tree. The file is opened per
+    batch, so several processes may append to it, and it can be deleted between runs.
+
+    Example:
+        >>> from opentelemetry.sdk.trace import TracerProvider
+        >>> from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        >>> provider = TracerProvider()
+        >>> provider.add_span_processor(SimpleSpanProcessor(JsonlSpanExporter("t.jsonl")))
+        ... # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_trace_path()
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(
+            json.dumps(span_to_dict(s), ensure_ascii=False, default=str) + "\n" for s in spans
+        )
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(lines)
+        except OSError:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Nothing to release: the file is closed after each batch."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def read_spans(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The spans in a JSONL trace file, in the order they were written; lines that do not
+    parse (a write cut short) are skipped."""
+    p = Path(path) if path is not None else default_trace_path()
+    spans = []
+    with open(p, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("trace_id"):
+                spans.append(record)
+    return spans
+
+
+def last_trace(
+    spans: Sequence[dict[str, Any]], trace_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The spans of one trace: ``trace_id`` (a prefix is enough), else the last one to finish."""
+    if trace_id is None:
+        roots = [s for s in spans if s.get("parent_id") is None]
+        pick = (roots or list(spans))[-1:] if spans else []
+        if not pick:
+            return []
+        trace_id = str(pick[0]["trace_id"])
+    return [s for s in spans if str(s["trace_id"]).startswith(trace_id)]
+
+
+def _detail(span: dict[str, Any]) -> str:
+    a = span.get("attributes") or {}
+    bits = []
+    if "gen_ai.usage.input_tokens" in a or "gen_ai.usage.output_tokens" in a:
+        tokens_in = a.get("gen_ai.usage.input_tokens", 0)
+        bits.append(f"tokens {tokens_in}→{a.get('gen_ai.usage.output_tokens', 0)}")
+    if "gen_ai.response.time_to_first_chunk" in a:
+        bits.append(f"ttft {float(a['gen_ai.response.time_to_first_chunk']) * 1000:.1f} ms")
+    if span.get("status") == "ERROR":
+        bits.append(f"✗ {a.get('error.type', 'error')}")
+    return "  " + ", ".join(bits) if bits else ""
+
+
+def render_trace(spans: Sequence[dict[str, Any]], *, bar_width: int = 30) -> str:
+    """One trace as an indented tree with durations and a text waterfall bar per span.
+
+    Example:
+        >>> print(render_trace([{"trace_id": "ab", "span_id": "1", "parent_id": None,
+        ...     "name": "invoke_workflow demo", "start": 0, "end": 2_000_000}]))
+        trace ab  invoke_workflow demo  2.0 ms  1 span
+        invoke_workflow demo  2.0 ms  |██████████████████████████████|
+    """
+    if not spans:
+        return "no spans"
+    ids = {s["span_id"] for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for s in spans:
+        parent = s.get("parent_id") if s.get("parent_id") in ids else None
+        children.setdefault(parent, []).append(s)
+    for kids in children.values():
+        kids.sort(key=lambda s: (s["start"], s["span_id"]))
+    t0 = min(s["start"] for s in spans)
+    t1 = max(s["end"] or s["start"] for s in spans)
+    total = max(t1 - t0, 1)
+
+    rows: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(span: dict[str, Any], depth: int) -> None:
+        rows.append(("  " * depth + span["name"], span))
+        for kid in children.get(span["span_id"], []):
+            walk(kid, depth + 1)
+
+    roots = children.get(None, [])
+    for root in roots:
+        walk(root, 0)
+    label_w = max(len(label) for label, _ in rows)
+    ms = [f"{((s['end'] or s['start']) - s['start']) / 1e6:.1f} ms" for _, s in rows]
+    ms_w = max(len(m) for m in ms)
+    n = len(spans)
+    head = roots[0]["name"] if roots else ""
+    lines = [
+        f"trace {str(spans[0]['trace_id'])[:16]}  {head}  {total / 1e6:.1f} ms  "
+        f"{n} span{'s' if n != 1 else ''}"
+    ]
+    for (label, s), dur in zip(rows, ms, strict=True):
+        start = int((s["start"] - t0) / total * bar_width)
+        length = max(1, round(((s["end"] or s["start"]) - s["start"]) / total * bar_width))
+        length = min(length, bar_width - start) if start < bar_width else 0
+        bar = " " * start + "█" * length
+        bar = bar.ljust(bar_width)[:bar_width]
+        lines.append(f"{label.ljust(label_w)}  {dur.rjust(ms_w)}  |{bar}|{_detail(s)}")
+    return "\n".join(lines)
+
+
+def _trace_command(args: argparse.Namespace, out: TextIO) -> int:
+    path = Path(args.path) if args.path else default_trace_path()
+    try:
+        spans = read_spans(path)
+    except FileNotFoundError:
+        out.write(
+            f"no trace file at {path}; turn tracing on with weft.core.tracing.enable_tracing() "
+            f"and run a graph, or pass the file's path\n"
+        )
+        return 1
+    picked = last_trace(spans, args.trace_id)
+    if not picked:
+        which = f"trace {args.trace_id}" if args.trace_id else "spans"
+        out.write(f"no {which} in {path}\n")
+        return 1
+    out.write(render_trace(picked, bar_width=args.width) + "\n")
+    return 0
+
+
+def add_trace_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``weft trace`` to the CLI's subparsers (``parser.add_subparsers()``'s result)."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "trace",
+        help="print the last traced run as a tree with durations",
+        description=(
+            "Print the last run recorded in a JSONL trace file (written by "
+            "enable_tracing(), by default ./.weft/traces.jsonl or $WEFT_DATA_DIR/traces.jsonl) "
+            "as an indented tree of spans with durations and a waterfall bar."
+        ),
+    )
+    p.add_argument("path", nargs="?", help="trace file (default: %(default)s)", default=None)
+    p.add_argument("--trace-id", help="show this trace (a prefix is enough) instead of the last")
+    p.add_argument("--width", type=int, default=30, help="waterfall bar width (default 30)")
+    p.set_defaults(handler=_trace_command)
+    return p
