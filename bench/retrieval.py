@@ -313,7 +313,8 @@ def bm25_rows(n: int, queries: Sequence[str], rank_budget_s: float) -> list[list
          f"{raw_qps:,.0f}", f"{raw_qps / weft_qps:.2f}x", nq],
         [label, "rank_bm25 BM25Okapi", f"{n / rank_index_s:,.0f}",
          f"{weft_index_s / rank_index_s:.2f}x", f"{rank_qps:,.1f}",
-         f"{rank_qps / weft_qps:.3f}x", f"{rank_done} (time-boxed {rank_budget_s:.0f} s)"],
+         f"{rank_qps / weft_qps:.3f}x",
+         f"{rank_done} of {len(queries)} (time box {rank_budget_s:.0f} s)"],
         [label, f"weft upsert +{len(extra)} docs, re-index", f"{len(extra) / add_s:,.0f}", "",
          "", "", f"took {add_s * 1000:,.0f} ms"],
     ]  # fmt: skip
