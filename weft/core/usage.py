@@ -247,6 +247,12 @@ class UsageTracker(Handler):
             total = total + usage
         return replace(total, model="*")
 
+    @property
+    def runs(self) -> dict[UUID, dict[str, ModelUsage]]:
+        """Usage per model for each top-level run that called a model, oldest first."""
+        with self._lock:
+            return {run: dict(models) for run, models in self._runs.items()}
+
     def for_run(self, run_id: UUID) -> dict[str, ModelUsage]:
         """Usage per model inside one top-level graph run (its ``RunInfo.run_id``)."""
         with self._lock:
