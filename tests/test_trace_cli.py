@@ -1,0 +1,138 @@
+"""``weft trace``: prints the last traced run from the JSONL file as a tree with a waterfall."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from weft import END, START, Graph
+from weft.core.tracing import add_trace_command, disable_tracing, enable_tracing, read_spans
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    parser = argparse.ArgumentParser(prog="weft")
+    add_trace_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["trace", *argv])
+    out = io.StringIO()
+    code = args.handler(args, out)
+    return code, out.getvalue()
+
+
+def traced_runs(path: Path, *inputs: str) -> None:
+    def shout(text: str) -> str:
+        return text.upper()
+
+    def exclaim(text: str) -> str:
+        return text + "!"
+
+    inner = Graph[str, str]("inner").add_node("exclaim", exclaim)
+    inner_graph = inner.add_edge(START, "exclaim").add_edge("exclaim", END).compile()
+    g = Graph[str, str]("hello").add_node("shout", shout).add_node("sub", inner_graph)
+    graph = g.add_edge(START, "shout").add_edge("shout", "sub").add_edge("sub", END).compile()
+    handler = enable_tracing(path=str(path))
+    try:
+        for x in inputs:
+            graph.invoke(x)
+    finally:
+        disable_tracing(handler)
+
+
+ROW = re.compile(r"^(?P<indent> *)(?P<name>\S.*?) +(?P<ms>\d+\.\d) ms  \|(?P<bar>[ █]+)\|")
+
+
+def test_prints_the_last_run_as_an_indented_tree_with_bars(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    traced_runs(path, "first", "second")
+    code, out = run_cli(str(path))
+    assert code == 0
+    lines = out.splitlines()
+    spans = read_spans(path)
+    last_trace = spans[-1]["trace_id"]
+    assert lines[0].startswith(f"trace {last_trace[:16]}  invoke_workflow hello  ")
+    assert lines[0].endswith("5 spans")
+    rows = [ROW.match(line) for line in lines[1:]]
+    assert all(rows), lines
+    tree = [(len(m["indent"]) // 2, m["name"]) for m in rows if m]
+    assert tree == [
+        (0, "invoke_workflow hello"),
+        (1, "node shout"),
+        (1, "node sub"),
+        (2, "invoke_workflow inner"),
+        (3, "node exclaim"),
+    ]
+    bars = [m["bar"] for m in rows if m]
+    assert len({len(b) for b in bars}) == 1 and len(bars[0]) == 30
+    assert bars[0] == "█" * 30  # the root spans the whole run
+    # a later sibling's bar starts no earlier than an earlier one's
+    assert bars[2].index("█") >= bars[1].index("█")
+    root_ms = float(rows[0]["ms"])  # type: ignore[index]
+    assert all(float(m["ms"]) <= root_ms for m in rows if m)
+
+
+def test_trace_id_picks_an_earlier_run(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    traced_runs(path, "first", "second")
+    first = read_spans(path)[0]["trace_id"]
+    code, out = run_cli(str(path), "--trace-id", first[:8])
+    assert code == 0 and out.startswith(f"trace {first[:16]}")
+
+
+def test_default_file_lives_in_weft_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEFT_DATA_DIR", str(tmp_path))
+    handler = enable_tracing()
+    try:
+        Graph[str, str]("solo").add_node("id", str.strip, input_type=str, output_type=str).add_edge(
+            START, "id"
+        ).add_edge("id", END).compile().invoke(" x ")
+    finally:
+        disable_tracing(handler)
+    assert (tmp_path / "traces.jsonl").exists()
+    code, out = run_cli()
+    assert code == 0 and "invoke_workflow solo" in out.splitlines()[0]
+
+
+def test_errors_are_marked_in_the_tree(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+
+    def boom(x: str) -> str:
+        raise KeyError("nope")
+
+    handler = enable_tracing(path=str(path))
+    g = Graph[str, str]("bad").add_node("boom", boom).add_edge(START, "boom").add_edge("boom", END)
+    try:
+        with pytest.raises(Exception, match="nope"):
+            g.compile().invoke("x")
+    finally:
+        disable_tracing(handler)
+    code, out = run_cli(str(path))
+    assert code == 0
+    assert any(
+        line.lstrip().startswith("node boom") and line.endswith("✗ KeyError")
+        for line in out.splitlines()
+    )
+
+
+def test_missing_file_and_torn_lines(tmp_path: Path) -> None:
+    code, out = run_cli(str(tmp_path / "none.jsonl"))
+    assert code == 1 and "no trace file at" in out and "enable_tracing" in out
+    torn = tmp_path / "torn.jsonl"
+    span = {
+        "trace_id": "ab" * 16,
+        "span_id": "1" * 16,
+        "parent_id": None,
+        "name": "invoke_workflow x",
+        "start": 0,
+        "end": 1_000_000,
+        "status": "UNSET",
+        "attributes": {},
+    }
+    torn.write_text(json.dumps(span) + "\n" + '{"trace_id": "cut')
+    code, out = run_cli(str(torn))
+    assert code == 0 and "invoke_workflow x" in out and "1.0 ms" in out
