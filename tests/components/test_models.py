@@ -24,12 +24,12 @@ from weft.components.models import (
     OpenAIChatModel,
     Source,
     cited_sources,
-    count_tokens,
     default_chat_model,
     format_sources,
     openai_chat_model,
     parse_sources,
 )
+from weft.components.tokens import count_tokens
 from weft.core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -559,12 +559,6 @@ def test_extractive_model_uses_an_injected_token_counter() -> None:
     assert message.usage_metadata is not None
     assert message.usage_metadata["input_tokens"] == 3
     assert message.usage_metadata["output_tokens"] == len(NO_ANSWER)
-
-
-def test_count_tokens_counts_words_punctuation_and_cjk_characters() -> None:
-    assert count_tokens("Paris, France.") == 4
-    assert count_tokens("巴黎是首都") == 5
-    assert count_tokens("") == 0
 
 
 def test_extractive_model_says_what_it_is() -> None:

@@ -37,6 +37,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_openai import ChatOpenAI
 from pydantic import ConfigDict, Field
 
+from weft.components.tokens import count_tokens
 from weft.core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -52,7 +53,6 @@ __all__ = [
     "OpenAIChatModel",
     "Source",
     "cited_sources",
-    "count_tokens",
     "default_chat_model",
     "format_sources",
     "openai_chat_model",
@@ -351,7 +351,6 @@ def parse_sources(text: str) -> list[Source]:
 # -- the extractive model ------------------------------------------------------------------------
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_COUNT = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 _PIECE = re.compile(rf"[{_CJK}][^\S\n]*|[^\s{_CJK}]+\s*|\s+")
 _TERM = re.compile(rf"[{_CJK}]+|(?:(?![{_CJK}])[^\W_])+")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)|(?<=[\u3002\uff01\uff1f])")
@@ -374,17 +373,6 @@ _CJK_STOP = re.compile(
     "[的了是在吗呢吧啊呀和与及或也都这那个些谁为何请之其于而就被把我你他她它们"
     "のはがをにでともかねよ]"
 )
-
-
-def count_tokens(text: str) -> int:
-    """Count tokens without a tokenizer download: words, punctuation marks, and each CJK
-    character. Close to, not equal to, what an OpenAI tokenizer counts.
-
-    Example:
-        >>> count_tokens("Paris is the capital of France.")
-        7
-    """
-    return len(_COUNT.findall(text))
 
 
 def _stem(word: str) -> str:
@@ -464,8 +452,9 @@ class ExtractiveChatModel(BaseChatModel):
     ``min_relevance``, or the prompt has no sources, it answers :data:`NO_ANSWER`. The question
     is the last human message's text after ``Question:``, else that message minus its sources.
 
-    Deterministic, offline, streams word by word, and reports usage counted by
-    :func:`count_tokens` (or ``token_counter``). It has no tool calling or structured output.
+    Deterministic, offline, streams word by word, and reports usage counted by tiktoken
+    (:func:`weft.components.tokens.count_tokens`, offline) or ``token_counter``. It has no
+    tool calling or structured output.
 
     Example:
         >>> model = ExtractiveChatModel()
@@ -482,7 +471,7 @@ class ExtractiveChatModel(BaseChatModel):
     max_sentences: int = 2
     """The most sentences an answer quotes."""
     token_counter: Callable[[str], int] | None = Field(default=None, exclude=True)
-    """Counts tokens for usage metadata; :func:`count_tokens` when None."""
+    """Counts tokens for usage metadata; tiktoken's ``cl100k_base`` when None."""
 
     model_config = ConfigDict(populate_by_name=True)
 
