@@ -2,9 +2,12 @@
 
 Linear graphs of 2, 10 and 50 trivial typed lambdas are built three ways: with weft, directly in
 LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and with
-``stream``. Rounds are interleaved so drift hits every contender alike; the reported numbers are
-medians. The per-node cost is the slope of time against node count (least squares), and the
-fixed cost per call is its intercept.
+``stream``. Two more rows run the same weft graphs with a callback handler that does nothing
+(the cost of langchain-core's callback machinery) and with the OpenTelemetry handler exporting
+to an in-memory exporter through a ``SimpleSpanProcessor``, metrics included. Rounds are
+interleaved so drift hits every contender alike; the reported numbers are medians. The per-node
+cost is the slope of time against node count (least squares), and the fixed cost per call is its
+intercept.
 
 Run: ``python -m bench.overhead [--rounds N] [--quick]``
 """
@@ -23,7 +26,8 @@ from langgraph.graph import START as LG_START
 from langgraph.graph import StateGraph
 from typing_extensions import TypedDict
 
-from weft import END, START, Graph
+from weft import END, START, Graph, Handler
+from weft.core.tracing import OTelHandler
 
 SIZES = (2, 10, 50)
 
@@ -88,13 +92,40 @@ def _fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
     return slope, my - slope * mx
 
 
+def otel_handler() -> tuple[OTelHandler, Callable[[], None]]:
+    """The tracing handler on an in-memory exporter; the second value empties it."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return OTelHandler(provider, meters), spans.clear
+
+
 def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
     weft = {n: build_weft(n) for n in SIZES}
+    noop_cfg: Any = {"callbacks": [Handler()]}
+    otel, clear = otel_handler()
+    otel_cfg: Any = {"callbacks": [otel]}
+
+    def traced(g: Any) -> Any:
+        clear()  # keep memory flat; a list clear costs next to nothing
+        return g.invoke(0, otel_cfg)
+
     lg = {n: build_langgraph(n) for n in SIZES}
     py = {n: build_python(n) for n in SIZES}
     lg_limit = {"recursion_limit": 200}
     cases: dict[str, dict[int, Callable[[], Any]]] = {
         "weft invoke": {n: (lambda g=weft[n]: g.invoke(0)) for n in SIZES},
+        "weft invoke + no-op handler": {
+            n: (lambda g=weft[n]: g.invoke(0, noop_cfg)) for n in SIZES
+        },
+        "weft invoke + otel": {n: (lambda g=weft[n]: traced(g)) for n in SIZES},
         "langgraph invoke": {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in SIZES},
         "weft stream": {n: (lambda g=weft[n]: list(g.stream(0))) for n in SIZES},
         "langgraph stream": {
@@ -132,6 +163,17 @@ def table(results: dict[str, dict[int, float]]) -> str:
         ls, li = fits[f"langgraph {mode}"]
         total = results[f"weft {mode}"][10] / results[f"langgraph {mode}"][10]
         rows.append(f"| {mode} | {ws / ls:.3f} | {wi / li:.3f} | {total:.3f} |")
+    base_slope, base_icpt = fits["weft invoke"]
+    rows.append("")
+    rows.append("| tracing, added to weft invoke | µs/node | µs/call |")
+    rows.append("|---|---|---|")
+    for k in ("weft invoke + no-op handler", "weft invoke + otel"):
+        slope, icpt = fits[k]
+        rows.append(
+            f"| {k[len('weft invoke + ') :]} | {slope - base_slope:.2f} | {icpt - base_icpt:.1f} |"
+        )
+    alone = fits["weft invoke + otel"][0] - fits["weft invoke + no-op handler"][0]
+    rows.append(f"| otel handler alone (otel - no-op) | {alone:.2f} | |")
     return "\n".join(rows)
 
 
