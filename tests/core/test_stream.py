@@ -7,7 +7,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.prompts import ChatPromptTemplate
 
-from weft import END, START, Chunk, FinalOutput, Graph, NodeFinished, NodeStarted
+from weft import END, START, Chunk, FinalOutput, Graph, NodeFinished, NodeStarted, lambda_
 from weft.core.stream import concat_chunks
 
 
@@ -143,3 +143,39 @@ def test_concat_chunks_rules() -> None:
     assert concat_chunks([1, 2, 3]) == 6
     assert concat_chunks([]) is None
     assert concat_chunks([object, str]) is str  # no + : the last chunk wins
+
+
+def test_graph_without_streaming_nodes_streams_node_events_and_output() -> None:
+    def inc(x: int) -> int:
+        return x + 1
+
+    def total(parts: dict[str, int]) -> int:
+        return parts["a"] + parts["b"]
+
+    g = Graph[int, int]("plain").add_node("a", inc).add_node("b", inc)
+    g.add_node("sum", lambda_(lambda x: x * 10, input_type=int, output_type=int), merge=total)
+    g.add_edge(START, "a").add_edge(START, "b").add_edge("a", "sum").add_edge("b", "sum")
+    events = list(g.add_edge("sum", END).compile().stream(1))
+    started = {e.node: e.input for e in events if isinstance(e, NodeStarted)}
+    finished = {e.node: e.output for e in events if isinstance(e, NodeFinished)}
+    assert started == {"a": 1, "b": 1, "sum": 4}
+    assert finished == {"a": 2, "b": 2, "sum": 40}
+    assert not any(isinstance(e, Chunk) for e in events)
+    assert events[-1] == FinalOutput(40)
+    order = [(type(e).__name__, getattr(e, "node", None)) for e in events]
+    assert order.index(("NodeFinished", "a")) < order.index(("NodeStarted", "sum"))
+
+
+def test_stream_of_an_interrupted_run_ends_with_interrupted() -> None:
+    from weft import Interrupted, thread
+
+    def up(s: str) -> str:
+        return s.upper()
+
+    g = Graph[str, str]("pause").add_node("a", up).add_node("b", up)
+    g.add_edge(START, "a").add_edge("a", "b").add_edge("b", END)
+    compiled = g.compile(checkpointer="memory", interrupt_before=["b"])
+    events = list(compiled.stream("x", thread("p")))
+    assert events[-1] == FinalOutput(Interrupted(next=("b",)))
+    resumed = list(compiled.stream(None, thread("p")))  # type: ignore[arg-type]
+    assert resumed[-1] == FinalOutput("X")

@@ -168,17 +168,25 @@ class _Node:
 
     # -- inputs and outputs ---------------------------------------------------------------------
 
-    def read(self, values: dict[str, Any]) -> tuple[Any, Any]:
+    def input_of(self, values: dict[str, Any]) -> Any:
+        """The node's input (before its ``pre`` hook) from the channels LangGraph hands it."""
         if self.in_key:
-            x = values.get(self.in_key)
-        else:
-            x = {p: values.get(_IN if p == START else _out_key(p)) for p in self.fan_in}
-            if self.merge is not None:
-                x = self.merge(x)
+            return values.get(self.in_key)
+        x = {p: values.get(_IN if p == START else _out_key(p)) for p in self.fan_in}
+        return self.merge(x) if self.merge is not None else x
+
+    def output_of(self, writes: dict[str, Any]) -> Any:
+        """The node's output from the writes it made (as LangGraph's task stream reports)."""
+        for key in self.out_keys:
+            if key in writes:
+                return writes[key]
+        return None
+
+    def read(self, values: dict[str, Any]) -> tuple[Any, Any, Any]:
+        raw = self.input_of(values)
         state = self.state_view(values) if self.wants_state else None
-        if self.node.pre is not None:
-            x = self.node.pre(x, state)
-        return x, state
+        x = self.node.pre(raw, state) if self.node.pre is not None else raw
+        return raw, x, state
 
     def state_view(self, values: dict[str, Any]) -> Any:
         view = {k: values[k] for k in self.state_keys if k in values}
@@ -226,8 +234,9 @@ class _Node:
 
     def run(self, values: dict[str, Any], config: RunnableConfig, writer: StreamWriter) -> Any:
         try:
-            x, state = self.read(values)
+            raw, x, state = self.read(values)
             if config["configurable"].get(_STREAM):
+                writer(("start", (self.name,), raw))
                 y = self.run_streaming(x, state, config, writer)
             else:
                 y = self.call(x, state, config)
@@ -254,7 +263,6 @@ class _Node:
     def run_streaming(
         self, x: Any, state: Any, config: RunnableConfig, writer: StreamWriter
     ) -> Any:
-        writer(("start", (self.name,), x))
         if self.kind == "graph":
             y = None
             for ev in self.component.stream(x, config):
@@ -299,8 +307,9 @@ class _Node:
         self, values: dict[str, Any], config: RunnableConfig, writer: StreamWriter
     ) -> Any:
         try:
-            x, state = self.read(values)
+            raw, x, state = self.read(values)
             if config["configurable"].get(_STREAM):
+                writer(("start", (self.name,), raw))
                 y = await self.arun_streaming(x, state, config, writer)
             else:
                 y = await self.acall(x, state, config)
@@ -320,7 +329,6 @@ class _Node:
     async def arun_streaming(
         self, x: Any, state: Any, config: RunnableConfig, writer: StreamWriter
     ) -> Any:
-        writer(("start", (self.name,), x))
         if self.kind == "graph":
             y = None
             async for ev in self.component.astream(x, config):
@@ -373,7 +381,7 @@ def _build(
     checkpointer: BaseCheckpointSaver[Any] | None,
     interrupt_before: Sequence[str],
     interrupt_after: Sequence[str],
-) -> tuple[CompiledStateGraph[Any, Any, Any, Any], dict[str, Any]]:
+) -> tuple[CompiledStateGraph[Any, Any, Any, Any], dict[str, Any], dict[str, _Node]]:
     state_fields = _state_fields(plan.state)
     fields: dict[str, Any] = dict(state_fields)
     fields[_IN] = Any
@@ -423,7 +431,7 @@ def _build(
         interrupt_after=list(interrupt_after) or None,
         name=plan.name,
     )
-    return compiled, start_inboxes
+    return compiled, start_inboxes, nodes
 
 
 def _safe(name: str) -> str:
@@ -457,7 +465,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         durability: Literal["sync", "async", "exit"] = "sync",
     ) -> None:
         saver = _resolve_checkpointer(checkpointer)
-        langgraph, start_inboxes = _build(plan, saver, interrupt_before, interrupt_after)
+        langgraph, start_inboxes, nodes = _build(plan, saver, interrupt_before, interrupt_after)
         d = self.__dict__
         d["name"] = plan.name
         d["plan"] = plan
@@ -468,6 +476,11 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         d["interrupts"] = bool(interrupt_before or interrupt_after)
         d["step_limit"] = step_limit or max(25, 2 * len(plan.nodes) + 5)
         d["_start_inboxes"] = start_inboxes
+        d["_nodes"] = nodes
+        # Only graphs with a node that can stream chunks need LangGraph's "custom" stream mode,
+        # which runs each step on a worker thread so chunks flow while a node runs; the rest
+        # stream from its "tasks" mode, which is as cheap as "updates".
+        d["_custom_stream"] = any(n.streams for n in nodes.values())
         d["_validate"] = _validator(plan.input_type)
         # "sync" writes each step's checkpoint before the next step starts, so a process that
         # dies mid-run resumes from its last completed step.
@@ -483,6 +496,8 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
     interrupts: bool
     step_limit: int
     _start_inboxes: dict[str, Any]
+    _nodes: dict[str, _Node]
+    _custom_stream: bool
     _validate: Callable[[Any], Any] | None
     _run_kw: dict[str, Any]
 
@@ -601,55 +616,46 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         """Yield typed events: nodes starting, chunks as they are produced, nodes finishing,
         and the final output last."""
         values = self._input(input)
-        cfg, listening = self._config(config, True)
-        last: Any = None
-        interrupts: tuple[Any, ...] = ()
+        cfg, listening = self._config(config, self._custom_stream)
+        tracker = _FinalTracker(self)
+        mode: Literal["custom", "tasks"] = "custom" if self._custom_stream else "tasks"
         try:
-            for mode, data in self.langgraph.stream(
-                values, cfg, stream_mode=["custom", "values"], **self._run_kw
-            ):
-                if mode == "custom":
-                    yield _event(data)
-                elif isinstance(data, dict):
-                    if "__interrupt__" in data:
-                        interrupts = tuple(data["__interrupt__"])
-                    else:
-                        last = data
+            for data in self.langgraph.stream(values, cfg, stream_mode=mode, **self._run_kw):
+                event = tracker.event(data, mode)
+                if event is not None:
+                    yield event
         except GraphRecursionError:
             raise self._step_limit_error(cfg) from None
         finally:
             self._done(cfg, listening)
-        yield FinalOutput(self._stream_result(last, interrupts, cfg))
+        yield FinalOutput(self._stream_result(tracker.final, cfg))
 
     async def astream(  # type: ignore[override]
         self, input: InT, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[StreamEvent]:
         """Async :meth:`stream`."""
         values = self._input(input)
-        cfg, listening = self._config(config, True)
-        last: Any = None
-        interrupts: tuple[Any, ...] = ()
+        cfg, listening = self._config(config, self._custom_stream)
+        tracker = _FinalTracker(self)
+        mode: Literal["custom", "tasks"] = "custom" if self._custom_stream else "tasks"
         try:
-            async for mode, data in self.langgraph.astream(
-                values, cfg, stream_mode=["custom", "values"], **self._run_kw
-            ):
-                if mode == "custom":
-                    yield _event(data)
-                elif isinstance(data, dict):
-                    if "__interrupt__" in data:
-                        interrupts = tuple(data["__interrupt__"])
-                    else:
-                        last = data
+            async for data in self.langgraph.astream(values, cfg, stream_mode=mode, **self._run_kw):
+                event = tracker.event(data, mode)
+                if event is not None:
+                    yield event
         except GraphRecursionError:
             raise self._step_limit_error(cfg) from None
         finally:
             self._done(cfg, listening)
-        yield FinalOutput(self._stream_result(last, interrupts, cfg))
+        yield FinalOutput(self._stream_result(tracker.final, cfg))
 
-    def _stream_result(self, last: Any, interrupts: tuple[Any, ...], cfg: RunnableConfig) -> Any:
-        if interrupts:
-            return Interrupted(self._next(cfg), interrupts)
-        return self._result(last or {}, cfg)
+    def _stream_result(self, final: Any, cfg: RunnableConfig) -> Any:
+        if self.checkpointer is not None:
+            snapshot = self.langgraph.get_state(cfg)
+            if snapshot.next:
+                interrupts = tuple(i for task in snapshot.tasks for i in task.interrupts)
+                return Interrupted(tuple(snapshot.next), interrupts)
+        return final
 
     def stream_output(self, input: InT, config: RunnableConfig | None = None) -> Iterator[Any]:
         """Yield only the final output's chunks (e.g. the answer's tokens), as they come.
@@ -705,13 +711,36 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         )
 
 
-def _event(data: Any) -> StreamEvent:
-    kind = data[0]
-    if kind == "chunk":
-        return Chunk(data[1], data[2], data[3])
-    if kind == "start":
-        return NodeStarted(data[1], data[2])
-    return NodeFinished(data[1], data[2])
+class _FinalTracker:
+    """Turns LangGraph stream items into weft events and remembers the graph's output: the
+    last output of a node that leads to END, as the graph's output channel keeps it."""
+
+    def __init__(self, graph: CompiledGraph[Any, Any]) -> None:
+        self.nodes = graph._nodes
+        self.end_nodes = graph.plan.end_nodes
+        self.final: Any = None
+
+    def event(self, data: Any, mode: str) -> StreamEvent | None:
+        if mode == "custom":
+            kind = data[0]
+            if kind == "chunk":
+                return Chunk(data[1], data[2], data[3])
+            if kind == "start":
+                return NodeStarted(data[1], data[2])
+            if len(data[1]) == 1 and data[1][0] in self.end_nodes:
+                self.final = data[2]
+            return NodeFinished(data[1], data[2])
+        node = self.nodes.get(data.get("name"))
+        if node is None:
+            return None
+        if "input" in data:
+            return NodeStarted((node.name,), node.input_of(data["input"]))
+        if data.get("error") is not None or not isinstance(data.get("result"), dict):
+            return None
+        output = node.output_of(data["result"])
+        if node.ends:
+            self.final = output
+        return NodeFinished((node.name,), output)
 
 
 def _validator(tp: Any) -> Callable[[Any], Any] | None:
