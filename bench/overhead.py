@@ -2,9 +2,12 @@
 
 Linear graphs of 2, 10 and 50 trivial typed lambdas are built three ways: with weft, directly in
 LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and with
-``stream``. Two more rows run the same weft graphs with a callback handler that does nothing
-(the cost of langchain-core's callback machinery) and with the OpenTelemetry handler exporting
-to an in-memory exporter through a ``SimpleSpanProcessor``, metrics included. Rounds are
+``stream``. LangGraph streams twice: in its default ``updates`` mode (one event per node) and
+in ``tasks`` mode, which carries what weft's stream does (each node's start with its input and
+its finish with its output). Two more rows run the same weft graphs with a callback handler
+that does nothing (the cost of langchain-core's callback machinery) and with the OpenTelemetry
+handler exporting to an in-memory exporter through a ``SimpleSpanProcessor``, metrics included.
+Rounds are
 interleaved so drift hits every contender alike; the reported numbers are medians. The per-node
 cost is the slope of time against node count (least squares), and the fixed cost per call is its
 intercept.
@@ -132,6 +135,10 @@ def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
             n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="updates")))
             for n in SIZES
         },
+        "langgraph stream (tasks)": {
+            n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="tasks")))
+            for n in SIZES
+        },
         "python": {n: (lambda f=py[n]: f(0)) for n in SIZES},
     }
     for fns in cases.values():  # warm up
@@ -158,11 +165,16 @@ def table(results: dict[str, dict[int, float]]) -> str:
     rows.append("")
     rows.append("| ratio weft / langgraph | per node | per call | 10 nodes total |")
     rows.append("|---|---|---|---|")
-    for mode in ("invoke", "stream"):
-        ws, wi = fits[f"weft {mode}"]
-        ls, li = fits[f"langgraph {mode}"]
-        total = results[f"weft {mode}"][10] / results[f"langgraph {mode}"][10]
-        rows.append(f"| {mode} | {ws / ls:.3f} | {wi / li:.3f} | {total:.3f} |")
+    pairs = [
+        ("invoke", "weft invoke", "langgraph invoke"),
+        ("stream vs updates", "weft stream", "langgraph stream"),
+        ("stream vs tasks", "weft stream", "langgraph stream (tasks)"),
+    ]
+    for label, ours, peer in pairs:
+        ws, wi = fits[ours]
+        ls, li = fits[peer]
+        total = results[ours][10] / results[peer][10]
+        rows.append(f"| {label} | {ws / ls:.3f} | {wi / li:.3f} | {total:.3f} |")
     base_slope, base_icpt = fits["weft invoke"]
     rows.append("")
     rows.append("| tracing, added to weft invoke | µs/node | µs/call |")
