@@ -24,11 +24,15 @@ from weft.core import (
     RunInfo,
     StreamEvent,
     TypedLambda,
+    UsageTracker,
     WeftError,
     add_handler,
     as_component,
+    disable_tracing,
+    enable_tracing,
     lambda_,
     thread,
+    track_usage,
 )
 
 __version__ = "0.1.0"
@@ -53,10 +57,14 @@ __all__ = [
     "RunInfo",
     "StreamEvent",
     "TypedLambda",
+    "UsageTracker",
     "WeftError",
     "__version__",
     "add_handler",
     "as_component",
+    "disable_tracing",
+    "enable_tracing",
     "lambda_",
     "thread",
+    "track_usage",
 ]

@@ -38,6 +38,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from weft import __version__
+    from weft.core.tracing import add_trace_command
 
     parser = argparse.ArgumentParser(
         prog="weft",
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--trace", action="store_true", help="print the run tree to stderr")
     demo.set_defaults(handler=_demo)
+    add_trace_command(sub)
     return parser
 
 

@@ -7,6 +7,8 @@ from weft.core.component import TypedLambda, as_component, lambda_
 from weft.core.errors import GraphCompileError, GraphInputError, NodeError, WeftError
 from weft.core.graph import END, START, Graph
 from weft.core.stream import Chunk, FinalOutput, NodeFinished, NodeStarted, StreamEvent
+from weft.core.tracing import disable_tracing, enable_tracing
+from weft.core.usage import UsageTracker, track_usage
 
 __all__ = [
     "END",
@@ -28,9 +30,13 @@ __all__ = [
     "RunInfo",
     "StreamEvent",
     "TypedLambda",
+    "UsageTracker",
     "WeftError",
     "add_handler",
     "as_component",
+    "disable_tracing",
+    "enable_tracing",
     "lambda_",
     "thread",
+    "track_usage",
 ]
