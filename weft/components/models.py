@@ -112,11 +112,32 @@ class OpenAIChatModel(ChatOpenAI):
         """False: ``langchain_core.load`` only rebuilds classes on its allowlist, not weft's."""
         return False
 
+    @property
+    def _base_url(self) -> str:
+        return self.openai_api_base or os.environ.get("OPENAI_BASE_URL") or _OPENAI_DEFAULT_BASE_URL
+
     def _where(self) -> str:
-        base_url = (
-            self.openai_api_base or os.environ.get("OPENAI_BASE_URL") or _OPENAI_DEFAULT_BASE_URL
+        return f"OpenAI chat model '{self.model_name}' at {self._base_url}"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        # Run metadata carries the server, so tracing can set server.address and server.port.
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["weft_base_url"] = self._base_url  # type: ignore[typeddict-unknown-key]
+        return params
+
+    def _convert_chunk_to_generation_chunk(
+        self,
+        chunk: dict[str, Any],
+        default_chunk_class: type,
+        base_generation_info: dict[str, Any] | None,
+    ) -> ChatGenerationChunk | None:
+        # langchain-openai drops the completion id when streaming; keep it, as invoke does.
+        out = super()._convert_chunk_to_generation_chunk(
+            chunk, default_chunk_class, base_generation_info
         )
-        return f"OpenAI chat model '{self.model_name}' at {base_url}"
+        if out is not None and chunk.get("id"):
+            out.message.response_metadata.setdefault("id", chunk["id"])
+        return out
 
     def _weft_error(self, exc: Exception) -> ModelError:
         where = self._where()
