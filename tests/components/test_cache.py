@@ -405,3 +405,26 @@ def test_component_without_a_derivable_identity_asks_for_a_key(
     named = CachedRunnable(RunnableLambda(shout), key="v1")  # never describes the component
     monkeypatch.undo()
     assert named.invoke("a") == "A"
+
+
+def test_lookups_are_counted_in_the_tracing_cache_metric(tmp_path: Path) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from weft.core.tracing import disable_tracing, enable_tracing
+
+    reader = InMemoryMetricReader()
+    handler = enable_tracing("none", meter_provider=MeterProvider(metric_readers=[reader]))
+    try:
+        cache = CachedRunnable(RunnableLambda(shout), directory=tmp_path / "c")
+        cache.invoke("a")  # memory miss, disk miss
+        cache.invoke("a")  # memory hit
+    finally:
+        disable_tracing(handler)
+    points = {
+        (p.attributes["weft.cache.level"], p.attributes["weft.cache.result"]): p.value
+        for m in reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+        if m.name == "weft.cache.requests"
+        for p in m.data.data_points
+    }
+    assert points == {("memory", "miss"): 1, ("disk", "miss"): 1, ("memory", "hit"): 1}

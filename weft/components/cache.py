@@ -50,14 +50,15 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import Input, Output
 
 from weft.components._keys import Uncacheable, describe, digest
-from weft.components._wrapper import RunnableWrapper
+from weft.components._wrapper import RunnableWrapper, component_name
 from weft.core.errors import ConfigurationError
+from weft.core.tracing import record_cache_lookup
 
 __all__ = ["CacheStats", "CachedRunnable", "cached"]
 
@@ -183,8 +184,17 @@ class _Disk:
         self.cache.close()
 
 
+_LOOKUPS: dict[str, tuple[bool, Literal["memory", "disk"]]] = {
+    "l1_hits": (True, "memory"),
+    "l1_misses": (False, "memory"),
+    "l2_hits": (True, "disk"),
+    "l2_misses": (False, "disk"),
+}
+
+
 class _Counters:
-    def __init__(self) -> None:
+    def __init__(self, name: str = "cache") -> None:
+        self.name = name
         self.lock = threading.Lock()
         self.values = dict.fromkeys(
             ("l1_hits", "l1_misses", "l2_hits", "l2_misses", "uncacheable"), 0
@@ -194,6 +204,11 @@ class _Counters:
         with self.lock:
             for name in names:
                 self.values[name] += 1
+        for name in names:
+            if name in _LOOKUPS:
+                hit, level = _LOOKUPS[name]
+                # The weft.cache.requests metric, when a tracing handler is on.
+                record_cache_lookup(hit, cache=self.name, level=level)
 
     def snapshot(self) -> CacheStats:
         with self.lock:
@@ -271,7 +286,7 @@ class CachedRunnable(RunnableWrapper[Input, Output]):
         self._disk = (
             None if self.directory is None else _Disk(self.directory, disk_ttl, disk_size_limit)
         )
-        self._counters = _Counters()
+        self._counters = _Counters(component_name(bound))
         self._identity = digest({"key": key}) if key is not None else _identity(bound)
         self._config_ids = frozenset(spec.id for spec in bound.config_specs)
         self._flights = threading.Lock()
