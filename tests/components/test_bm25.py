@@ -200,3 +200,18 @@ def test_save_refuses_unserialisable_metadata(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="document 'o'"):
         retriever.save(tmp_path)
     assert not (tmp_path / "CURRENT").exists()
+
+
+def test_bm25_runs_report_their_top_k_and_data_source_to_callbacks() -> None:
+    from weft import END, START, Graph, MemoryHandler
+
+    retriever = BM25Retriever(
+        [Document(page_content="cats purr", id="a"), Document(page_content="dogs bark", id="b")],
+        k=1,
+    )
+    g = Graph[str, list[Document]]("r").add_node("retrieve", retriever)
+    recorder = MemoryHandler()
+    compiled = g.add_edge(START, "retrieve").add_edge("retrieve", END).compile()
+    compiled.invoke("cats", {"callbacks": [recorder]})
+    [run] = recorder.of("start", "retriever")
+    assert (run.info.metadata["weft_top_k"], run.info.metadata["weft_data_source"]) == (1, "bm25")

@@ -28,13 +28,14 @@ from langchain_core.callbacks import (
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
+from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from langchain_core.runnables.config import run_in_executor
 from numpy.typing import NDArray
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from weft.components._ids import document_id
 from weft.components._tokenize import ENGLISH_STOPWORDS, Tokenizer
+from weft.components._trace import retriever_params
 from weft.core.errors import ConfigurationError, EmptyQueryError
 
 __all__ = ["BM25Retriever", "Tokenizer"]
@@ -88,6 +89,10 @@ class BM25Retriever(BaseRetriever):
     _vocab: dict[str, int] = PrivateAttr(default_factory=dict)
     _snapshot: _Snapshot = PrivateAttr(default_factory=lambda: _Snapshot(None, [], 0))
     _dirty: bool = PrivateAttr(default=False)
+
+    def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
+        k = kwargs.get("k") or self.k
+        return retriever_params(super()._get_ls_params(**kwargs), top_k=k, source="bm25")
 
     def __init__(self, documents: Iterable[Document] | None = None, **data: Any) -> None:
         super().__init__(**data)

@@ -28,11 +28,12 @@ from langchain_core.callbacks import (
 from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from langchain_core.retrievers import BaseRetriever
+from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field
 
 from weft.components._ids import document_id
+from weft.components._trace import retriever_params
 from weft.core.errors import ConfigurationError, EmptyQueryError, RetrievalError
 
 __all__ = [
@@ -229,6 +230,10 @@ class HybridRetriever(BaseRetriever):
     mmr: bool = False
     mmr_lambda: float = Field(default=0.5, ge=0.0, le=1.0)
     embeddings: Embeddings | None = None
+
+    def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
+        k = kwargs.get("k") or self.k
+        return retriever_params(super()._get_ls_params(**kwargs), top_k=k, source="hybrid")
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)

@@ -28,11 +28,13 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import LangSmithRetrieverParams
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStoreRetriever
 from pydantic import Field
 
 from weft.components._ids import document_id
+from weft.components._trace import retriever_params
 from weft.core.errors import ConfigurationError, EmptyQueryError
 
 __all__ = ["ChromaRetriever", "ChromaStore", "Distance", "embedder_identity"]
@@ -285,6 +287,11 @@ class ChromaRetriever(VectorStoreRetriever):
     vectorstore: ChromaStore
     k: int = Field(default=4, ge=1)
     filter: dict[str, Any] | None = None
+
+    def _get_ls_params(self, **kwargs: Any) -> LangSmithRetrieverParams:
+        k = kwargs.get("k") or self.k
+        source = f"chroma:{self.vectorstore._collection_name}"
+        return retriever_params(super()._get_ls_params(**kwargs), top_k=k, source=source)
 
     def _search(
         self,
