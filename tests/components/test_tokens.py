@@ -263,3 +263,9 @@ def test_tool_calls_add_tokens() -> None:
         "", tool_calls=[{"name": "search", "args": {"query": "weft"}, "id": "call_1"}]
     )
     assert count_message_tokens([with_call]) > count_message_tokens([plain])
+
+
+def test_usage_estimates_use_the_tiktoken_counter() -> None:
+    from weft.core.usage import default_token_counter
+
+    assert default_token_counter()("tiktoken is great!", "gpt-4") == 6

@@ -37,6 +37,7 @@ import tiktoken
 from langchain_core.messages import BaseMessage
 
 from weft.core.errors import ConfigurationError
+from weft.core.usage import set_default_token_counter
 
 __all__ = [
     "BUNDLED_ENCODINGS",
@@ -292,3 +293,8 @@ def count_message_tokens(
             if key == "name":
                 total += 1
     return total
+
+
+# Usage trackers in weft.core estimate tokens a provider did not report; core cannot import this
+# layer, so the offline tiktoken counter registers itself there.
+set_default_token_counter(count_tokens)
