@@ -13,7 +13,8 @@ offset, not a silent guess, because a wrong guess stores mojibake in the index f
 Example:
     >>> from weft.components.documents import TokenSplitter, load_documents
     >>> docs, skipped = load_documents(["docs/"])  # doctest: +SKIP
-    >>> chunks = TokenSplitter(chunk_size=256, chunk_overlap=32).split_documents(docs)
+    >>> splitter = TokenSplitter(chunk_size=256, chunk_overlap=32)
+    >>> chunks = splitter.split_documents(docs)  # doctest: +SKIP
 """
 
 from __future__ import annotations

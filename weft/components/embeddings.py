@@ -242,7 +242,9 @@ def _map_openai_error(exc: Exception, model: str, base_url: str) -> ModelError:
         return AuthenticationError(
             f"{where} rejected the API key (401); check OPENAI_API_KEY or pass api_key="
         )
-    if isinstance(exc, (openai.BadRequestError, openai.NotFoundError)):
+    if isinstance(
+        exc, (openai.BadRequestError, openai.NotFoundError, openai.UnprocessableEntityError)
+    ):
         return BadRequestError(
             f"{where} rejected the request ({exc.status_code}): {exc.message}; check the model "
             f"name and that the server serves embeddings"
@@ -276,7 +278,9 @@ def _shared_sync_client(api_key: str, base_url: str, timeout: float, retries: in
                 api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries
             )
             _sync_clients[key] = client
-            if len(_sync_clients) > 8:
+            # Bounded for programs that build many configurations; a request still running on
+            # an evicted client would fail, which needs more than 16 configurations at once.
+            if len(_sync_clients) > 16:
                 _, evicted = _sync_clients.popitem(last=False)
                 evicted.close()
         _sync_clients.move_to_end(key)
@@ -539,6 +543,10 @@ class MicroBatchEmbeddings(Embeddings):
     Async callers are batched per event loop; threaded sync callers are batched together (one
     of them, the leader, makes the call). ``embed_documents`` passes straight through: it is a
     batch already.
+
+    Queries are embedded with the wrapped embedder's ``embed_documents``, so do not wrap a
+    model that embeds queries differently from documents (an instruction prefix, an
+    ``input_type="query"``); every embedder in this module embeds both the same way.
 
     Example:
         >>> import asyncio
