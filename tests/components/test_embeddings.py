@@ -476,3 +476,48 @@ async def test_micro_batcher_over_real_http(openai_server: OpenAIServer) -> None
     vectors = await asyncio.gather(*(batched.aembed_query(t) for t in texts))
     assert inputs_per_request(openai_server) == [32]
     assert vectors == emb.embed_documents(texts)
+
+
+def test_offline_embedder_leaves_the_root_logger_as_it_was() -> None:
+    import logging
+    import subprocess
+    import sys
+
+    code = (
+        "import logging; from weft.components.embeddings import WordLlamaEmbeddings;"
+        "WordLlamaEmbeddings().embed_query('hi'); r = logging.getLogger();"
+        "print(len(r.handlers), r.level)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", str(logging.WARNING)]
+
+
+@pytest.mark.server
+def test_openai_embedding_requests_are_traced_as_embeddings_spans(
+    openai_server: OpenAIServer,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from weft import END, START, Graph, lambda_
+    from weft.core.tracing import OTelHandler
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    emb = embedder(openai_server)
+    g = Graph[str, int]("embed").add_node(
+        "embed", lambda_(lambda t: len(emb.embed_query(t)), input_type=str, output_type=int)
+    )
+    compiled = g.add_edge(START, "embed").add_edge("embed", END).compile()
+    assert compiled.invoke("hello", {"callbacks": [OTelHandler(provider)]}) == 16
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    span = by_name["embeddings text-embedding-3-small"]
+    assert span.kind == SpanKind.CLIENT
+    assert span.parent is not None and span.parent.span_id == by_name["node embed"].context.span_id
+    attrs = dict(span.attributes or {})
+    assert attrs["gen_ai.operation.name"] == "embeddings"
+    assert (attrs["server.address"], attrs["server.port"]) == ("127.0.0.1", openai_server.port)
+    assert attrs["gen_ai.usage.input_tokens"] > 0

@@ -52,6 +52,7 @@ from weft.core.errors import (
     ProviderUnavailableError,
     ResilienceError,
 )
+from weft.core.tracing import embeddings_span
 
 __all__ = [
     "Embedder",
@@ -154,6 +155,23 @@ class HashingEmbeddings(Embeddings):
 
 _EXTRA = "local-embeddings"
 _wordllama_lock = threading.Lock()
+
+
+def _import_wordllama() -> Any:
+    """Import wordllama without the root-logger setup it does on import.
+
+    wordllama calls ``logging.basicConfig(level=INFO)`` when imported, which would make every
+    library's INFO records (each HTTP request, say) print in the user's program.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        return import_optional("wordllama", extra=_EXTRA, feature="WordLlamaEmbeddings")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 _wordllama_models: dict[tuple[str, int], Any] = {}
 
 
@@ -182,7 +200,7 @@ class WordLlamaEmbeddings(Embeddings):
         """Create the embedder; ``dimension`` may be 64, 128, 256 (default), 512 or 1024."""
         self._config = config
         self._dimension = dimension
-        import_optional("wordllama", extra=_EXTRA, feature="WordLlamaEmbeddings")
+        _import_wordllama()
 
     @property
     def name(self) -> str:
@@ -198,9 +216,7 @@ class WordLlamaEmbeddings(Embeddings):
         key = (self._config, self._dimension)
         with _wordllama_lock:
             if key not in _wordllama_models:
-                wordllama = import_optional(
-                    "wordllama", extra=_EXTRA, feature="WordLlamaEmbeddings"
-                )
+                wordllama = _import_wordllama()
                 # The wheel carries weights/ and tokenizers/ in the package dir, which is the
                 # layout wordllama expects of a cache dir; pointing it there keeps it offline.
                 # (It looks for a "tokenizer/" dir in the package itself, which does not exist.)
@@ -299,6 +315,11 @@ async def _close_with_loop(client: openai.AsyncOpenAI) -> AsyncGenerator[None, N
         yield
     finally:
         await client.close()
+
+
+def _prompt_tokens(response: Any) -> int | None:
+    usage = getattr(response, "usage", None)
+    return getattr(usage, "prompt_tokens", None)
 
 
 class OpenAIEmbedder(Embeddings):
@@ -441,6 +462,7 @@ class OpenAIEmbedder(Embeddings):
         return params
 
     def _vectors(self, response: Any, sent: int) -> list[list[float]]:
+        """The vectors in input order, checked to be one per input."""
         data = sorted(response.data, key=lambda item: item.index)
         if len(data) != sent:
             raise ModelError(
@@ -458,11 +480,13 @@ class OpenAIEmbedder(Embeddings):
         client = self._sync_client()
         vectors: list[list[float]] = []
         for batch in self._batches(texts):
-            try:
-                response = client.embeddings.create(input=batch, **self._request())
-            except openai.OpenAIError as exc:
-                raise _map_openai_error(exc, self.model, self.base_url) from exc
-            vectors.extend(self._vectors(response, len(batch)))
+            with embeddings_span(self.model, base_url=self.base_url) as call:
+                try:
+                    response = client.embeddings.create(input=batch, **self._request())
+                except openai.OpenAIError as exc:
+                    raise _map_openai_error(exc, self.model, self.base_url) from exc
+                vectors.extend(self._vectors(response, len(batch)))
+                call.record(input_tokens=_prompt_tokens(response), dimensions=len(vectors[-1]))
         return vectors
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -470,11 +494,13 @@ class OpenAIEmbedder(Embeddings):
         client = await self._async_client()
         vectors: list[list[float]] = []
         for batch in self._batches(texts):
-            try:
-                response = await client.embeddings.create(input=batch, **self._request())
-            except openai.OpenAIError as exc:
-                raise _map_openai_error(exc, self.model, self.base_url) from exc
-            vectors.extend(self._vectors(response, len(batch)))
+            with embeddings_span(self.model, base_url=self.base_url) as call:
+                try:
+                    response = await client.embeddings.create(input=batch, **self._request())
+                except openai.OpenAIError as exc:
+                    raise _map_openai_error(exc, self.model, self.base_url) from exc
+                vectors.extend(self._vectors(response, len(batch)))
+                call.record(input_tokens=_prompt_tokens(response), dimensions=len(vectors[-1]))
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
