@@ -39,6 +39,9 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from weft import __version__
     from weft.core.tracing import add_trace_command
+    from weft.evals._cli import add_commands as eval_commands
+    from weft.graphs._cli import add_commands as graph_commands
+    from weft.server._cli import add_commands as server_commands
 
     parser = argparse.ArgumentParser(
         prog="weft",
@@ -61,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--trace", action="store_true", help="print the run tree to stderr")
     demo.set_defaults(handler=_demo)
     add_trace_command(sub)
+    for add_commands in (graph_commands, server_commands, eval_commands):
+        add_commands(sub)
     return parser
 
 
