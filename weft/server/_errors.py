@@ -1,0 +1,186 @@
+"""JSON error responses: every error the server sends has one shape and never a traceback.
+
+The body follows OpenAI's error shape, so the ``openai`` client and chat UIs read it too::
+
+    {"error": {"message": "...", "type": "not_found", "code": 404, "fields": [...]}}
+
+``fields`` appears on 422 only: one ``{"field": "question", "message": "..."}`` per failing field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pydantic
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from weft.core.errors import (
+    CircuitOpenError,
+    ComponentTimeoutError,
+    ConcurrencyLimitError,
+    EmptyQueryError,
+    GraphInputError,
+    ModelError,
+    NodeError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    WeftError,
+)
+
+__all__ = [
+    "ApiError",
+    "error_body",
+    "error_response",
+    "exception_handlers",
+    "from_exception",
+    "validation_error",
+]
+
+logger = logging.getLogger("weft.server")
+
+_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "unavailable",
+    504: "timeout",
+}
+_MAX_MESSAGE = 800
+
+
+class ApiError(Exception):
+    """An error that becomes a JSON response with ``status``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = None,
+        fields: Sequence[Mapping[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type or _TYPES.get(status, "error")
+        self.fields = list(fields) if fields is not None else None
+        self.headers = dict(headers or {})
+
+
+def error_body(
+    status: int,
+    message: str,
+    *,
+    type: str | None = None,
+    fields: Sequence[Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of an error response."""
+    err: dict[str, Any] = {
+        "message": message[:_MAX_MESSAGE],
+        "type": type or _TYPES.get(status, "error"),
+        "code": status,
+    }
+    if fields is not None:
+        err["fields"] = list(fields)
+    return {"error": err}
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    type: str | None = None,
+    fields: Sequence[Mapping[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """A JSON error response."""
+    body = json.dumps(error_body(status, message, type=type, fields=fields)).encode()
+    return Response(body, status, headers=dict(headers or {}), media_type="application/json")
+
+
+def _loc(loc: Sequence[int | str], prefix: Sequence[int | str]) -> str:
+    return ".".join(str(p) for p in (*prefix, *loc)) or "body"
+
+
+def validation_error(
+    exc: pydantic.ValidationError, prefix: Sequence[int | str] = (), what: str = "request body"
+) -> ApiError:
+    """A 422 naming every failing field (``input.question``, ``messages.0.role``...)."""
+    fields = [{"field": _loc(e["loc"], prefix), "message": e["msg"]} for e in exc.errors()]
+    names = ", ".join(dict.fromkeys(f["field"] for f in fields))
+    return ApiError(422, f"invalid {what}: {names}", fields=fields)
+
+
+def _retry_after(seconds: int) -> dict[str, str]:
+    return {"Retry-After": str(seconds)}
+
+
+def from_exception(exc: BaseException) -> ApiError:
+    """Map an exception from a graph run onto an HTTP error with a readable message.
+
+    weft's own errors are written for users (what failed and how to fix it), so their message is
+    sent; anything else becomes a generic message, and the details go to the server log only.
+    """
+    if isinstance(exc, ApiError):
+        return exc
+    cause: BaseException = exc
+    while isinstance(cause, NodeError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    message = str(exc) if isinstance(exc, WeftError) else None
+    if isinstance(cause, GraphInputError | EmptyQueryError):
+        return ApiError(422, str(cause), fields=[{"field": "input", "message": str(cause)}])
+    if isinstance(cause, ProviderUnavailableError | CircuitOpenError):
+        return ApiError(503, str(cause), headers=_retry_after(5))
+    if isinstance(cause, RateLimitedError | ConcurrencyLimitError):
+        return ApiError(503, str(cause), headers=_retry_after(1))
+    if isinstance(cause, ComponentTimeoutError):
+        return ApiError(504, str(cause))
+    if isinstance(cause, ModelError):
+        return ApiError(502, str(cause))
+    if message is not None:
+        return ApiError(500, message)
+    return ApiError(
+        500, f"the server failed while answering ({type(exc).__name__}); see the server log"
+    )
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(
+        exc.status, exc.message, type=exc.type, fields=exc.fields, headers=exc.headers
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if exc.status_code != 404 else f"no route {request.url.path}"
+    if exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, message, headers=exc.headers)
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    # Starlette's ServerErrorMiddleware calls this, then re-raises, so uvicorn logs the traceback;
+    # the client only ever sees this body.
+    api = from_exception(exc)
+    if api.status >= 500:
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(api.status, api.message, type=api.type, headers=api.headers)
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """Starlette ``exception_handlers``: every error as JSON, none with a traceback."""
+    return {ApiError: _api_error, HTTPException: _http_error, Exception: _unhandled}

@@ -1,0 +1,291 @@
+"""The server's guards, as plain ASGI middleware: API keys, rate limit, body size, run cap.
+
+Each answers with the JSON error shape of :mod:`weft.server._errors` before the request reaches
+a route, so a rejected request costs no graph work:
+
+- :class:`AuthGuard`: with API keys configured, ``/v1/*`` and ``/metrics`` need
+  ``Authorization: Bearer <key>``; otherwise 401.
+- :class:`RateLimitGuard`: a token bucket per client (its API key, else its IP address) on
+  ``/v1/*``; an empty bucket is 429 with ``Retry-After``.
+- :class:`BodyLimitGuard`: a body over the limit is 413, by ``Content-Length`` or while it is
+  read (chunked uploads).
+- :class:`RunCapGuard`: at most N graph runs at once; one more is 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from weft.server._errors import ApiError, error_response
+
+__all__ = [
+    "AuthGuard",
+    "BodyLimitGuard",
+    "RateLimitGuard",
+    "RunCapGuard",
+    "TokenBuckets",
+    "bearer_token",
+    "is_run",
+]
+
+Reject = Callable[[str], None]
+"""Called with the reason ("auth", "rate_limit", "body_size", "concurrency") of a rejection."""
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if any."""
+    raw = _header(scope, b"authorization")
+    if raw is None:
+        return None
+    scheme, _, token = raw.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _guarded(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return path.startswith("/v1/") or path == "/metrics"
+
+
+def is_run(scope: Scope) -> bool:
+    """Whether a request runs a graph (and so takes one of the run slots)."""
+    path: str = scope["path"]
+    return scope["method"] == "POST" and (
+        path in ("/v1/chat", "/v1/chat/completions") or path.startswith("/v1/graphs/")
+    )
+
+
+class AuthGuard:
+    """401 unless the request carries one of ``keys`` as a Bearer token (no keys: no auth)."""
+
+    def __init__(self, app: ASGIApp, *, keys: Sequence[str], reject: Reject) -> None:
+        self.app = app
+        self.keys = [k.encode() for k in keys]
+        self.reject = reject
+
+    def valid(self, scope: Scope) -> bool:
+        token = bearer_token(scope)
+        if token is None:
+            return False
+        given = token.encode()
+        # compare_digest against every key, so the time taken says nothing about which matched.
+        return sum(hmac.compare_digest(given, k) for k in self.keys) > 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys or not _guarded(scope) or self.valid(scope):
+            await self.app(scope, receive, send)
+            return
+        self.reject("auth")
+        given = bearer_token(scope) is not None
+        message = (
+            "the API key is not valid"
+            if given
+            else "this server needs an API key: send 'Authorization: Bearer <key>'"
+        )
+        headers = {"WWW-Authenticate": 'Bearer realm="weft"'}
+        await error_response(401, message, headers=headers)(scope, receive, send)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class TokenBuckets:
+    """Token buckets per client: ``per_minute`` requests, refilled evenly, bursts up to that.
+
+    Example:
+        >>> buckets = TokenBuckets(per_minute=1, clock=lambda: 0.0)
+        >>> buckets.take("a"), buckets.take("a")
+        (0.0, 60.0)
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 10_000,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: dict[str, _Bucket] = {}
+
+    def take(self, client: str) -> float:
+        """Take a token for ``client``: 0.0 if there was one, else the seconds until there is."""
+        now = self.clock()
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            if len(self._buckets) >= self.max_clients:
+                self._prune(now)
+            bucket = self._buckets[client] = _Bucket(self.capacity, now)
+        else:
+            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        # A bucket that would be full again is the same as no bucket.
+        full = [
+            c
+            for c, b in self._buckets.items()
+            if b.tokens + (now - b.stamp) * self.rate >= self.capacity
+        ]
+        for c in full:
+            del self._buckets[c]
+        if len(self._buckets) >= self.max_clients:  # all busy: forget the oldest
+            oldest = sorted(self._buckets, key=lambda c: self._buckets[c].stamp)
+            for c in oldest[: len(oldest) // 2]:
+                del self._buckets[c]
+
+
+class RateLimitGuard:
+    """429 with ``Retry-After`` when the client's bucket is empty (``per_minute=0``: off).
+
+    A client is its API key when it sends a valid one (so clients behind one NAT do not share a
+    budget), else its IP address.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        per_minute: int,
+        keys: Sequence[str],
+        reject: Reject,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.buckets = TokenBuckets(per_minute, clock=clock) if per_minute > 0 else None
+        self.keys = frozenset(keys)
+        self.reject = reject
+
+    def client(self, scope: Scope) -> str:
+        token = bearer_token(scope)
+        if token is not None and token in self.keys:
+            return "key:" + token
+        client = scope.get("client")
+        return "ip:" + (client[0] if client else "unknown")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.buckets is None
+            or scope["type"] != "http"
+            or not scope["path"].startswith("/v1/")
+            or scope["method"] == "OPTIONS"
+        ):
+            await self.app(scope, receive, send)
+            return
+        wait = self.buckets.take(self.client(scope))
+        if wait == 0.0:
+            await self.app(scope, receive, send)
+            return
+        self.reject("rate_limit")
+        seconds = max(1, math.ceil(wait))
+        response = error_response(
+            429,
+            f"too many requests; try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+        await response(scope, receive, send)
+
+
+class BodyLimitGuard:
+    """413 for a body over ``max_bytes``: at once by ``Content-Length``, or while it is read."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, reject: Reject) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.reject = reject
+
+    def _too_large(self) -> ApiError:
+        self.reject("body_size")
+        return ApiError(413, f"the request body is larger than {self.max_bytes} bytes")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            err = self._too_large()
+            await error_response(413, err.message)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise self._too_large()  # becomes the 413 response in the route's handler
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class RunCapGuard:
+    """503 with ``Retry-After`` when ``max_runs`` graph runs are already going.
+
+    The slot is held until the response is finished, so a stream holds it while it streams,
+    and gives it back when the client goes away.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_runs: int,
+        reject: Reject,
+        on_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.max_runs = max_runs
+        self.active = 0
+        self.reject = reject
+        self.on_change = on_change
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_run(scope):
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.max_runs:
+            self.reject("concurrency")
+            response = error_response(
+                503,
+                f"the server is running {self.max_runs} requests, its limit; try again shortly",
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send)
+            return
+        # One event loop runs every request, so the counter needs no lock.
+        self.active += 1
+        if self.on_change is not None:
+            self.on_change(1)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+            if self.on_change is not None:
+                self.on_change(-1)

@@ -1,0 +1,137 @@
+"""The OpenAI-compatible chat completions surface: request model and response records.
+
+Only what chat clients send and read is modelled; other request fields (temperature, tools...)
+are accepted and ignored, since the RAG graph decides how it answers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from weft.graphs.schema import ChatInput, ChatTurn, SourceRef
+
+__all__ = ["CompletionRequest", "chat_input", "chunk", "completion", "new_id", "openai_usage"]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class _StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class CompletionRequest(BaseModel):
+    """``POST /v1/chat/completions``: the model is a graph name; the last message is a user's."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[_Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: _StreamOptions | None = None
+
+
+def _text(content: str | list[dict[str, Any]] | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+
+
+def chat_input(request: CompletionRequest) -> ChatInput:
+    """The question is the last message (a user's); earlier user and assistant turns are the
+    history. System messages are dropped: the RAG graph has its own instructions.
+
+    Raises ValueError (with the failing field) when the last message is not from the user."""
+    *earlier, last = request.messages
+    if last.role != "user":
+        raise ValueError(f"messages.{len(request.messages) - 1}.role")
+    history = [
+        ChatTurn(role=m.role, content=_text(m.content))
+        for m in earlier
+        if m.role in ("user", "assistant") and _text(m.content)
+    ]
+    return ChatInput(question=_text(last.content), history=history)
+
+
+def new_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+def openai_usage(usage: dict[str, Any]) -> dict[str, int]:
+    prompt = int(usage.get("input_tokens", 0) or 0)
+    completion_tokens = int(usage.get("output_tokens", 0) or 0)
+    total = int(usage.get("total_tokens", 0) or prompt + completion_tokens)
+    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": total}
+
+
+def _sources(sources: list[SourceRef]) -> list[dict[str, Any]]:
+    return [s.model_dump(mode="json") for s in sources]
+
+
+def completion(
+    cid: str, model: str, answer: str, usage: dict[str, Any], sources: list[SourceRef]
+) -> dict[str, Any]:
+    """A ``chat.completion`` object; ``sources`` is weft's extra field."""
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": openai_usage(usage),
+        "sources": _sources(sources),
+    }
+
+
+def chunk(
+    cid: str,
+    model: str,
+    created: int,
+    *,
+    content: str | None = None,
+    role: bool = False,
+    finish: bool = False,
+    usage: dict[str, Any] | None = None,
+    sources: list[SourceRef] | None = None,
+) -> dict[str, Any]:
+    """A ``chat.completion.chunk``; with ``usage`` it is the final, choice-less usage chunk."""
+    out: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+    }
+    if usage is not None:
+        out["choices"] = []
+        out["usage"] = openai_usage(usage)
+        return out
+    delta: dict[str, Any] = {}
+    if role:
+        delta["role"] = "assistant"
+    if content is not None:
+        delta["content"] = content
+    out["choices"] = [
+        {"index": 0, "delta": delta, "finish_reason": "stop" if finish else None, "logprobs": None}
+    ]
+    if sources is not None:
+        out["sources"] = _sources(sources)
+    return out

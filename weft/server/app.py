@@ -1,0 +1,682 @@
+"""The chat server: a Starlette app that streams RAG answers over SSE and serves every graph.
+
+Routes::
+
+    GET  /                              the web chat page
+    POST /v1/chat                       SSE: token, sources, usage, done (or error) events
+    POST /v1/chat/completions           OpenAI-compatible, stream true or false
+    GET  /v1/models                     the graphs, as OpenAI models
+    POST /v1/graphs/{name}/invoke       run a graph: {"input": ...} -> {"output": ...}
+    POST /v1/graphs/{name}/stream       SSE of the run's typed events
+    POST /v1/graphs/{name}/batch        {"inputs": [...]} -> {"outputs": [...]}
+    GET  /healthz, /readyz, /metrics    liveness, readiness (stores open), Prometheus text
+
+Graphs and the chat streamer are parameters, so tests (yours too) can pass fakes. Run it with
+``weft serve``, or with any ASGI server: ``uvicorn --factory weft.server.app:create_app``.
+
+Example:
+    >>> from weft.graphs.demo import demo_graph
+    >>> app = create_app(graphs={"demo": demo_graph()}, chat_graph="demo")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio.to_thread
+import pydantic
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, Field, TypeAdapter
+from pydantic_core import to_jsonable_python
+from sse_starlette.event import ServerSentEvent
+from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from weft.core.compiled import CompiledGraph, thread
+from weft.core.settings import Settings, get_settings
+from weft.core.stream import Chunk, FinalOutput, NodeFinished, NodeStarted
+from weft.core.tracing import CONTENT_TYPE, OTelHandler, disable_tracing, enable_tracing
+from weft.graphs.schema import (
+    ChatDone,
+    ChatEvent,
+    ChatInput,
+    ChatOutput,
+    ChatSources,
+    ChatToken,
+    ChatUsage,
+)
+from weft.server import _openai
+from weft.server._errors import (
+    ApiError,
+    error_body,
+    exception_handlers,
+    from_exception,
+    validation_error,
+)
+from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard
+from weft.server._metrics import AccessMetrics, ServerMetrics
+
+__all__ = ["ChatStreamer", "GraphsFactory", "Graphs", "ReadinessCheck", "create_app"]
+
+logger = logging.getLogger("weft.server")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_MAX_BATCH = 100
+_T0 = "weft.t0"  # scope key: when the request arrived
+
+
+class ChatStreamer(Protocol):
+    """Streams a chat answer as :data:`~weft.graphs.schema.ChatEvent` records: the signature of
+    :func:`weft.graphs.rag.astream_chat`. A test passes a fake with the same shape."""
+
+    def __call__(
+        self,
+        graph: CompiledGraph[Any, Any],
+        chat_input: ChatInput,
+        /,
+        *,
+        settings: Settings,
+        config: RunnableConfig | None = ...,
+    ) -> AsyncIterator[ChatEvent]: ...
+
+
+Graphs = Mapping[str, CompiledGraph[Any, Any]]
+GraphsFactory = Callable[[Settings], Graphs]
+ReadinessCheck = Callable[[], Any]
+"""Returns (or awaits to) anything when ready; raises to say what is not."""
+
+
+# -- the default graphs, chat streamer and readiness --------------------------------------------
+
+
+def _default_graphs(settings: Settings) -> Graphs:
+    from weft.graphs.demo import demo_graph
+
+    return {"demo": demo_graph()}
+
+
+def _default_chat() -> ChatStreamer:
+    return _stream_plain_graph
+
+
+# -- records --------------------------------------------------------------------------------------
+
+
+class InvokeRequest(BaseModel):
+    """``POST /v1/graphs/{name}/invoke`` and ``/stream``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    input: Any = Field(description="the graph's input, checked against its input type")
+    session_id: str | None = Field(
+        default=None, description="thread id, for graphs with a checkpointer", max_length=200
+    )
+
+
+class BatchRequest(BaseModel):
+    """``POST /v1/graphs/{name}/batch``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    inputs: list[Any] = Field(min_length=1, max_length=_MAX_BATCH)
+    max_concurrency: int = Field(default=4, ge=1, le=32)
+
+
+def _jsonable(value: Any) -> Any:
+    return to_jsonable_python(value, fallback=repr)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _sse(event: str, n: int, data: Any) -> bytes:
+    # json.dumps escapes newlines, so the payload is always one data: line.
+    return f"id: {n}\nevent: {event}\ndata: {_dumps(data)}\n\n".encode()
+
+
+def _heartbeat() -> ServerSentEvent:
+    return ServerSentEvent(comment="heartbeat", sep="\n")
+
+
+def _chunk_text(chunk: Any) -> str:
+    content = getattr(chunk, "content", chunk)
+    if isinstance(content, str):
+        return content
+    return "".join(
+        str(p.get("text", "")) if isinstance(p, dict) else str(p)
+        for p in (content if isinstance(content, list) else [content])
+    )
+
+
+async def _stream_plain_graph(
+    graph: CompiledGraph[Any, Any],
+    chat_input: ChatInput,
+    /,
+    *,
+    settings: Settings,
+    config: RunnableConfig | None = None,
+) -> AsyncIterator[ChatEvent]:
+    """Chat with a graph that takes the question as a string (e.g. the demo graph)."""
+    parts: list[str] = []
+    async for event in graph.astream(chat_input.question, config):
+        if isinstance(event, Chunk) and event.final:
+            text = _chunk_text(event.chunk)
+            parts.append(text)
+            yield ChatToken(text)
+        elif isinstance(event, FinalOutput) and not parts:
+            parts.append(_chunk_text(event.output))
+            yield ChatToken(parts[0])
+    yield ChatDone(ChatOutput(answer="".join(parts)))
+
+
+class _Server:
+    """What the routes share: settings, graphs, the chat streamer, metrics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        graphs: Graphs | GraphsFactory | None,
+        chat: ChatStreamer | None,
+        chat_graph: str | None,
+        readiness: Mapping[str, ReadinessCheck] | None,
+        tracing: OTelHandler | bool,
+    ) -> None:
+        self.settings = settings
+        self.factory: GraphsFactory | None = None
+        self.graphs: dict[str, CompiledGraph[Any, Any]] | None = None
+        if graphs is None:
+            self.factory = _default_graphs
+        elif callable(graphs):
+            self.factory = graphs
+        else:
+            self.graphs = dict(graphs)
+        self.chat: ChatStreamer = chat if chat is not None else _default_chat()
+        self.chat_graph_name = chat_graph
+        self.readiness = dict(readiness or {})
+        self.tracing = tracing
+        self.handler: OTelHandler | None = tracing if isinstance(tracing, OTelHandler) else None
+        self.metrics = ServerMetrics()
+        self.startup_error: str | None = None
+        self._adapters: dict[str, TypeAdapter[Any] | None] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.tracing is True:
+            self.handler = enable_tracing("none")
+        if self.graphs is None and self.factory is not None:
+            try:
+                self.graphs = dict(await anyio.to_thread.run_sync(self.factory, self.settings))
+            except Exception as exc:
+                logger.exception("the graphs could not be built")
+                self.startup_error = f"the graphs could not be built: {from_exception(exc).message}"
+
+    async def stop(self) -> None:
+        if self.tracing is True and self.handler is not None:
+            disable_tracing(self.handler)
+            self.handler = None
+        self.metrics.shutdown()
+
+    # -- graphs ---------------------------------------------------------------------------------
+
+    def all_graphs(self) -> dict[str, CompiledGraph[Any, Any]]:
+        if self.graphs is None:
+            raise ApiError(
+                503,
+                self.startup_error or "the server is starting; try again shortly",
+                headers={"Retry-After": "1"},
+            )
+        return self.graphs
+
+    def graph(self, name: str) -> CompiledGraph[Any, Any]:
+        graphs = self.all_graphs()
+        graph = graphs.get(name)
+        if graph is None:
+            known = ", ".join(sorted(graphs)) or "none"
+            raise ApiError(404, f"no graph named '{name}'; the graphs are: {known}")
+        return graph
+
+    def chat_graph(self, name: str | None = None) -> CompiledGraph[Any, Any]:
+        if name is not None:
+            return self.graph(name)
+        if self.chat_graph_name is not None:
+            return self.graph(self.chat_graph_name)
+        graphs = self.all_graphs()
+        for preferred in ("rag", "demo"):
+            if preferred in graphs:
+                return graphs[preferred]
+        return self.graph(next(iter(graphs), "rag"))
+
+    def chat_events(
+        self, graph: CompiledGraph[Any, Any], chat_input: ChatInput
+    ) -> AsyncIterator[ChatEvent]:
+        if _takes_chat_input(graph):
+            return self.chat(graph, chat_input, settings=self.settings)
+        return _stream_plain_graph(graph, chat_input, settings=self.settings)
+
+    def adapter(self, name: str, graph: CompiledGraph[Any, Any]) -> TypeAdapter[Any] | None:
+        if name not in self._adapters:
+            try:
+                self._adapters[name] = TypeAdapter(graph.input_type)
+            except Exception:  # a type pydantic cannot build a schema for: the graph checks it
+                self._adapters[name] = None
+        return self._adapters[name]
+
+    def validate_input(
+        self, name: str, graph: CompiledGraph[Any, Any], value: Any, loc: tuple[Any, ...]
+    ) -> Any:
+        adapter = self.adapter(name, graph)
+        if adapter is None:
+            return value
+        try:
+            return adapter.validate_python(value)
+        except pydantic.ValidationError as exc:
+            raise validation_error(exc, loc, what="graph input") from None
+
+
+def _takes_chat_input(graph: CompiledGraph[Any, Any]) -> bool:
+    tp = graph.input_type
+    return isinstance(tp, type) and issubclass(tp, ChatInput)
+
+
+def _run_config(graph: CompiledGraph[Any, Any], value: Any, session: str | None) -> RunnableConfig:
+    if graph.checkpointer is None:
+        return {}
+    if session is None and isinstance(value, ChatInput):
+        session = value.session_id
+    return thread(session or uuid.uuid4().hex)
+
+
+async def _body(request: Request, model: type[pydantic.BaseModel]) -> Any:
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except pydantic.ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+@contextlib.asynccontextmanager
+async def _closing(events: AsyncIterator[Any]) -> AsyncIterator[AsyncIterator[Any]]:
+    """Close the stream when the response ends early (a client gone, an error), so the run is
+    cancelled now rather than when the garbage collector finds the generator."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _error_data(exc: BaseException) -> dict[str, Any]:
+    api = from_exception(exc)
+    if api.status >= 500:
+        logger.error("a streamed run failed", exc_info=exc)
+    return error_body(api.status, api.message, type=api.type, fields=api.fields)
+
+
+def _event_stream(server: _Server, content: AsyncIterator[bytes]) -> EventSourceResponse:
+    return EventSourceResponse(
+        content,
+        headers=_SSE_HEADERS,
+        ping=server.settings.heartbeat_seconds,
+        ping_message_factory=_heartbeat,
+        sep="\n",
+    )
+
+
+# -- routes ---------------------------------------------------------------------------------------
+
+
+def _routes(server: _Server) -> list[Route | Mount]:
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, str] = {}
+        ready = True
+        if server.graphs is None:
+            ready = False
+            checks["graphs"] = server.startup_error or "starting"
+        else:
+            checks["graphs"] = "ok: " + ", ".join(sorted(server.graphs))
+            for name, check in _checkpointer_checks(server.graphs).items():
+                server.readiness.setdefault(name, check)
+        for name, check in server.readiness.items():
+            try:
+                result = check()
+                if inspect.isawaitable(result):
+                    await result
+                checks[name] = "ok"
+            except Exception as exc:
+                ready = False
+                checks[name] = f"failed: {from_exception(exc).message}"
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return JSONResponse(body, 200 if ready else 503, headers={"Cache-Control": "no-cache"})
+
+    async def metrics(request: Request) -> Response:
+        graph_metrics = server.handler.metrics_text() if server.handler is not None else ""
+        return Response(graph_metrics + server.metrics.text(), media_type=CONTENT_TYPE)
+
+    async def models(request: Request) -> Response:
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "weft"}
+            for name in sorted(server.all_graphs())
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def chat(request: Request) -> Response:
+        chat_input: ChatInput = await _body(request, ChatInput)
+        graph = server.chat_graph(request.query_params.get("graph"))
+        arrived: float = request.scope.get(_T0, time.perf_counter())
+        return _event_stream(server, _chat_sse(server, graph, chat_input, arrived))
+
+    async def completions(request: Request) -> Response:
+        body: _openai.CompletionRequest = await _body(request, _openai.CompletionRequest)
+        try:
+            chat_input = _openai.chat_input(body)
+        except pydantic.ValidationError as exc:
+            raise validation_error(exc, ("messages", len(body.messages) - 1, "content")) from None
+        except ValueError as exc:
+            raise ApiError(
+                422,
+                "the last message must be the user's question",
+                fields=[{"field": str(exc), "message": "expected role 'user'"}],
+            ) from None
+        graph = server.chat_graph(body.model if body.model in server.all_graphs() else None)
+        events = server.chat_events(graph, chat_input)
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return _event_stream(server, _completion_sse(events, body.model, include_usage))
+        return JSONResponse(await _completion(events, body.model))
+
+    async def invoke(request: Request) -> Response:
+        name = request.path_params["name"]
+        graph = server.graph(name)
+        body: InvokeRequest = await _body(request, InvokeRequest)
+        value = server.validate_input(name, graph, body.input, ("input",))
+        try:
+            output = await graph.ainvoke(value, _run_config(graph, value, body.session_id))
+        except Exception as exc:
+            api = from_exception(exc)
+            if api.status >= 500:
+                logger.error("graph '%s' failed", name, exc_info=exc)
+            raise api from None
+        return JSONResponse({"output": _jsonable(output)})
+
+    async def stream(request: Request) -> Response:
+        name = request.path_params["name"]
+        graph = server.graph(name)
+        body: InvokeRequest = await _body(request, InvokeRequest)
+        value = server.validate_input(name, graph, body.input, ("input",))
+        config = _run_config(graph, value, body.session_id)
+        return _event_stream(server, _graph_sse(graph, value, config))
+
+    async def batch(request: Request) -> Response:
+        name = request.path_params["name"]
+        graph = server.graph(name)
+        body: BatchRequest = await _body(request, BatchRequest)
+        values = [
+            server.validate_input(name, graph, v, ("inputs", i)) for i, v in enumerate(body.inputs)
+        ]
+        configs = [_run_config(graph, v, None) for v in values]
+        for c in configs:
+            c["max_concurrency"] = body.max_concurrency
+        results = await graph.abatch(values, configs, return_exceptions=True)
+        outputs: list[dict[str, Any]] = []
+        for result in results:
+            if isinstance(result, Exception):
+                api = from_exception(result)
+                if api.status >= 500:
+                    logger.error("graph '%s' failed on a batch input", name, exc_info=result)
+                outputs.append(error_body(api.status, api.message, type=api.type))
+            else:
+                outputs.append({"output": _jsonable(result)})
+        return JSONResponse({"outputs": outputs})
+
+    return [
+        Route("/", index, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/chat", chat, methods=["POST"]),
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+        Route("/v1/graphs/{name}/invoke", invoke, methods=["POST"]),
+        Route("/v1/graphs/{name}/stream", stream, methods=["POST"]),
+        Route("/v1/graphs/{name}/batch", batch, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+
+def _checkpointer_checks(graphs: Graphs) -> dict[str, ReadinessCheck]:
+    checks: dict[str, ReadinessCheck] = {}
+    for name, graph in graphs.items():
+        saver = graph.checkpointer
+        if saver is None:
+            continue
+        config: RunnableConfig = thread("weft-readyz")
+
+        async def check(saver: Any = saver, config: RunnableConfig = config) -> None:
+            try:
+                await saver.aget_tuple(config)
+            except NotImplementedError:  # a sync-only saver (SqliteSaver)
+                await anyio.to_thread.run_sync(saver.get_tuple, config)
+
+        checks[f"checkpointer:{name}"] = check
+    return checks
+
+
+# -- streams --------------------------------------------------------------------------------------
+
+
+async def _chat_sse(
+    server: _Server, graph: CompiledGraph[Any, Any], chat_input: ChatInput, arrived: float
+) -> AsyncIterator[bytes]:
+    n = 0
+    started = time.perf_counter()
+    first: float | None = None
+    try:
+        async with _closing(server.chat_events(graph, chat_input)) as events:
+            async for event in events:
+                n += 1
+                if isinstance(event, ChatToken):
+                    if first is None:
+                        first = time.perf_counter()
+                        server.metrics.ttft.record(first - arrived)
+                    yield _sse("token", n, {"text": event.text})
+                elif isinstance(event, ChatSources):
+                    yield _sse("sources", n, {"sources": event.sources})
+                elif isinstance(event, ChatUsage):
+                    yield _sse("usage", n, {"usage": event.usage})
+                elif isinstance(event, ChatDone):
+                    done = time.perf_counter()
+                    data = event.output.model_dump(mode="json")
+                    data["session_id"] = chat_input.session_id
+                    # The graph's own time to first token, so a client can tell the server's
+                    # share of the latency it saw.
+                    data["timing"] = {
+                        "graph_ttft_ms": round(((first or done) - started) * 1000, 3),
+                        "graph_total_ms": round((done - started) * 1000, 3),
+                    }
+                    yield _sse("done", n, data)
+    except Exception as exc:
+        yield _sse("error", n + 1, _error_data(exc))
+
+
+async def _graph_sse(
+    graph: CompiledGraph[Any, Any], value: Any, config: RunnableConfig
+) -> AsyncIterator[bytes]:
+    n = 0
+    try:
+        async for event in graph.astream(value, config):
+            n += 1
+            if isinstance(event, NodeStarted):
+                yield _sse("node_started", n, {"path": event.path})
+            elif isinstance(event, Chunk):
+                data = {"path": event.path, "text": _chunk_text(event.chunk), "final": event.final}
+                yield _sse("chunk", n, data)
+            elif isinstance(event, NodeFinished):
+                yield _sse("node_finished", n, {"path": event.path, "output": event.output})
+            elif isinstance(event, FinalOutput):
+                yield _sse("done", n, {"output": event.output})
+    except Exception as exc:
+        yield _sse("error", n + 1, _error_data(exc))
+
+
+async def _completion(events: AsyncIterator[ChatEvent], model: str) -> dict[str, Any]:
+    parts: list[str] = []
+    output: ChatOutput | None = None
+    try:
+        async with _closing(events) as stream:
+            async for event in stream:
+                if isinstance(event, ChatToken):
+                    parts.append(event.text)
+                elif isinstance(event, ChatDone):
+                    output = event.output
+    except Exception as exc:
+        api = from_exception(exc)
+        if api.status >= 500:
+            logger.error("a chat completion failed", exc_info=exc)
+        raise api from None
+    if output is None:
+        output = ChatOutput(answer="".join(parts))
+    return _openai.completion(_openai.new_id(), model, output.answer, output.usage, output.sources)
+
+
+def _data(payload: Any) -> bytes:
+    return f"data: {_dumps(payload)}\n\n".encode()
+
+
+async def _completion_sse(
+    events: AsyncIterator[ChatEvent], model: str, include_usage: bool
+) -> AsyncIterator[bytes]:
+    cid, created = _openai.new_id(), int(time.time())
+    usage: dict[str, Any] = {}
+    try:
+        yield _data(_openai.chunk(cid, model, created, role=True, content=""))
+        async with _closing(events) as stream:
+            async for event in stream:
+                if isinstance(event, ChatToken):
+                    yield _data(_openai.chunk(cid, model, created, content=event.text))
+                elif isinstance(event, ChatUsage):
+                    usage = event.usage
+                elif isinstance(event, ChatDone):
+                    usage = event.output.usage or usage
+                    yield _data(
+                        _openai.chunk(
+                            cid, model, created, finish=True, sources=event.output.sources
+                        )
+                    )
+        if include_usage:
+            yield _data(_openai.chunk(cid, model, created, usage=usage))
+    except Exception as exc:
+        # The openai client raises an APIError for a data line with an "error" key.
+        yield _data(_error_data(exc))
+    yield b"data: [DONE]\n\n"
+
+
+# -- the app --------------------------------------------------------------------------------------
+
+
+class _Arrival:
+    """Stamps each request's arrival time, for the time-to-first-token metric."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        scope[_T0] = time.perf_counter()
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    graphs: Graphs | GraphsFactory | None = None,
+    chat: ChatStreamer | None = None,
+    chat_graph: str | None = None,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    tracing: OTelHandler | bool = True,
+) -> Starlette:
+    """Make the server's ASGI app.
+
+    Args:
+        settings: host, limits, keys, CORS...; from ``WEFT_*`` variables if None.
+        graphs: the graphs to serve, or a function of the settings that builds them at startup
+            (in a worker thread); the registry's default graphs if None.
+        chat: streams chat answers (``/v1/chat``, ``/v1/chat/completions``) from graphs that
+            take a :class:`~weft.graphs.schema.ChatInput`; graphs that take a string are asked
+            the question directly.
+        chat_graph: the graph ``/v1/chat`` uses; ``"rag"`` (else ``"demo"``) if None.
+        readiness: extra checks for ``/readyz``, by name; each checkpointer is checked anyway.
+        tracing: True traces graph runs for ``/metrics`` while the app runs; or your
+            :class:`~weft.core.tracing.OTelHandler`; False for server metrics only.
+    """
+    settings = settings if settings is not None else get_settings()
+    server = _Server(settings, graphs, chat, chat_graph, readiness, tracing)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    reject = server.metrics.reject
+    middleware = [Middleware(_Arrival)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                expose_headers=["Retry-After"],
+                max_age=600,
+            )
+        )
+    middleware += [
+        Middleware(AccessMetrics, metrics=server.metrics),
+        Middleware(AuthGuard, keys=settings.api_keys, reject=reject),
+        Middleware(
+            RateLimitGuard,
+            per_minute=settings.rate_limit_per_minute,
+            keys=settings.api_keys,
+            reject=reject,
+        ),
+        Middleware(BodyLimitGuard, max_bytes=settings.max_body_bytes, reject=reject),
+        Middleware(
+            RunCapGuard,
+            max_runs=settings.max_concurrent_runs,
+            reject=reject,
+            on_change=server.metrics.run_change,
+        ),
+    ]
+    app = Starlette(
+        routes=_routes(server),
+        middleware=middleware,
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )
+    app.state.weft = server
+    return app
