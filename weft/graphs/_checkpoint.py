@@ -1,0 +1,83 @@
+"""A SQLite checkpointer that also runs async graphs, with an explicit deserialization allowlist.
+
+LangGraph's ``SqliteSaver`` refuses async calls (it points to ``AsyncSqliteSaver``, which needs
+aiosqlite); the server streams with ``astream``. Its operations are short, locked SQLite calls,
+so the async methods here run the sync ones in a worker thread.
+
+The allowlist names the weft records the RAG graph keeps in its checkpoints, so loading a
+session neither warns nor, once LangGraph blocks unlisted types, fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+__all__ = ["ThreadedSqliteSaver", "open_sqlite_checkpointer"]
+
+
+class ThreadedSqliteSaver(SqliteSaver):
+    """``SqliteSaver`` whose async methods run its sync ones in a worker thread."""
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        items = await asyncio.to_thread(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for item in items:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Any,
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+
+def open_sqlite_checkpointer(path: str | Path, allowed: Iterable[type] = ()) -> ThreadedSqliteSaver:
+    """A checkpointer on the SQLite file ``path`` (created with its folder if missing) that
+    deserializes the ``allowed`` classes (besides LangGraph's safe types) without warnings."""
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(file), check_same_thread=False)
+    serde = JsonPlusSerializer(
+        allowed_msgpack_modules=[(cls.__module__, cls.__qualname__) for cls in allowed]
+    )
+    return ThreadedSqliteSaver(conn, serde=serde)

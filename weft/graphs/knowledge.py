@@ -1,0 +1,317 @@
+"""A knowledge base on disk: a Chroma collection and a BM25 index that always agree.
+
+:class:`KnowledgeBase` keeps both stores in ``Settings.data_dir`` (Chroma in ``chroma/``, BM25
+in ``bm25/``), so two data directories are two separate knowledge bases.
+
+What :meth:`KnowledgeBase.ingest` guarantees:
+
+* **Idempotent.** Every chunk's id is a hash of its source path, page and text, so ingesting the
+  same files again writes nothing (``added == 0``).
+* **All or nothing, per call.** Files are read and split before anything is written. New chunks
+  go to Chroma first (in batches, embedding as they go), then BM25 is updated in memory and saved
+  atomically (a new version directory, then a pointer swap). If any of that raises, the chunks
+  this call added to Chroma are deleted again and the in-memory BM25 index forgets them, so
+  neither store keeps data the other lacks; the error is re-raised.
+* **Not covered:** a process killed between the Chroma write and the BM25 save leaves Chroma
+  with chunks BM25 lacks. Re-running the same ingest repairs it: each store is checked for the
+  ids it is missing, separately.
+* Markdown heading lines are not indexed as text (see :func:`_without_headings`); the first
+  heading is the document's title.
+* A changed file adds its new chunks; the old chunks of that file stay until ``reset()``
+  (``weft ingest --reset``).
+
+Example:
+    >>> kb = KnowledgeBase(Settings(data_dir=tmp))  # doctest: +SKIP
+    >>> kb.ingest(["handbook/"], progress=False).added  # doctest: +SKIP
+    42
+    >>> kb.hybrid_retriever(k=3).invoke("how do I install weft?")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from weft.components.bm25 import BM25Retriever
+from weft.components.documents import SkippedFile, TokenSplitter, load_documents
+from weft.components.embeddings import default_embeddings
+from weft.components.hybrid import HybridRetriever
+from weft.components.stores import ChromaRetriever, ChromaStore
+from weft.core.errors import ConfigurationError
+from weft.core.settings import Settings, get_settings
+
+__all__ = ["DEMO_KB_DIR", "IngestSummary", "KnowledgeBase"]
+
+DEMO_KB_DIR = Path(__file__).resolve().parent / "kb"
+"""The bundled demo knowledge base: weft's own handbook, a few markdown files."""
+
+_BATCH = 64
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What one :meth:`KnowledgeBase.ingest` did.
+
+    ``files`` counts the files read; ``chunks`` the chunks they split into; ``added`` the chunks
+    new to the knowledge base and ``unchanged`` those it already held.
+    """
+
+    files: int
+    chunks: int
+    added: int
+    unchanged: int
+    skipped: list[SkippedFile] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        """A one-paragraph, human summary (what ``weft ingest`` prints last)."""
+        lines = [
+            f"{self.files} file{'s' * (self.files != 1)}, {self.chunks} chunks "
+            f"({self.added} added, {self.unchanged} unchanged), "
+            f"{len(self.skipped)} skipped, in {self.seconds:.1f} s"
+        ]
+        lines += [f"  skipped {s.path}: {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+class KnowledgeBase:
+    """Chroma + BM25 over one data directory; ingest files, get a hybrid retriever.
+
+    Args:
+        settings: where (``data_dir``), which collection, chunk sizes; from ``WEFT_*`` if None.
+        embedding: the embedder; :func:`~weft.components.embeddings.default_embeddings` if None.
+            A data directory built with another embedder raises the store's
+            :class:`~weft.core.errors.ConfigurationError` naming both and the fix.
+
+    Example:
+        >>> kb = KnowledgeBase(Settings(data_dir=tmp))  # doctest: +SKIP
+        >>> kb.ensure_demo(progress=False).files  # doctest: +SKIP
+        9
+    """
+
+    def __init__(self, settings: Settings | None = None, *, embedding: Embeddings | None = None):
+        self.settings = settings if settings is not None else get_settings()
+        self._embedding = embedding
+        self._lock = threading.RLock()
+        self._store: ChromaStore | None = None
+        self._bm25: BM25Retriever | None = None
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase(data_dir='{self.settings.data_dir}')"
+
+    # -- the stores ------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> ChromaStore:
+        """The Chroma store (opened on first use)."""
+        with self._lock:
+            if self._store is None:
+                embedding = self._embedding if self._embedding is not None else default_embeddings()
+                self._store = ChromaStore(
+                    self.settings.collection, embedding, data_dir=self.settings.chroma_dir
+                )
+            return self._store
+
+    @property
+    def bm25(self) -> BM25Retriever:
+        """The BM25 index (loaded from ``bm25_dir`` on first use, empty if there is none)."""
+        with self._lock:
+            if self._bm25 is None:
+                if (self.settings.bm25_dir / "CURRENT").is_file():
+                    self._bm25 = BM25Retriever.load(self.settings.bm25_dir)
+                else:
+                    self._bm25 = BM25Retriever()
+            return self._bm25
+
+    def count(self) -> int:
+        """How many chunks the knowledge base holds (in Chroma)."""
+        return self.store.count()
+
+    def is_empty(self) -> bool:
+        """True when neither store holds a chunk."""
+        return self.count() == 0 and self.bm25.count() == 0
+
+    def vector_retriever(self, k: int | None = None) -> ChromaRetriever:
+        """Vector search over the Chroma collection, ``k`` from settings by default."""
+        return self.store.as_retriever(k=k or self.settings.top_k)
+
+    def hybrid_retriever(self, k: int | None = None) -> HybridRetriever:
+        """Vector and BM25 in parallel, fused by Reciprocal Rank Fusion; top ``k`` (settings'
+        ``top_k`` by default) with the fused score in ``metadata["score"]``."""
+        top = k or self.settings.top_k
+        return HybridRetriever(vector=self.vector_retriever(top), bm25=self.bm25, k=top)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: str | Path | Iterable[str | Path],
+        *,
+        progress: bool = True,
+        console: Console | None = None,
+    ) -> IngestSummary:
+        """Read files and folders, split them, and add new chunks to Chroma and BM25.
+
+        Args:
+            paths: files and folders (read recursively; hidden entries are ignored).
+            progress: show a progress bar (on ``console``, stderr by default).
+            console: where the progress bar goes.
+
+        Raises:
+            ConfigurationError: a given path does not exist (nothing is written).
+
+        See the module docstring for what happens on failure.
+        """
+        started = time.perf_counter()
+        roots = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+        missing = [str(p) for p in roots if not p.expanduser().exists()]
+        if missing:
+            raise ConfigurationError(
+                f"cannot ingest {', '.join(repr(m) for m in missing)}: no such file or folder; "
+                "pass existing files or folders (.txt, .md, .html, .pdf)"
+            )
+        if not roots:
+            raise ConfigurationError("nothing to ingest; pass at least one file or folder")
+        loaded = load_documents(roots)
+        documents = [_without_headings(d) for d in loaded.documents]
+        documents = [d for d in documents if d.page_content.strip()]
+        splitter = TokenSplitter(self.settings.chunk_tokens, self.settings.chunk_overlap)
+        chunks = list({c.id: c for c in splitter.split_documents(documents)}.values())
+        files = len({d.metadata.get("source") for d in loaded.documents})
+        with self._lock:
+            store, bm25 = self.store, self.bm25
+            ids = [c.id or "" for c in chunks]
+            in_chroma = _existing_ids(store, ids)
+            in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
+            for_chroma = [c for c in chunks if c.id not in in_chroma]
+            for_bm25 = [c for c in chunks if c.id not in in_bm25]
+            self._write(store, bm25, for_chroma, for_bm25, progress, console)
+        added = len({c.id for c in for_chroma} | {c.id for c in for_bm25})
+        return IngestSummary(
+            files=files,
+            chunks=len(chunks),
+            added=added,
+            unchanged=len(chunks) - added,
+            skipped=list(loaded.skipped),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _write(
+        self,
+        store: ChromaStore,
+        bm25: BM25Retriever,
+        for_chroma: Sequence[Document],
+        for_bm25: Sequence[Document],
+        progress: bool,
+        console: Console | None,
+    ) -> None:
+        written: list[str] = []
+        bm25_added: list[str] = []
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console or Console(stderr=True),
+            disable=not progress,
+            transient=False,
+        )
+        try:
+            with bar:
+                task = bar.add_task("Embedding chunks", total=len(for_chroma))
+                for start in range(0, len(for_chroma), _BATCH):
+                    batch = for_chroma[start : start + _BATCH]
+                    # Recorded before the call: a batch that fails half-way is rolled back too.
+                    written.extend(c.id or "" for c in batch)
+                    store.upsert(batch)
+                    bar.advance(task, len(batch))
+                if for_bm25:
+                    bm25_added = [c.id or "" for c in for_bm25]
+                    bm25.upsert(for_bm25)
+                    bm25.save(self.settings.bm25_dir)
+        except BaseException as exc:
+            self._roll_back(store, bm25, written, bm25_added, exc)
+            raise
+
+    @staticmethod
+    def _roll_back(
+        store: ChromaStore,
+        bm25: BM25Retriever,
+        chroma_ids: list[str],
+        bm25_ids: list[str],
+        cause: BaseException,
+    ) -> None:
+        # BM25 on disk is untouched (its save is atomic); only memory and Chroma need undoing.
+        if bm25_ids:
+            bm25.delete(bm25_ids)
+        if chroma_ids:
+            try:
+                store.delete(chroma_ids)
+            except Exception as exc:  # the original error matters more; say what is left
+                _log.error(
+                    "ingest failed (%s) and removing its %d new chunks from Chroma failed too "
+                    "(%s); re-run the same ingest to bring BM25 in line, or ingest --reset",
+                    cause,
+                    len(chroma_ids),
+                    exc,
+                )
+
+    def reset(self) -> None:
+        """Empty the knowledge base: drop the Chroma collection and the BM25 index.
+
+        Retrievers and graphs made from this knowledge base before the reset still hold the old
+        BM25 index; make them again afterwards.
+        """
+        with self._lock:
+            embedding = self._embedding if self._embedding is not None else default_embeddings()
+            self._store = ChromaStore(
+                self.settings.collection,
+                embedding,
+                data_dir=self.settings.chroma_dir,
+                reset=True,
+            )
+            shutil.rmtree(self.settings.bm25_dir, ignore_errors=True)
+            # Retrievers and graphs made before a reset keep the old index; make them again.
+            self._bm25 = BM25Retriever()
+
+    def ensure_demo(self, *, progress: bool = False) -> IngestSummary | None:
+        """Ingest the bundled handbook (:data:`DEMO_KB_DIR`) if the knowledge base is empty;
+        returns the summary, or None when there was something already."""
+        with self._lock:
+            if not self.is_empty():
+                return None
+            return self.ingest([DEMO_KB_DIR], progress=progress)
+
+
+_HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+.*)?$\n?", re.MULTILINE)
+
+
+def _without_headings(doc: Document) -> Document:
+    """A markdown document without its ATX heading lines.
+
+    The first heading is already the document's title (``metadata["title"]``); a section
+    heading has no full stop, so once sources are packed onto one line it would run into the
+    next sentence and be quoted with it.
+    """
+    if not str(doc.metadata.get("source", "")).lower().endswith((".md", ".markdown")):
+        return doc
+    return doc.model_copy(update={"page_content": _HEADING.sub("", doc.page_content)})
+
+
+def _existing_ids(store: ChromaStore, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 1000):
+        found.update(store.get(ids=ids[start : start + 1000], include=[])["ids"])
+    return found

@@ -1,0 +1,675 @@
+"""The RAG chat graph: condense, hybrid retrieval, context packing, a cited answer, memory.
+
+::
+
+    START -> condense -> retrieve --(something scores above the threshold)--> pack -> prompt
+                                  \\                                                    |
+                                   `--(nothing relevant)--> refuse -> END       generate
+                                                                                        |
+                                                                             answer -> END
+
+* **condense** turns a follow-up into a standalone question (see :func:`condense_heuristic`
+  for the offline rule; with any other chat model than the extractive one, the model rewrites
+  it). The history is ``ChatInput.history`` when given, else the session's.
+* **retrieve** is the hybrid retrieval graph (:func:`~weft.graphs.hybrid.build_hybrid_graph`)
+  as a subgraph. If no document's fused score is above ``Settings.score_threshold``, the graph
+  skips generation and answers :data:`~weft.components.models.NO_ANSWER` (**refuse**).
+* **pack** numbers the sources ``[1]``, ``[2]``... within ``Settings.context_tokens`` tokens.
+* **generate** is the chat model; its tokens stream. **answer** builds the
+  :class:`~weft.graphs.schema.ChatOutput`: the answer, the sources (index, id, title, source
+  path, snippet, score) and the usage (the model's report, ``estimated`` with tiktoken when the
+  provider sent none; a model-rewritten follow-up's usage is included).
+
+**Memory.** Built with a checkpointer (``build_rag_graph(kb, checkpointer=...)``; ``True`` means
+the SQLite file ``Settings.checkpoint_path``), a run whose input has a ``session_id`` runs in the
+thread of that id (``weft.thread(session_id)``), so its history persists across calls,
+processes and restarts. A run without a session id uses a throwaway thread, deleted afterwards.
+
+:func:`stream_chat` / :func:`astream_chat` turn a run into chat events: ``ChatSources`` before
+the first token, ``ChatToken`` per chunk of the model, then ``ChatUsage`` and ``ChatDone``.
+
+Example:
+    >>> graph = build_rag_graph(KnowledgeBase(settings), checkpointer=True)  # doctest: +SKIP
+    >>> out = graph.invoke(ChatInput(question="What is weft?", session_id="s1"))  # doctest: +SKIP
+    >>> out.answer  # doctest: +SKIP
+    'weft is a Python framework that composes typed langchain-core Runnables ... [1]'
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypedDict, cast
+
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from weft.components.models import NO_ANSWER, ExtractiveChatModel, default_chat_model, parse_sources
+from weft.components.prompts import ContextPacker, PackedContext, PackedSource
+from weft.components.tokens import count_message_tokens, count_tokens
+from weft.core.compiled import CompiledGraph, thread
+from weft.core.graph import END, START, Graph
+from weft.core.settings import Settings
+from weft.core.stream import Chunk, FinalOutput, NodeFinished, StreamEvent
+from weft.graphs._checkpoint import open_sqlite_checkpointer
+from weft.graphs.hybrid import BranchResult, build_hybrid_graph
+from weft.graphs.knowledge import KnowledgeBase
+from weft.graphs.schema import (
+    ChatDone,
+    ChatEvent,
+    ChatInput,
+    ChatOutput,
+    ChatSources,
+    ChatToken,
+    ChatTurn,
+    ChatUsage,
+    SourceRef,
+)
+
+__all__ = [
+    "GENERATE_NODE",
+    "SYSTEM_PROMPT",
+    "Condensed",
+    "RagState",
+    "astream_chat",
+    "build_rag_graph",
+    "condense_heuristic",
+    "stream_chat",
+]
+
+GENERATE_NODE = "generate"
+"""The node whose chunks are the answer's tokens."""
+
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered sources below. After each sentence, cite the "
+    "sources it comes from as [n]. If the sources do not answer the question, reply exactly: "
+    + NO_ANSWER
+)
+
+_CONDENSE_PROMPT = (
+    "Rewrite the user's follow-up question as one standalone question that can be understood "
+    "without the conversation. Keep its language. Reply with the question only."
+)
+
+_SNIPPET_CHARS = 300
+
+
+def _add_turns(old: list[dict[str, str]], new: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [*(old or []), *(new or [])]
+
+
+class RagState(TypedDict, total=False):
+    """The RAG graph's shared state; ``history`` accumulates, the rest is per turn."""
+
+    history: Annotated[list[dict[str, str]], _add_turns]
+    question: str
+    query: str
+    sources: list[SourceRef]
+    condense_usage: dict[str, int]
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Condensed:
+    """The user's question and the standalone query retrieval and generation use."""
+
+    question: str
+    query: str
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+# -- condensing ------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_][\w'.-]*[^\W_]|[^\W_]")
+_FOLLOW_UP_WORDS = frozenset(
+    [
+        "it",
+        "its",
+        "it's",
+        "that",
+        "this",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "those",
+        "these",
+        "he",
+        "she",
+        "him",
+        "her",
+        "his",
+        "there",
+        "one",
+        "ones",
+        "same",
+    ]
+)
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "doing",
+        "have",
+        "has",
+        "had",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "you",
+        "your",
+        "it",
+        "its",
+        "it's",
+        "that",
+        "this",
+        "they",
+        "them",
+        "their",
+        "those",
+        "these",
+        "he",
+        "she",
+        "him",
+        "her",
+        "his",
+        "there",
+        "here",
+        "about",
+        "into",
+        "than",
+        "then",
+        "so",
+        "not",
+        "no",
+        "yes",
+        "also",
+        "too",
+        "very",
+        "just",
+        "more",
+        "most",
+        "much",
+        "many",
+        "some",
+        "any",
+        "all",
+        "each",
+        "please",
+        "tell",
+        "explain",
+        "describe",
+        "show",
+        "give",
+        "know",
+        "let",
+        "use",
+        "using",
+        "used",
+        "does",
+        "done",
+        "get",
+        "got",
+        "make",
+        "makes",
+        "one",
+        "ones",
+        "same",
+        "again",
+        "else",
+        "other",
+        "another",
+    ]
+)
+_SHORT = 3
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def condense_heuristic(question: str, history: Sequence[ChatTurn]) -> str:
+    """The offline condense rule: a follow-up borrows the previous question's key terms.
+
+    A question is a follow-up when there is an earlier user turn and the question has at most
+    three content words (stop words aside) or uses a pronoun such as it, that, this or they.
+    Its standalone form is the question followed by the previous user question's content words
+    that it lacks. Any other question stands alone, unchanged.
+
+    Example:
+        >>> earlier = [ChatTurn(role="user", content="What is weft?")]
+        >>> condense_heuristic("How do I install it?", earlier)
+        'How do I install it? weft'
+        >>> condense_heuristic("Which file formats can the ingest command read?", earlier)
+        'Which file formats can the ingest command read?'
+    """
+    previous = next((t.content for t in reversed(history) if t.role == "user"), None)
+    if previous is None:
+        return question
+    words = _words(question)
+    content = [w for w in words if w not in _STOP]
+    if len(content) > _SHORT and not _FOLLOW_UP_WORDS.intersection(words):
+        return question
+    have = set(words)
+    borrowed = [w for w in dict.fromkeys(_WORD.findall(previous)) if w.lower() not in _STOP | have]
+    return f"{question} {' '.join(borrowed)}".strip() if borrowed else question
+
+
+def _history(chat: ChatInput, state: RagState) -> list[ChatTurn]:
+    if chat.history:
+        return list(chat.history)
+    return [ChatTurn.model_validate(t) for t in state.get("history") or []]
+
+
+def _usage_of(message: BaseMessage) -> dict[str, int] | None:
+    usage = getattr(message, "usage_metadata", None)
+    if not usage:
+        return None
+    return {
+        "input_tokens": int(usage.get("input_tokens", 0)),
+        "output_tokens": int(usage.get("output_tokens", 0)),
+        "total_tokens": int(usage.get("total_tokens", 0)),
+    }
+
+
+def _condense_with_model(
+    model: BaseChatModel, question: str, history: Sequence[ChatTurn], config: RunnableConfig
+) -> tuple[str, dict[str, int]]:
+    conversation = "\n".join(f"{t.role}: {t.content}" for t in history)
+    messages: list[BaseMessage] = [
+        SystemMessage(_CONDENSE_PROMPT),
+        HumanMessage(f"Conversation:\n{conversation}\n\nFollow-up question: {question}"),
+    ]
+    reply = model.invoke(messages, config)
+    text = reply.text.strip() if isinstance(reply, AIMessage) else ""
+    usage = _usage_of(reply) or {
+        "input_tokens": count_message_tokens(messages),
+        "output_tokens": count_tokens(text),
+        "total_tokens": count_message_tokens(messages) + count_tokens(text),
+        "estimated": 1,
+    }
+    return text or question, usage
+
+
+# -- packing and answering -------------------------------------------------------------------------
+
+
+def _source_refs(packed: PackedContext) -> list[SourceRef]:
+    texts = {s.index: s.text for s in parse_sources(packed.text)}
+    return [_source_ref(s, texts.get(s.index, "")) for s in packed.sources]
+
+
+def _source_ref(source: PackedSource, text: str) -> SourceRef:
+    snippet = text if len(text) <= _SNIPPET_CHARS else text[: _SNIPPET_CHARS - 1].rstrip() + "…"
+    return SourceRef(
+        index=source.index,
+        id=source.id or "",
+        title=source.title,
+        source=source.source,
+        snippet=snippet,
+        score=source.score,
+    )
+
+
+def _total_usage(answer: AIMessage | None, state: RagState) -> dict[str, Any]:
+    estimated = False
+    if answer is None:
+        usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    else:
+        reported = _usage_of(answer)
+        if reported is None:
+            estimated = True
+            prompt = int(state.get("prompt_tokens") or 0)
+            completion = count_tokens(answer.text)
+            reported = {
+                "input_tokens": prompt,
+                "output_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+        usage = dict(reported)
+    condense = dict(state.get("condense_usage") or {})
+    if condense:
+        estimated = estimated or bool(condense.pop("estimated", 0))
+        for key in usage:
+            usage[key] += int(condense.get(key, 0))
+    return {**usage, "estimated": estimated}
+
+
+def _turns(question: str, answer: str) -> dict[str, Any]:
+    return {
+        "history": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+    }
+
+
+# -- the graph -------------------------------------------------------------------------------------
+
+_CHECKPOINT_TYPES: tuple[type, ...] = (
+    ChatInput,
+    ChatTurn,
+    ChatOutput,
+    SourceRef,
+    PackedContext,
+    PackedSource,
+    Condensed,
+    BranchResult,
+)
+
+
+class _RagGraph(CompiledGraph[ChatInput, ChatOutput]):
+    """Runs each input in the thread of its ``session_id`` when there is a checkpointer."""
+
+    def _session(self, input: Any, config: RunnableConfig | None) -> tuple[RunnableConfig, str]:
+        """The run's config, and the id of a throwaway thread to delete afterwards (or '')."""
+        cfg: dict[str, Any] = dict(config or {})
+        if self.checkpointer is None or input is None:
+            return cfg, ""  # type: ignore[return-value]
+        if (cfg.get("configurable") or {}).get("thread_id"):
+            return cfg, ""  # type: ignore[return-value]
+        session = (
+            input.session_id
+            if isinstance(input, ChatInput)
+            else input.get("session_id")
+            if isinstance(input, dict)
+            else None
+        )
+        throwaway = "" if session else f"weft-oneoff-{uuid.uuid4().hex}"
+        return thread(str(session or throwaway), **cfg), throwaway
+
+    def _forget(self, throwaway: str) -> None:
+        if throwaway and self.checkpointer is not None:
+            self.checkpointer.delete_thread(throwaway)
+
+    async def _aforget(self, throwaway: str) -> None:
+        if throwaway and self.checkpointer is not None:
+            await self.checkpointer.adelete_thread(throwaway)
+
+    def invoke(
+        self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> ChatOutput:
+        cfg, throwaway = self._session(input, config)
+        try:
+            return super().invoke(input, cfg, **kwargs)
+        finally:
+            self._forget(throwaway)
+
+    async def ainvoke(
+        self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> ChatOutput:
+        cfg, throwaway = self._session(input, config)
+        try:
+            return await super().ainvoke(input, cfg, **kwargs)
+        finally:
+            await self._aforget(throwaway)
+
+    def stream(  # type: ignore[override]
+        self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[StreamEvent]:
+        cfg, throwaway = self._session(input, config)
+        try:
+            yield from super().stream(input, cfg, **kwargs)
+        finally:
+            self._forget(throwaway)
+
+    async def astream(  # type: ignore[override]
+        self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[StreamEvent]:
+        cfg, throwaway = self._session(input, config)
+        events = cast(AsyncGenerator[StreamEvent, None], super().astream(input, cfg, **kwargs))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            # Closing the inner stream now, not when it is garbage-collected, is what cancels
+            # the running node when a client goes away.
+            await events.aclose()
+            await self._aforget(throwaway)
+
+
+def build_rag_graph(
+    kb: KnowledgeBase,
+    *,
+    model: BaseChatModel | None = None,
+    settings: Settings | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | str | Literal[True] | None = None,
+    name: str = "rag",
+) -> CompiledGraph[ChatInput, ChatOutput]:
+    """Compile the RAG chat graph over ``kb``.
+
+    Args:
+        kb: the knowledge base to retrieve from.
+        model: the chat model; :func:`~weft.components.models.default_chat_model` if None.
+        settings: ``top_k``, ``score_threshold``, ``context_tokens``; the knowledge base's if None.
+        checkpointer: ``True`` for the SQLite file ``settings.checkpoint_path``, a path, a
+            LangGraph checkpointer, ``"memory"``, or None for no memory across calls.
+        name: the compiled graph's name.
+    """
+    cfg = settings if settings is not None else kb.settings
+    chat_model = model if model is not None else default_chat_model()
+    offline = isinstance(chat_model, ExtractiveChatModel)
+    threshold = cfg.score_threshold
+
+    def condense(chat: ChatInput, config: RunnableConfig, state: RagState) -> Condensed:
+        history = _history(chat, state)
+        if not history:
+            return Condensed(chat.question, chat.question)
+        if offline:
+            return Condensed(chat.question, condense_heuristic(chat.question, history))
+        query, usage = _condense_with_model(chat_model, chat.question, history, config)
+        return Condensed(chat.question, query, usage)
+
+    def relevant(docs: list[Document]) -> str:
+        scores = (d.metadata.get("score") for d in docs)
+        above = any(isinstance(s, int | float) and s > threshold for s in scores)
+        return "pack" if above else "refuse"
+
+    def prompt(packed: PackedContext, state: RagState) -> list[BaseMessage]:
+        question = state.get("query") or state.get("question") or ""
+        return [
+            SystemMessage(SYSTEM_PROMPT),
+            HumanMessage(f"Sources:\n{packed.text}\n\nQuestion: {question}"),
+        ]
+
+    def answer(message: AIMessage, state: RagState) -> ChatOutput:
+        return ChatOutput(
+            answer=message.text.strip(),
+            sources=list(state.get("sources") or []),
+            usage=_total_usage(message, state),
+        )
+
+    def refuse(docs: list[Document], state: RagState) -> ChatOutput:
+        return ChatOutput(answer=NO_ANSWER, sources=[], usage=_total_usage(None, state))
+
+    g = Graph[ChatInput, ChatOutput](name, state=RagState)
+    g.add_node(
+        "condense",
+        condense,
+        post=lambda c, state: {"question": c.question, "query": c.query, "condense_usage": c.usage},
+    )
+    g.add_node(
+        "retrieve",
+        build_hybrid_graph(kb, k=cfg.top_k, name="hybrid"),
+        pre=_query_of,
+    )
+    g.add_branch("retrieve", relevant, ["pack", "refuse"])
+    g.add_node(
+        "pack",
+        ContextPacker(cfg.context_tokens, name="pack"),
+        post=lambda packed, state: {"sources": _source_refs(packed)},
+    )
+    g.add_node(
+        "prompt",
+        prompt,
+        post=lambda messages, state: {"prompt_tokens": count_message_tokens(messages)},
+    )
+    g.add_node(GENERATE_NODE, chat_model)
+    g.add_node(
+        "answer",
+        answer,
+        post=lambda out, state: _turns(state.get("question") or "", out.answer),
+    )
+    g.add_node(
+        "refuse",
+        refuse,
+        post=lambda out, state: _turns(state.get("question") or "", out.answer),
+    )
+    g.add_edge(START, "condense").add_edge("condense", "retrieve")
+    g.add_edge("pack", "prompt").add_edge("prompt", GENERATE_NODE)
+    g.add_edge(GENERATE_NODE, "answer").add_edge("answer", END).add_edge("refuse", END)
+    saver: BaseCheckpointSaver[Any] | str | None
+    if checkpointer is True:
+        saver = open_sqlite_checkpointer(cfg.checkpoint_path, _CHECKPOINT_TYPES)
+    elif isinstance(checkpointer, str) and checkpointer != "memory":
+        saver = open_sqlite_checkpointer(checkpointer, _CHECKPOINT_TYPES)
+    else:
+        saver = checkpointer
+    return _RagGraph(g.plan(), checkpointer=saver)
+
+
+def _query_of(condensed: Condensed, state: Any) -> str:
+    return condensed.query
+
+
+# -- chat events -----------------------------------------------------------------------------------
+
+
+class _Events:
+    """Turns graph stream events into chat events, in the documented order."""
+
+    def __init__(self) -> None:
+        self.sources_sent = False
+        self.tokens_sent = False
+
+    def feed(self, event: StreamEvent) -> Iterator[ChatEvent]:
+        if isinstance(event, NodeFinished) and event.path == ("pack",):
+            self.sources_sent = True
+            yield ChatSources(_source_refs(event.output))
+        elif isinstance(event, Chunk) and event.path[-1:] == (GENERATE_NODE,):
+            text = _chunk_text(event.chunk)
+            if text:
+                if not self.sources_sent:
+                    self.sources_sent = True
+                    yield ChatSources([])
+                self.tokens_sent = True
+                yield ChatToken(text)
+        elif isinstance(event, FinalOutput):
+            output = event.output
+            if not isinstance(output, ChatOutput):
+                raise TypeError(f"the RAG graph ended with {type(output).__name__}, not ChatOutput")
+            if not self.sources_sent:
+                yield ChatSources(list(output.sources))
+            if not self.tokens_sent and output.answer:
+                # A refusal, or a model that does not stream: the answer is one token.
+                yield ChatToken(output.answer)
+            yield ChatUsage(dict(output.usage))
+            yield ChatDone(output)
+
+
+def _chunk_text(chunk: Any) -> str:
+    if isinstance(chunk, BaseMessage):
+        return chunk.text
+    return chunk if isinstance(chunk, str) else ""
+
+
+def _chat_input(input: ChatInput | dict[str, Any] | str) -> ChatInput:
+    if isinstance(input, ChatInput):
+        return input
+    if isinstance(input, str):
+        return ChatInput(question=input)
+    return ChatInput.model_validate(input)
+
+
+def stream_chat(
+    graph: CompiledGraph[ChatInput, ChatOutput],
+    input: ChatInput | dict[str, Any] | str,
+    *,
+    settings: Settings | None = None,
+    config: RunnableConfig | None = None,
+) -> Iterator[ChatEvent]:
+    """Run the RAG graph and yield ``ChatSources``, ``ChatToken``..., ``ChatUsage``, ``ChatDone``.
+
+    ``settings`` is accepted for symmetry with the server and CLI, which pass theirs; the graph
+    was built with its own. A bad input raises pydantic's ``ValidationError`` before anything runs.
+    """
+    chat = _chat_input(input)
+    events = _Events()
+    stream = graph.stream(chat, config)
+    try:
+        for event in stream:
+            yield from events.feed(event)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+async def astream_chat(
+    graph: CompiledGraph[ChatInput, ChatOutput],
+    input: ChatInput | dict[str, Any] | str,
+    *,
+    settings: Settings | None = None,
+    config: RunnableConfig | None = None,
+) -> AsyncIterator[ChatEvent]:
+    """Async :func:`stream_chat`. Closing it (``aclose()``, e.g. on a client disconnect)
+    cancels the run: the node running then, such as the model's stream, is cancelled."""
+    chat = _chat_input(input)
+    events = _Events()
+    stream = graph.astream(chat, config)
+    try:
+        async for event in stream:
+            for chat_event in events.feed(event):
+                yield chat_event
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
