@@ -4,6 +4,7 @@ Routes::
 
     GET  /                              the web chat page
     POST /v1/chat                       SSE: token, sources, usage, done (or error) events
+    GET  /v1/chat/sessions/{id}         a conversation's history (graphs with memory)
     POST /v1/chat/completions           OpenAI-compatible, stream true or false
     GET  /v1/models                     the graphs, as OpenAI models
     POST /v1/graphs/{name}/invoke       run a graph: {"input": ...} -> {"output": ...}
@@ -298,8 +299,9 @@ def _takes_chat_input(graph: CompiledGraph[Any, Any]) -> bool:
 def _run_config(graph: CompiledGraph[Any, Any], value: Any, session: str | None) -> RunnableConfig:
     if graph.checkpointer is None:
         return {}
-    if session is None and isinstance(value, ChatInput):
-        session = value.session_id
+    if _takes_chat_input(graph):
+        # A chat graph picks its thread from the input's session_id (a throwaway one without).
+        return thread(session) if session else {}
     return thread(session or uuid.uuid4().hex)
 
 
@@ -408,6 +410,16 @@ def _routes(server: _Server) -> list[Route | Mount]:
             return _event_stream(server, _completion_sse(events, body.model, include_usage))
         return JSONResponse(await _completion(events, body.model))
 
+    async def session(request: Request) -> Response:
+        session_id = request.path_params["session_id"]
+        graph = server.chat_graph(request.query_params.get("graph"))
+        history: list[Any] = []
+        if graph.checkpointer is not None:
+            state = await anyio.to_thread.run_sync(graph.get_state, thread(session_id))
+            found = state.get("history") if isinstance(state, dict) else None
+            history = list(found or [])
+        return JSONResponse({"session_id": session_id, "history": _jsonable(history)})
+
     async def invoke(request: Request) -> Response:
         name = request.path_params["name"]
         graph = server.graph(name)
@@ -460,6 +472,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/chat", chat, methods=["POST"]),
         Route("/v1/chat/completions", completions, methods=["POST"]),
+        Route("/v1/chat/sessions/{session_id}", session, methods=["GET"]),
         Route("/v1/graphs/{name}/invoke", invoke, methods=["POST"]),
         Route("/v1/graphs/{name}/stream", stream, methods=["POST"]),
         Route("/v1/graphs/{name}/batch", batch, methods=["POST"]),

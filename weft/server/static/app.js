@@ -1,0 +1,245 @@
+// The weft chat page: POST /v1/chat and read its SSE events as they arrive (fetch, not
+// EventSource, because the question goes in a POST body). Plain JS, no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const log = $("log"), form = $("ask"), question = $("question"), send = $("send"), stop = $("stop");
+const errorBox = $("error"), keyRow = $("key-row"), keyInput = $("api-key");
+
+function newId() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return "s-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+}
+
+let session = localStorage.getItem("weft.session") || newId();
+localStorage.setItem("weft.session", session);
+keyInput.value = localStorage.getItem("weft.apiKey") || "";
+let running = null; // the AbortController of the answer being streamed
+
+function headers() {
+  const h = { "Content-Type": "application/json" };
+  const key = keyInput.value.trim();
+  if (key) h["Authorization"] = "Bearer " + key;
+  return h;
+}
+
+function showSession() { $("session").textContent = "session " + session; }
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+}
+
+function clearError() { errorBox.hidden = true; errorBox.textContent = ""; }
+
+// A readable message from an error response: the server always sends {"error": {...}}.
+async function errorMessage(response) {
+  let detail = "";
+  try {
+    const body = await response.json();
+    const err = body.error || {};
+    detail = err.message || "";
+    if (err.fields && err.fields.length) {
+      detail += " (" + err.fields.map((f) => f.field + ": " + f.message).join("; ") + ")";
+    }
+  } catch (_) { /* not JSON */ }
+  if (response.status === 401) {
+    keyRow.hidden = false;
+    keyInput.focus();
+    return "This server needs an API key. Enter it above and ask again." + (detail ? " (" + detail + ")" : "");
+  }
+  const retry = response.headers.get("Retry-After");
+  const wait = retry ? " Try again in " + retry + " s." : "";
+  return "Error " + response.status + ": " + (detail || response.statusText) + wait;
+}
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function addTurn(q) {
+  $("hint")?.remove();
+  const turn = el("section", "turn");
+  turn.append(el("div", "question", q));
+  const answer = el("div", "answer");
+  turn.append(answer);
+  log.append(turn);
+  log.scrollTop = log.scrollHeight;
+  return { turn, answer };
+}
+
+// Replace [n] in the answer with links to source n, once the answer is complete.
+function renderCitations(answer, text, sources, turnId) {
+  const known = new Set(sources.map((s) => s.index));
+  answer.textContent = "";
+  const parts = text.split(/(\[\d+\])/);
+  for (const part of parts) {
+    const m = /^\[(\d+)\]$/.exec(part);
+    if (m && known.has(Number(m[1]))) {
+      const a = el("a", "cite", part);
+      a.href = "#" + turnId + "-src-" + m[1];
+      answer.append(a);
+    } else {
+      answer.append(document.createTextNode(part));
+    }
+  }
+}
+
+function renderSources(turn, sources, turnId) {
+  turn.querySelector(".sources")?.remove();
+  if (!sources.length) return;
+  const list = el("ol", "sources");
+  for (const s of sources) {
+    const li = el("li");
+    li.value = s.index;
+    li.id = turnId + "-src-" + s.index;
+    li.append(el("span", "title", s.title || s.source || s.id));
+    if (s.source && s.title) li.append(document.createTextNode(" — " + s.source));
+    if (s.snippet) li.append(el("span", "snippet", s.snippet));
+    list.append(li);
+  }
+  turn.append(list);
+}
+
+// Yields {event, data, id} for each SSE event in a fetch response body; skips comments
+// (the server's heartbeats).
+async function* sseEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const ev = { event: "message", data: "", id: null };
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (!line || line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") ev.event = val;
+        else if (field === "data") data.push(val);
+        else if (field === "id") ev.id = val;
+      }
+      if (!data.length) continue;
+      ev.data = JSON.parse(data.join("\n"));
+      yield ev;
+    }
+  }
+}
+
+let turnCount = 0;
+
+async function ask(q) {
+  clearError();
+  const { turn, answer } = addTurn(q);
+  const turnId = "t" + (++turnCount);
+  answer.classList.add("streaming");
+  let text = "", sources = [];
+  running = new AbortController();
+  send.disabled = true;
+  stop.hidden = false;
+  try {
+    const response = await fetch("/v1/chat", {
+      method: "POST",
+      headers: headers(),
+      body: JSON.stringify({ question: q, session_id: session }),
+      signal: running.signal,
+    });
+    if (!response.ok) {
+      turn.remove();
+      showError(await errorMessage(response));
+      question.value = q;
+      return;
+    }
+    if (keyInput.value.trim()) localStorage.setItem("weft.apiKey", keyInput.value.trim());
+    for await (const ev of sseEvents(response)) {
+      if (ev.event === "token") {
+        text += ev.data.text;
+        answer.textContent = text;
+        log.scrollTop = log.scrollHeight;
+      } else if (ev.event === "sources") {
+        sources = ev.data.sources || [];
+        renderSources(turn, sources, turnId);
+      } else if (ev.event === "usage") {
+        const u = ev.data.usage || {};
+        if (u.total_tokens !== undefined) {
+          turn.querySelector(".usage")?.remove();
+          turn.append(el("div", "usage", `${u.input_tokens ?? "?"} tokens in, ${u.output_tokens ?? "?"} out${u.estimated ? " (estimated)" : ""}`));
+        }
+      } else if (ev.event === "done") {
+        text = ev.data.answer ?? text;
+        sources = ev.data.sources || sources;
+        renderSources(turn, sources, turnId);
+        renderCitations(answer, text, sources, turnId);
+      } else if (ev.event === "error") {
+        const err = ev.data.error || {};
+        showError("The answer failed: " + (err.message || "unknown error"));
+      }
+    }
+  } catch (err) {
+    if (err.name === "AbortError") {
+      answer.append(el("em", "usage", " (stopped)"));
+    } else {
+      showError("Could not reach the server: " + err.message);
+    }
+  } finally {
+    answer.classList.remove("streaming");
+    running = null;
+    send.disabled = false;
+    stop.hidden = true;
+    question.focus();
+  }
+}
+
+async function loadHistory() {
+  try {
+    const response = await fetch("/v1/chat/sessions/" + encodeURIComponent(session), { headers: headers() });
+    if (!response.ok) return;
+    const history = (await response.json()).history || [];
+    for (let i = 0; i + 1 < history.length; i += 2) {
+      if (history[i].role !== "user") continue;
+      const { answer } = addTurn(history[i].content);
+      answer.textContent = history[i + 1].content;
+    }
+  } catch (_) { /* no history shown */ }
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const q = question.value.trim();
+  if (!q || running) return;
+  question.value = "";
+  ask(q);
+});
+
+question.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) {
+    e.preventDefault();
+    form.requestSubmit();
+  }
+});
+
+stop.addEventListener("click", () => running && running.abort());
+
+$("new-chat").addEventListener("click", () => {
+  if (running) running.abort();
+  session = newId();
+  localStorage.setItem("weft.session", session);
+  log.textContent = "";
+  clearError();
+  showSession();
+  question.focus();
+});
+
+showSession();
+loadHistory();
+question.focus();
