@@ -132,14 +132,17 @@ def from_exception(exc: BaseException) -> ApiError:
     """Map an exception from a graph run onto an HTTP error with a readable message.
 
     weft's own errors are written for users (what failed and how to fix it), so their message is
-    sent; anything else becomes a generic message, and the details go to the server log only.
+    sent. Any other exception, raised directly or inside a node, becomes a message that names
+    only its type (and the graph and node): its text may hold paths, queries or data, so it goes
+    to the server log, as does the traceback.
     """
     if isinstance(exc, ApiError):
         return exc
     cause: BaseException = exc
+    node: NodeError | None = None
     while isinstance(cause, NodeError) and cause.__cause__ is not None:
+        node = cause
         cause = cause.__cause__
-    message = str(exc) if isinstance(exc, WeftError) else None
     if isinstance(cause, GraphInputError | EmptyQueryError):
         return ApiError(422, str(cause), fields=[{"field": "input", "message": str(cause)}])
     if isinstance(cause, ProviderUnavailableError | CircuitOpenError):
@@ -150,11 +153,10 @@ def from_exception(exc: BaseException) -> ApiError:
         return ApiError(504, str(cause))
     if isinstance(cause, ModelError):
         return ApiError(502, str(cause))
-    if message is not None:
-        return ApiError(500, message)
-    return ApiError(
-        500, f"the server failed while answering ({type(exc).__name__}); see the server log"
-    )
+    if isinstance(cause, WeftError):
+        return ApiError(500, str(cause))
+    where = f"graph '{node.graph}', node '{node.node}'" if node is not None else "the server"
+    return ApiError(500, f"{where} failed ({type(cause).__name__}); see the server log")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

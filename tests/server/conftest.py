@@ -1,0 +1,278 @@
+"""Fakes and live servers for the server tests.
+
+- :class:`FakeChat` streams a scripted answer with the real chat streamer's shape, and records
+  its calls and whether (and when) it was cancelled.
+- :func:`fake_graphs` are small compiled weft graphs: a chat graph, a streaming string graph,
+  and one whose node raises.
+- :class:`LiveServer` runs an app under real uvicorn on 127.0.0.1 and a free port, in a thread.
+- :class:`ServeProcess` runs ``weft serve`` as a subprocess against a data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from langchain_core.runnables import RunnableConfig
+from starlette.applications import Starlette
+
+from weft import END, START, Graph
+from weft.core.compiled import CompiledGraph
+from weft.core.settings import Settings
+from weft.graphs.schema import (
+    ChatDone,
+    ChatEvent,
+    ChatInput,
+    ChatOutput,
+    ChatSources,
+    ChatToken,
+    ChatUsage,
+    SourceRef,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = [
+    SourceRef(index=1, id="compiling", title="Compiling", source="kb/compile.md", snippet="..."),
+    SourceRef(index=2, id="streaming", title="Streaming", source="kb/stream.md", snippet="..."),
+]
+USAGE = {"input_tokens": 12, "output_tokens": 5, "total_tokens": 17, "estimated": True}
+
+
+class FakeChat:
+    """A chat streamer: sources, then ``tokens`` (``delay`` apart), usage, done.
+
+    ``hang`` waits forever after the first token (until cancelled); ``fail`` raises after the
+    tokens.
+    """
+
+    def __init__(
+        self,
+        tokens: tuple[str, ...] = ("Weft ", "checks ", "every ", "edge ", "[1]."),
+        *,
+        delay: float = 0.0,
+        hang: bool = False,
+        fail: BaseException | None = None,
+    ) -> None:
+        self.tokens = tokens
+        self.delay = delay
+        self.hang = hang
+        self.fail = fail
+        self.calls: list[ChatInput] = []
+        self.first_token = threading.Event()
+        self.cancelled = threading.Event()
+        self.cancelled_at: float | None = None
+        self.finished = threading.Event()
+
+    async def __call__(
+        self,
+        graph: CompiledGraph[Any, Any],
+        chat_input: ChatInput,
+        /,
+        *,
+        settings: Settings,
+        config: RunnableConfig | None = None,
+    ) -> AsyncIterator[ChatEvent]:
+        self.calls.append(chat_input)
+        try:
+            yield ChatSources(list(SOURCES))
+            for i, token in enumerate(self.tokens):
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                yield ChatToken(token)
+                if i == 0:
+                    self.first_token.set()
+                if self.hang:
+                    await asyncio.sleep(3600)
+            if self.fail is not None:
+                raise self.fail
+            yield ChatUsage(dict(USAGE))
+            answer = "".join(self.tokens)
+            yield ChatDone(ChatOutput(answer=answer, sources=list(SOURCES), usage=dict(USAGE)))
+            self.finished.set()
+        except (asyncio.CancelledError, GeneratorExit):
+            self.cancelled_at = time.monotonic()
+            self.cancelled.set()
+            raise
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.tokens)
+
+
+def _answer(question: ChatInput) -> ChatOutput:
+    return ChatOutput(answer=f"echo: {question.question}", sources=list(SOURCES))
+
+
+def _shout(text: str) -> str:
+    return text.upper()
+
+
+def _words(text: str) -> Iterator[str]:
+    for word in text.split():
+        yield word + " "
+
+
+def _explode(text: str) -> str:
+    raise RuntimeError("secret detail: /srv/private/db.sqlite password=hunter2")
+
+
+def fake_graphs() -> dict[str, CompiledGraph[Any, Any]]:
+    """A ChatInput -> ChatOutput "rag" graph, a streaming "words" graph, and "boom" which
+    raises inside a node."""
+    rag = Graph[ChatInput, ChatOutput]("rag")
+    rag.add_node("answer", _answer).add_edge(START, "answer").add_edge("answer", END)
+    words = Graph[str, str]("words")
+    words.add_node("shout", _shout).add_node("split", _words)
+    words.add_edge(START, "shout").add_edge("shout", "split").add_edge("split", END)
+    boom = Graph[str, str]("boom")
+    boom.add_node("explode", _explode).add_edge(START, "explode").add_edge("explode", END)
+    return {"rag": rag.compile(), "words": words.compile(), "boom": boom.compile()}
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class LiveServer:
+    """``app`` under real uvicorn on 127.0.0.1 and a free port, in a background thread."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.sock = free_socket()
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def read_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Parse SSE lines into {"event", "id", "data", "comments"} dicts; comments (heartbeats)
+    come as their own records with event None."""
+    record: dict[str, Any] = {"event": None, "id": None, "data": []}
+    for line in lines:
+        if line == "":
+            if record["data"]:
+                record["data"] = "\n".join(record["data"])
+                yield record
+            record = {"event": None, "id": None, "data": []}
+        elif line.startswith(":"):
+            yield {"event": None, "id": None, "data": None, "comment": line[1:].strip()}
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "data":
+                record["data"].append(value)
+            else:
+                record[field] = value
+
+
+class ServeProcess:
+    """``weft serve --port 0 --data-dir DIR`` in a subprocess; ``url`` once it is ready."""
+
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.data_dir = data_dir
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.output: list[str] = []
+
+    def __enter__(self) -> ServeProcess:
+        cmd = [sys.executable, "-m", "weft.cli", "serve", "--port", "0"]
+        cmd += ["--data-dir", str(self.data_dir)]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in self.proc.stdout:
+            self.output.append(line)
+            found = re.search(r"open (http://\S+?)/? to chat", line)
+            if found:
+                self.url = found.group(1).rstrip("/")
+                break
+            if time.monotonic() > deadline:
+                break
+        if not self.url:
+            self.stop()
+            raise RuntimeError("weft serve did not start:\n" + "".join(self.output))
+        # Drain the rest of its output so the pipe never fills up and blocks the server.
+        threading.Thread(target=self._drain, daemon=True).start()
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("weft serve never became ready:\n" + "".join(self.output))
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def fake_chat() -> FakeChat:
+    return FakeChat()
