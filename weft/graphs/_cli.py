@@ -1,11 +1,279 @@
-"""The `weft` commands of this package; `weft/cli.py` calls :func:`add_commands`."""
+"""The `weft` commands of this package; `weft/cli.py` calls :func:`add_commands`.
+
+``weft ingest``, ``weft chat`` and ``weft graph show``. Every command takes ``--data-dir``;
+bad input ends with exit code 2 and a one-line message on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
 
-__all__ = ["add_commands"]
+import pydantic
+
+from weft.core.errors import WeftError
+
+__all__ = ["add_commands", "draw_ascii"]
+
+_DATA_DIR_HELP = (
+    "folder of the knowledge base, checkpoints and traces (default: $WEFT_DATA_DIR or ./.weft)"
+)
+
+
+class _UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from weft.core.settings import get_settings
+
+    return get_settings(data_dir=args.data_dir)
+
+
+def _guard(handler: Callable[[argparse.Namespace, TextIO], int]) -> Any:
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            return handler(args, out)
+        except _UsageError as exc:
+            message = str(exc)
+        except pydantic.ValidationError as exc:
+            errors = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+            )
+            message = f"invalid {exc.title}: {errors}"
+        except WeftError as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, WeftError) else exc
+            message = str(cause)
+        except KeyboardInterrupt:
+            print("weft: interrupted", file=sys.stderr)
+            return 130
+        print(f"weft {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+    return run
+
+
+# -- ingest ----------------------------------------------------------------------------------------
+
+
+def _ingest(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.graphs.knowledge import KnowledgeBase
+
+    missing = [p for p in args.paths if not Path(p).expanduser().exists()]
+    if missing:
+        raise _UsageError(
+            f"no such file or folder: {', '.join(missing)}; pass files or folders of "
+            ".txt, .md, .html or .pdf documents"
+        )
+    kb = KnowledgeBase(_settings(args))
+    if args.reset:
+        kb.reset()
+    summary = kb.ingest(args.paths, progress=not args.no_progress)
+    out.write(f"Ingested into {kb.settings.data_dir}: {summary.describe()}\n")
+    return 0
+
+
+# -- chat ------------------------------------------------------------------------------------------
+
+
+def _print_sources(sources: list[Any], out: TextIO) -> None:
+    if not sources:
+        return
+    out.write("\nSources:\n")
+    for s in sources:
+        where = f" ({s.source})" if s.source else ""
+        score = f"  score {s.score:.4f}" if s.score is not None else ""
+        out.write(f"  [{s.index}] {s.title or s.id}{where}{score}\n")
+
+
+def _ask(graph: Any, question: str, session: str | None, as_json: bool, out: TextIO) -> None:
+    from weft.graphs.rag import stream_chat
+    from weft.graphs.schema import ChatDone, ChatInput, ChatToken
+
+    chat = ChatInput(question=question, session_id=session)
+    for event in stream_chat(graph, chat):
+        if isinstance(event, ChatToken) and not as_json:
+            out.write(event.text)
+            out.flush()
+        elif isinstance(event, ChatDone):
+            if as_json:
+                out.write(json.dumps(event.output.model_dump(mode="json"), ensure_ascii=False))
+                out.write("\n")
+            else:
+                out.write("\n")
+                _print_sources(event.output.sources, out)
+    out.flush()
+
+
+def _chat(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.graphs.rag import build_rag_graph
+    from weft.graphs.registry import knowledge_base
+
+    if args.question is not None and not args.question.strip():
+        raise _UsageError("the question is empty; ask something, or leave it out to chat")
+    settings = _settings(args)
+    kb = knowledge_base(settings)
+    if kb.is_empty():
+        print(
+            f"The knowledge base in {settings.data_dir} is empty; ingesting weft's handbook...",
+            file=sys.stderr,
+        )
+        kb.ensure_demo(progress=False)
+    graph = build_rag_graph(kb, settings=settings, checkpointer=True)
+    if args.question is not None:
+        _ask(graph, args.question, args.session, args.json, out)
+        return 0
+    session = args.session or f"cli-{uuid.uuid4().hex[:12]}"
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"Chat session {session}; type exit or press Ctrl-D to leave.", file=sys.stderr)
+    while True:
+        if interactive:
+            print("you> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        question = line.strip()
+        if question.lower() in ("exit", "quit"):
+            break
+        if not question:
+            continue
+        _ask(graph, question, session, args.json, out)
+        if not args.json:
+            out.write("\n")
+    return 0
+
+
+# -- graph show ------------------------------------------------------------------------------------
+
+
+def draw_ascii(graph: Any) -> str:
+    """An ASCII drawing of a compiled graph: one row of boxes per layer, edges under each row.
+
+    ``-->`` is an edge, ``-.->`` a branch (conditional) edge. Needs no extra package.
+    """
+    drawn = graph.get_graph()
+    names = {key: node.name for key, node in drawn.nodes.items()}
+    outgoing: dict[str, list[tuple[str, bool]]] = {key: [] for key in names}
+    for edge in drawn.edges:
+        outgoing[edge.source].append((edge.target, bool(edge.conditional)))
+    layer: dict[str, int] = {}
+    roots = [k for k in names if all(e.target != k for e in drawn.edges)] or list(names)[:1]
+    for root in roots:
+        layer[root] = 0
+    # Longest-path layering over the acyclic part (back edges are skipped).
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(key: str) -> None:
+        if key in order or key in visiting:
+            return
+        visiting.add(key)
+        for target, _ in outgoing[key]:
+            visit(target)
+        visiting.discard(key)
+        order.append(key)
+
+    for root in roots:
+        visit(root)
+    for key in names:
+        visit(key)
+    order.reverse()
+    position = {k: i for i, k in enumerate(order)}
+    for key in order:
+        for target, _ in outgoing[key]:
+            if position[target] > position[key]:
+                layer[target] = max(layer.get(target, 0), layer.get(key, 0) + 1)
+    rows: dict[int, list[str]] = {}
+    for key in order:
+        rows.setdefault(layer.get(key, 0), []).append(key)
+    lines: list[str] = []
+    for depth in sorted(rows):
+        keys = rows[depth]
+        labels = [names[k] for k in keys]
+        lines.append("  ".join("+" + "-" * (len(s) + 2) + "+" for s in labels))
+        lines.append("  ".join(f"| {s} |" for s in labels))
+        lines.append("  ".join("+" + "-" * (len(s) + 2) + "+" for s in labels))
+        for key in keys:
+            for target, conditional in outgoing[key]:
+                arrow = "-.->" if conditional else "-->"
+                lines.append(f"    {names[key]} {arrow} {names[target]}")
+    return "\n".join(lines)
+
+
+def _graph_show(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.graphs.registry import GRAPH_NAMES, default_graphs
+
+    if args.name not in GRAPH_NAMES:
+        raise _UsageError(f"unknown graph '{args.name}'; choose one of {', '.join(GRAPH_NAMES)}")
+    graph = default_graphs(_settings(args))[args.name]
+    out.write(f"Graph '{args.name}' as Mermaid:\n\n")
+    out.write(graph.get_graph().draw_mermaid().rstrip() + "\n\n")
+    out.write(f"Graph '{args.name}' as ASCII:\n\n")
+    out.write(draw_ascii(graph) + "\n")
+    return 0
+
+
+# -- parsers ---------------------------------------------------------------------------------------
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add this package's commands to the CLI's subparsers."""
+    """Add ``ingest``, ``chat`` and ``graph`` to the CLI's subparsers."""
+    ingest = subparsers.add_parser(
+        "ingest",
+        help="read files and folders into the knowledge base",
+        description=(
+            "Read .txt, .md, .html and .pdf files (folders recursively), split them into "
+            "chunks and add them to the knowledge base's Chroma collection and BM25 index. "
+            "Re-ingesting the same files adds nothing. Bad files are skipped with a reason. "
+            "Ends with a summary: files, chunks, skipped files and time taken."
+        ),
+    )
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to ingest")
+    ingest.add_argument("--data-dir", type=Path, help=_DATA_DIR_HELP)
+    ingest.add_argument(
+        "--reset", action="store_true", help="empty the knowledge base first, then ingest"
+    )
+    ingest.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    ingest.set_defaults(handler=_guard(_ingest))
+
+    chat = subparsers.add_parser(
+        "chat",
+        help="ask the knowledge base; streams an answer with its sources",
+        description=(
+            "Answer a question from the knowledge base with the RAG chat graph, streaming the "
+            "answer and then listing its numbered sources. Without a question, chat in a loop "
+            "with memory, reading questions from stdin until EOF or 'exit'. An empty knowledge "
+            "base gets weft's bundled handbook first. Offline unless OPENAI_API_KEY or "
+            "OPENAI_BASE_URL is set."
+        ),
+    )
+    chat.add_argument("question", nargs="?", help="the question; leave it out to chat in a loop")
+    chat.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object {answer, sources, usage} per question instead of streaming",
+    )
+    chat.add_argument("--session", metavar="ID", help="continue (or start) the session ID")
+    chat.add_argument("--data-dir", type=Path, help=_DATA_DIR_HELP)
+    chat.set_defaults(handler=_guard(_chat))
+
+    graph = subparsers.add_parser(
+        "graph",
+        help="inspect the ready graphs",
+        description="Inspect the ready graphs: rag, hybrid and demo.",
+    )
+    graph_sub = graph.add_subparsers(dest="graph_command", metavar="ACTION", required=True)
+    show = graph_sub.add_parser(
+        "show",
+        help="print a graph as Mermaid and as an ASCII diagram",
+        description="Print the graph NAME (rag, hybrid or demo) as Mermaid and as ASCII.",
+    )
+    show.add_argument("name", metavar="NAME", help="rag, hybrid or demo")
+    show.add_argument("--data-dir", type=Path, help=_DATA_DIR_HELP)
+    show.set_defaults(handler=_guard(_graph_show))

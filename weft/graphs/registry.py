@@ -1,0 +1,122 @@
+"""The ready graphs by name, built lazily and cached per settings: what the server exposes.
+
+=========  ==========================================  =================================
+name       what it is                                  input -> output
+=========  ==========================================  =================================
+``rag``    the RAG chat graph, SQLite memory per       ``ChatInput -> ChatOutput``
+           ``session_id`` (:mod:`weft.graphs.rag`)
+``hybrid`` vector + BM25 retrieval, fused              ``str -> list[Document]``
+           (:mod:`weft.graphs.hybrid`)
+``demo``   the small offline demo graph                ``str -> AIMessage``
+           (:mod:`weft.graphs.demo`)
+=========  ==========================================  =================================
+
+Example:
+    >>> graphs = default_graphs(Settings(data_dir=tmp))  # doctest: +SKIP
+    >>> sorted(graphs)  # doctest: +SKIP
+    ['demo', 'hybrid', 'rag']
+    >>> knowledge_base(Settings(data_dir=tmp)).count()  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from weft.core.compiled import CompiledGraph
+from weft.core.settings import Settings, get_settings
+from weft.graphs.knowledge import KnowledgeBase
+
+__all__ = ["GRAPH_NAMES", "GraphRegistry", "default_graphs", "knowledge_base"]
+
+GRAPH_NAMES = ("rag", "hybrid", "demo")
+"""The names :func:`default_graphs` knows, in the order they are listed."""
+
+_lock = threading.Lock()
+_kbs: dict[str, KnowledgeBase] = {}
+_registries: dict[str, GraphRegistry] = {}
+
+
+def _key(settings: Settings) -> str:
+    return settings.model_dump_json()
+
+
+def knowledge_base(settings: Settings | None = None) -> KnowledgeBase:
+    """The :class:`KnowledgeBase` for these settings (one per settings, shared by its graphs).
+
+    The server uses it to check readiness (``count()``, ``is_empty()``) and ``ensure_demo()``.
+    """
+    cfg = settings if settings is not None else get_settings()
+    with _lock:
+        kb = _kbs.get(_key(cfg))
+        if kb is None:
+            kb = _kbs[_key(cfg)] = KnowledgeBase(cfg)
+        return kb
+
+
+class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
+    """A read-only mapping of graph name to compiled graph; each is built on first access."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._graphs: dict[str, CompiledGraph[Any, Any]] = {}
+        self._lock = threading.Lock()
+        self._builders: dict[str, Callable[[], CompiledGraph[Any, Any]]] = {
+            "rag": self._rag,
+            "hybrid": self._hybrid,
+            "demo": self._demo,
+        }
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        """The knowledge base the ``rag`` and ``hybrid`` graphs read."""
+        return knowledge_base(self.settings)
+
+    def _rag(self) -> CompiledGraph[Any, Any]:
+        from weft.graphs.rag import build_rag_graph
+
+        return build_rag_graph(self.kb, settings=self.settings, checkpointer=True)
+
+    def _hybrid(self) -> CompiledGraph[Any, Any]:
+        from weft.graphs.hybrid import build_hybrid_graph
+
+        return build_hybrid_graph(self.kb, k=self.settings.top_k)
+
+    def _demo(self) -> CompiledGraph[Any, Any]:
+        from weft.graphs.demo import demo_graph
+
+        return demo_graph()
+
+    def __getitem__(self, name: str) -> CompiledGraph[Any, Any]:
+        builder = self._builders.get(name)
+        if builder is None:
+            raise KeyError(f"unknown graph {name!r}; choose one of {', '.join(GRAPH_NAMES)}")
+        with self._lock:
+            graph = self._graphs.get(name)
+            if graph is None:
+                graph = self._graphs[name] = builder()
+            return graph
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(GRAPH_NAMES)
+
+    def __len__(self) -> int:
+        return len(GRAPH_NAMES)
+
+    def __repr__(self) -> str:
+        return f"GraphRegistry({list(GRAPH_NAMES)}, data_dir='{self.settings.data_dir}')"
+
+
+def default_graphs(settings: Settings | None = None) -> GraphRegistry:
+    """The ready graphs ``rag``, ``hybrid`` and ``demo`` for these settings (cached).
+
+    Graphs are compiled on first access; the same settings give the same registry.
+    """
+    cfg = settings if settings is not None else get_settings()
+    with _lock:
+        registry = _registries.get(_key(cfg))
+        if registry is None:
+            registry = _registries[_key(cfg)] = GraphRegistry(cfg)
+        return registry
