@@ -125,7 +125,7 @@ def print_summary(result: EvalResult, out: TextIO, *, max_failures: int = 10) ->
         for v in variants:
             value = result.summary[v].metrics.get(metric)
             checks = _checks_for(result, v, metric)
-            mark = (" ✓" if all(t.passed for t in checks) else " ✗") if checks else ""
+            mark = (" ✓" if all(t.passed for t in checks) else " ✗") if checks else "  "
             cells.append(_fmt(value, metric) + mark)
         table.add_row(metric, *cells, _threshold_spec(result, metric))
     console.print(table)

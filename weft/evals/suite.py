@@ -336,7 +336,7 @@ def load_suite(path: str | Path) -> Suite:
 
 def shipped_suites() -> dict[str, Path]:
     """The suites that ship with weft, by name (the file name without ``.yaml``)."""
-    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.yaml")) if not p.stem.endswith("-data")}
+    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.yaml"))}
 
 
 def find_suite(name_or_path: str | Path) -> Suite:
