@@ -213,6 +213,7 @@ class ServeProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.output: list[str] = []
+        self._drainer: threading.Thread | None = None
 
     def __enter__(self) -> ServeProcess:
         cmd = [sys.executable, "-m", "weft.cli", "serve", "--port", "0"]
@@ -239,7 +240,8 @@ class ServeProcess:
             self.stop()
             raise RuntimeError("weft serve did not start:\n" + "".join(self.output))
         # Drain the rest of its output so the pipe never fills up and blocks the server.
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
@@ -263,6 +265,10 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._drainer is not None:
+            self._drainer.join(timeout=5)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def __exit__(
         self,

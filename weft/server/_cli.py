@@ -57,11 +57,11 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     from weft.core.settings import get_settings
 
     uvicorn = import_optional("uvicorn", extra="server", feature="weft serve")
-    from weft.graphs.knowledge import KnowledgeBase
+    from weft.graphs.registry import knowledge_base
     from weft.server.app import create_app
 
     settings = get_settings(data_dir=args.data_dir, host=args.host, port=args.port)
-    kb = KnowledgeBase(settings)
+    kb = knowledge_base(settings)  # the instance the graphs will read, not a second one
     if kb.is_empty():
         out.write(
             f"Ingesting the bundled demo knowledge base into {settings.data_dir} "

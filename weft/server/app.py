@@ -16,8 +16,7 @@ Graphs and the chat streamer are parameters, so tests (yours too) can pass fakes
 ``weft serve``, or with any ASGI server: ``uvicorn --factory weft.server.app:create_app``.
 
 Example:
-    >>> from weft.graphs.demo import demo_graph
-    >>> app = create_app(graphs={"demo": demo_graph()}, chat_graph="demo")
+    >>> app = create_app()  # the registry's graphs, built when the app starts
 """
 
 from __future__ import annotations
@@ -106,13 +105,24 @@ ReadinessCheck = Callable[[], Any]
 
 
 def _default_graphs(settings: Settings) -> Graphs:
-    from weft.graphs.demo import demo_graph
+    from weft.graphs.registry import default_graphs
 
-    return {"demo": demo_graph()}
+    return default_graphs(settings)
 
 
 def _default_chat() -> ChatStreamer:
-    return _stream_plain_graph
+    from weft.graphs.rag import astream_chat
+
+    return astream_chat
+
+
+def _default_readiness(settings: Settings) -> dict[str, ReadinessCheck]:
+    from weft.graphs.registry import knowledge_base
+
+    def stores_open() -> None:
+        knowledge_base(settings).count()  # Chroma answers; BM25 loads with the graphs
+
+    return {"knowledge_base": stores_open}
 
 
 # -- records --------------------------------------------------------------------------------------
@@ -210,6 +220,8 @@ class _Server:
         self.chat: ChatStreamer = chat if chat is not None else _default_chat()
         self.chat_graph_name = chat_graph
         self.readiness = dict(readiness or {})
+        if graphs is None and readiness is None:
+            self.readiness = _default_readiness(settings)
         self.tracing = tracing
         self.handler: OTelHandler | None = tracing if isinstance(tracing, OTelHandler) else None
         self.metrics = ServerMetrics()
@@ -364,9 +376,10 @@ def _routes(server: _Server) -> list[Route | Mount]:
                 server.readiness.setdefault(name, check)
         for name, check in server.readiness.items():
             try:
-                result = check()
-                if inspect.isawaitable(result):
-                    await result
+                if inspect.iscoroutinefunction(check):
+                    await check()
+                else:  # a store's client call may block: keep it off the event loop
+                    await anyio.to_thread.run_sync(check)
                 checks[name] = "ok"
             except Exception as exc:
                 ready = False
@@ -635,10 +648,11 @@ def create_app(
     Args:
         settings: host, limits, keys, CORS...; from ``WEFT_*`` variables if None.
         graphs: the graphs to serve, or a function of the settings that builds them at startup
-            (in a worker thread); the registry's default graphs if None.
+            (in a worker thread); if None, :func:`weft.graphs.registry.default_graphs` ("rag",
+            "hybrid", "demo"), with the knowledge base's stores in the readiness checks.
         chat: streams chat answers (``/v1/chat``, ``/v1/chat/completions``) from graphs that
-            take a :class:`~weft.graphs.schema.ChatInput`; graphs that take a string are asked
-            the question directly.
+            take a :class:`~weft.graphs.schema.ChatInput`; :func:`weft.graphs.rag.astream_chat`
+            if None. Graphs that take a string are asked the question directly.
         chat_graph: the graph ``/v1/chat`` uses; ``"rag"`` (else ``"demo"``) if None.
         readiness: extra checks for ``/readyz``, by name; each checkpointer is checked anyway.
         tracing: True traces graph runs for ``/metrics`` while the app runs; or your
