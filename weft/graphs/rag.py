@@ -260,8 +260,6 @@ _STOP = frozenset(
         "done",
         "get",
         "got",
-        "make",
-        "makes",
         "one",
         "ones",
         "same",

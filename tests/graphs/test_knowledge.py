@@ -1,0 +1,150 @@
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from weft.components.bm25 import BM25Retriever
+from weft.components.embeddings import HashingEmbeddings
+from weft.components.stores import ChromaStore
+from weft.core.errors import ConfigurationError
+from weft.core.settings import Settings
+from weft.graphs.knowledge import DEMO_KB_DIR, KnowledgeBase
+
+
+def _kb(data_dir: Path, **settings: object) -> KnowledgeBase:
+    return KnowledgeBase(Settings(data_dir=data_dir, **settings), embedding=HashingEmbeddings(64))
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "paris.md").write_text(
+        "# Paris\n\nParis is the capital of France. The Seine flows through Paris.\n"
+    )
+    (folder / "berlin.txt").write_text("Berlin is the capital of Germany. It has many lakes.\n")
+    (folder / "empty.txt").write_text("")
+    (folder / "image.xyz").write_bytes(b"\x00\x01")
+    return folder
+
+
+def test_ingest_summarises_files_chunks_and_skipped_files_with_reasons(
+    tmp_path: Path, docs: Path
+) -> None:
+    summary = _kb(tmp_path / "kb").ingest([docs], progress=False)
+    assert (summary.files, summary.chunks, summary.added, summary.unchanged) == (2, 2, 2, 0)
+    reasons = {Path(s.path).name: s.reason for s in summary.skipped}
+    assert reasons.keys() == {"empty.txt", "image.xyz"}
+    assert "empty" in reasons["empty.txt"] and "unsupported" in reasons["image.xyz"]
+    assert summary.seconds > 0
+    text = summary.describe()
+    assert text.startswith("2 files, 2 chunks (2 added, 0 unchanged), 2 skipped, in ")
+    assert "skipped" in text.splitlines()[1] and "empty.txt" in text
+
+
+def test_reingesting_the_same_files_adds_nothing(tmp_path: Path, docs: Path) -> None:
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs], progress=False)
+    again = kb.ingest([docs, docs / "paris.md"], progress=False)
+    assert (again.added, again.unchanged) == (0, 2)
+    reopened = _kb(tmp_path / "kb")
+    assert reopened.store.count() == 2 and reopened.bm25.count() == 2
+
+
+def test_ingest_shows_a_progress_bar(tmp_path: Path, docs: Path) -> None:
+    screen = io.StringIO()
+    _kb(tmp_path / "kb").ingest([docs], console=Console(file=screen, width=100))
+    assert "Embedding chunks" in screen.getvalue() and "2/2" in screen.getvalue()
+
+
+def test_markdown_headings_are_not_indexed_as_text(tmp_path: Path, docs: Path) -> None:
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs / "paris.md"], progress=False)
+    (chunk,) = kb.hybrid_retriever(k=1).invoke("capital of France")
+    assert chunk.page_content.startswith("Paris is the capital of France.")
+    assert chunk.metadata["title"] == "Paris"
+
+
+def test_data_dirs_keep_knowledge_bases_apart(tmp_path: Path, docs: Path) -> None:
+    _kb(tmp_path / "one").ingest([docs], progress=False)
+    other = _kb(tmp_path / "two")
+    assert other.is_empty()
+    assert other.hybrid_retriever(k=2).invoke("capital of France") == []
+    assert _kb(tmp_path / "one").hybrid_retriever(k=1).invoke("capital of France")
+
+
+def test_a_missing_path_is_an_error_and_writes_nothing(tmp_path: Path, docs: Path) -> None:
+    kb = _kb(tmp_path / "kb")
+    with pytest.raises(ConfigurationError, match="no such file or folder"):
+        kb.ingest([docs, tmp_path / "nope"], progress=False)
+    assert kb.is_empty()
+
+
+def test_failed_bm25_save_rolls_back_the_chroma_upserts(
+    tmp_path: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs / "berlin.txt"], progress=False)
+
+    def broken_save(self: BM25Retriever, path: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(BM25Retriever, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        kb.ingest([docs], progress=False)
+    assert kb.store.count() == 1 and kb.bm25.count() == 1
+    assert _kb(tmp_path / "kb").bm25.count() == 1  # on disk too
+    monkeypatch.undo()
+    assert kb.ingest([docs], progress=False).added == 1
+    assert kb.store.count() == 2 and _kb(tmp_path / "kb").bm25.count() == 2
+
+
+def test_a_chroma_failure_mid_ingest_leaves_both_stores_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text(" ".join(f"Sentence number {i} talks about topic {i}." for i in range(600)))
+    kb = _kb(tmp_path / "kb", chunk_tokens=32, chunk_overlap=0)
+    real_upsert = ChromaStore.upsert
+    calls = []
+
+    def flaky_upsert(self: ChromaStore, documents: list, **kwargs: object) -> list[str]:
+        calls.append(len(documents))
+        if len(calls) == 2:
+            real_upsert(self, documents[:10])  # half of the batch lands, then it breaks
+            raise ConnectionError("chroma went away")
+        return real_upsert(self, documents, **kwargs)
+
+    monkeypatch.setattr(ChromaStore, "upsert", flaky_upsert)
+    with pytest.raises(ConnectionError):
+        kb.ingest([book], progress=False)
+    assert len(calls) == 2 and calls[0] == 64
+    assert kb.store.count() == 0 and kb.bm25.count() == 0
+    assert not (tmp_path / "kb" / "bm25" / "CURRENT").exists()
+
+
+def test_a_data_dir_built_with_another_embedder_is_a_clear_error(
+    tmp_path: Path, docs: Path
+) -> None:
+    _kb(tmp_path / "kb").ingest([docs], progress=False)
+    other = KnowledgeBase(Settings(data_dir=tmp_path / "kb"), embedding=HashingEmbeddings(32))
+    with pytest.raises(ConfigurationError, match=r"hashing-v1-64.*--reset"):
+        other.count()
+
+
+def test_reset_empties_both_stores(tmp_path: Path, docs: Path) -> None:
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs], progress=False)
+    kb.reset()
+    assert kb.is_empty() and _kb(tmp_path / "kb").is_empty()
+    assert kb.ingest([docs], progress=False).added == 2
+
+
+def test_ensure_demo_ingests_the_bundled_handbook_once(tmp_path: Path) -> None:
+    kb = _kb(tmp_path / "kb")
+    summary = kb.ensure_demo()
+    assert summary is not None and summary.files == len(list(DEMO_KB_DIR.glob("*.md"))) >= 8
+    assert summary.skipped == []
+    assert kb.ensure_demo() is None
+    assert kb.store.count() == kb.bm25.count() == summary.chunks

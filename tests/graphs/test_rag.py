@@ -1,0 +1,246 @@
+import asyncio
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field
+
+from weft.components.models import NO_ANSWER, openai_chat_model
+from weft.core.compiled import thread
+from weft.core.settings import Settings
+from weft.graphs.knowledge import KnowledgeBase
+from weft.graphs.rag import astream_chat, build_rag_graph, condense_heuristic, stream_chat
+from weft.graphs.schema import (
+    ChatDone,
+    ChatInput,
+    ChatOutput,
+    ChatSources,
+    ChatToken,
+    ChatTurn,
+    ChatUsage,
+)
+from weft.testing import OpenAIServer
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+    base = KnowledgeBase(Settings(data_dir=tmp_path_factory.mktemp("rag")))
+    base.ensure_demo()
+    return base
+
+
+def _chunk_text(kb: KnowledgeBase, chunk_id: str) -> str:
+    (doc,) = kb.bm25.get_by_ids([chunk_id])
+    return " ".join(doc.page_content.split())
+
+
+def _quotes(answer: str) -> list[tuple[str, int]]:
+    return [(m[1].strip(), int(m[2])) for m in re.finditer(r"(.+?)\s*\[(\d+)\]", answer)]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Does weft need an API key?", "weft needs no API key"),
+        ("How do I keep two knowledge bases apart?", "its own data directory"),
+        ("What does make test run?", "make test installs weft, then runs ruff"),
+        ("What are the four stream events?", "NodeStarted, Chunk, NodeFinished and FinalOutput"),
+    ],
+)
+def test_answers_quote_the_bundled_handbook_and_cite_the_quoted_source(
+    kb: KnowledgeBase, question: str, expected: str
+) -> None:
+    out = build_rag_graph(kb).invoke(ChatInput(question=question))
+    assert expected in out.answer
+    quotes = _quotes(out.answer)
+    assert quotes
+    by_index = {s.index: s for s in out.sources}
+    for sentence, index in quotes:
+        assert sentence in _chunk_text(kb, by_index[index].id)
+    source = by_index[quotes[0][1]]
+    assert source.title and source.source and source.source.endswith(".md")
+    assert source.snippet and source.score is not None and source.score > 0
+
+
+def test_off_topic_questions_get_the_no_answer_reply(kb: KnowledgeBase) -> None:
+    out = build_rag_graph(kb).invoke(ChatInput(question="Who won the 1998 football world cup?"))
+    assert out.answer == NO_ANSWER
+
+
+def test_nothing_above_the_score_threshold_skips_generation(kb: KnowledgeBase) -> None:
+    strict = kb.settings.model_copy(update={"score_threshold": 1.0})
+    graph = build_rag_graph(kb, settings=strict)
+    events = list(graph.stream(ChatInput(question="Does weft need an API key?")))
+    ran = [e.path for e in events if type(e).__name__ == "NodeStarted"]
+    assert ("refuse",) in ran and ("generate",) not in ran and ("pack",) not in ran
+    out = events[-1].output  # type: ignore[attr-defined]
+    assert out == ChatOutput(
+        answer=NO_ANSWER,
+        sources=[],
+        usage={"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "estimated": False},
+    )
+
+
+def test_condense_heuristic_borrows_the_previous_questions_terms() -> None:
+    history = [
+        ChatTurn(role="user", content="What does make test run?"),
+        ChatTurn(role="assistant", content="make test runs ruff. [1]"),
+    ]
+    assert condense_heuristic("And what does it install?", history) == (
+        "And what does it install? make test run"
+    )
+    long = "Which file formats can the ingest command read?"
+    assert condense_heuristic(long, history) == long
+    assert condense_heuristic("What is it?", []) == "What is it?"
+
+
+def test_a_follow_up_is_answered_in_context_with_explicit_history(kb: KnowledgeBase) -> None:
+    history = [ChatTurn(role="user", content="What does make test run?")]
+    out = build_rag_graph(kb).invoke(
+        ChatInput(question="And what does it install?", history=history)
+    )
+    assert "make test installs weft" in out.answer
+
+
+def test_memory_persists_per_session_across_rebuilt_graphs(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    db = tmp_path / "chk.sqlite"
+    first = build_rag_graph(kb, checkpointer=str(db))
+    first.invoke(ChatInput(question="What does make test run?", session_id="s1"))
+    second = build_rag_graph(kb, checkpointer=str(db))
+    history = second.get_state(thread("s1"))["history"]
+    assert [t["role"] for t in history] == ["user", "assistant"]
+    assert history[0]["content"] == "What does make test run?"
+    out = second.invoke(ChatInput(question="And what does it install?", session_id="s1"))
+    assert "make test installs weft" in out.answer
+    assert len(second.get_state(thread("s1"))["history"]) == 4
+    assert second.get_state(thread("other")) == {}
+
+
+def test_runs_without_a_session_leave_no_thread_behind(kb: KnowledgeBase, tmp_path: Path) -> None:
+    db = tmp_path / "chk.sqlite"
+    graph = build_rag_graph(kb, checkpointer=str(db))
+    graph.invoke(ChatInput(question="What is weft?"))
+    list(stream_chat(graph, "What is weft?"))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from checkpoints").fetchone() == (0,)
+
+
+def test_checkpointer_true_uses_the_settings_sqlite_file(kb: KnowledgeBase) -> None:
+    graph = build_rag_graph(kb, checkpointer=True)
+    graph.invoke(ChatInput(question="What is weft?", session_id="t"))
+    assert kb.settings.checkpoint_path.is_file()
+
+
+def _check_order(events: list[Any]) -> ChatOutput:
+    kinds = [type(e) for e in events]
+    assert kinds[0] is ChatSources and kinds[-2:] == [ChatUsage, ChatDone]
+    assert set(kinds[1:-2]) == {ChatToken} and len(kinds) > 5
+    done = events[-1].output
+    assert "".join(e.text for e in events[1:-2]) == done.answer
+    assert events[0].sources == done.sources and events[-2].usage == done.usage
+    return done
+
+
+def test_stream_chat_sends_sources_tokens_usage_then_done(kb: KnowledgeBase) -> None:
+    done = _check_order(list(stream_chat(build_rag_graph(kb), {"question": "What is BM25?"})))
+    assert done.usage["estimated"] is False and done.usage["output_tokens"] > 0
+
+
+async def test_astream_chat_sends_the_same_events(kb: KnowledgeBase) -> None:
+    graph = build_rag_graph(kb)
+    events = [e async for e in astream_chat(graph, ChatInput(question="What is BM25?"))]
+    assert _check_order(events) == _check_order(list(stream_chat(graph, "What is BM25?")))
+
+
+def test_a_refusal_still_streams_sources_a_token_usage_and_done(kb: KnowledgeBase) -> None:
+    strict = kb.settings.model_copy(update={"score_threshold": 1.0})
+    events = list(stream_chat(build_rag_graph(kb, settings=strict), "What is weft?"))
+    assert [type(e) for e in events] == [ChatSources, ChatToken, ChatUsage, ChatDone]
+    assert events[1] == ChatToken(NO_ANSWER)
+
+
+class SlowModel(BaseChatModel):
+    """Streams 200 tokens, 20 ms apart; records how many it produced and if it was cancelled."""
+
+    produced: list[int] = Field(default_factory=list)
+    cancelled: list[bool] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "slow"
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kw: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage("slow"))])
+
+    async def _astream(
+        self, messages: list[BaseMessage], *args: Any, **kw: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        try:
+            for i in range(200):
+                await asyncio.sleep(0.02)
+                self.produced.append(i)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=f"t{i} "))
+        except asyncio.CancelledError:
+            self.cancelled.append(True)
+            raise
+
+
+async def test_closing_astream_chat_cancels_the_run_promptly(kb: KnowledgeBase) -> None:
+    model = SlowModel()
+    stream = astream_chat(build_rag_graph(kb, model=model), "What is weft?")
+    tokens = 0
+    async for event in stream:  # type: ignore[attr-defined]
+        if isinstance(event, ChatToken):
+            tokens += 1
+            if tokens == 3:
+                break
+    started = time.monotonic()
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 1.0
+    produced = len(model.produced)
+    await asyncio.sleep(0.2)
+    assert len(model.produced) == produced < 20
+    assert model.cancelled == [True]
+
+
+def test_usage_is_estimated_when_the_model_reports_none(kb: KnowledgeBase) -> None:
+    model = GenericFakeChatModel(messages=iter([AIMessage("weft needs no API key. [1]")]))
+    out = build_rag_graph(kb, model=model).invoke(ChatInput(question="Does weft need a key?"))
+    assert out.answer == "weft needs no API key. [1]"
+    assert out.usage["estimated"] is True
+    assert out.usage["input_tokens"] > 100 and out.usage["output_tokens"] > 3
+    assert out.usage["total_tokens"] == out.usage["input_tokens"] + out.usage["output_tokens"]
+
+
+def test_openai_path_sends_numbered_sources_and_condenses_with_the_model(
+    kb: KnowledgeBase,
+) -> None:
+    replies = ["What does make test install?", "make test installs weft. [1]"]
+    with OpenAIServer(replies) as server:
+        model = openai_chat_model(base_url=server.base_url, api_key="test")
+        graph = build_rag_graph(kb, model=model)
+        history = [ChatTurn(role="user", content="What does make test run?")]
+        events = list(
+            stream_chat(graph, ChatInput(question="And what does it install?", history=history))
+        )
+        condense, answer = server.requests
+    done = events[-1].output
+    assert done.answer == "make test installs weft. [1]"
+    assert [type(e) for e in events][:2] == [ChatSources, ChatToken]
+    assert "Follow-up question: And what does it install?" in condense.messages[-1]["content"]
+    prompt = answer.messages[-1]["content"]
+    assert "Question: What does make test install?" in prompt
+    numbered = re.findall(r"^\[(\d+)\] ", prompt, re.MULTILINE)
+    assert numbered == [str(i) for i in range(1, len(done.sources) + 1)] and numbered
+    assert "cite" in answer.messages[0]["content"] and NO_ANSWER in answer.messages[0]["content"]
+    assert done.usage["estimated"] is False and done.usage["total_tokens"] > 0
