@@ -117,7 +117,9 @@ def _cases(rows: Iterable[tuple[str, Any]], path: Path) -> list[Case]:
 
 
 def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt key ("input") also makes the real one missing; name the misspelling.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = ".".join(str(p) for p in err["loc"]) or "case"
     if err["type"] == "extra_forbidden":
         return (

@@ -517,7 +517,7 @@ def sentences(text: str) -> list[tuple[str, list[int]]]:
     moved = _CITED_END.sub(lambda m: m.group(2) + m.group(1), text.strip())
     out = []
     for part in _SENTENCE_END.split(moved):
-        clean = " ".join(_CITATION.sub(" ", part).split())
+        clean = re.sub(r"\s+([.!?。])", r"\1", " ".join(_CITATION.sub(" ", part).split()))
         if clean:
             out.append((clean, citations(part)))
     return out
