@@ -97,7 +97,11 @@ function renderSources(turn, sources, turnId) {
     li.value = s.index;
     li.id = turnId + "-src-" + s.index;
     li.append(el("span", "title", s.title || s.source || s.id));
-    if (s.source && s.title) li.append(document.createTextNode(" — " + s.source));
+    if (s.source && s.title) {
+      const file = el("span", "file", " — " + s.source.split(/[\\/]/).pop());
+      file.title = s.source;
+      li.append(file);
+    }
     if (s.snippet) li.append(el("span", "snippet", s.snippet));
     list.append(li);
   }
