@@ -1,0 +1,147 @@
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from weft.cli import main
+from weft.components.models import NO_ANSWER
+from weft.graphs.knowledge import DEMO_KB_DIR
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli")
+    assert main(["ingest", str(DEMO_KB_DIR), "--data-dir", str(path), "--no-progress"]) == 0
+    return path
+
+
+def _run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def test_ingest_prints_a_summary_and_reingesting_adds_nothing(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nweft composes graphs.\n")
+    (docs / "bad.pdf").write_bytes(b"not a pdf")
+    code, text = _run("ingest", str(docs), "--data-dir", str(tmp_path / "kb"), "--no-progress")
+    assert code == 0
+    assert "1 file, 1 chunks (1 added, 0 unchanged), 1 skipped" in text
+    assert "skipped" in text and "bad.pdf" in text and "damaged or not a PDF" in text
+    _, again = _run("ingest", str(docs), "--data-dir", str(tmp_path / "kb"), "--no-progress")
+    assert "(0 added, 1 unchanged)" in again
+    code, reset = _run(
+        "ingest", str(docs), "--data-dir", str(tmp_path / "kb"), "--reset", "--no-progress"
+    )
+    assert code == 0 and "(1 added, 0 unchanged)" in reset
+
+
+def test_ingest_of_a_missing_path_exits_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text = _run("ingest", str(tmp_path / "nope"), "--data-dir", str(tmp_path / "kb"))
+    err = capsys.readouterr().err
+    assert code == 2 and text == ""
+    assert err.startswith("weft ingest: error: no such file or folder") and "Traceback" not in err
+    assert not (tmp_path / "kb").exists()
+
+
+def test_chat_streams_an_answer_then_its_sources(data_dir: Path) -> None:
+    code, text = _run("chat", "Does weft need an API key?", "--data-dir", str(data_dir))
+    assert code == 0
+    answer, sources = text.split("\nSources:\n")
+    assert "weft needs no API key" in answer and "[1]" in answer
+    assert sources.startswith("  [1] ") and ".md)" in sources
+
+
+def test_chat_json_prints_one_object_with_answer_sources_and_usage(data_dir: Path) -> None:
+    code, text = _run("chat", "What is BM25?", "--json", "--data-dir", str(data_dir))
+    payload = json.loads(text)
+    assert code == 0 and set(payload) == {"answer", "sources", "usage"}
+    assert "BM25" in payload["answer"]
+    assert set(payload["sources"][0]) == {"index", "id", "title", "source", "snippet", "score"}
+    assert set(payload["usage"]) == {"input_tokens", "output_tokens", "total_tokens", "estimated"}
+
+
+def test_chat_says_when_the_knowledge_base_has_no_answer(data_dir: Path) -> None:
+    _, text = _run("chat", "Who painted the Mona Lisa?", "--json", "--data-dir", str(data_dir))
+    assert json.loads(text)["answer"] == NO_ANSWER
+
+
+def test_chat_ingests_the_handbook_into_an_empty_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text = _run("chat", "What is weft?", "--json", "--data-dir", str(tmp_path))
+    assert code == 0 and json.loads(text)["sources"]
+    assert "ingesting weft's handbook" in capsys.readouterr().err
+
+
+def test_chat_rejects_an_empty_question(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = _run("chat", "   ", "--data-dir", str(data_dir))
+    assert code == 2 and text == ""
+    assert "the question is empty" in capsys.readouterr().err
+
+
+def test_interactive_chat_remembers_the_conversation(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        sys, "stdin", io.StringIO("What does make test run?\n\nAnd what does it install?\nexit\n")
+    )
+    code, text = _run("chat", "--json", "--data-dir", str(data_dir))
+    first, second = (json.loads(line) for line in text.splitlines())
+    assert code == 0 and "make test" in first["answer"]
+    assert "make test installs weft" in second["answer"]
+
+
+def test_session_memory_survives_a_new_process(data_dir: Path) -> None:
+    env = {**os.environ, "WEFT_DATA_DIR": str(data_dir)}
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
+
+    def ask(question: str) -> dict[str, object]:
+        done = subprocess.run(
+            [sys.executable, "-m", "weft.cli", "chat", question, "--json", "--session", "p1"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        )
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    _run("chat", "What does make test run?", "--session", "p1", "--data-dir", str(data_dir))
+    assert "make test installs weft" in str(ask("And what does it install?")["answer"])
+
+
+def test_graph_show_prints_mermaid_and_ascii(data_dir: Path) -> None:
+    code, text = _run("graph", "show", "hybrid", "--data-dir", str(data_dir))
+    mermaid, ascii_art = text.split("as ASCII:")
+    assert code == 0
+    assert "graph TD" in mermaid and "vector --> fuse" in mermaid
+    assert "| vector |  | bm25 |" in ascii_art and "    fuse --> __end__" in ascii_art
+    code, text = _run("graph", "show", "rag", "--data-dir", str(data_dir))
+    assert code == 0 and "retrieve -.-> refuse" in text
+
+
+def test_graph_show_of_an_unknown_graph_exits_2(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = _run("graph", "show", "nope", "--data-dir", str(data_dir))
+    assert code == 2
+    assert "unknown graph 'nope'; choose one of rag, hybrid, demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["ingest"], ["chat"], ["graph", "show"]])
+def test_every_command_has_help_with_data_dir(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0 and "--data-dir" in capsys.readouterr().out
