@@ -315,7 +315,7 @@ def _histogram(
             c[min(bins - 1, max(0, int((v - lo) / span * bins)))] += 1
         counts[name] = c
     top = max([1, *(max(c) for c in counts.values())])
-    plot_w, plot_h = w - pad_l - 6, h - pad_b - pad_t
+    plot_w, plot_h = w - pad_l - 16, h - pad_b - pad_t
     slot = plot_w / bins
     bar = (slot - 2) / max(1, len(counts))
     parts = [
@@ -449,7 +449,12 @@ def _case_rows(result: EvalResult) -> str:
             + "</div>"
             for s in c.sources[:8]
         )
-        output = c.answer or _short_json(c.output)
+        if c.answer and not (isinstance(c.output, list) and c.sources):
+            output = c.answer
+        elif isinstance(c.output, list) and c.sources:
+            output = f"{len(c.output)} documents (see sources)"
+        else:
+            output = _short_json(c.output)
         if c.error is not None:
             output = ""
         status = "pass" if c.passed else ("error" if c.error else "fail")
