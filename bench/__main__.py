@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("overhead", "retrieval", "embedders")
+BENCHMARKS = ("overhead", "retrieval", "embedders", "graphs")
 
 
 def main() -> None:

@@ -1,0 +1,280 @@
+"""SSE load: many concurrent ``POST /v1/chat`` streams against a real ``weft serve``.
+
+Run with ``python -m bench.sse_load [--quick]``. It starts ``weft serve`` in a subprocess on a
+free port, with the offline extractive model and a temporary data directory holding the bundled
+knowledge base, then opens 50, 100 and 200 streams at once (``--quick``: 5, 10, 20) with an
+async httpx client, each asking one of the handbook questions, and reports per level:
+
+- errors: a status other than 200, an ``error`` event, a dropped stream or no ``done``;
+- TTFT p50/p95: from sending the request to the first ``token`` event, as the client saw it;
+- in-process TTFT p50/p95: the same number of concurrent ``astream_chat`` runs of the same RAG
+  graph over the same data directory in this process, with no server and no HTTP (run after
+  the server has stopped, so the two never share the CPU);
+- server-added p50/p95: HTTP TTFT minus in-process TTFT at the same percentile: what serving
+  over HTTP adds under the same load;
+- per-stream server-added p95: each stream's TTFT minus the graph's own time to first token as
+  the server measured it around the chat streamer (the ``timing`` of the ``done`` event); this
+  also counts the time a ready token waits for the busy event loop;
+- tokens/s: all streams' tokens over the level's wall time, and the median stream's own rate.
+
+The client runs on the same machine as the server, so on a small machine its own work shows up
+in the latencies too. The goal: 0 errors at 200 streams, server-added TTFT p95 under 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+__all__ = ["main"]
+
+QUESTIONS = [
+    "How do I install weft?",
+    "What does compile check?",
+    "How do I stream tokens from a graph?",
+    "What does the server's /v1/chat endpoint send?",
+    "How do I keep two knowledge bases apart?",
+    "What is an eval suite?",
+    "How do callbacks see a graph run?",
+    "How do I ingest my own documents?",
+]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Stream:
+    ok: bool = False
+    error: str = ""
+    ttft: float | None = None
+    graph_ttft: float | None = None
+    tokens: int = 0
+    duration: float = 0.0
+    token_times: list[float] = field(default_factory=list)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+class Server:
+    """``weft serve`` on a free port, over a temporary data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "WEFT_RATE_LIMIT_PER_MINUTE": "0",
+            "WEFT_MAX_CONCURRENT_RUNS": "1000",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "weft.cli", "serve", "--port", "0", "--data-dir", str(data_dir)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.url = ""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            print(f"  server: {line.rstrip()}", flush=True)
+            found = re.search(r"open (http://\S+?)/? to chat", line)
+            if found:
+                self.url = found.group(1)
+                break
+        if not self.url:
+            raise SystemExit("weft serve did not start")
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
+        deadline = time.monotonic() + 60
+        while httpx.get(self.url + "/readyz", timeout=10).status_code != 200:
+            if time.monotonic() > deadline:
+                raise SystemExit("weft serve never became ready")
+            time.sleep(0.2)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            print(f"  server: {line.rstrip()}", flush=True)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self._drain.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+async def one_stream(client: httpx.AsyncClient, url: str, question: str) -> Stream:
+    result = Stream()
+    t0 = time.perf_counter()
+    try:
+        async with client.stream("POST", url + "/v1/chat", json={"question": question}) as r:
+            if r.status_code != 200:
+                await r.aread()
+                result.error = f"HTTP {r.status_code}"
+                return result
+            event = ""
+            async for line in r.aiter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    if event == "token":
+                        now = time.perf_counter()
+                        if result.ttft is None:
+                            result.ttft = now - t0
+                        result.tokens += 1
+                        result.token_times.append(now)
+                    elif event == "done":
+                        timing = json.loads(line[6:]).get("timing", {})
+                        result.graph_ttft = timing.get("graph_ttft_ms", 0.0) / 1000
+                        result.ok = True
+                    elif event == "error":
+                        result.error = "error event: " + line[6:200]
+        if not result.ok and not result.error:
+            result.error = "no done event"
+    except httpx.HTTPError as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.duration = time.perf_counter() - t0
+    if result.error:
+        result.ok = False
+    return result
+
+
+async def level(url: str, n: int) -> dict[str, float]:
+    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0)) as client:
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(one_stream(client, url, QUESTIONS[i % len(QUESTIONS)]) for i in range(n))
+        )
+        wall = time.perf_counter() - started
+    good = [r for r in results if r.ok and r.ttft is not None and r.graph_ttft is not None]
+    errors = [r.error for r in results if not r.ok]
+    for message in sorted(set(errors))[:5]:
+        print(f"  error x{errors.count(message)}: {message}", flush=True)
+    ttft = [r.ttft * 1000 for r in good if r.ttft is not None]
+    graph = [r.graph_ttft * 1000 for r in good if r.graph_ttft is not None]
+    added = [
+        (r.ttft - r.graph_ttft) * 1000
+        for r in good
+        if r.ttft is not None and r.graph_ttft is not None
+    ]
+    per_stream = [
+        (r.tokens - 1) / (r.token_times[-1] - r.token_times[0])
+        for r in good
+        if r.tokens > 1 and r.token_times[-1] > r.token_times[0]
+    ]
+    return {
+        "streams": n,
+        "errors": len(errors),
+        "ttft_p50": _pct(ttft, 0.5),
+        "ttft_p95": _pct(ttft, 0.95),
+        "server_graph_p95": _pct(graph, 0.95),
+        "stream_added_p95": _pct(added, 0.95),
+        "tokens_s": sum(r.tokens for r in results) / wall,
+        "stream_tokens_s": statistics.median(per_stream) if per_stream else float("nan"),
+        "wall": wall,
+    }
+
+
+def table(rows: list[dict[str, float]]) -> str:
+    lines = [
+        "| streams | errors | TTFT p50 | TTFT p95 | in-process TTFT p50 | in-process TTFT p95 "
+        "| server-added p50 | server-added p95 | per-stream server-added p95 "
+        "| tokens/s (all) | tokens/s (per stream) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['streams']:.0f} | {r['errors']:.0f} | {r['ttft_p50']:.0f} ms "
+            f"| {r['ttft_p95']:.0f} ms | {r['inproc_p50']:.0f} ms | {r['inproc_p95']:.0f} ms "
+            f"| {r['ttft_p50'] - r['inproc_p50']:.0f} ms "
+            f"| {r['ttft_p95'] - r['inproc_p95']:.0f} ms "
+            f"| {r['stream_added_p95']:.1f} ms | {r['tokens_s']:.0f} | {r['stream_tokens_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+async def run(url: str, levels: list[int]) -> list[dict[str, float]]:
+    await level(url, 5)  # warm-up: the first runs build caches and tokenizers
+    rows = []
+    for n in levels:
+        print(f"  {n} concurrent streams over HTTP...", flush=True)
+        rows.append(await level(url, n))
+    return rows
+
+
+async def in_process(data_dir: Path, levels: list[int]) -> list[tuple[float, float]]:
+    """TTFT p50/p95 (ms) of ``n`` concurrent ``astream_chat`` runs, no server."""
+    from weft.core.settings import Settings
+    from weft.core.tracing import disable_tracing, enable_tracing
+    from weft.graphs.rag import astream_chat
+    from weft.graphs.registry import default_graphs
+    from weft.graphs.schema import ChatInput, ChatToken
+
+    settings = Settings(data_dir=data_dir)
+    graph = default_graphs(settings)["rag"]
+    handler = enable_tracing("none")  # as the server runs: /metrics traces every run
+
+    async def one(question: str) -> float:
+        t0 = time.perf_counter()
+        async for event in astream_chat(graph, ChatInput(question=question), settings=settings):
+            if isinstance(event, ChatToken):
+                return (time.perf_counter() - t0) * 1000
+        return float("nan")
+
+    async def measure(n: int) -> tuple[float, float]:
+        ttft = await asyncio.gather(*(one(QUESTIONS[i % len(QUESTIONS)]) for i in range(n)))
+        return _pct(list(ttft), 0.5), _pct(list(ttft), 0.95)
+
+    try:
+        await measure(5)
+        out = []
+        for n in levels:
+            print(f"  {n} concurrent runs in process...", flush=True)
+            out.append(await measure(n))
+        return out
+    finally:
+        disable_tracing(handler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.sse_load", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="5, 10 and 20 streams")
+    args = parser.parse_args(argv)
+    levels = [5, 10, 20] if args.quick else [50, 100, 200]
+    with tempfile.TemporaryDirectory(prefix="weft-sse-load-") as tmp:
+        data_dir = Path(tmp) / "data"
+        server = Server(data_dir)
+        try:
+            rows = asyncio.run(run(server.url, levels))
+        finally:
+            server.stop()
+        baseline = asyncio.run(in_process(data_dir, levels))
+    for row, (p50, p95) in zip(rows, baseline, strict=True):
+        row["inproc_p50"], row["inproc_p95"] = p50, p95
+    print()
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; client and server")
+    print("share it. TTFT in ms; server-added = HTTP TTFT - in-process TTFT at that percentile.")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
