@@ -1,0 +1,89 @@
+"""Graph overhead of the hybrid retrieval graph: queries/s in-process, graph vs bare retriever.
+
+Both sides do the same retrieval over the same index: Chroma (the offline embedder) and BM25 at
+10k generated chunks (``bench.retrieval``'s corpus), RRF with ``fetch_k=20, k=4``. The bare side
+is :class:`~weft.components.hybrid.HybridRetriever`; the graph side is
+:func:`weft.graphs.hybrid.build_hybrid_graph` over the same two retrievers (three nodes: two
+parallel branches and the fusion, run by LangGraph). Queries run one at a time, alternating
+blocks between the two so machine noise hits both alike. The ratio is graph / bare queries/s:
+1.0 means the graph costs nothing.
+
+Run: ``python -m bench.graphs [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from bench.retrieval import interleaved_qps, make_corpus, make_queries, offline_embedder, table
+from weft.components.bm25 import BM25Retriever
+from weft.components.hybrid import HybridRetriever
+from weft.components.stores import ChromaStore
+from weft.graphs.hybrid import build_hybrid_graph
+
+
+def _async_qps(contenders: dict[str, Any], queries: Sequence[str]) -> dict[str, float]:
+    import time
+
+    async def run(fn: Any) -> float:
+        start = time.perf_counter()
+        for q in queries:
+            await fn(q)
+        return len(queries) / (time.perf_counter() - start)
+
+    return {name: asyncio.run(run(fn)) for name, fn in contenders.items()}
+
+
+def bench(n: int, n_queries: int) -> None:
+    corpus = make_corpus(n)
+    queries = make_queries(n_queries, seed=5)
+    embedder, label = offline_embedder()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ChromaStore("bench", embedder, data_dir=tmp)
+        store.upsert(corpus)
+        bm25 = BM25Retriever(documents=corpus)
+        bm25.refresh()
+        vector = store.as_retriever()
+        bare = HybridRetriever(vector=vector, bm25=bm25, k=4, fetch_k=20)
+        graph = build_hybrid_graph((vector, bm25), k=4, fetch_k=20)
+        for q in queries[:20]:  # warm caches and thread pools
+            bare.invoke(q)
+            graph.invoke(q)
+        assert [d.id for d in bare.invoke(queries[0])] == [d.id for d in graph.invoke(queries[0])]
+        sync = interleaved_qps({"bare": bare.invoke, "graph": graph.invoke}, queries)
+        async_ = _async_qps({"bare": bare.ainvoke, "graph": graph.ainvoke}, queries[:200])
+    rows = [
+        ["sync invoke", f"{sync['bare']:,.0f}", f"{sync['graph']:,.0f}",
+         f"{sync['graph'] / sync['bare']:.2f}",
+         f"{(1 / sync['graph'] - 1 / sync['bare']) * 1000:.2f}"],
+        ["async ainvoke", f"{async_['bare']:,.0f}", f"{async_['graph']:,.0f}",
+         f"{async_['graph'] / async_['bare']:.2f}",
+         f"{(1 / async_['graph'] - 1 / async_['bare']) * 1000:.2f}"],
+    ]  # fmt: skip
+    table(
+        f"Hybrid retrieval at {n // 1000}k chunks, {n_queries} queries (async: "
+        f"{min(200, n_queries)}), k=4, embedder: {label}; {platform.machine()}",
+        ["path", "bare HybridRetriever q/s", "hybrid graph q/s", "ratio", "overhead ms/query"],
+        rows,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.graphs", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2k chunks, 100 queries")
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=500)
+    args = parser.parse_args(argv)
+    if args.quick:
+        bench(2_000, 100)
+    else:
+        bench(args.chunks, args.queries)
+
+
+if __name__ == "__main__":
+    main()
