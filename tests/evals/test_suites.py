@@ -34,9 +34,8 @@ def test_rag_chat_suite_passes_offline(data_dir: Path, tmp_path: Path) -> None:
 def test_hybrid_retrieval_suite_compares_three_retrievers(data_dir: Path) -> None:
     result = assert_suite_passes("hybrid-retrieval", data_dir=data_dir, cache=False)
     assert result.variants == ["bm25", "vector", "hybrid"]
-    m = result.metrics()
-    assert all(m[f"{v}/recall@5"] >= 0.9 for v in result.variants)
-    assert m["hybrid/ndcg@10"] >= 0.8
+    checked = {t.metric for t in result.thresholds}
+    assert {f"{v}/{m}" for v in result.variants for m in ("recall@5", "mrr", "ndcg@10")} <= checked
 
 
 def test_assert_suite_passes_fails_with_the_summary(data_dir: Path) -> None:
