@@ -9,11 +9,9 @@ interrupts and ``astream_events`` work as they do on any LangGraph graph.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import pydantic
@@ -108,12 +106,9 @@ def _resolve_checkpointer(
         return checkpointer
     if checkpointer == "memory":
         return InMemorySaver()
-    from langgraph.checkpoint.sqlite import SqliteSaver
+    from weft.core._checkpoint import open_sqlite_checkpointer
 
-    path = Path(checkpointer)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), check_same_thread=False)
-    return SqliteSaver(conn)
+    return open_sqlite_checkpointer(checkpointer)
 
 
 class _Node:

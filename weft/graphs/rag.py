@@ -56,7 +56,7 @@ from weft.core.compiled import CompiledGraph, thread
 from weft.core.graph import END, START, Graph
 from weft.core.settings import Settings
 from weft.core.stream import Chunk, FinalOutput, NodeFinished, StreamEvent
-from weft.graphs._checkpoint import open_sqlite_checkpointer
+from weft.core._checkpoint import open_sqlite_checkpointer
 from weft.graphs.hybrid import BranchResult, build_hybrid_graph
 from weft.graphs.knowledge import KnowledgeBase
 from weft.graphs.schema import (
