@@ -136,3 +136,10 @@ def test_missing_file_and_torn_lines(tmp_path: Path) -> None:
     torn.write_text(json.dumps(span) + "\n" + '{"trace_id": "cut')
     code, out = run_cli(str(torn))
     assert code == 0 and "invoke_workflow x" in out and "1.0 ms" in out
+
+
+def test_trace_reads_the_data_dir_given_on_the_command_line(tmp_path: Path) -> None:
+    traced_runs(tmp_path / "traces.jsonl", "hi")
+    code, out = run_cli("--data-dir", str(tmp_path))
+    assert code == 0
+    assert out.splitlines()[1].startswith("invoke_workflow hello")

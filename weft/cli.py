@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         "question", nargs="?", default=DEFAULT_QUESTION, help=f"default: {DEFAULT_QUESTION!r}"
     )
     demo.add_argument("--trace", action="store_true", help="print the run tree to stderr")
+    demo.add_argument(
+        "--data-dir", help="accepted like on every command; the demo keeps no data, so unused"
+    )
     demo.set_defaults(handler=_demo)
     add_trace_command(sub)
     for add_commands in (graph_commands, server_commands, eval_commands):

@@ -191,12 +191,18 @@ def render_trace(spans: Sequence[dict[str, Any]], *, bar_width: int = 30) -> str
 
 
 def _trace_command(args: argparse.Namespace, out: TextIO) -> int:
-    path = Path(args.path) if args.path else default_trace_path()
+    if args.path:
+        path = Path(args.path)
+    elif args.data_dir:
+        path = Path(args.data_dir) / "traces.jsonl"
+    else:
+        path = default_trace_path()
     try:
         spans = read_spans(path)
     except FileNotFoundError:
         out.write(
-            f"no trace file at {path}; turn tracing on with weft.core.tracing.enable_tracing() "
+            f"no trace file at {path}; turn tracing on with weft.enable_tracing() (or weft serve "
+            f"--trace) "
             f"and run a graph, or pass the file's path\n"
         )
         return 1
@@ -221,6 +227,7 @@ def add_trace_command(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("path", nargs="?", help="trace file (default: %(default)s)", default=None)
+    p.add_argument("--data-dir", help="read DIR/traces.jsonl (default: $WEFT_DATA_DIR or ./.weft)")
     p.add_argument("--trace-id", help="show this trace (a prefix is enough) instead of the last")
     p.add_argument("--width", type=int, default=30, help="waterfall bar width (default 30)")
     p.set_defaults(handler=_trace_command)
