@@ -52,11 +52,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from weft.components.models import NO_ANSWER, ExtractiveChatModel, default_chat_model, parse_sources
 from weft.components.prompts import ContextPacker, PackedContext, PackedSource
 from weft.components.tokens import count_message_tokens, count_tokens
+from weft.core._checkpoint import open_sqlite_checkpointer
 from weft.core.compiled import CompiledGraph, thread
 from weft.core.graph import END, START, Graph
 from weft.core.settings import Settings
 from weft.core.stream import Chunk, FinalOutput, NodeFinished, StreamEvent
-from weft.core._checkpoint import open_sqlite_checkpointer
 from weft.graphs.hybrid import BranchResult, build_hybrid_graph
 from weft.graphs.knowledge import KnowledgeBase
 from weft.graphs.schema import (
