@@ -100,11 +100,15 @@ def test_client_disconnect_cancels_the_run_within_a_second(http: httpx.Client) -
     chat = FakeChat(hang=True)
     with serve(chat, max_concurrent_runs=1) as server:
         with http.stream("POST", server.url + "/v1/chat", json={"question": "q"}) as response:
-            for record in read_sse(response.iter_lines()):
+            # Hold the iterators: a dropped generator is finalized at once, which can close the
+            # stream before we mean to disconnect.
+            records = read_sse(response.iter_lines())
+            for record in records:
                 if record["event"] == "token":
                     break
             assert not chat.cancelled.is_set()
             closed = time.monotonic()
+            records.close()
         assert chat.cancelled.wait(timeout=1.0), "the run was not cancelled within 1 s"
         assert chat.cancelled_at is not None and chat.cancelled_at - closed < 1.0
         assert not chat.finished.is_set()
