@@ -19,6 +19,7 @@ per line; a short prefix ending in ``": "`` is the source's title::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -28,12 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables.config import run_in_executor
 from langchain_openai import ChatOpenAI
 from pydantic import ConfigDict, Field
 
@@ -410,7 +412,9 @@ def _stem(word: str) -> str:
     return word
 
 
-def _terms(text: str) -> set[str]:
+@functools.lru_cache(maxsize=65536)
+def _terms(text: str) -> frozenset[str]:
+    # Cached: a knowledge base's sentences come back in answer after answer.
     terms: set[str] = set()
     for run in _TERM.findall(text.lower()):
         if "\u3040" <= run[0] <= "\ufaff":
@@ -421,7 +425,7 @@ def _terms(text: str) -> set[str]:
                 terms.update(segment[i : i + 2] for i in range(len(segment) - 1))
         elif run not in _STOP_WORDS and (len(run) > 1 or run.isdigit()):
             terms.add(_stem(run))
-    return terms
+    return frozenset(terms)
 
 
 def _sentences(text: str) -> list[str]:
@@ -588,6 +592,19 @@ class ExtractiveChatModel(BaseChatModel):
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
+    def _chunks(self, messages: list[BaseMessage]) -> list[ChatGenerationChunk]:
+        """The answer as word-sized chunks; the last one carries usage and metadata."""
+        answer = self._answer(messages)
+        pieces = _PIECE.findall(answer.text)
+        chunks = [ChatGenerationChunk(message=AIMessageChunk(content=p)) for p in pieces[:-1]]
+        last = AIMessageChunk(
+            content=pieces[-1] if pieces else "",
+            usage_metadata=self._usage(messages, answer.text),
+            response_metadata=self._metadata(answer),
+            chunk_position="last",
+        )
+        return [*chunks, ChatGenerationChunk(message=last)]
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -595,21 +612,24 @@ class ExtractiveChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        answer = self._answer(messages)
-        pieces = _PIECE.findall(answer.text)
-        for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1
-            message = AIMessageChunk(content=piece)
-            if last:
-                message = AIMessageChunk(
-                    content=piece,
-                    usage_metadata=self._usage(messages, answer.text),
-                    response_metadata=self._metadata(answer),
-                    chunk_position="last",
-                )
-            chunk = ChatGenerationChunk(message=message)
+        for chunk in self._chunks(messages):
             if run_manager:
-                run_manager.on_llm_new_token(piece, chunk=chunk)
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        # The answer is computed once, off the event loop; langchain-core's default would hop
+        # to a worker thread for every chunk.
+        chunks = await run_in_executor(None, self._chunks, messages)
+        for chunk in chunks:
+            if run_manager:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
 

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+from langchain_core.messages import BaseMessageChunk
+
 __all__ = [
     "Chunk",
     "FinalOutput",
@@ -101,6 +103,9 @@ def concat_chunks(chunks: Sequence[Any]) -> Any:
         for c in chunks:
             merged.update(c)
         return merged
+    if isinstance(first, BaseMessageChunk):
+        # One merge of all chunks; adding them pairwise copies the message each time.
+        return first + list(chunks[1:])
     acc = first
     try:
         for c in chunks[1:]:
