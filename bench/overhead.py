@@ -4,13 +4,15 @@ Linear graphs of 2, 10 and 50 trivial typed lambdas are built three ways: with w
 LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and with
 ``stream``. LangGraph streams twice: in its default ``updates`` mode (one event per node) and
 in ``tasks`` mode, which carries what weft's stream does (each node's start with its input and
-its finish with its output). Two more rows run the same weft graphs with a callback handler
-that does nothing (the cost of langchain-core's callback machinery) and with the OpenTelemetry
-handler exporting to an in-memory exporter through a ``SimpleSpanProcessor``, metrics included.
-Rounds are
-interleaved so drift hits every contender alike; the reported numbers are medians. The per-node
-cost is the slope of time against node count (least squares), and the fixed cost per call is its
-intercept.
+its finish with its output). Three more rows run the same weft
+graphs with a callback handler that does nothing (the cost of langchain-core's callback
+machinery), with the OpenTelemetry handler exporting to an in-memory exporter through a
+``SimpleSpanProcessor``, metrics included, and with that handler's per-node latency histogram
+turned off (``node_metrics=False``). Rounds are interleaved so drift hits every contender alike.
+Each sample is the mean of ``--reps`` calls and the reported number is the best sample of the
+rounds, as ``timeit`` advises: on a shared machine the noise only ever adds time. The per-node
+cost is the slope of time against node count (least squares), and the fixed cost per call is
+its intercept.
 
 Run: ``python -m bench.overhead [--rounds N] [--quick]``
 """
@@ -95,7 +97,7 @@ def _fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
     return slope, my - slope * mx
 
 
-def otel_handler() -> tuple[OTelHandler, Callable[[], None]]:
+def otel_handler(*, node_metrics: bool = True) -> tuple[OTelHandler, Callable[[], None]]:
     """The tracing handler on an in-memory exporter; the second value empties it."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -107,7 +109,7 @@ def otel_handler() -> tuple[OTelHandler, Callable[[], None]]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    return OTelHandler(provider, meters), spans.clear
+    return OTelHandler(provider, meters, node_metrics=node_metrics), spans.clear
 
 
 def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
@@ -115,10 +117,16 @@ def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
     noop_cfg: Any = {"callbacks": [Handler()]}
     otel, clear = otel_handler()
     otel_cfg: Any = {"callbacks": [otel]}
+    spans_only, clear_spans_only = otel_handler(node_metrics=False)
+    spans_only_cfg: Any = {"callbacks": [spans_only]}
 
     def traced(g: Any) -> Any:
         clear()  # keep memory flat; a list clear costs next to nothing
         return g.invoke(0, otel_cfg)
+
+    def traced_spans_only(g: Any) -> Any:
+        clear_spans_only()
+        return g.invoke(0, spans_only_cfg)
 
     lg = {n: build_langgraph(n) for n in SIZES}
     py = {n: build_python(n) for n in SIZES}
@@ -129,6 +137,9 @@ def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
             n: (lambda g=weft[n]: g.invoke(0, noop_cfg)) for n in SIZES
         },
         "weft invoke + otel": {n: (lambda g=weft[n]: traced(g)) for n in SIZES},
+        "weft invoke + otel, node metrics off": {
+            n: (lambda g=weft[n]: traced_spans_only(g)) for n in SIZES
+        },
         "langgraph invoke": {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in SIZES},
         "weft stream": {n: (lambda g=weft[n]: list(g.stream(0))) for n in SIZES},
         "langgraph stream": {
@@ -149,7 +160,7 @@ def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
         for n in SIZES:
             for name, fns in cases.items():
                 samples[name][n].append(_time(fns[n], reps))
-    return {k: {n: statistics.median(v) for n, v in d.items()} for k, d in samples.items()}
+    return {k: {n: min(v) for n, v in d.items()} for k, d in samples.items()}
 
 
 def table(results: dict[str, dict[int, float]]) -> str:
@@ -179,7 +190,11 @@ def table(results: dict[str, dict[int, float]]) -> str:
     rows.append("")
     rows.append("| tracing, added to weft invoke | µs/node | µs/call |")
     rows.append("|---|---|---|")
-    for k in ("weft invoke + no-op handler", "weft invoke + otel"):
+    for k in (
+        "weft invoke + no-op handler",
+        "weft invoke + otel",
+        "weft invoke + otel, node metrics off",
+    ):
         slope, icpt = fits[k]
         rows.append(
             f"| {k[len('weft invoke + ') :]} | {slope - base_slope:.2f} | {icpt - base_icpt:.1f} |"

@@ -130,6 +130,8 @@ class CallbackBridge(BaseCallbackHandler):
     def __init__(self, handlers: Iterable[Handler]) -> None:
         self.handlers = list(handlers)
         self._runs: dict[UUID, _Tracked] = {}
+        # Most handlers take every event; only those with ``nodes`` need a check per event.
+        self._filtered = any(h.nodes is not None for h in self.handlers)
 
     # -- run tracking -------------------------------------------------------------------------
 
@@ -174,9 +176,13 @@ class CallbackBridge(BaseCallbackHandler):
         return info
 
     def _targets(self, info: RunInfo) -> Iterable[Handler]:
-        for h in self.handlers:
-            if h.nodes is None or (info.node is not None and info.node in h.nodes):
-                yield h
+        if not self._filtered:
+            return self.handlers
+        return [
+            h
+            for h in self.handlers
+            if h.nodes is None or (info.node is not None and info.node in h.nodes)
+        ]
 
     def _start(
         self,

@@ -50,8 +50,18 @@ from uuid import UUID
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TracerProvider,
+)
 from opentelemetry.util.types import AttributeValue
 
 from weft.core._prometheus import CONTENT_TYPE, PrometheusTextReader, render_prometheus
@@ -136,6 +146,7 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"
 # Bucket advice from the GenAI conventions; graph and node latencies sit much lower.
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
 _TOKEN_BUCKETS = tuple(4.0**i for i in range(14))
+_UNSET = Status(StatusCode.UNSET)
 _STEP_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
 
 
@@ -209,14 +220,22 @@ def _message(m: Any) -> dict[str, Any]:
 
 @dataclass(slots=True, eq=False)
 class _Open:
-    span: Span
+    span: Span | None  # None: a node span, built in one piece when the node ends
+    ctx: SpanContext
     kind: str
     t0: float
     parent: _Open | None
     attrs: dict[str, AttributeValue]  # the metric attributes
+    name: str = ""
+    span_attrs: dict[str, AttributeValue] | None = None
+    start_ns: int = 0
     first_chunk: float | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+
+    def context(self) -> Context:
+        """An OpenTelemetry context whose current span is this run's span, for its children."""
+        return trace.set_span_in_context(self.span or NonRecordingSpan(self.ctx))
 
 
 class OTelHandler(Handler):
@@ -229,6 +248,9 @@ class OTelHandler(Handler):
             queries (opt-in, as the GenAI conventions ask).
         mask: when content is recorded, mask personal data in it: True for
             :func:`~weft.core.masking.mask_pii`, False for none, or your own ``str -> str``.
+        node_metrics: record ``weft.node.duration`` for every node. Each record costs about
+            as much as the node's span, so graphs of many tiny nodes on a hot path may turn it
+            off and read node latency from the spans; failures are counted either way.
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
@@ -249,8 +271,23 @@ class OTelHandler(Handler):
         *,
         capture_content: bool = False,
         mask: bool | Callable[[str], str] = True,
+        node_metrics: bool = True,
     ) -> None:
+        self.node_metrics = node_metrics
         self.tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(_SCOPE)
+        # With the SDK's tracer, a node's span is built in one piece when the node ends and
+        # handed straight to the span processors: the mutable SDK span (its lock, attribute
+        # checks and copy on end) costs several times more, and a node has nothing to add to
+        # its span between start and end. Other tracers get ordinary spans.
+        self._processor: Any = getattr(self.tracer, "span_processor", None)
+        self._resource: Any = getattr(self.tracer, "resource", None)
+        ids = getattr(self.tracer, "id_generator", None)
+        self._new_span_id: Callable[[], int] | None = ids.generate_span_id if ids else None
+        self._scope: Any = None
+        if self._processor is not None and self._new_span_id is not None:
+            from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+            self._scope = InstrumentationScope(_SCOPE)
         meter = (meter_provider or otel_metrics.get_meter_provider()).get_meter(_SCOPE)
         self.capture_content = capture_content
         self.mask: Callable[[str], str] | None = (
@@ -259,6 +296,9 @@ class OTelHandler(Handler):
         self.metric_reader: PrometheusTextReader | None = None
         self._owned: list[Any] = []  # providers enable_tracing made, shut down with the handler
         self._open: dict[UUID, _Open] = {}
+        self._node_static: dict[
+            tuple[Any, ...], tuple[str, dict[str, AttributeValue], dict[str, AttributeValue]]
+        ] = {}
         self._lock = threading.Lock()
         self._op_duration = meter.create_histogram(
             "gen_ai.client.operation.duration",
@@ -307,17 +347,15 @@ class OTelHandler(Handler):
 
     def on_start(self, info: RunInfo, input: Any) -> None:
         parent = self._open.get(info.parent_run_id) if info.parent_run_id else None
-        ctx = trace.set_span_in_context(parent.span) if parent is not None else None
         kind = info.kind
+        if kind == "node" and parent is not None and self._scope is not None:
+            self._node_start(info, parent)
+            return
         span_kind = SpanKind.INTERNAL
         attrs: dict[str, AttributeValue]
         if kind == "node":
             name = f"node {info.name}"
-            attrs = {
-                "weft.graph.name": info.graph or "",
-                "weft.node.name": info.name,
-                "weft.component.kind": str(info.metadata.get("weft_kind", "")),
-            }
+            attrs = self._node_attrs(info)
             span_attrs: dict[str, AttributeValue] = {
                 **attrs,
                 "weft.component": info.component or "",
@@ -355,8 +393,80 @@ class OTelHandler(Handler):
                 span_attrs["gen_ai.tool.call.arguments"] = self._masked(args)
         else:
             name, attrs, span_attrs = f"{kind} {info.name}", {}, {}
+        ctx = parent.context() if parent is not None else None
         span = self.tracer.start_span(name, context=ctx, kind=span_kind, attributes=span_attrs)
-        self._open[info.run_id] = _Open(span, kind, time.perf_counter(), parent, attrs)
+        self._open[info.run_id] = _Open(
+            span, span.get_span_context(), kind, time.perf_counter(), parent, attrs
+        )
+
+    @staticmethod
+    def _node_attrs(info: RunInfo) -> dict[str, AttributeValue]:
+        return {
+            "weft.graph.name": info.graph or "",
+            "weft.node.name": info.name,
+            "weft.component.kind": str(info.metadata.get("weft_kind", "")),
+        }
+
+    def _node_start(self, info: RunInfo, parent: _Open) -> None:
+        assert self._new_span_id is not None
+        pctx = parent.ctx
+        ctx = SpanContext(
+            pctx.trace_id, self._new_span_id(), False, pctx.trace_flags, pctx.trace_state
+        )
+        # A node's name and attributes are the same on every run: build them once.
+        key = (info.graph, info.name, info.component, info.metadata.get("weft_kind"))
+        static = self._node_static.get(key)
+        if static is None:
+            attrs = self._node_attrs(info)
+            static = (f"node {info.name}", attrs, {**attrs, "weft.component": info.component or ""})
+            if len(self._node_static) < 10_000:
+                self._node_static[key] = static
+        name, attrs, span_attrs = static
+        self._open[info.run_id] = _Open(
+            None, ctx, "node", 0.0, parent, attrs, name, span_attrs, time.time_ns()
+        )
+
+    def _node_end(self, rec: _Open, error: BaseException | None) -> None:
+        """Hand a node's finished span to the span processors, and record its latency."""
+        end = time.time_ns()
+        seconds = (end - rec.start_ns) / 1e9
+        etype = None
+        if rec.ctx.trace_flags.sampled:
+            attrs = rec.span_attrs
+            status = _UNSET
+            events: tuple[Event, ...] = ()
+            if error is not None:
+                etype = error_type(error)
+                message = self._masked(str(error))
+                attrs = {**(attrs or {}), "error.type": etype}
+                status = Status(StatusCode.ERROR, message)
+                events = (
+                    Event(
+                        "exception",
+                        {"exception.type": etype, "exception.message": message},
+                        end,
+                    ),
+                )
+            assert rec.parent is not None
+            self._processor.on_end(
+                ReadableSpan(
+                    rec.name,
+                    rec.ctx,
+                    rec.parent.ctx,
+                    self._resource,
+                    attrs,
+                    events,
+                    (),
+                    SpanKind.INTERNAL,
+                    status=status,
+                    start_time=rec.start_ns,
+                    end_time=end,
+                    instrumentation_scope=self._scope,
+                )
+            )
+        elif error is not None:
+            etype = error_type(error)
+        self._record(rec, seconds, etype)
 
     def _chat_start(
         self, info: RunInfo, input: Any
@@ -407,6 +517,9 @@ class OTelHandler(Handler):
         if rec is None:
             return
         span = rec.span
+        if span is None:
+            self._node_end(rec, None)
+            return
         kind = rec.kind
         if kind == "chat_model":
             self._chat_end(rec, info, output)
@@ -435,6 +548,7 @@ class OTelHandler(Handler):
 
     def _chat_end(self, rec: _Open, info: RunInfo, output: Any) -> None:
         span = rec.span
+        assert span is not None
         gens = [g for batch in getattr(output, "generations", None) or () for g in batch]
         finish: list[str] = []
         response_id = response_model = None
@@ -491,8 +605,11 @@ class OTelHandler(Handler):
         rec = self._open.pop(info.run_id, None)
         if rec is None:
             return
-        etype = error_type(error)
         span = rec.span
+        if span is None:
+            self._node_end(rec, error)
+            return
+        etype = error_type(error)
         span.set_attribute("error.type", etype)
         message = self._masked(str(error))
         span.set_status(Status(StatusCode.ERROR, message))
@@ -504,7 +621,8 @@ class OTelHandler(Handler):
         attrs = rec.attrs if etype is None else {**rec.attrs, "error.type": etype}
         kind = rec.kind
         if kind == "node":
-            self._node_duration.record(seconds, attrs)
+            if self.node_metrics:
+                self._node_duration.record(seconds, attrs)
         elif kind == "graph":
             self._graph_duration.record(seconds, attrs)
         elif kind in ("chat_model", "retriever", "tool"):
@@ -555,7 +673,7 @@ class _EmbeddingsCall:
                 span.set_attribute("gen_ai.response.model", response_model)
 
 
-def _listeners(callbacks: Any) -> list[tuple[OTelHandler, Span | None]]:
+def _listeners(callbacks: Any) -> list[tuple[OTelHandler, _Open | None]]:
     """The tracing handlers that listen to the run ``callbacks`` belongs to, with the span of
     its nearest reported run."""
     if callbacks is None:
@@ -564,7 +682,7 @@ def _listeners(callbacks: Any) -> list[tuple[OTelHandler, Span | None]]:
         config = var_child_runnable_config.get()
         callbacks = config.get("callbacks") if config else None
     run_id = getattr(callbacks, "run_id", None) or getattr(callbacks, "parent_run_id", None)
-    found: list[tuple[OTelHandler, Span | None]] = []
+    found: list[tuple[OTelHandler, _Open | None]] = []
     handlers = getattr(callbacks, "handlers", None)
     bridges = [h for h in handlers or () if isinstance(h, CallbackBridge)] or bridges_in(callbacks)
     for bridge in bridges:
@@ -575,7 +693,7 @@ def _listeners(callbacks: Any) -> list[tuple[OTelHandler, Span | None]]:
         for h in bridge.handlers:
             if isinstance(h, OTelHandler):
                 rec = h._open.get(reported) if reported else None
-                found.append((h, rec.span if rec else None))
+                found.append((h, rec))
     if not bridges:
         found = [(h, None) for h in global_handlers() if isinstance(h, OTelHandler)]
     return found
@@ -614,7 +732,7 @@ def embeddings_span(
         attrs["server.address"], attrs["server.port"] = server
     spans = []
     for handler, parent in listeners:
-        ctx = trace.set_span_in_context(parent) if parent is not None else None
+        ctx = parent.context() if parent is not None else None
         span = handler.tracer.start_span(
             f"embeddings {model}", context=ctx, kind=SpanKind.CLIENT, attributes=attrs
         )
@@ -675,6 +793,7 @@ def enable_tracing(
     meter_provider: MeterProvider | None = None,
     capture_content: bool = False,
     mask: bool | Callable[[str], str] = True,
+    node_metrics: bool = True,
     set_global: bool = False,
     service_name: str = "weft",
 ) -> OTelHandler:
@@ -687,7 +806,7 @@ def enable_tracing(
             needs ``pip install "weft[otlp]"``), ``"memory"``, ``"none"``, or any
             ``SpanExporter``.
         tracer_provider, meter_provider: use these instead of making new ones.
-        capture_content, mask: see :class:`OTelHandler`.
+        capture_content, mask, node_metrics: see :class:`OTelHandler`.
         set_global: also install the providers as OpenTelemetry's global ones.
 
     Without ``meter_provider`` the metrics stay in-process; ``handler.metrics_text()`` renders
@@ -741,7 +860,11 @@ def enable_tracing(
         trace.set_tracer_provider(tracer_provider)
         otel_metrics.set_meter_provider(meter_provider)
     handler = OTelHandler(
-        tracer_provider, meter_provider, capture_content=capture_content, mask=mask
+        tracer_provider,
+        meter_provider,
+        capture_content=capture_content,
+        mask=mask,
+        node_metrics=node_metrics,
     )
     handler.metric_reader = reader
     handler._owned = [] if set_global else owned
