@@ -531,6 +531,41 @@ def test_graph_and_node_latency_histograms_and_cache_counter(otel: Otel) -> None
     assert ops == {"chat", "retrieval"}
 
 
+def test_node_metrics_off_keeps_node_spans_and_graph_latency() -> None:
+    otel = make_otel(node_metrics=False)
+    parallel_graph().invoke("q", {"callbacks": [otel.handler]})
+    assert shape(otel.spans) == PARALLEL_SHAPE
+    assert otel.metric_points("weft.node.duration") == []
+    [graph] = otel.metric_points("weft.graph.duration")
+    assert graph.count == 1
+
+
+class _Wrapped(trace.TracerProvider):
+    """A tracer provider that is not the SDK's: its tracers only have ``start_span``."""
+
+    def __init__(self, inner: TracerProvider) -> None:
+        self.inner = inner
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+        sdk_tracer = self.inner.get_tracer(*args, **kwargs)
+
+        class _Tracer:
+            def start_span(self, *a: Any, **kw: Any) -> Any:
+                return sdk_tracer.start_span(*a, **kw)
+
+        return _Tracer()
+
+
+def test_a_tracer_that_is_not_the_sdks_gets_ordinary_node_spans() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    handler = OTelHandler(_Wrapped(provider), MeterProvider(metric_readers=[]))
+    assert handler._scope is None  # no span processor to hand finished spans to
+    parallel_graph().invoke("q", {"callbacks": [handler]})
+    assert shape(list(exporter.get_finished_spans())) == PARALLEL_SHAPE
+
+
 def test_prometheus_text_renders_histograms_and_counters() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
