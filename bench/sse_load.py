@@ -75,15 +75,16 @@ def _pct(values: list[float], q: float) -> float:
 class Server:
     """``weft serve`` on a free port, over a temporary data directory."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, command: list[str] | None = None) -> None:
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "WEFT_RATE_LIMIT_PER_MINUTE": "0",
             "WEFT_MAX_CONCURRENT_RUNS": "1000",
         }
+        serve = ["-m", "weft.cli", "serve", "--port", "0", "--data-dir", str(data_dir)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "weft.cli", "serve", "--port", "0", "--data-dir", str(data_dir)],
+            [sys.executable, *(command or serve)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -255,6 +256,50 @@ async def in_process(data_dir: Path, levels: list[int]) -> list[tuple[float, flo
         disable_tracing(handler)
 
 
+async def in_process_remote(levels: list[int]) -> list[tuple[float, float]]:
+    """TTFT p50/p95 (ms) of ``n`` concurrent runs of the remote-model stand-in, no server."""
+    from bench._remote_stub import remote_graph
+    from weft.core.tracing import disable_tracing, enable_tracing
+
+    graph = remote_graph(REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP)
+    handler = enable_tracing("none")
+
+    async def one(question: str) -> float:
+        t0 = time.perf_counter()
+        stream = graph.astream_output(question)
+        async for _ in stream:
+            ttft = (time.perf_counter() - t0) * 1000
+            async for _ in stream:
+                pass
+            return ttft
+        return float("nan")
+
+    async def measure(n: int) -> tuple[float, float]:
+        ttft = await asyncio.gather(*(one(QUESTIONS[i % len(QUESTIONS)]) for i in range(n)))
+        return _pct(list(ttft), 0.5), _pct(list(ttft), 0.95)
+
+    try:
+        await measure(5)
+        out = []
+        for n in levels:
+            print(f"  {n} concurrent stand-in runs in process...", flush=True)
+            out.append(await measure(n))
+        return out
+    finally:
+        disable_tracing(handler)
+
+
+REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP = 0.05, 40, 0.005
+
+
+def _report(title: str, rows: list[dict[str, float]], baseline: list[tuple[float, float]]) -> None:
+    for row, (p50, p95) in zip(rows, baseline, strict=True):
+        row["inproc_p50"], row["inproc_p95"] = p50, p95
+    print()
+    print(title)
+    print(table(rows))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sse_load", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5, 10 and 20 streams")
@@ -262,18 +307,37 @@ def main(argv: list[str] | None = None) -> None:
     levels = [5, 10, 20] if args.quick else [50, 100, 200]
     with tempfile.TemporaryDirectory(prefix="weft-sse-load-") as tmp:
         data_dir = Path(tmp) / "data"
+        print("RAG chat graph, extractive model:", flush=True)
         server = Server(data_dir)
         try:
             rows = asyncio.run(run(server.url, levels))
         finally:
             server.stop()
         baseline = asyncio.run(in_process(data_dir, levels))
-    for row, (p50, p95) in zip(rows, baseline, strict=True):
-        row["inproc_p50"], row["inproc_p95"] = p50, p95
+        print("Remote-model stand-in (no CPU in the graph):", flush=True)
+        stub = [
+            "-m",
+            "bench._remote_stub",
+            f"--ttft={REMOTE_TTFT}",
+            f"--tokens={REMOTE_TOKENS}",
+            f"--gap={REMOTE_GAP}",
+        ]
+        server = Server(data_dir, stub)
+        try:
+            remote_rows = asyncio.run(run(server.url, levels))
+        finally:
+            server.stop()
+        remote_baseline = asyncio.run(in_process_remote(levels))
     print()
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; client and server")
     print("share it. TTFT in ms; server-added = HTTP TTFT - in-process TTFT at that percentile.")
-    print(table(rows))
+    _report("RAG chat graph (`weft serve`, extractive model, bundled handbook):", rows, baseline)
+    _report(
+        f"Remote-model stand-in (`bench/_remote_stub.py`: first token after "
+        f"{REMOTE_TTFT * 1000:.0f} ms, {REMOTE_TOKENS} tokens {REMOTE_GAP * 1000:.0f} ms apart):",
+        remote_rows,
+        remote_baseline,
+    )
 
 
 if __name__ == "__main__":
