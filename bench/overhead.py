@@ -186,21 +186,53 @@ def table(results: dict[str, dict[int, float]]) -> str:
         ls, li = fits[peer]
         total = results[ours][10] / results[peer][10]
         rows.append(f"| {label} | {ws / ls:.3f} | {wi / li:.3f} | {total:.3f} |")
-    base_slope, base_icpt = fits["weft invoke"]
-    rows.append("")
-    rows.append("| tracing, added to weft invoke | µs/node | µs/call |")
-    rows.append("|---|---|---|")
-    for k in (
-        "weft invoke + no-op handler",
-        "weft invoke + otel",
-        "weft invoke + otel, node metrics off",
-    ):
-        slope, icpt = fits[k]
-        rows.append(
-            f"| {k[len('weft invoke + ') :]} | {slope - base_slope:.2f} | {icpt - base_icpt:.1f} |"
-        )
-    alone = fits["weft invoke + otel"][0] - fits["weft invoke + no-op handler"][0]
-    rows.append(f"| otel handler alone (otel - no-op) | {alone:.2f} | |")
+    return "\n".join(rows)
+
+
+def tracing_cost(rounds: int) -> dict[str, tuple[float, float]]:
+    """What each handler adds to weft invoke, per node and per call, from paired samples.
+
+    The difference between two 20 ms runs is small against this kind of machine's drift, so
+    each round times every variant right after the plain run, on 10 and 50 nodes, and keeps the
+    differences; per node is the slope of the median differences, per call their intercept.
+    """
+    sizes = (10, 50)
+    graphs = {n: build_weft(n) for n in sizes}
+    otel, clear = otel_handler()
+    spans_only, clear_spans_only = otel_handler(node_metrics=False)
+    variants: dict[str, tuple[Any, Callable[[], None]]] = {
+        "no-op handler": ({"callbacks": [Handler()]}, lambda: None),
+        "otel": ({"callbacks": [otel]}, clear),
+        "otel, node metrics off": ({"callbacks": [spans_only]}, clear_spans_only),
+    }
+    diffs: dict[str, dict[int, list[float]]] = {k: {n: [] for n in sizes} for k in variants}
+    for g in graphs.values():
+        for cfg, _ in variants.values():
+            g.invoke(0, cfg)
+    for _ in range(rounds):
+        for n, g in graphs.items():
+            for name, (cfg, empty) in variants.items():
+                t0 = time.perf_counter()
+                g.invoke(0)
+                plain = time.perf_counter() - t0
+                empty()
+                t0 = time.perf_counter()
+                g.invoke(0, cfg)
+                diffs[name][n].append((time.perf_counter() - t0 - plain) * 1e6)
+    out = {}
+    for name, by_size in diffs.items():
+        d10, d50 = (statistics.median(by_size[n]) for n in sizes)
+        per_node = (d50 - d10) / (sizes[1] - sizes[0])
+        out[name] = (per_node, d10 - sizes[0] * per_node)
+    return out
+
+
+def tracing_table(cost: dict[str, tuple[float, float]]) -> str:
+    rows = ["| added to weft invoke (paired) | µs/node | µs/call |", "|---|---|---|"]
+    for name, (per_node, per_call) in cost.items():
+        rows.append(f"| {name} | {per_node:.1f} | {per_call:.1f} |")
+    alone = cost["otel"][0] - cost["no-op handler"][0]
+    rows.append(f"| otel handler alone (otel - no-op) | {alone:.1f} | |")
     return "\n".join(rows)
 
 
@@ -215,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
     )
     print(table(measure(rounds, reps)))
+    print()
+    print(tracing_table(tracing_cost(20 if args.quick else 40 * rounds)))
 
 
 if __name__ == "__main__":
