@@ -146,8 +146,8 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"
 # Bucket advice from the GenAI conventions; graph and node latencies sit much lower.
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
 _TOKEN_BUCKETS = tuple(4.0**i for i in range(14))
-_UNSET = Status(StatusCode.UNSET)
 _STEP_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
+_UNSET = Status(StatusCode.UNSET)
 
 
 def error_type(error: BaseException) -> str:
@@ -296,7 +296,7 @@ class OTelHandler(Handler):
         self.metric_reader: PrometheusTextReader | None = None
         self._owned: list[Any] = []  # providers enable_tracing made, shut down with the handler
         self._open: dict[UUID, _Open] = {}
-        self._node_static: dict[
+        self._node_cache: dict[
             tuple[Any, ...], tuple[str, dict[str, AttributeValue], dict[str, AttributeValue]]
         ] = {}
         self._lock = threading.Lock()
@@ -353,13 +353,9 @@ class OTelHandler(Handler):
             return
         span_kind = SpanKind.INTERNAL
         attrs: dict[str, AttributeValue]
+        span_attrs: dict[str, AttributeValue]
         if kind == "node":
-            name = f"node {info.name}"
-            attrs = self._node_attrs(info)
-            span_attrs: dict[str, AttributeValue] = {
-                **attrs,
-                "weft.component": info.component or "",
-            }
+            name, attrs, span_attrs = self._node_static(info)
         elif kind == "graph":
             name = f"invoke_workflow {info.name}"
             attrs = {"weft.graph.name": info.name}
@@ -399,13 +395,23 @@ class OTelHandler(Handler):
             span, span.get_span_context(), kind, time.perf_counter(), parent, attrs
         )
 
-    @staticmethod
-    def _node_attrs(info: RunInfo) -> dict[str, AttributeValue]:
-        return {
-            "weft.graph.name": info.graph or "",
-            "weft.node.name": info.name,
-            "weft.component.kind": str(info.metadata.get("weft_kind", "")),
-        }
+    def _node_static(
+        self, info: RunInfo
+    ) -> tuple[str, dict[str, AttributeValue], dict[str, AttributeValue]]:
+        """A node's span name, metric attributes and span attributes: the same on every run of
+        the node, so built once."""
+        key = (info.graph, info.name, info.component, info.metadata.get("weft_kind"))
+        static = self._node_cache.get(key)
+        if static is None:
+            attrs: dict[str, AttributeValue] = {
+                "weft.graph.name": info.graph or "",
+                "weft.node.name": info.name,
+                "weft.component.kind": str(info.metadata.get("weft_kind", "")),
+            }
+            static = (f"node {info.name}", attrs, {**attrs, "weft.component": info.component or ""})
+            if len(self._node_cache) < 10_000:
+                self._node_cache[key] = static
+        return static
 
     def _node_start(self, info: RunInfo, parent: _Open) -> None:
         assert self._new_span_id is not None
@@ -413,15 +419,7 @@ class OTelHandler(Handler):
         ctx = SpanContext(
             pctx.trace_id, self._new_span_id(), False, pctx.trace_flags, pctx.trace_state
         )
-        # A node's name and attributes are the same on every run: build them once.
-        key = (info.graph, info.name, info.component, info.metadata.get("weft_kind"))
-        static = self._node_static.get(key)
-        if static is None:
-            attrs = self._node_attrs(info)
-            static = (f"node {info.name}", attrs, {**attrs, "weft.component": info.component or ""})
-            if len(self._node_static) < 10_000:
-                self._node_static[key] = static
-        name, attrs, span_attrs = static
+        name, attrs, span_attrs = self._node_static(info)
         self._open[info.run_id] = _Open(
             None, ctx, "node", 0.0, parent, attrs, name, span_attrs, time.time_ns()
         )
@@ -429,24 +427,17 @@ class OTelHandler(Handler):
     def _node_end(self, rec: _Open, error: BaseException | None) -> None:
         """Hand a node's finished span to the span processors, and record its latency."""
         end = time.time_ns()
-        seconds = (end - rec.start_ns) / 1e9
-        etype = None
+        etype = error_type(error) if error is not None else None
         if rec.ctx.trace_flags.sampled:
             attrs = rec.span_attrs
             status = _UNSET
             events: tuple[Event, ...] = ()
             if error is not None:
-                etype = error_type(error)
-                message = self._masked(str(error))
+                assert etype is not None
+                message, event = self._failure(error, etype)
                 attrs = {**(attrs or {}), "error.type": etype}
                 status = Status(StatusCode.ERROR, message)
-                events = (
-                    Event(
-                        "exception",
-                        {"exception.type": etype, "exception.message": message},
-                        end,
-                    ),
-                )
+                events = (Event("exception", event, end),)
             assert rec.parent is not None
             self._processor.on_end(
                 ReadableSpan(
@@ -464,9 +455,12 @@ class OTelHandler(Handler):
                     instrumentation_scope=self._scope,
                 )
             )
-        elif error is not None:
-            etype = error_type(error)
-        self._record(rec, seconds, etype)
+        self._record(rec, (end - rec.start_ns) / 1e9, etype)
+
+    def _failure(self, error: BaseException, etype: str) -> tuple[str, dict[str, AttributeValue]]:
+        """A failed run's status message and ``exception`` event attributes, masked."""
+        message = self._masked(str(error))
+        return message, {"exception.type": etype, "exception.message": message}
 
     def _chat_start(
         self, info: RunInfo, input: Any
@@ -610,10 +604,10 @@ class OTelHandler(Handler):
             self._node_end(rec, error)
             return
         etype = error_type(error)
+        message, event = self._failure(error, etype)
         span.set_attribute("error.type", etype)
-        message = self._masked(str(error))
         span.set_status(Status(StatusCode.ERROR, message))
-        span.add_event("exception", {"exception.type": etype, "exception.message": message})
+        span.add_event("exception", event)
         span.end()
         self._record(rec, time.perf_counter() - rec.t0, etype)
 
