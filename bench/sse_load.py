@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,17 +223,38 @@ async def run(url: str, levels: list[int]) -> list[dict[str, float]]:
     return rows
 
 
+async def _in_process(
+    first_token: Callable[[str], Awaitable[float]], levels: list[int], what: str
+) -> list[tuple[float, float]]:
+    """TTFT p50/p95 (ms) of ``n`` concurrent runs of ``first_token(question)`` (which returns
+    its run's TTFT in ms), no server, traced as the server traces every run for /metrics."""
+    from weft.core.tracing import disable_tracing, enable_tracing
+
+    async def measure(n: int) -> tuple[float, float]:
+        ttft = await asyncio.gather(*(first_token(QUESTIONS[i % len(QUESTIONS)]) for i in range(n)))
+        return _pct(list(ttft), 0.5), _pct(list(ttft), 0.95)
+
+    handler = enable_tracing("none")
+    try:
+        await measure(5)
+        out = []
+        for n in levels:
+            print(f"  {n} concurrent {what} in process...", flush=True)
+            out.append(await measure(n))
+        return out
+    finally:
+        disable_tracing(handler)
+
+
 async def in_process(data_dir: Path, levels: list[int]) -> list[tuple[float, float]]:
     """TTFT p50/p95 (ms) of ``n`` concurrent ``astream_chat`` runs, no server."""
     from weft.core.settings import Settings
-    from weft.core.tracing import disable_tracing, enable_tracing
     from weft.graphs.rag import astream_chat
     from weft.graphs.registry import default_graphs
     from weft.graphs.schema import ChatInput, ChatToken
 
     settings = Settings(data_dir=data_dir)
     graph = default_graphs(settings)["rag"]
-    handler = enable_tracing("none")  # as the server runs: /metrics traces every run
 
     async def one(question: str) -> float:
         t0 = time.perf_counter()
@@ -241,28 +263,14 @@ async def in_process(data_dir: Path, levels: list[int]) -> list[tuple[float, flo
                 return (time.perf_counter() - t0) * 1000
         return float("nan")
 
-    async def measure(n: int) -> tuple[float, float]:
-        ttft = await asyncio.gather(*(one(QUESTIONS[i % len(QUESTIONS)]) for i in range(n)))
-        return _pct(list(ttft), 0.5), _pct(list(ttft), 0.95)
-
-    try:
-        await measure(5)
-        out = []
-        for n in levels:
-            print(f"  {n} concurrent runs in process...", flush=True)
-            out.append(await measure(n))
-        return out
-    finally:
-        disable_tracing(handler)
+    return await _in_process(one, levels, "runs")
 
 
 async def in_process_remote(levels: list[int]) -> list[tuple[float, float]]:
     """TTFT p50/p95 (ms) of ``n`` concurrent runs of the remote-model stand-in, no server."""
     from bench._remote_stub import remote_graph
-    from weft.core.tracing import disable_tracing, enable_tracing
 
     graph = remote_graph(REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP)
-    handler = enable_tracing("none")
 
     async def one(question: str) -> float:
         t0 = time.perf_counter()
@@ -274,19 +282,7 @@ async def in_process_remote(levels: list[int]) -> list[tuple[float, float]]:
             return ttft
         return float("nan")
 
-    async def measure(n: int) -> tuple[float, float]:
-        ttft = await asyncio.gather(*(one(QUESTIONS[i % len(QUESTIONS)]) for i in range(n)))
-        return _pct(list(ttft), 0.5), _pct(list(ttft), 0.95)
-
-    try:
-        await measure(5)
-        out = []
-        for n in levels:
-            print(f"  {n} concurrent stand-in runs in process...", flush=True)
-            out.append(await measure(n))
-        return out
-    finally:
-        disable_tracing(handler)
+    return await _in_process(one, levels, "stand-in runs")
 
 
 REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP = 0.05, 40, 0.005
