@@ -177,3 +177,59 @@ def test_console_handler_prints_an_indented_tree() -> None:
     assert any(line.startswith("  ▶ node left  lambda:TypedLambda") for line in lines)
     assert any(line.startswith("    ▶ retriever Shelf") for line in lines)
     assert all(" ms" in line for line in lines if line.lstrip().startswith("✓"))
+
+
+def test_handlers_get_exactly_the_graph_and_node_runs_with_inputs_and_outputs() -> None:
+    rec = MemoryHandler()
+    g = Graph[str, str]("two").add_node("up", str.upper, input_type=str, output_type=str)
+    g.add_node("twice", lambda s: s * 2, input_type=str, output_type=str)
+    g.add_edge(START, "up").add_edge("up", "twice").add_edge("twice", END)
+    assert g.compile().invoke("ab", {"callbacks": [rec]}) == "ABAB"
+    assert [(e.event, e.info.kind, e.info.name, e.payload) for e in rec.events] == [
+        ("start", "graph", "two", "ab"),
+        ("start", "node", "up", "ab"),
+        ("end", "node", "up", "AB"),
+        ("start", "node", "twice", "AB"),
+        ("end", "node", "twice", "ABAB"),
+        ("end", "graph", "two", "ABAB"),
+    ]
+
+
+def test_graph_called_inside_a_node_without_config_nests_under_the_node() -> None:
+    inner_b = Graph[str, str]("inner").add_node("shout", str.upper, input_type=str, output_type=str)
+    inner = inner_b.add_edge(START, "shout").add_edge("shout", END).compile()
+
+    def call_inner(s: str) -> str:
+        return inner.invoke(s) + "!"
+
+    rec = MemoryHandler()
+    outer = Graph[str, str]("outer").add_node("wrap", call_inner)
+    assert (
+        outer.add_edge(START, "wrap")
+        .add_edge("wrap", END)
+        .compile()
+        .invoke("hi", {"callbacks": [rec]})
+        == "HI!"
+    )
+    runs = check_tree(rec.events)
+    assert runs["inner"].kind == "graph" and runs["inner"].parent_run_id == runs["wrap"].run_id
+    assert runs["shout"].parent_run_id == runs["inner"].run_id
+    assert runs["shout"].graph == "inner"
+    # once the outer run is over, the inner graph alone reports nothing
+    rec.clear()
+    assert inner.invoke("x") == "X" and rec.events == []
+
+
+def test_bridge_inside_a_langchain_sequence_reports_the_graph_under_it() -> None:
+    from langchain_core.runnables import RunnableLambda
+
+    from weft.core.callbacks import CallbackBridge
+
+    rec = MemoryHandler()
+    g = Graph[str, str]("g").add_node("up", str.upper, input_type=str, output_type=str)
+    seq = RunnableLambda(lambda s: s + "?") | g.add_edge(START, "up").add_edge("up", END).compile()
+    assert seq.invoke("ok", {"callbacks": [CallbackBridge([rec])]}) == "OK?"
+    runs = check_tree(rec.events)
+    assert runs["g"].kind == "graph" and runs["g"].parent_run_id is None
+    assert runs["up"].parent_run_id == runs["g"].run_id
+    assert {e.info.kind for e in rec.events} == {"graph", "node"}

@@ -1,8 +1,10 @@
 """Callbacks: four hooks (start, end, error, stream chunk) with a record of where each run sits.
 
 A :class:`Handler` sees every graph run, every node, and every chat model, retriever and tool
-call inside the nodes, in sync, async, batch and thread-pool runs. weft bridges the hooks onto
-langchain-core's callback system, so LangChain components report through them too.
+call inside the nodes, in sync, async, batch and thread-pool runs. A compiled graph reports its
+own runs and its nodes' straight to the handlers. Inside a node, weft joins langchain-core's
+callback system, so LangChain models, retrievers and tools called there report too, as children
+of the node.
 
 Register a handler for every run with :func:`add_handler`, or for one call by putting it in the
 config: ``graph.invoke(x, config={"callbacks": [handler]})``. Set ``handler.nodes`` to receive
@@ -19,12 +21,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
+from langchain_core.tracers.context import register_configure_hook
 
 __all__ = [
     "CallbackBridge",
@@ -110,8 +114,12 @@ def global_handlers() -> tuple[Handler, ...]:
     return tuple(_GLOBAL)
 
 
-# run_id -> graph name, for the runs a compiled graph starts while handlers listen.
-_GRAPH_RUNS: dict[UUID, str] = {}
+# The bridge of the node running now. While it is set, every langchain-core callback manager
+# configured in this context (by a model, retriever or tool a node calls, with or without the
+# node's config, in threads that copy the context) gets the bridge as an inheritable handler.
+# Nodes set it only around their own work, so LangGraph's machinery between nodes never pays for
+# callback dispatch.
+ACTIVE: ContextVar[CallbackBridge | None] = ContextVar("weft_active_bridge", default=None)
 
 
 @dataclass(slots=True)
@@ -150,17 +158,9 @@ class CallbackBridge(BaseCallbackHandler):
         emitted_parent = None
         if parent is not None:
             emitted_parent = parent.info.run_id if parent.info else parent.emitted_parent
-        component = None
-        meta = metadata or {}
-        if run_id in _GRAPH_RUNS:
-            kind, graph, node = "graph", _GRAPH_RUNS[run_id], None
-        elif kind == "chain" and parent is not None and parent.info and parent.info.kind == "graph":
-            kind, node = "node", name
-            component = meta.get("weft_component")
-        if kind == "chain":
+        if kind == "chain" or kind is None:
             info = None
         else:
-            assert kind is not None
             info = RunInfo(
                 kind=kind,
                 name=name,
@@ -168,12 +168,44 @@ class CallbackBridge(BaseCallbackHandler):
                 parent_run_id=emitted_parent,
                 graph=graph,
                 node=node,
-                component=component,
-                metadata=meta,
+                metadata=metadata or {},
                 params=params or {},
             )
         self._runs[run_id] = _Tracked(info, graph, node, emitted_parent)
         return info
+
+    def _reported(self, run_id: UUID | None) -> UUID | None:
+        """The nearest run at or above ``run_id`` that handlers were told about."""
+        tracked = self._runs.get(run_id) if run_id is not None else None
+        if tracked is None:
+            return None
+        return tracked.info.run_id if tracked.info is not None else tracked.emitted_parent
+
+    # -- runs a compiled graph reports itself ---------------------------------------------------
+
+    def start_graph(self, name: str, run_id: UUID, parent_run_id: UUID | None, input: Any) -> None:
+        """A compiled graph run started; ``parent_run_id`` is the enclosing langchain-core run
+        or weft node, if any."""
+        info = RunInfo("graph", name, run_id, self._reported(parent_run_id), graph=name)
+        self._runs[run_id] = _Tracked(info, name, None, info.parent_run_id)
+        for h in self._targets(info):
+            h.on_start(info, input)
+
+    def start_node(
+        self,
+        graph: str,
+        name: str,
+        run_id: UUID,
+        graph_run_id: UUID,
+        component: str,
+        metadata: dict[str, Any],
+        input: Any,
+    ) -> None:
+        """A node of the graph run ``graph_run_id`` started."""
+        info = RunInfo("node", name, run_id, graph_run_id, graph, name, component, metadata)
+        self._runs[run_id] = _Tracked(info, graph, name, graph_run_id)
+        for h in self._targets(info):
+            h.on_start(info, input)
 
     def _targets(self, info: RunInfo) -> Iterable[Handler]:
         if not self._filtered:
@@ -199,20 +231,23 @@ class CallbackBridge(BaseCallbackHandler):
             for h in self._targets(info):
                 h.on_start(info, payload)
 
-    def _end(self, run_id: UUID, output: Any) -> None:
+    def end(self, run_id: UUID, output: Any) -> None:
+        """The run ``run_id`` finished with ``output``."""
         tracked = self._runs.pop(run_id, None)
         if tracked is not None and tracked.info is not None:
             for h in self._targets(tracked.info):
                 h.on_end(tracked.info, output)
 
-    def _error(self, run_id: UUID, error: BaseException) -> None:
+    def error(self, run_id: UUID, error: BaseException) -> None:
+        """The run ``run_id`` raised ``error``."""
         tracked = self._runs.pop(run_id, None)
         if tracked is not None and tracked.info is not None:
             for h in self._targets(tracked.info):
                 h.on_error(tracked.info, error)
 
     def chunk(self, run_id: UUID | None, chunk: Any) -> None:
-        """Report a chunk produced inside the run ``run_id`` (used by streaming lambdas)."""
+        """Report a chunk produced inside the run ``run_id`` (a token, a streaming lambda's
+        yield)."""
         tracked = self._runs.get(run_id) if run_id else None
         if tracked is not None and tracked.info is not None:
             for h in self._targets(tracked.info):
@@ -234,10 +269,10 @@ class CallbackBridge(BaseCallbackHandler):
         self._start("chain", name, run_id, parent_run_id, metadata, inputs)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, outputs)
+        self.end(run_id, outputs)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._error(run_id, error)
+        self.error(run_id, error)
 
     def on_chat_model_start(
         self,
@@ -280,10 +315,10 @@ class CallbackBridge(BaseCallbackHandler):
         self.chunk(run_id, chunk.message if hasattr(chunk, "message") else (chunk or token))
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, response)
+        self.end(run_id, response)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._error(run_id, error)
+        self.error(run_id, error)
 
     def on_retriever_start(
         self,
@@ -299,10 +334,10 @@ class CallbackBridge(BaseCallbackHandler):
         self._start("retriever", name, run_id, parent_run_id, metadata, query)
 
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, documents)
+        self.end(run_id, documents)
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._error(run_id, error)
+        self.error(run_id, error)
 
     def on_tool_start(
         self,
@@ -319,10 +354,10 @@ class CallbackBridge(BaseCallbackHandler):
         self._start("tool", name, run_id, parent_run_id, metadata, inputs or input_str)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id, output)
+        self.end(run_id, output)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._error(run_id, error)
+        self.error(run_id, error)
 
 
 def bridges_in(callbacks: Any) -> list[CallbackBridge]:
@@ -334,22 +369,44 @@ def bridges_in(callbacks: Any) -> list[CallbackBridge]:
     return []
 
 
-def prepare_callbacks(callbacks: Any) -> tuple[Any, bool]:
-    """Turn weft handlers in a config's ``callbacks`` into a bridge; add global handlers.
+def listen(callbacks: Any) -> tuple[Any, CallbackBridge | None, UUID | None]:
+    """Who listens to a graph run with a config's ``callbacks``.
 
-    Returns the callbacks to pass on and whether any weft bridge listens.
+    Returns the langchain-core callbacks to run LangGraph with (weft's taken out: a compiled
+    graph reports to them itself), the bridge to report to, and the enclosing run to report the
+    graph under. A list starts a new run tree, with its weft handlers, its bridges' handlers and
+    the global ones; a manager (or nothing) continues the run it belongs to, with the bridge of
+    the node running now or the manager's.
     """
     if isinstance(callbacks, BaseCallbackManager):
-        # Already inside a run: its handlers, global ones included, are inherited.
-        return callbacks, bool(bridges_in(callbacks))
-    items: Sequence[Any] = callbacks or ()
-    weft_handlers = [h for h in items if isinstance(h, Handler)]
-    others = [h for h in items if not isinstance(h, Handler)]
-    weft_handlers.extend(h for h in _GLOBAL if h not in weft_handlers)
-    if weft_handlers:
-        others.append(CallbackBridge(weft_handlers))
-    listening = any(isinstance(h, CallbackBridge) for h in others)
-    return (others or None), listening
+        bridges = bridges_in(callbacks)
+        if bridges:
+            callbacks = callbacks.copy()
+            for b in bridges:
+                callbacks.remove_handler(b)
+        bridge = ACTIVE.get() or (bridges[0] if bridges else None)
+        if bridge is None and _GLOBAL:
+            bridge = CallbackBridge(_GLOBAL)
+        return callbacks, bridge, callbacks.parent_run_id
+    if callbacks is None:
+        bridge = ACTIVE.get() or (CallbackBridge(_GLOBAL) if _GLOBAL else None)
+        return None, bridge, None
+    handlers: list[Handler] = []
+    others: list[Any] = []
+    for h in callbacks:
+        if isinstance(h, Handler):
+            handlers.append(h)
+        elif isinstance(h, CallbackBridge):
+            handlers.extend(h.handlers)
+        else:
+            others.append(h)
+    handlers.extend(_GLOBAL)
+    if not handlers:
+        return others or None, None, None
+    return others or None, CallbackBridge({id(h): h for h in handlers}.values()), None
+
+
+register_configure_hook(ACTIVE, inheritable=True)
 
 
 # -- ready handlers -----------------------------------------------------------------------------

@@ -10,12 +10,15 @@ interrupts and ``astream_events`` work as they do on any LangGraph graph.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from uuid import UUID
 
 import pydantic
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
@@ -41,6 +44,8 @@ OutT = TypeVar("OutT")
 _IN = "__in__"
 _OUT = "__out__"
 _STREAM = "__weft_stream__"
+_BRIDGE = "__weft_bridge__"  # the run's weft callback bridge, when handlers listen
+_GRAPH_RUN = "__weft_graph_run__"  # the graph run's id, the parent of its nodes' runs
 _CONF = "configurable"
 
 
@@ -123,6 +128,7 @@ class _Node:
         self.label = spec.type_label if spec else "passthrough"
         self.component: Any = spec.component if spec else None
         self.kind = spec.kind if spec else "passthrough"
+        self.meta: dict[str, Any] = {"weft_component": self.label, "weft_kind": self.kind}
         self.lam: TypedLambda | None = self.component if self.kind == "lambda" else None
         # Lambdas that return (not yield) and passthroughs have no chunks to stream.
         self.streams = self.kind in ("chat_model", "graph", "runnable") or bool(
@@ -177,11 +183,11 @@ class _Node:
                 return writes[key]
         return None
 
-    def read(self, values: dict[str, Any]) -> tuple[Any, Any, Any]:
-        raw = self.input_of(values)
+    def prepare(self, raw: Any, values: dict[str, Any]) -> tuple[Any, Any]:
+        """The input the component gets (after ``pre``) and the state view, if the node reads it."""
         state = self.state_view(values) if self.wants_state else None
         x = self.node.pre(raw, state) if self.node.pre is not None else raw
-        return raw, x, state
+        return x, state
 
     def state_view(self, values: dict[str, Any]) -> Any:
         view = {k: values[k] for k in self.state_keys if k in values}
@@ -223,23 +229,71 @@ class _Node:
         return goto
 
     def fail(self, exc: Exception) -> NodeError:
-        return NodeError(self.graph, self.name, self.label, exc)
+        error = NodeError(self.graph, self.name, self.label, exc)
+        error.__cause__ = exc  # set now: handlers see the failure before it is raised
+        return error
+
+    # -- reporting to weft handlers --------------------------------------------------------------
+
+    def begin(
+        self, conf: dict[str, Any], config: RunnableConfig, raw: Any
+    ) -> tuple[_cb.CallbackBridge, UUID, Token[Any]] | None:
+        """Tell the run's weft handlers this node started, and let the LangChain components it
+        calls report under it. None when no weft handler listens."""
+        bridge: _cb.CallbackBridge | None = conf.get(_BRIDGE)
+        if bridge is None:
+            return None
+        # The node's run id is the one LangGraph gave this task, which its components' runs
+        # name as their parent.
+        run_id = getattr(config.get("callbacks"), "parent_run_id", None) or uuid.uuid4()
+        bridge.start_node(
+            self.graph, self.name, run_id, conf[_GRAPH_RUN], self.label, self.meta, raw
+        )
+        return bridge, run_id, _cb.ACTIVE.set(bridge)
+
+    @staticmethod
+    def finish(
+        run: tuple[_cb.CallbackBridge, UUID, Token[Any]] | None,
+        y: Any,
+        error: BaseException | None,
+    ) -> None:
+        if run is None:
+            return
+        bridge, run_id, token = run
+        _cb.ACTIVE.reset(token)
+        if error is None:
+            bridge.end(run_id, y)
+        else:
+            bridge.error(run_id, error)
 
     # -- sync -----------------------------------------------------------------------------------
 
     def run(self, values: dict[str, Any], config: RunnableConfig, writer: StreamWriter) -> Any:
+        conf = config["configurable"]
+        run = None
+        y = None
         try:
-            raw, x, state = self.read(values)
-            if config["configurable"].get(_STREAM):
+            raw = self.input_of(values)
+            run = self.begin(conf, config, raw)
+            x, state = self.prepare(raw, values)
+            if conf.get(_STREAM):
                 writer(("start", (self.name,), raw))
-                y = self.run_streaming(x, state, config, writer)
+                y = self.run_streaming(x, state, config, writer, run)
             else:
                 y = self.call(x, state, config)
-            return self.write(y, state)
-        except GraphBubbleUp:
+            update = self.write(y, state)
+        except GraphBubbleUp as exc:
+            self.finish(run, None, exc)
             raise
         except Exception as exc:
-            raise self.fail(exc) from exc
+            error = self.fail(exc)
+            self.finish(run, None, error)
+            raise error from exc
+        except BaseException as exc:  # cancelled, interrupted
+            self.finish(run, None, exc)
+            raise
+        self.finish(run, y, None)
+        return update
 
     def call(self, x: Any, state: Any, config: RunnableConfig) -> Any:
         if self.lam is not None:
@@ -256,7 +310,12 @@ class _Node:
         return iter(self.component.stream(x, config))
 
     def run_streaming(
-        self, x: Any, state: Any, config: RunnableConfig, writer: StreamWriter
+        self,
+        x: Any,
+        state: Any,
+        config: RunnableConfig,
+        writer: StreamWriter,
+        run: tuple[_cb.CallbackBridge, UUID, Any] | None,
     ) -> Any:
         if self.kind == "graph":
             y = None
@@ -265,13 +324,14 @@ class _Node:
         elif not self.streams:
             y = self.call(x, state, config)
         else:
-            bridges = _cb.bridges_in(config.get("callbacks"))
+            # A chat model reports its own tokens; other streaming nodes' chunks are the node's.
+            report = run if run is not None and self.kind != "chat_model" else None
             parts: list[Any] = []
             for c in self.chunks(x, state, config):
                 parts.append(c)
                 writer(("chunk", (self.name,), c, self.ends))
-                if bridges and self.kind != "chat_model":
-                    self.report_chunk(bridges, config, c)
+                if report is not None:
+                    report[0].chunk(report[1], c)
             y = to_message(_concat(parts))
         writer(("end", (self.name,), y))
         return y
@@ -289,30 +349,36 @@ class _Node:
             writer(("end", path, ev.output))
         return None
 
-    def report_chunk(
-        self, bridges: list[_cb.CallbackBridge], config: RunnableConfig, c: Any
-    ) -> None:
-        run_id = getattr(config.get("callbacks"), "parent_run_id", None)
-        for b in bridges:
-            b.chunk(run_id, c)
-
     # -- async ----------------------------------------------------------------------------------
 
     async def arun(
         self, values: dict[str, Any], config: RunnableConfig, writer: StreamWriter
     ) -> Any:
+        conf = config["configurable"]
+        run = None
+        y = None
         try:
-            raw, x, state = self.read(values)
-            if config["configurable"].get(_STREAM):
+            raw = self.input_of(values)
+            run = self.begin(conf, config, raw)
+            x, state = self.prepare(raw, values)
+            if conf.get(_STREAM):
                 writer(("start", (self.name,), raw))
-                y = await self.arun_streaming(x, state, config, writer)
+                y = await self.arun_streaming(x, state, config, writer, run)
             else:
                 y = await self.acall(x, state, config)
-            return self.write(y, state)
-        except GraphBubbleUp:
+            update = self.write(y, state)
+        except GraphBubbleUp as exc:
+            self.finish(run, None, exc)
             raise
         except Exception as exc:
-            raise self.fail(exc) from exc
+            error = self.fail(exc)
+            self.finish(run, None, error)
+            raise error from exc
+        except BaseException as exc:  # cancelled, interrupted
+            self.finish(run, None, exc)
+            raise
+        self.finish(run, y, None)
+        return update
 
     async def acall(self, x: Any, state: Any, config: RunnableConfig) -> Any:
         if self.lam is not None:
@@ -322,7 +388,12 @@ class _Node:
         return to_message(await self.component.ainvoke(x, config))
 
     async def arun_streaming(
-        self, x: Any, state: Any, config: RunnableConfig, writer: StreamWriter
+        self,
+        x: Any,
+        state: Any,
+        config: RunnableConfig,
+        writer: StreamWriter,
+        run: tuple[_cb.CallbackBridge, UUID, Any] | None,
     ) -> Any:
         if self.kind == "graph":
             y = None
@@ -331,7 +402,7 @@ class _Node:
         elif not self.streams:
             y = await self.acall(x, state, config)
         else:
-            bridges = _cb.bridges_in(config.get("callbacks"))
+            report = run if run is not None and self.kind != "chat_model" else None
             parts: list[Any] = []
             if self.lam is not None:
                 it: AsyncIterator[Any] = self.lam.acall_stream(x, config, state)
@@ -342,8 +413,8 @@ class _Node:
             async for c in it:
                 parts.append(c)
                 writer(("chunk", (self.name,), c, self.ends))
-                if bridges and self.kind != "chat_model":
-                    self.report_chunk(bridges, config, c)
+                if report is not None:
+                    report[0].chunk(report[1], c)
             y = to_message(_concat(parts))
         writer(("end", (self.name,), y))
         return y
@@ -531,28 +602,35 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             values[k] = input
         return values
 
-    def _config(self, config: RunnableConfig | None, stream: bool) -> tuple[RunnableConfig, bool]:
+    def _config(
+        self, config: RunnableConfig | None, stream: bool, input: Any, *, isolate: bool = True
+    ) -> tuple[RunnableConfig, _Report]:
+        """The config LangGraph runs with, and the report of this run to weft handlers (which
+        this starts, when any listen)."""
+        if config is None:
+            # Called inside a node without its config: continue the node's run, as
+            # langchain-core's Runnables do.
+            config = var_child_runnable_config.get()
         cfg: dict[str, Any] = dict(config) if config else {}
         conf = cfg.get(_CONF)
         nested = bool(conf and conf.get("checkpoint_ns"))
         if nested or "recursion_limit" not in cfg:
             cfg["recursion_limit"] = self.step_limit
         if stream or (conf and conf.get(_STREAM)):
-            cfg[_CONF] = {**(conf or {}), _STREAM: stream}
-        listening = False
-        if cfg.get("callbacks") is not None or _cb._GLOBAL:
-            cfg["callbacks"], listening = _cb.prepare_callbacks(cfg.get("callbacks"))
-        if listening:
+            cfg[_CONF] = conf = {**(conf or {}), _STREAM: stream}
+        bridge = parent = None
+        if cfg.get("callbacks") is not None or _cb._GLOBAL or _cb.ACTIVE.get() is not None:
+            cfg["callbacks"], bridge, parent = _cb.listen(cfg.get("callbacks"))
+        report = _Report(self, cfg, isolate)
+        if bridge is not None:
             run_id = cfg.get("run_id") or uuid.uuid4()
-            cfg["run_id"] = run_id
-            _cb._GRAPH_RUNS[run_id] = self.name
-        return cfg, listening  # type: ignore[return-value]
-
-    def _done(self, cfg: RunnableConfig, listening: bool) -> None:
-        if listening:
-            run_id = cfg.get("run_id")
-            if run_id is not None:
-                _cb._GRAPH_RUNS.pop(run_id, None)
+            cfg[_CONF] = {**(conf or {}), _BRIDGE: bridge, _GRAPH_RUN: run_id}
+            bridge.start_graph(self.name, run_id, parent, input)
+            report.run = (bridge, run_id)
+        elif conf and _BRIDGE in conf:
+            # A config copied from a run that weft handlers listened to, now run without them.
+            cfg[_CONF] = {k: v for k, v in conf.items() if k not in (_BRIDGE, _GRAPH_RUN)}
+        return cfg, report  # type: ignore[return-value]
 
     def _result(self, values: Any, cfg: RunnableConfig) -> Any:
         if isinstance(values, dict):
@@ -570,32 +648,28 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             return ()
         return tuple(self.langgraph.get_state(cfg).next)
 
-    def _step_limit_error(self, cfg: RunnableConfig) -> StepLimitError:
+    def _step_limit_error(self, cfg: Mapping[str, Any]) -> StepLimitError:
         return StepLimitError(self.name, int(cfg.get("recursion_limit", self.step_limit)))
 
     # -- running --------------------------------------------------------------------------------
 
     def invoke(self, input: InT, config: RunnableConfig | None = None, **kwargs: Any) -> OutT:
         values = self._input(input)
-        cfg, listening = self._config(config, False)
-        try:
-            return self._result(self.langgraph.invoke(values, cfg, **self._run_kw), cfg)  # type: ignore[no-any-return]
-        except GraphRecursionError:
-            raise self._step_limit_error(cfg) from None
-        finally:
-            self._done(cfg, listening)
+        cfg, report = self._config(config, False, input)
+        with report:
+            out = self._result(self.langgraph.invoke(values, cfg, **self._run_kw), cfg)
+        report.done(out)
+        return out  # type: ignore[no-any-return]
 
     async def ainvoke(
         self, input: InT, config: RunnableConfig | None = None, **kwargs: Any
     ) -> OutT:
         values = self._input(input)
-        cfg, listening = self._config(config, False)
-        try:
-            return self._result(await self.langgraph.ainvoke(values, cfg, **self._run_kw), cfg)  # type: ignore[no-any-return]
-        except GraphRecursionError:
-            raise self._step_limit_error(cfg) from None
-        finally:
-            self._done(cfg, listening)
+        cfg, report = self._config(config, False, input)
+        with report:
+            out = self._result(await self.langgraph.ainvoke(values, cfg, **self._run_kw), cfg)
+        report.done(out)
+        return out  # type: ignore[no-any-return]
 
     def resume(self, config: RunnableConfig) -> OutT:
         """Continue the thread's paused or crashed run from its last completed step."""
@@ -611,38 +685,34 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         """Yield typed events: nodes starting, chunks as they are produced, nodes finishing,
         and the final output last."""
         values = self._input(input)
-        cfg, listening = self._config(config, self._custom_stream)
+        cfg, report = self._config(config, self._custom_stream, input, isolate=False)
         tracker = _FinalTracker(self)
         mode: Literal["custom", "tasks"] = "custom" if self._custom_stream else "tasks"
-        try:
+        with report:
             for data in self.langgraph.stream(values, cfg, stream_mode=mode, **self._run_kw):
                 event = tracker.event(data, mode)
                 if event is not None:
                     yield event
-        except GraphRecursionError:
-            raise self._step_limit_error(cfg) from None
-        finally:
-            self._done(cfg, listening)
-        yield FinalOutput(self._stream_result(tracker.final, cfg))
+            result = self._stream_result(tracker.final, cfg)
+        report.done(result)
+        yield FinalOutput(result)
 
     async def astream(  # type: ignore[override]
         self, input: InT, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[StreamEvent]:
         """Async :meth:`stream`."""
         values = self._input(input)
-        cfg, listening = self._config(config, self._custom_stream)
+        cfg, report = self._config(config, self._custom_stream, input, isolate=False)
         tracker = _FinalTracker(self)
         mode: Literal["custom", "tasks"] = "custom" if self._custom_stream else "tasks"
-        try:
+        with report:
             async for data in self.langgraph.astream(values, cfg, stream_mode=mode, **self._run_kw):
                 event = tracker.event(data, mode)
                 if event is not None:
                     yield event
-        except GraphRecursionError:
-            raise self._step_limit_error(cfg) from None
-        finally:
-            self._done(cfg, listening)
-        yield FinalOutput(self._stream_result(tracker.final, cfg))
+            result = self._stream_result(tracker.final, cfg)
+        report.done(result)
+        yield FinalOutput(result)
 
     def _stream_result(self, final: Any, cfg: RunnableConfig) -> Any:
         if self.checkpointer is not None:
@@ -704,6 +774,48 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             f"CompiledGraph({self.name!r}: {type_name(self.input_type)} -> "
             f"{type_name(self.output_type)}, nodes={list(self.plan.nodes)})"
         )
+
+
+class _Report:
+    """Reports one compiled-graph run to the weft handlers listening to it (if any), and turns
+    LangGraph's recursion error into weft's step-limit error.
+
+    With ``isolate``, the node bridge of an enclosing node is unset while the graph runs, so
+    LangGraph's own steps do not report to it (this graph's nodes report themselves).
+    """
+
+    __slots__ = ("cfg", "graph", "isolate", "run", "token")
+
+    def __init__(
+        self, graph: CompiledGraph[Any, Any], cfg: Mapping[str, Any], isolate: bool
+    ) -> None:
+        self.graph = graph
+        self.cfg = cfg
+        self.isolate = isolate
+        self.run: tuple[_cb.CallbackBridge, UUID] | None = None
+        self.token: Token[Any] | None = None
+
+    def __enter__(self) -> None:
+        if self.isolate and _cb.ACTIVE.get() is not None:
+            self.token = _cb.ACTIVE.set(None)
+
+    def __exit__(self, etype: Any, exc: BaseException | None, tb: Any) -> None:
+        if self.token is not None:
+            _cb.ACTIVE.reset(self.token)
+        if isinstance(exc, GraphRecursionError):
+            error = self.graph._step_limit_error(self.cfg)
+            self.fail(error)
+            raise error from None
+        if exc is not None:
+            self.fail(exc)
+
+    def fail(self, error: BaseException) -> None:
+        if self.run is not None:
+            self.run[0].error(self.run[1], error)
+
+    def done(self, output: Any) -> None:
+        if self.run is not None:
+            self.run[0].end(self.run[1], output)
 
 
 class _FinalTracker:

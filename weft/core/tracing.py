@@ -73,6 +73,7 @@ from weft.core._traceview import (
     render_trace,
 )
 from weft.core.callbacks import (
+    ACTIVE,
     CallbackBridge,
     Handler,
     RunInfo,
@@ -679,6 +680,9 @@ def _listeners(callbacks: Any) -> list[tuple[OTelHandler, _Open | None]]:
     found: list[tuple[OTelHandler, _Open | None]] = []
     handlers = getattr(callbacks, "handlers", None)
     bridges = [h for h in handlers or () if isinstance(h, CallbackBridge)] or bridges_in(callbacks)
+    active = ACTIVE.get()
+    if active is not None and active not in bridges:
+        bridges.append(active)  # called inside a node, with the node's config or none
     for bridge in bridges:
         tracked = bridge._runs.get(run_id) if run_id else None
         reported = None
