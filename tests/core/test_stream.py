@@ -179,3 +179,53 @@ def test_stream_of_an_interrupted_run_ends_with_interrupted() -> None:
     assert events[-1] == FinalOutput(Interrupted(next=("b",)))
     resumed = list(compiled.stream(None, thread("p")))  # type: ignore[arg-type]
     assert resumed[-1] == FinalOutput("X")
+
+
+async def test_astream_of_a_streaming_graph_paused_at_a_breakpoint_ends_with_interrupted() -> None:
+    from weft import Interrupted, thread
+
+    async def chars(s: str) -> AsyncIterator[str]:
+        for ch in s:
+            yield ch
+
+    def up(s: str) -> str:
+        return s.upper()
+
+    g = Graph[str, str]("pause").add_node("a", chars).add_node("b", up)
+    g.add_edge(START, "a").add_edge("a", "b").add_edge("b", END)
+    compiled = g.compile(checkpointer="memory", interrupt_before=["b"])
+    events = [e async for e in compiled.astream("xy", thread("ap"))]
+    assert [e.chunk for e in events if isinstance(e, Chunk)] == ["x", "y"]
+    assert events[-1] == FinalOutput(Interrupted(next=("b",)))
+    resumed = [e async for e in compiled.astream(None, thread("ap"))]  # type: ignore[arg-type]
+    assert resumed[-1] == FinalOutput("XY")
+
+
+async def test_closing_an_astream_early_cancels_the_run() -> None:
+    cancelled = asyncio.Event()
+
+    async def endless(s: str) -> AsyncIterator[str]:
+        yield s
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        yield "never"
+
+    g = Graph[str, str]("endless").add_node("e", endless)
+    stream = g.add_edge(START, "e").add_edge("e", END).compile().astream_output("first")
+    assert await anext(stream) == "first"
+    await stream.aclose()
+    await asyncio.wait_for(cancelled.wait(), timeout=1)
+
+
+async def test_astream_sink_takes_events_from_other_threads() -> None:
+    from weft.core.compiled import _Sink
+
+    sink = _Sink(asyncio.get_running_loop())
+    waiting = asyncio.ensure_future(sink.wait())
+    await asyncio.sleep(0)
+    threading.Thread(target=sink.put, args=("from a thread",)).start()
+    await asyncio.wait_for(waiting, timeout=2)
+    assert list(sink.items) == ["from a thread"]

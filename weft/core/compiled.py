@@ -9,7 +9,11 @@ interrupts and ``astream_events`` work as they do on any LangGraph graph.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
@@ -276,9 +280,11 @@ class _Node:
             raw = self.input_of(values)
             run = self.begin(conf, config, raw)
             x, state = self.prepare(raw, values)
-            if conf.get(_STREAM):
-                writer(("start", (self.name,), raw))
-                y = self.run_streaming(x, state, config, writer, run)
+            stream = conf.get(_STREAM)
+            if stream:
+                emit = stream.put if isinstance(stream, _Sink) else writer
+                emit(("start", (self.name,), raw))
+                y = self.run_streaming(x, state, config, emit, run)
             else:
                 y = self.call(x, state, config)
             update = self.write(y, state)
@@ -314,13 +320,13 @@ class _Node:
         x: Any,
         state: Any,
         config: RunnableConfig,
-        writer: StreamWriter,
+        emit: StreamWriter,
         run: tuple[_cb.CallbackBridge, UUID, Any] | None,
     ) -> Any:
         if self.kind == "graph":
             y = None
             for ev in self.component.stream(x, config):
-                y = self.forward(ev, writer)
+                y = self.forward(ev, emit)
         elif not self.streams:
             y = self.call(x, state, config)
         else:
@@ -329,24 +335,24 @@ class _Node:
             parts: list[Any] = []
             for c in self.chunks(x, state, config):
                 parts.append(c)
-                writer(("chunk", (self.name,), c, self.ends))
+                emit(("chunk", (self.name,), c, self.ends))
                 if report is not None:
                     report[0].chunk(report[1], c)
             y = to_message(_concat(parts))
-        writer(("end", (self.name,), y))
+        emit(("end", (self.name,), y))
         return y
 
-    def forward(self, ev: StreamEvent, writer: StreamWriter) -> Any:
+    def forward(self, ev: StreamEvent, emit: StreamWriter) -> Any:
         """Re-emit a subgraph's event under this node; return its output when it is final."""
         if isinstance(ev, FinalOutput):
             return ev.output
         path = (self.name, *ev.path)
         if isinstance(ev, Chunk):
-            writer(("chunk", path, ev.chunk, ev.final and self.ends))
+            emit(("chunk", path, ev.chunk, ev.final and self.ends))
         elif isinstance(ev, NodeStarted):
-            writer(("start", path, ev.input))
+            emit(("start", path, ev.input))
         else:
-            writer(("end", path, ev.output))
+            emit(("end", path, ev.output))
         return None
 
     # -- async ----------------------------------------------------------------------------------
@@ -361,9 +367,11 @@ class _Node:
             raw = self.input_of(values)
             run = self.begin(conf, config, raw)
             x, state = self.prepare(raw, values)
-            if conf.get(_STREAM):
-                writer(("start", (self.name,), raw))
-                y = await self.arun_streaming(x, state, config, writer, run)
+            stream = conf.get(_STREAM)
+            if stream:
+                emit = stream.put if isinstance(stream, _Sink) else writer
+                emit(("start", (self.name,), raw))
+                y = await self.arun_streaming(x, state, config, emit, run)
             else:
                 y = await self.acall(x, state, config)
             update = self.write(y, state)
@@ -392,13 +400,13 @@ class _Node:
         x: Any,
         state: Any,
         config: RunnableConfig,
-        writer: StreamWriter,
+        emit: StreamWriter,
         run: tuple[_cb.CallbackBridge, UUID, Any] | None,
     ) -> Any:
         if self.kind == "graph":
             y = None
             async for ev in self.component.astream(x, config):
-                y = self.forward(ev, writer)
+                y = self.forward(ev, emit)
         elif not self.streams:
             y = await self.acall(x, state, config)
         else:
@@ -412,11 +420,11 @@ class _Node:
                 it = self.component.astream(x, config)
             async for c in it:
                 parts.append(c)
-                writer(("chunk", (self.name,), c, self.ends))
+                emit(("chunk", (self.name,), c, self.ends))
                 if report is not None:
                     report[0].chunk(report[1], c)
             y = to_message(_concat(parts))
-        writer(("end", (self.name,), y))
+        emit(("end", (self.name,), y))
         return y
 
 
@@ -603,7 +611,12 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         return values
 
     def _config(
-        self, config: RunnableConfig | None, stream: bool, input: Any, *, isolate: bool = True
+        self,
+        config: RunnableConfig | None,
+        stream: bool | _Sink,
+        input: Any,
+        *,
+        isolate: bool = True,
     ) -> tuple[RunnableConfig, _Report]:
         """The config LangGraph runs with, and the report of this run to weft handlers (which
         this starts, when any listen)."""
@@ -702,15 +715,43 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
     ) -> AsyncIterator[StreamEvent]:
         """Async :meth:`stream`."""
         values = self._input(input)
-        cfg, report = self._config(config, self._custom_stream, input, isolate=False)
         tracker = _FinalTracker(self)
-        mode: Literal["custom", "tasks"] = "custom" if self._custom_stream else "tasks"
+        if not self._custom_stream:
+            cfg, report = self._config(config, False, input, isolate=False)
+            with report:
+                async for data in self.langgraph.astream(
+                    values, cfg, stream_mode="tasks", **self._run_kw
+                ):
+                    event = tracker.event(data, "tasks")
+                    if event is not None:
+                        yield event
+                result = self._stream_result(tracker.final, cfg)
+            report.done(result)
+            yield FinalOutput(result)
+            return
+        # Nodes put their events straight into this run's sink, and the events that are ready
+        # are handed on together: LangGraph's custom stream mode wakes its loop through a
+        # thread-safe call and a fresh waiter task for every chunk.
+        sink = _Sink(asyncio.get_running_loop())
+        cfg, report = self._config(config, sink, input, isolate=False)
         with report:
-            async for data in self.langgraph.astream(values, cfg, stream_mode=mode, **self._run_kw):
-                event = tracker.event(data, mode)
-                if event is not None:
-                    yield event
-            result = self._stream_result(tracker.final, cfg)
+            run = asyncio.ensure_future(self.langgraph.ainvoke(values, cfg, **self._run_kw))
+            run.add_done_callback(sink.wake)
+            try:
+                while True:
+                    while sink.items:
+                        event = tracker.event(sink.items.popleft(), "custom")
+                        if event is not None:
+                            yield event
+                    if run.done():
+                        break
+                    await sink.wait()
+                result = self._result(run.result(), cfg)
+            finally:
+                if not run.done():  # the consumer stopped early or was cancelled
+                    run.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await run
         report.done(result)
         yield FinalOutput(result)
 
@@ -774,6 +815,42 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             f"CompiledGraph({self.name!r}: {type_name(self.input_type)} -> "
             f"{type_name(self.output_type)}, nodes={list(self.plan.nodes)})"
         )
+
+
+class _Sink:
+    """Where a node puts its stream events (start, chunk, end) during :meth:`astream`.
+
+    Puts from the event loop's thread are a deque append (and waking the consumer if it waits);
+    puts from other threads hop onto the loop.
+    """
+
+    __slots__ = ("items", "loop", "thread", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.items: deque[Any] = deque()
+        self.loop = loop
+        self.thread = threading.get_ident()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        if threading.get_ident() != self.thread:
+            self.loop.call_soon_threadsafe(self.put, item)
+            return
+        self.items.append(item)
+        self.wake()
+
+    def wake(self, *_: Any) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until something is put or :meth:`wake` is called."""
+        self.waiter = self.loop.create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
 
 
 class _Report:
