@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from typing import Any, get_type_hints
 
 import pytest
@@ -7,16 +8,18 @@ from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from typing_extensions import TypedDict
 
-from weft.components.models import parse_sources
+from weft.components.models import format_sources, parse_sources
 from weft.components.prompts import (
     ContextPacker,
     PackedContext,
+    Truncate,
+    _sentence_prefix,
     chat_prompt,
     pack_context,
     prompt_input_type,
     required_variables,
 )
-from weft.components.tokens import count_tokens
+from weft.components.tokens import count_tokens, get_encoding, truncate_to_tokens
 from weft.core.errors import ConfigurationError
 from weft.core.types import is_assignable, missing_typeddict_keys
 
@@ -153,6 +156,102 @@ def test_packer_dedupes_identical_chunks_keeping_the_best_rank() -> None:
     assert [s.source for s in packed.sources] == ["a", "b"]
     assert packed.dropped == 2
     assert packed.text == "[1] a: Same text.\n[2] b: Other text."
+
+
+def _pack_by_recounting(
+    docs: list[Document], max_tokens: int, truncate: Truncate, model: str | None
+) -> tuple[str, list[str | None], bool]:
+    """The packing rule, spelled out: count the whole context again for every candidate."""
+
+    def size(packed: list[Document]) -> int:
+        return count_tokens(format_sources(packed), model) if packed else 0
+
+    unique: list[Document] = []
+    for doc in docs:
+        body = " ".join(doc.page_content.split())
+        if body and body not in {d.page_content for d in unique}:
+            unique.append(doc.model_copy(update={"page_content": body}))
+    packed: list[Document] = []
+    for doc in unique:
+        if size([*packed, doc]) <= max_tokens:
+            packed.append(doc)
+            continue
+        if truncate != "drop":
+            head = doc.model_copy(update={"page_content": ""})
+            room = max_tokens - size([*packed, head]) + 1
+            while room > 0:
+                prefix = truncate_to_tokens(doc.page_content, room, model).rstrip()
+                prefix = _sentence_prefix(prefix) if truncate == "sentence" else prefix
+                if not prefix:
+                    break
+                cut = doc.model_copy(update={"page_content": prefix})
+                if size([*packed, cut]) <= max_tokens:
+                    return format_sources([*packed, cut]), [d.id for d in packed] + [cut.id], True
+                room = min(room, count_tokens(prefix, model)) - 1
+        break
+    return format_sources(packed), [d.id for d in packed], False
+
+
+def _random_docs(rng: random.Random) -> list[Document]:
+    words = [
+        "weft",
+        "graph",
+        "node",
+        "token",
+        "Ünïcödé",
+        "日本語",
+        "3.14",
+        "v2/api",
+        "(see",
+        "it's",
+    ]
+    docs = []
+    for i in range(rng.randint(1, 8)):
+        sentences = [
+            " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+            + rng.choice([".", "!", "?", "", ".)"])
+            for _ in range(rng.randint(1, 6))
+        ]
+        title = rng.choice([None, f"Doc {i}", "a: b", "/path/x.md"])
+        metadata = {"title": title} if title else {}
+        docs.append(Document(" ".join(sentences), id=f"d{i}", metadata=metadata))
+    return docs
+
+
+@pytest.mark.parametrize("model", [None, "gpt-4o"])
+def test_packing_matches_a_full_recount_of_the_context(model: str | None) -> None:
+    rng = random.Random(model)
+    for _ in range(60):
+        docs = _random_docs(rng)
+        budget = rng.randint(1, 200)
+        truncate: Truncate = rng.choice(["sentence", "token", "drop"])
+        packed = pack_context(docs, budget, truncate=truncate, model=model)
+        text, ids, truncated = _pack_by_recounting(docs, budget, truncate, model)
+        assert packed.text == text
+        assert [s.id for s in packed.sources] == ids
+        assert [s.truncated for s in packed.sources][-1:] == ([truncated] if ids else [])
+        assert packed.tokens == count_tokens(packed.text, model) <= budget
+        assert packed.dropped == len(docs) - len(ids)
+
+
+def test_packing_encodes_each_source_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    bodies = [f"Source number {i} says something long enough to matter. " * 10 for i in range(6)]
+    docs = [Document(body.strip()) for body in bodies]
+    enc = get_encoding()
+    seen: list[str] = []
+    real_encode = enc.encode
+
+    def spy(text: str, **kwargs: Any) -> list[int]:
+        seen.append(text)
+        return real_encode(text, **kwargs)
+
+    monkeypatch.setattr(enc, "encode", spy)
+    packed = pack_context(docs, 10_000)
+    monkeypatch.undo()
+    assert len(packed.sources) == 6 and packed.tokens == count_tokens(packed.text)
+    for body in bodies:
+        # The start of each source, in any string encoded: once, when it was added.
+        assert sum(body[:40] in text for text in seen) == 1
 
 
 async def test_context_packer_is_a_typed_component() -> None:

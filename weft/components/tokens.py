@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_ENCODING",
     "count_message_tokens",
     "count_tokens",
+    "count_tokens_around",
     "encoding_for_model",
     "ensure_tiktoken_cache",
     "get_encoding",
@@ -72,6 +73,9 @@ BUNDLED_ENCODINGS: frozenset[str] = frozenset({*_BLOBS, "o200k_harmony"})
 
 _seed_lock = threading.Lock()
 _seeded_dirs: set[str] = set()
+# TIKTOKEN_CACHE_DIR values already seeded -> their directory: every count checks the cache, and
+# this makes the check a dict look-up.
+_seeded_env: dict[str, Path] = {}
 
 
 def _user_cache_dir() -> Path:
@@ -134,10 +138,14 @@ def ensure_tiktoken_cache() -> Path | None:
     user_dir = os.environ.get("TIKTOKEN_CACHE_DIR")
     if user_dir == "":
         return None
+    if user_dir and (seeded := _seeded_env.get(user_dir)) is not None:
+        return seeded
     cache_dir = Path(user_dir) if user_dir else _user_cache_dir() / "tiktoken"
     key = str(cache_dir)
     with _seed_lock:
         if key in _seeded_dirs:
+            if user_dir:
+                _seeded_env[user_dir] = cache_dir
             return cache_dir
         try:
             _seed(cache_dir)
@@ -155,6 +163,7 @@ def ensure_tiktoken_cache() -> Path | None:
         _seeded_dirs.add(key)
         if not user_dir:
             os.environ["TIKTOKEN_CACHE_DIR"] = key
+        _seeded_env[user_dir or key] = cache_dir
     return cache_dir
 
 
@@ -212,6 +221,67 @@ def count_tokens(text: str, model: str | None = None, *, encoding: str | None = 
         6
     """
     return len(_encoding(model, encoding).encode(text, disallowed_special=()))
+
+
+# Encodings whose pre-tokenizer (the regex that splits text into pieces before BPE, which never
+# merges across pieces) always splits just before a space that follows a non-space character,
+# and just after a newline that is followed by a character that is neither whitespace nor "/".
+# These two splits are what lets count_tokens_around add counts instead of re-encoding.
+_SPLICEABLE = frozenset({"cl100k_base", "o200k_base", "o200k_harmony"})
+
+
+def count_tokens_around(
+    text: str,
+    text_tokens: int,
+    *,
+    before: str = "",
+    after: str = "",
+    model: str | None = None,
+    encoding: str | None = None,
+) -> int:
+    """Count the tokens of ``before + text + after`` when ``text``'s count is already known.
+
+    The result equals ``count_tokens(before + text + after, model)``, but ``text`` itself is not
+    encoded again: only ``before``, ``after`` and ``text``'s last word (from its last space) are.
+    That is what makes a prompt around a large context, or a context grown one line at a time,
+    cheap to count. It relies on where the encoding's pre-tokenizer splits text (always before
+    a space that follows a non-space character, and after a newline followed by a non-space
+    character other than ``/``), which holds for ``cl100k_base``, ``o200k_base`` and
+    ``o200k_harmony``. For other encodings, for a ``text`` with no space after a non-space
+    character, or for a non-empty ``before`` that does not end with a newline or is followed
+    by whitespace or ``/``, the whole string is counted.
+
+    Args:
+        text: the text whose count is known.
+        text_tokens: ``count_tokens(text, model)`` (with the same ``model`` or ``encoding``).
+        before: text to put in front of ``text``.
+        after: text to put after ``text``.
+
+    Example:
+        >>> context = "[1] Paris is in France."
+        >>> count_tokens_around(context, count_tokens(context), before="Sources:\\n",
+        ...                     after="\\n\\nQuestion: Where is Paris?")
+        16
+        >>> count_tokens("Sources:\\n[1] Paris is in France.\\n\\nQuestion: Where is Paris?")
+        16
+    """
+    name = encoding or encoding_for_model(model)
+    enc = get_encoding(name)
+    space = text.rfind(" ")
+    start = text[:1]
+    if (
+        name not in _SPLICEABLE
+        or space < 1
+        or text[space - 1].isspace()
+        or (before and (not before.endswith("\n") or start.isspace() or start in ("", "/")))
+    ):
+        return len(enc.encode(before + text + after, disallowed_special=()))
+    last_word = text[space:]
+    total = text_tokens - len(enc.encode(last_word, disallowed_special=()))
+    total += len(enc.encode(last_word + after, disallowed_special=()))
+    if before:
+        total += len(enc.encode(before, disallowed_special=()))
+    return total
 
 
 def truncate_to_tokens(

@@ -41,6 +41,7 @@ import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Annotated, Any, Literal, TypedDict, cast
 
 from langchain_core.documents import Document
@@ -51,7 +52,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from weft.components.models import NO_ANSWER, ExtractiveChatModel, default_chat_model, parse_sources
 from weft.components.prompts import ContextPacker, PackedContext, PackedSource
-from weft.components.tokens import count_message_tokens, count_tokens
+from weft.components.tokens import count_message_tokens, count_tokens, count_tokens_around
 from weft.core._checkpoint import open_sqlite_checkpointer
 from weft.core.compiled import CompiledGraph, thread
 from weft.core.graph import END, START, Graph
@@ -330,16 +331,50 @@ def _condense_with_model(
     ]
     reply = model.invoke(messages, config)
     text = reply.text.strip() if isinstance(reply, AIMessage) else ""
-    usage = _usage_of(reply) or {
-        "input_tokens": count_message_tokens(messages),
-        "output_tokens": count_tokens(text),
-        "total_tokens": count_message_tokens(messages) + count_tokens(text),
-        "estimated": 1,
-    }
+    usage = _usage_of(reply)
+    if usage is None:
+        prompt, completion = count_message_tokens(messages), count_tokens(text)
+        usage = {
+            "input_tokens": prompt,
+            "output_tokens": completion,
+            "total_tokens": prompt + completion,
+            "estimated": 1,
+        }
     return text or question, usage
 
 
 # -- packing and answering -------------------------------------------------------------------------
+
+_SOURCES_HEAD = "Sources:\n"
+_QUESTION_HEAD = "\n\nQuestion: "
+
+
+def _question_of(state: RagState) -> str:
+    return state.get("query") or state.get("question") or ""
+
+
+def _prompt_messages(packed: PackedContext, question: str) -> list[BaseMessage]:
+    return [
+        SystemMessage(SYSTEM_PROMPT),
+        HumanMessage(f"{_SOURCES_HEAD}{packed.text}{_QUESTION_HEAD}{question}"),
+    ]
+
+
+@cache
+def _prompt_frame_tokens() -> int:
+    """The prompt's tokens other than its human message's text: framing, roles, system prompt."""
+    return count_message_tokens([SystemMessage(SYSTEM_PROMPT), HumanMessage("")])
+
+
+def _prompt_tokens(packed: PackedContext, question: str) -> int:
+    """``count_message_tokens(_prompt_messages(packed, question))``, without encoding the
+    packed context again: the packer already counted it (``packed.tokens``)."""
+    if packed.text and not packed.tokens:  # not counted: built by hand
+        return count_message_tokens(_prompt_messages(packed, question))
+    human = count_tokens_around(
+        packed.text, packed.tokens, before=_SOURCES_HEAD, after=_QUESTION_HEAD + question
+    )
+    return _prompt_frame_tokens() + human
 
 
 def _source_refs(packed: PackedContext) -> list[SourceRef]:
@@ -514,11 +549,7 @@ def build_rag_graph(
         return "pack" if above else "refuse"
 
     def prompt(packed: PackedContext, state: RagState) -> list[BaseMessage]:
-        question = state.get("query") or state.get("question") or ""
-        return [
-            SystemMessage(SYSTEM_PROMPT),
-            HumanMessage(f"Sources:\n{packed.text}\n\nQuestion: {question}"),
-        ]
+        return _prompt_messages(packed, _question_of(state))
 
     def answer(message: AIMessage, state: RagState) -> ChatOutput:
         return ChatOutput(
@@ -545,13 +576,14 @@ def build_rag_graph(
     g.add_node(
         "pack",
         ContextPacker(cfg.context_tokens, name="pack"),
-        post=lambda packed, state: {"sources": _source_refs(packed)},
+        # The prompt's size, for usage when the model reports none; counted here, where the
+        # packed context's own count is at hand, so the context is not encoded twice.
+        post=lambda packed, state: {
+            "sources": _source_refs(packed),
+            "prompt_tokens": _prompt_tokens(packed, _question_of(state)),
+        },
     )
-    g.add_node(
-        "prompt",
-        prompt,
-        post=lambda messages, state: {"prompt_tokens": count_message_tokens(messages)},
-    )
+    g.add_node("prompt", prompt)
     g.add_node(GENERATE_NODE, chat_model)
     g.add_node(
         "answer",
