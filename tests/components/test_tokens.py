@@ -330,3 +330,54 @@ def test_usage_estimates_use_the_tiktoken_counter() -> None:
     from weft.core.usage import default_token_counter
 
     assert default_token_counter()("tiktoken is great!", "gpt-4") == 6
+
+
+def _fresh_count(text: str, name: str = "cl100k_base") -> int:
+    return len(get_encoding(name).encode(text, disallowed_special=()))
+
+
+def test_a_remembered_count_equals_a_fresh_count_and_is_not_encoded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    context = "\n".join(
+        f"[{i}] Source {i}: {'A remembered sentence. ' * 30}".strip() for i in (1, 2)
+    )
+    before, after = "Sources:\n", "\n\nQuestion: Is it remembered?"
+    whole = before + context + after
+    got = count_tokens_around(
+        context, count_tokens(context), before=before, after=after, remember=True
+    )
+    assert got == _fresh_count(whole)
+    enc = get_encoding("cl100k_base")
+    seen: list[str] = []
+    real_encode = enc.encode
+
+    def spy(text: str, **kwargs: Any) -> list[int]:
+        seen.append(text)
+        return real_encode(text, **kwargs)
+
+    monkeypatch.setattr(enc, "encode", spy)
+    assert count_tokens(whole) == got
+    assert count_tokens("".join([before, context, after])) == got  # equal, not the same object
+    assert seen == []
+    monkeypatch.undo()
+    # Remembered per encoding: another encoding counts the string itself.
+    assert count_tokens(whole, encoding="o200k_base") == _fresh_count(whole, "o200k_base")
+
+
+def test_count_tokens_around_remembers_only_when_asked() -> None:
+    text = "[1] Only counted, never remembered."
+    count_tokens_around(text, count_tokens(text), before="Sources:\n", after="\n\nQuestion: ?")
+    assert ("cl100k_base", f"Sources:\n{text}\n\nQuestion: ?") not in tokens._remembered
+
+
+def test_remembered_counts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "_REMEMBERED_MAX", 3)
+    monkeypatch.setattr(tokens, "_remembered", type(tokens._remembered)())
+    texts = [f"[1] Source number {i}." for i in range(5)]
+    for text in texts:
+        count_tokens_around(text, count_tokens(text), after="\n\nQuestion: Which?", remember=True)
+    assert [key[1] for key in tokens._remembered] == [f"{t}\n\nQuestion: Which?" for t in texts[2:]]
+    for text in texts:
+        whole = f"{text}\n\nQuestion: Which?"
+        assert count_tokens(whole) == _fresh_count(whole)

@@ -13,9 +13,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from weft.components.models import NO_ANSWER, openai_chat_model
+from weft.components.models import NO_ANSWER, ExtractiveChatModel, openai_chat_model
 from weft.components.prompts import PackedContext, pack_context
-from weft.components.tokens import count_message_tokens, count_tokens
+from weft.components.tokens import count_message_tokens, count_tokens, get_encoding
 from weft.core.compiled import thread
 from weft.core.settings import Settings
 from weft.graphs.knowledge import KnowledgeBase
@@ -277,6 +277,45 @@ def test_prompt_tokens_reuse_the_packed_count_and_equal_a_full_count(
     assert _prompt_tokens(by_hand, question) == count_message_tokens(
         _prompt_messages(by_hand, question)
     )
+
+
+class RecordingExtractiveModel(ExtractiveChatModel):
+    """The extractive model, recording the prompts it was sent."""
+
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
+
+    def _chunks(self, messages: list[BaseMessage]) -> list[ChatGenerationChunk]:
+        self.prompts.append(list(messages))
+        return super()._chunks(messages)
+
+
+def _encoded(text: str) -> int:
+    """A count by tiktoken itself, with nothing remembered."""
+    return len(get_encoding("cl100k_base").encode(text, disallowed_special=()))
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Does weft need an API key?", "How do I stream tokens from a graph?", "日本語?"],
+)
+def test_extractive_usage_equals_a_full_count_of_the_prompt_sent(
+    kb: KnowledgeBase, question: str
+) -> None:
+    # The prompt's count is remembered while the context is packed; what the model reports
+    # must still be what encoding its prompt gives.
+    model = RecordingExtractiveModel()
+    events = list(stream_chat(build_rag_graph(kb, model=model), ChatInput(question=question)))
+    done = events[-1]
+    assert isinstance(done, ChatDone)
+    (prompt,) = model.prompts
+    prompt_tokens = sum(_encoded(m.text) for m in prompt)
+    answer_tokens = _encoded(done.output.answer)
+    assert done.output.usage == {
+        "input_tokens": prompt_tokens,
+        "output_tokens": answer_tokens,
+        "total_tokens": prompt_tokens + answer_tokens,
+        "estimated": False,
+    }
 
 
 def test_estimated_usage_adds_the_condense_calls_counts(kb: KnowledgeBase) -> None:

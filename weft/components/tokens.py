@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -211,16 +212,36 @@ def _encoding(model: str | None, encoding: str | None) -> tiktoken.Encoding:
     return get_encoding(encoding or encoding_for_model(model))
 
 
+# (encoding name, text) -> token count, for strings count_tokens_around(..., remember=True)
+# assembled: a prompt counted while it was built is not encoded again when a model reports its
+# usage. Bounded (oldest out first); written under the lock, read without it.
+_REMEMBERED_MAX = 512
+_remembered: OrderedDict[tuple[str, str], int] = OrderedDict()
+_remembered_lock = threading.Lock()
+
+
+def _remember(name: str, text: str, tokens: int) -> None:
+    with _remembered_lock:
+        _remembered[(name, text)] = tokens
+        while len(_remembered) > _REMEMBERED_MAX:
+            _remembered.popitem(last=False)
+
+
 def count_tokens(text: str, model: str | None = None, *, encoding: str | None = None) -> int:
     """Count the tokens of ``text`` for ``model`` (or an explicit ``encoding``).
 
-    Special-token strings such as ``<|endoftext|>`` in the text count as ordinary text.
+    Special-token strings such as ``<|endoftext|>`` in the text count as ordinary text. A string
+    that :func:`count_tokens_around` counted with ``remember=True`` is not encoded again.
 
     Example:
         >>> count_tokens("tiktoken is great!", model="gpt-4")
         6
     """
-    return len(_encoding(model, encoding).encode(text, disallowed_special=()))
+    name = encoding or encoding_for_model(model)
+    known = _remembered.get((name, text))
+    if known is not None:
+        return known
+    return len(get_encoding(name).encode(text, disallowed_special=()))
 
 
 # Encodings whose pre-tokenizer (the regex that splits text into pieces before BPE, which never
@@ -238,6 +259,7 @@ def count_tokens_around(
     after: str = "",
     model: str | None = None,
     encoding: str | None = None,
+    remember: bool = False,
 ) -> int:
     """Count the tokens of ``before + text + after`` when ``text``'s count is already known.
 
@@ -256,6 +278,10 @@ def count_tokens_around(
         text_tokens: ``count_tokens(text, model)`` (with the same ``model`` or ``encoding``).
         before: text to put in front of ``text``.
         after: text to put after ``text``.
+        remember: also keep the count of ``before + text + after`` (among the last few hundred
+            strings kept), so that a later :func:`count_tokens` of that string, with the same
+            encoding, returns it without encoding it: a prompt counted while it is built then
+            costs nothing to count again when the model reports its usage.
 
     Example:
         >>> context = "[1] Paris is in France."
@@ -266,6 +292,13 @@ def count_tokens_around(
         16
     """
     name = encoding or encoding_for_model(model)
+    total = _count_around(name, text, text_tokens, before, after)
+    if remember:
+        _remember(name, before + text + after, total)
+    return total
+
+
+def _count_around(name: str, text: str, text_tokens: int, before: str, after: str) -> int:
     enc = get_encoding(name)
     space = text.rfind(" ")
     start = text[:1]

@@ -368,11 +368,17 @@ def _prompt_frame_tokens() -> int:
 
 def _prompt_tokens(packed: PackedContext, question: str) -> int:
     """``count_message_tokens(_prompt_messages(packed, question))``, without encoding the
-    packed context again: the packer already counted it (``packed.tokens``)."""
+    packed context again: the packer already counted it (``packed.tokens``). The human
+    message's count is remembered, so a model that counts its prompt (the extractive one, for
+    its usage) does not encode it again either."""
     if packed.text and not packed.tokens:  # not counted: built by hand
         return count_message_tokens(_prompt_messages(packed, question))
     human = count_tokens_around(
-        packed.text, packed.tokens, before=_SOURCES_HEAD, after=_QUESTION_HEAD + question
+        packed.text,
+        packed.tokens,
+        before=_SOURCES_HEAD,
+        after=_QUESTION_HEAD + question,
+        remember=True,
     )
     return _prompt_frame_tokens() + human
 
