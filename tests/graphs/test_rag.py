@@ -140,8 +140,32 @@ def test_runs_without_a_session_leave_no_thread_behind(kb: KnowledgeBase, tmp_pa
     graph = build_rag_graph(kb, checkpointer=str(db))
     graph.invoke(ChatInput(question="What is weft?"))
     list(stream_chat(graph, "What is weft?"))
+    asyncio.run(_drain(astream_chat(graph, "What is weft?")))
+    # A run without a session runs without the checkpointer: nothing is written at all.
     with sqlite3.connect(db) as conn:
-        assert conn.execute("select count(*) from checkpoints").fetchone() == (0,)
+        tables = {row[0] for row in conn.execute("select name from sqlite_master")}
+        if "checkpoints" in tables:
+            assert conn.execute("select count(*) from checkpoints").fetchone() == (0,)
+
+
+async def _drain(events: AsyncIterator[Any]) -> list[Any]:
+    return [event async for event in events]
+
+
+def test_runs_without_a_session_answer_as_a_sessions_first_turn(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    graph = build_rag_graph(kb, checkpointer=str(tmp_path / "chk.sqlite"))
+    question = "How do I stream tokens from a graph?"
+    alone = list(stream_chat(graph, question))
+    in_session = list(stream_chat(graph, ChatInput(question=question, session_id="first")))
+    assert alone == in_session
+    assert asyncio.run(_drain(astream_chat(graph, question))) == alone
+    assert graph.invoke(ChatInput(question=question)) == alone[-1].output
+    # ... and a session's next turn still sees its history.
+    follow_up = ChatInput(question="And how do I stop it?", session_id="first")
+    assert len(graph.invoke(follow_up).sources) > 0
+    assert len(graph.get_state(thread("first"))["history"]) == 4
 
 
 def test_checkpointer_true_uses_the_settings_sqlite_file(kb: KnowledgeBase) -> None:

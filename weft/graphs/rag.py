@@ -23,7 +23,8 @@
 **Memory.** Built with a checkpointer (``build_rag_graph(kb, checkpointer=...)``; ``True`` means
 the SQLite file ``Settings.checkpoint_path``), a run whose input has a ``session_id`` runs in the
 thread of that id (``weft.thread(session_id)``), so its history persists across calls,
-processes and restarts. A run without a session id uses a throwaway thread, deleted afterwards.
+processes and restarts. A run without a session id has no history and writes none: it runs
+without the checkpointer.
 
 :func:`stream_chat` / :func:`astream_chat` turn a run into chat events: ``ChatSources`` before
 the first token, ``ChatToken`` per chunk of the model, then ``ChatUsage`` and ``ChatDone``.
@@ -38,11 +39,10 @@ Example:
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Annotated, Any, Literal, TypedDict, cast
+from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
@@ -55,7 +55,7 @@ from weft.components.prompts import ContextPacker, PackedContext, PackedSource
 from weft.components.tokens import count_message_tokens, count_tokens, count_tokens_around
 from weft.core._checkpoint import open_sqlite_checkpointer
 from weft.core.compiled import CompiledGraph, thread
-from weft.core.graph import END, START, Graph
+from weft.core.graph import END, START, Graph, GraphPlan
 from weft.core.settings import Settings
 from weft.core.stream import Chunk, FinalOutput, NodeFinished, StreamEvent
 from weft.graphs.hybrid import BranchResult, build_hybrid_graph
@@ -448,15 +448,34 @@ _CHECKPOINT_TYPES: tuple[type, ...] = (
 
 
 class _RagGraph(CompiledGraph[ChatInput, ChatOutput]):
-    """Runs each input in the thread of its ``session_id`` when there is a checkpointer."""
+    """Runs each input in the thread of its ``session_id`` when there is a checkpointer.
 
-    def _session(self, input: Any, config: RunnableConfig | None) -> tuple[RunnableConfig, str]:
-        """The run's config, and the id of a throwaway thread to delete afterwards (or '')."""
+    A run without a session has no history to load or keep, so it runs on the same plan
+    compiled without a checkpointer rather than in a thread that is written and then deleted.
+    """
+
+    def __init__(
+        self,
+        plan: GraphPlan,
+        *,
+        checkpointer: BaseCheckpointSaver[Any] | str | None = None,
+        durability: Literal["sync", "async", "exit"] = "sync",
+    ) -> None:
+        super().__init__(plan, checkpointer=checkpointer, durability=durability)
+        oneoff = None if self.checkpointer is None else CompiledGraph[ChatInput, ChatOutput](plan)
+        self.__dict__["_oneoff"] = oneoff
+
+    _oneoff: CompiledGraph[ChatInput, ChatOutput] | None
+
+    def _session(
+        self, input: Any, config: RunnableConfig | None
+    ) -> tuple[RunnableConfig, CompiledGraph[ChatInput, ChatOutput] | None]:
+        """The run's config, and the graph to run it on instead of this one (or None)."""
         cfg: dict[str, Any] = dict(config or {})
-        if self.checkpointer is None or input is None:
-            return cfg, ""  # type: ignore[return-value]
+        if self._oneoff is None or input is None:
+            return cfg, None  # type: ignore[return-value]
         if (cfg.get("configurable") or {}).get("thread_id"):
-            return cfg, ""  # type: ignore[return-value]
+            return cfg, None  # type: ignore[return-value]
         session = (
             input.session_id
             if isinstance(input, ChatInput)
@@ -464,57 +483,41 @@ class _RagGraph(CompiledGraph[ChatInput, ChatOutput]):
             if isinstance(input, dict)
             else None
         )
-        throwaway = "" if session else f"weft-oneoff-{uuid.uuid4().hex}"
-        return thread(str(session or throwaway), **cfg), throwaway
-
-    def _forget(self, throwaway: str) -> None:
-        if throwaway and self.checkpointer is not None:
-            self.checkpointer.delete_thread(throwaway)
-
-    async def _aforget(self, throwaway: str) -> None:
-        if throwaway and self.checkpointer is not None:
-            await self.checkpointer.adelete_thread(throwaway)
+        if not session:
+            return cfg, self._oneoff  # type: ignore[return-value]
+        return thread(str(session), **cfg), None
 
     def invoke(
         self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> ChatOutput:
-        cfg, throwaway = self._session(input, config)
-        try:
-            return super().invoke(input, cfg, **kwargs)
-        finally:
-            self._forget(throwaway)
+        cfg, oneoff = self._session(input, config)
+        if oneoff is not None:
+            return oneoff.invoke(input, cfg, **kwargs)
+        return super().invoke(input, cfg, **kwargs)
 
     async def ainvoke(
         self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> ChatOutput:
-        cfg, throwaway = self._session(input, config)
-        try:
-            return await super().ainvoke(input, cfg, **kwargs)
-        finally:
-            await self._aforget(throwaway)
+        cfg, oneoff = self._session(input, config)
+        if oneoff is not None:
+            return await oneoff.ainvoke(input, cfg, **kwargs)
+        return await super().ainvoke(input, cfg, **kwargs)
 
     def stream(  # type: ignore[override]
         self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[StreamEvent]:
-        cfg, throwaway = self._session(input, config)
-        try:
-            yield from super().stream(input, cfg, **kwargs)
-        finally:
-            self._forget(throwaway)
+        cfg, oneoff = self._session(input, config)
+        if oneoff is not None:
+            return oneoff.stream(input, cfg, **kwargs)
+        return super().stream(input, cfg, **kwargs)
 
-    async def astream(  # type: ignore[override]
+    def astream(  # type: ignore[override]
         self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[StreamEvent]:
-        cfg, throwaway = self._session(input, config)
-        events = cast(AsyncGenerator[StreamEvent, None], super().astream(input, cfg, **kwargs))
-        try:
-            async for event in events:
-                yield event
-        finally:
-            # Closing the inner stream now, not when it is garbage-collected, is what cancels
-            # the running node when a client goes away.
-            await events.aclose()
-            await self._aforget(throwaway)
+        cfg, oneoff = self._session(input, config)
+        if oneoff is not None:
+            return oneoff.astream(input, cfg, **kwargs)
+        return super().astream(input, cfg, **kwargs)
 
 
 def build_rag_graph(
