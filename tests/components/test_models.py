@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel
 
+from weft.components import models
 from weft.components.models import (
     DEFAULT_MODEL,
     NO_ANSWER,
@@ -502,6 +503,25 @@ def test_extractive_model_is_deterministic() -> None:
     first = [ask(q) for q in QUESTIONS]
     assert [ask(q, ExtractiveChatModel()) for q in QUESTIONS] == first
     assert [ask(q) for q in QUESTIONS] == first
+
+
+def test_extractive_model_splits_a_source_the_same_way_when_it_comes_back() -> None:
+    # Sentences are split once per source text and reused; a reused split must be the fresh one.
+    text = 'It ends. "Quoted!" (Then more?) 东京是首都。大阪很大。 Tail without a stop'
+    fresh = models._sentences.__wrapped__(text)
+    assert fresh == (
+        "It ends.",
+        '"Quoted!',
+        "(Then more?",
+        "东京是首都。",
+        "大阪很大。",
+        "Tail without a stop",
+    )
+    assert models._sentences(text) == fresh
+    assert models._sentences(text) == fresh  # cached, and a tuple, so no caller can change it
+    prompt = format_sources([text, "Tail without a stop"]) + "\n\nQuestion: Which tail has no stop?"
+    first = ExtractiveChatModel().invoke(prompt).content
+    assert ExtractiveChatModel().invoke(prompt).content == first == "Tail without a stop [1]"
 
 
 def test_extractive_model_quotes_at_most_max_sentences() -> None:

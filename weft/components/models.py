@@ -428,8 +428,10 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(terms)
 
 
-def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_BREAK.split(text) if s and s.strip()]
+@functools.lru_cache(maxsize=4096)
+def _sentences(text: str) -> tuple[str, ...]:
+    # Cached like _terms: the same knowledge-base chunks are split answer after answer.
+    return tuple(s.strip() for s in _SENTENCE_BREAK.split(text) if s and s.strip())
 
 
 def _text(message: BaseMessage) -> str:
