@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,7 +22,6 @@ from weft.server import create_app
 from weft.server._errors import from_exception
 from weft.server._guards import TokenBuckets
 from weft.server._openai import CompletionRequest, chat_input
-from weft.server.app import _coalesced
 
 
 def make_app(chat: FakeChat | None = None, **settings: Any) -> Starlette:
@@ -441,49 +439,3 @@ def test_errors_map_to_statuses() -> None:
     assert from_exception(GraphInputError("g", "str", "bad")).status == 422
     generic = from_exception(in_node(KeyError("secret")))
     assert generic.status == 500 and "secret" not in generic.message
-
-
-async def test_frames_ready_at_once_go_out_as_one_chunk_in_order() -> None:
-    async def frames() -> AsyncIterator[bytes]:
-        for i in range(5):  # a burst: nothing awaited in between
-            yield b"t%d;" % i
-        await asyncio.sleep(0.01)
-        yield b"late;"
-
-    assert [c async for c in _coalesced(frames())] == [b"t0;t1;t2;t3;t4;", b"late;"]
-
-
-async def test_frames_that_arrive_apart_go_out_apart() -> None:
-    async def frames() -> AsyncIterator[bytes]:
-        for i in range(3):
-            await asyncio.sleep(0.01)
-            yield b"%d" % i
-
-    assert [c async for c in _coalesced(frames())] == [b"0", b"1", b"2"]
-
-
-async def test_closing_a_coalesced_stream_early_closes_its_source() -> None:
-    closed = asyncio.Event()
-
-    async def frames() -> AsyncIterator[bytes]:
-        try:
-            yield b"first"
-            await asyncio.sleep(60)
-            yield b"never"
-        finally:
-            closed.set()
-
-    stream = _coalesced(frames())
-    assert await anext(stream) == b"first"
-    await stream.aclose()
-    assert closed.is_set()
-
-
-async def test_a_failing_source_fails_the_coalesced_stream() -> None:
-    async def frames() -> AsyncIterator[bytes]:
-        yield b"ok"
-        raise RuntimeError("source broke")
-
-    stream = _coalesced(frames())
-    with pytest.raises(RuntimeError, match="source broke"):
-        [c async for c in stream]

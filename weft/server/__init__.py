@@ -7,7 +7,7 @@ Example:
 
 from weft.core._extras import import_optional
 
-for _module in ("starlette", "sse_starlette", "uvicorn"):
+for _module in ("starlette", "uvicorn"):
     import_optional(_module, extra="server", feature="the weft server")
 
 from weft.server.app import create_app  # noqa: E402

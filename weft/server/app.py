@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import json
@@ -38,8 +37,6 @@ import pydantic
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic_core import to_jsonable_python
-from sse_starlette.event import ServerSentEvent
-from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -71,6 +68,7 @@ from weft.server._errors import (
 )
 from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard
 from weft.server._metrics import AccessMetrics, ServerMetrics
+from weft.server._sse import EventStream
 
 __all__ = ["ChatStreamer", "GraphsFactory", "Graphs", "ReadinessCheck", "create_app"]
 
@@ -80,7 +78,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _MAX_BATCH = 100
 _T0 = "weft.t0"  # scope key: when the request arrived
-_CLEANUP_SECONDS = 5.0  # how long an ended stream waits for its run to stop
 
 
 class ChatStreamer(Protocol):
@@ -162,10 +159,6 @@ def _dumps(value: Any) -> str:
 def _sse(event: str, n: int, data: Any) -> bytes:
     # json.dumps escapes newlines, so the payload is always one data: line.
     return f"id: {n}\nevent: {event}\ndata: {_dumps(data)}\n\n".encode()
-
-
-def _heartbeat() -> ServerSentEvent:
-    return ServerSentEvent(comment="heartbeat", sep="\n")
 
 
 def _chunk_text(chunk: Any) -> str:
@@ -347,61 +340,8 @@ def _error_data(exc: BaseException) -> dict[str, Any]:
     return error_body(api.status, api.message, type=api.type, fields=api.fields)
 
 
-async def _coalesced(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """``frames``, with the frames that are ready at once joined into one chunk.
-
-    A task reads ``frames`` ahead and this hands on everything read since the last write: a
-    burst of tokens (a local model writes its answer in one go; under load, a busy loop lets
-    tokens pile up) becomes one socket write instead of one per token, and each write wakes
-    the client once. When the response ends early, the reader is cancelled, which closes
-    ``frames`` and cancels its run.
-    """
-    loop = asyncio.get_running_loop()
-    ready: list[bytes] = []
-    waiter: list[asyncio.Future[None]] = []
-
-    def wake(*_: Any) -> None:
-        if waiter and not waiter[0].done():
-            waiter[0].set_result(None)
-
-    async def read() -> None:
-        async for frame in frames:
-            ready.append(frame)
-            wake()
-
-    reader = loop.create_task(read())
-    reader.add_done_callback(wake)
-    try:
-        while True:
-            if ready:
-                chunk = ready[0] if len(ready) == 1 else b"".join(ready)
-                ready.clear()
-                yield chunk
-            elif reader.done():
-                reader.result()  # raise what the reader raised
-                return
-            else:
-                waiter.append(loop.create_future())
-                try:
-                    await waiter[0]
-                finally:
-                    waiter.clear()
-    finally:
-        if not reader.done():
-            reader.cancel()
-            # Let the run's cleanup finish even while this response is being cancelled.
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait([reader], timeout=_CLEANUP_SECONDS)
-
-
-def _event_stream(server: _Server, content: AsyncIterator[bytes]) -> EventSourceResponse:
-    return EventSourceResponse(
-        _coalesced(content),
-        headers=_SSE_HEADERS,
-        ping=server.settings.heartbeat_seconds,
-        ping_message_factory=_heartbeat,
-        sep="\n",
-    )
+def _event_stream(server: _Server, content: AsyncIterator[bytes]) -> EventStream:
+    return EventStream(content, heartbeat=server.settings.heartbeat_seconds, headers=_SSE_HEADERS)
 
 
 # -- routes ---------------------------------------------------------------------------------------
