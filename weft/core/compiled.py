@@ -255,6 +255,19 @@ class _Node:
         )
         return bridge, run_id, _cb.ACTIVE.set(bridge)
 
+    def failed(
+        self, run: tuple[_cb.CallbackBridge, UUID, Token[Any]] | None, exc: BaseException
+    ) -> BaseException:
+        """Report a failed run of this node; what to raise for ``exc``: a :class:`NodeError`
+        for an error, ``exc`` itself for LangGraph's interrupts and for cancellation."""
+        error = (
+            self.fail(exc)
+            if isinstance(exc, Exception) and not isinstance(exc, GraphBubbleUp)
+            else exc
+        )
+        self.finish(run, None, error)
+        return error
+
     @staticmethod
     def finish(
         run: tuple[_cb.CallbackBridge, UUID, Token[Any]] | None,
@@ -288,16 +301,8 @@ class _Node:
             else:
                 y = self.call(x, state, config)
             update = self.write(y, state)
-        except GraphBubbleUp as exc:
-            self.finish(run, None, exc)
-            raise
-        except Exception as exc:
-            error = self.fail(exc)
-            self.finish(run, None, error)
-            raise error from exc
-        except BaseException as exc:  # cancelled, interrupted
-            self.finish(run, None, exc)
-            raise
+        except BaseException as exc:
+            raise self.failed(run, exc)  # noqa: B904 (a NodeError's cause is set by fail)
         self.finish(run, y, None)
         return update
 
@@ -375,16 +380,8 @@ class _Node:
             else:
                 y = await self.acall(x, state, config)
             update = self.write(y, state)
-        except GraphBubbleUp as exc:
-            self.finish(run, None, exc)
-            raise
-        except Exception as exc:
-            error = self.fail(exc)
-            self.finish(run, None, error)
-            raise error from exc
-        except BaseException as exc:  # cancelled, interrupted
-            self.finish(run, None, exc)
-            raise
+        except BaseException as exc:
+            raise self.failed(run, exc)  # noqa: B904 (a NodeError's cause is set by fail)
         self.finish(run, y, None)
         return update
 
@@ -551,9 +548,10 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         d["step_limit"] = step_limit or max(25, 2 * len(plan.nodes) + 5)
         d["_start_inboxes"] = start_inboxes
         d["_nodes"] = nodes
-        # Only graphs with a node that can stream chunks need LangGraph's "custom" stream mode,
-        # which runs each step on a worker thread so chunks flow while a node runs; the rest
-        # stream from its "tasks" mode, which is as cheap as "updates".
+        # Only graphs with a node that can stream chunks need their nodes to report events
+        # while they run: in ``stream`` through LangGraph's "custom" mode (which runs each step
+        # on a worker thread so chunks flow while a node runs), in ``astream`` into the run's
+        # own sink. The rest stream from LangGraph's "tasks" mode, as cheap as "updates".
         d["_custom_stream"] = any(n.streams for n in nodes.values())
         d["_validate"] = _validator(plan.input_type)
         # "sync" writes each step's checkpoint before the next step starts, so a process that
