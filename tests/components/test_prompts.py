@@ -8,6 +8,7 @@ from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from typing_extensions import TypedDict
 
+from tests.components._spy import spy_on_encode
 from weft.components.models import format_sources, parse_sources
 from weft.components.prompts import (
     ContextPacker,
@@ -238,14 +239,7 @@ def test_packing_encodes_each_source_once(monkeypatch: pytest.MonkeyPatch) -> No
     bodies = [f"Source number {i} says something long enough to matter. " * 10 for i in range(6)]
     docs = [Document(body.strip()) for body in bodies]
     enc = get_encoding()
-    seen: list[str] = []
-    real_encode = enc.encode
-
-    def spy(text: str, **kwargs: Any) -> list[int]:
-        seen.append(text)
-        return real_encode(text, **kwargs)
-
-    monkeypatch.setattr(enc, "encode", spy)
+    seen = spy_on_encode(monkeypatch, enc)
     packed = pack_context(docs, 10_000)
     monkeypatch.undo()
     assert len(packed.sources) == 6 and packed.tokens == count_tokens(packed.text)

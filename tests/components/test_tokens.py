@@ -16,6 +16,7 @@ import tiktoken
 import tiktoken.registry
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
+from tests.components._spy import spy_on_encode
 from weft.components import tokens
 from weft.components.tokens import (
     count_message_tokens,
@@ -207,14 +208,7 @@ def test_count_tokens_around_encodes_only_the_edges(monkeypatch: pytest.MonkeyPa
     context = "\n".join(f"[{i}] Source {i}: {'Some sentence here. ' * 20}".strip() for i in (1, 2))
     known = count_tokens(context, model="gpt-4o")
     enc = get_encoding("o200k_base")
-    seen: list[str] = []
-    real_encode = enc.encode
-
-    def spy(text: str, **kwargs: Any) -> list[int]:
-        seen.append(text)
-        return real_encode(text, **kwargs)
-
-    monkeypatch.setattr(enc, "encode", spy)
+    seen = spy_on_encode(monkeypatch, enc)
     prompt = ("Sources:\n", context, "\n\nQuestion: What is here?")
     got = count_tokens_around(context, known, before=prompt[0], after=prompt[2], model="gpt-4o")
     monkeypatch.undo()
@@ -349,14 +343,7 @@ def test_a_remembered_count_equals_a_fresh_count_and_is_not_encoded_again(
     )
     assert got == _fresh_count(whole)
     enc = get_encoding("cl100k_base")
-    seen: list[str] = []
-    real_encode = enc.encode
-
-    def spy(text: str, **kwargs: Any) -> list[int]:
-        seen.append(text)
-        return real_encode(text, **kwargs)
-
-    monkeypatch.setattr(enc, "encode", spy)
+    seen = spy_on_encode(monkeypatch, enc)
     assert count_tokens(whole) == got
     assert count_tokens("".join([before, context, after])) == got  # equal, not the same object
     assert seen == []
