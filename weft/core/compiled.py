@@ -255,6 +255,16 @@ class _Node:
         )
         return bridge, run_id, _cb.ACTIVE.set(bridge)
 
+    def emitter(self, conf: dict[str, Any], writer: StreamWriter, raw: Any) -> StreamWriter | None:
+        """Where this node reports its stream events (having reported its start), or None when
+        the run is not streamed: the run's sink in ``astream``, LangGraph's writer in ``stream``."""
+        stream = conf.get(_STREAM)
+        if not stream:
+            return None
+        emit: StreamWriter = stream.put if isinstance(stream, _Sink) else writer
+        emit(("start", (self.name,), raw))
+        return emit
+
     def failed(
         self, run: tuple[_cb.CallbackBridge, UUID, Token[Any]] | None, exc: BaseException
     ) -> BaseException:
@@ -293,10 +303,8 @@ class _Node:
             raw = self.input_of(values)
             run = self.begin(conf, config, raw)
             x, state = self.prepare(raw, values)
-            stream = conf.get(_STREAM)
-            if stream:
-                emit = stream.put if isinstance(stream, _Sink) else writer
-                emit(("start", (self.name,), raw))
+            emit = self.emitter(conf, writer, raw)
+            if emit is not None:
                 y = self.run_streaming(x, state, config, emit, run)
             else:
                 y = self.call(x, state, config)
@@ -372,10 +380,8 @@ class _Node:
             raw = self.input_of(values)
             run = self.begin(conf, config, raw)
             x, state = self.prepare(raw, values)
-            stream = conf.get(_STREAM)
-            if stream:
-                emit = stream.put if isinstance(stream, _Sink) else writer
-                emit(("start", (self.name,), raw))
+            emit = self.emitter(conf, writer, raw)
+            if emit is not None:
                 y = await self.arun_streaming(x, state, config, emit, run)
             else:
                 y = await self.acall(x, state, config)
