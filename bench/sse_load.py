@@ -1,10 +1,11 @@
 """SSE load: many concurrent ``POST /v1/chat`` streams against a real ``weft serve``.
 
-Run with ``python -m bench.sse_load [--quick]``. It starts ``weft serve`` in a subprocess on a
-free port, with the offline extractive model and a temporary data directory holding the bundled
-knowledge base, then opens 50, 100 and 200 streams at once (``--quick``: 5, 10, 20) with a
-lean asyncio HTTP/1.1 client (see :func:`one_stream`), each asking one of the handbook
-questions, and reports per level:
+Run with ``python -m bench.sse_load [--quick] [--rounds N]``. It starts ``weft serve`` in a
+subprocess on a free port, with the offline extractive model and a temporary data directory
+holding the bundled knowledge base, then opens 50, 100 and 200 streams at once (``--quick``: 5,
+10, 20) with a lean asyncio HTTP/1.1 client (see :func:`one_stream`), each asking one of the
+handbook questions. Each level runs ``--rounds`` times (3 by default) and the tables give each
+number's median over the rounds (errors summed), per level:
 
 - errors: a status other than 200, an ``error`` event, a dropped stream or no ``done``;
 - TTFT p50/p95: from sending the request to the first ``token`` event, as the client saw it;
@@ -254,20 +255,28 @@ def table(rows: list[dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-async def run(url: str, levels: list[int]) -> list[dict[str, float]]:
+def _median_row(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Each number's median over the rounds; errors are summed."""
+    row = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    row["errors"] = sum(r["errors"] for r in rounds)
+    return row
+
+
+async def run(url: str, levels: list[int], rounds: int) -> list[dict[str, float]]:
     await level(url, 5)  # warm-up: the first runs build caches and tokenizers
     rows = []
     for n in levels:
-        print(f"  {n} concurrent streams over HTTP...", flush=True)
-        rows.append(await level(url, n))
+        print(f"  {n} concurrent streams over HTTP, {rounds} rounds...", flush=True)
+        rows.append(_median_row([await level(url, n) for _ in range(rounds)]))
     return rows
 
 
 async def _in_process(
-    first_token: Callable[[str], Awaitable[float]], levels: list[int], what: str
+    first_token: Callable[[str], Awaitable[float]], levels: list[int], what: str, rounds: int
 ) -> list[tuple[float, float]]:
     """TTFT p50/p95 (ms) of ``n`` concurrent runs of ``first_token(question)`` (which returns
-    its run's TTFT in ms), no server, traced as the server traces every run for /metrics."""
+    its run's TTFT in ms), no server, traced as the server traces every run for /metrics;
+    medians over the rounds."""
     from weft.core.tracing import disable_tracing, enable_tracing
 
     async def measure(n: int) -> tuple[float, float]:
@@ -279,14 +288,17 @@ async def _in_process(
         await measure(5)
         out = []
         for n in levels:
-            print(f"  {n} concurrent {what} in process...", flush=True)
-            out.append(await measure(n))
+            print(f"  {n} concurrent {what} in process, {rounds} rounds...", flush=True)
+            results = [await measure(n) for _ in range(rounds)]
+            out.append(
+                (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results))
+            )
         return out
     finally:
         disable_tracing(handler)
 
 
-async def in_process(data_dir: Path, levels: list[int]) -> list[tuple[float, float]]:
+async def in_process(data_dir: Path, levels: list[int], rounds: int) -> list[tuple[float, float]]:
     """TTFT p50/p95 (ms) of ``n`` concurrent ``astream_chat`` runs, no server."""
     from weft.core.settings import Settings
     from weft.graphs.rag import astream_chat
@@ -303,10 +315,10 @@ async def in_process(data_dir: Path, levels: list[int]) -> list[tuple[float, flo
                 return (time.perf_counter() - t0) * 1000
         return float("nan")
 
-    return await _in_process(one, levels, "runs")
+    return await _in_process(one, levels, "runs", rounds)
 
 
-async def in_process_remote(levels: list[int]) -> list[tuple[float, float]]:
+async def in_process_remote(levels: list[int], rounds: int) -> list[tuple[float, float]]:
     """TTFT p50/p95 (ms) of ``n`` concurrent runs of the remote-model stand-in, no server."""
     from bench._remote_stub import remote_graph
 
@@ -322,7 +334,7 @@ async def in_process_remote(levels: list[int]) -> list[tuple[float, float]]:
             return ttft
         return float("nan")
 
-    return await _in_process(one, levels, "stand-in runs")
+    return await _in_process(one, levels, "stand-in runs", rounds)
 
 
 REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP = 0.05, 40, 0.005
@@ -339,17 +351,21 @@ def _report(title: str, rows: list[dict[str, float]], baseline: list[tuple[float
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sse_load", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5, 10 and 20 streams")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds per level; medians are reported (default 3)"
+    )
     args = parser.parse_args(argv)
+    rounds = max(1, args.rounds)
     levels = [5, 10, 20] if args.quick else [50, 100, 200]
     with tempfile.TemporaryDirectory(prefix="weft-sse-load-") as tmp:
         data_dir = Path(tmp) / "data"
         print("RAG chat graph, extractive model:", flush=True)
         server = Server(data_dir)
         try:
-            rows = asyncio.run(run(server.url, levels))
+            rows = asyncio.run(run(server.url, levels, rounds))
         finally:
             server.stop()
-        baseline = asyncio.run(in_process(data_dir, levels))
+        baseline = asyncio.run(in_process(data_dir, levels, rounds))
         print("Remote-model stand-in (no CPU in the graph):", flush=True)
         stub = [
             "-m",
@@ -360,13 +376,16 @@ def main(argv: list[str] | None = None) -> None:
         ]
         server = Server(data_dir, stub)
         try:
-            remote_rows = asyncio.run(run(server.url, levels))
+            remote_rows = asyncio.run(run(server.url, levels, rounds))
         finally:
             server.stop()
-        remote_baseline = asyncio.run(in_process_remote(levels))
+        remote_baseline = asyncio.run(in_process_remote(levels, rounds))
     print()
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; client and server")
-    print("share it. TTFT in ms; server-added = HTTP TTFT - in-process TTFT at that percentile.")
+    print(
+        f"share it. Medians of {rounds} rounds per level (errors summed). TTFT in ms; "
+        "server-added = HTTP TTFT - in-process TTFT at that percentile."
+    )
     _report("RAG chat graph (`weft serve`, extractive model, bundled handbook):", rows, baseline)
     _report(
         f"Remote-model stand-in (`bench/_remote_stub.py`: first token after "
