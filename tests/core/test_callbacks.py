@@ -1,6 +1,8 @@
 import asyncio
 import io
 import threading
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -233,3 +235,115 @@ def test_bridge_inside_a_langchain_sequence_reports_the_graph_under_it() -> None
     assert runs["g"].kind == "graph" and runs["g"].parent_run_id is None
     assert runs["up"].parent_run_id == runs["g"].run_id
     assert {e.info.kind for e in rec.events} == {"graph", "node"}
+
+
+def _inner_graph() -> Any:
+    g = Graph[str, str]("inner").add_node("shout", str.upper, input_type=str, output_type=str)
+    return g.add_edge(START, "shout").add_edge("shout", END).compile()
+
+
+async def test_a_graph_awaited_inside_a_node_of_a_stream_keeps_its_events_to_itself() -> None:
+    inner = _inner_graph()
+
+    async def call_inner(s: str) -> str:
+        return await inner.ainvoke(s, {"tags": ["inner"]}) + "!"
+
+    async def chars(s: str) -> AsyncIterator[str]:
+        for ch in s:
+            yield ch
+
+    rec = MemoryHandler()
+    outer = Graph[str, str]("outer").add_node("wrap", call_inner).add_node("spell", chars)
+    compiled = outer.add_edge(START, "wrap").add_edge("wrap", "spell").add_edge("spell", END)
+    config: Any = {"callbacks": [rec]}
+    chunks = [c async for c in compiled.compile().astream_output("hi", config)]
+    assert chunks == ["H", "I", "!"]
+    runs = check_tree(rec.events)
+    assert runs["inner"].parent_run_id == runs["wrap"].run_id
+    assert runs["shout"].parent_run_id == runs["inner"].run_id
+
+
+def test_a_model_called_from_a_plain_thread_with_the_config_reports_under_its_node() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="from a thread")]))
+
+    def ask(q: str, config: RunnableConfig) -> str:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # does not copy the context
+            return str(pool.submit(model.invoke, q, config).result().content)
+
+    rec = MemoryHandler()
+    g = Graph[str, str]("t").add_node("ask", ask).add_edge(START, "ask").add_edge("ask", END)
+    assert g.compile().invoke("q", {"callbacks": [rec]}) == "from a thread"
+    runs = check_tree(rec.events)
+    chat = runs["GenericFakeChatModel"]
+    assert chat.parent_run_id == runs["ask"].run_id and chat.node == "ask"
+
+
+def test_a_model_given_its_own_callbacks_list_inside_a_node_still_reports_under_it() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="own callbacks")]))
+    seen: list[str] = []
+
+    class Tap(BaseCallbackHandler):
+        def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+            seen.append("tap")
+
+    def ask(q: str) -> str:
+        return str(model.invoke(q, {"callbacks": [Tap()]}).content)
+
+    rec = MemoryHandler()
+    g = Graph[str, str]("t").add_node("ask", ask).add_edge(START, "ask").add_edge("ask", END)
+    assert g.compile().invoke("q", {"callbacks": [rec]}) == "own callbacks"
+    runs = check_tree(rec.events)
+    assert seen == ["tap"]
+    assert runs["GenericFakeChatModel"].parent_run_id == runs["ask"].run_id
+
+
+def test_a_graph_streamed_inside_a_node_with_its_own_handlers_reports_to_them_only() -> None:
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="inner words")]))
+    g_in = Graph[str, AIMessage]("inner").add_node("model", model)
+    inner = g_in.add_edge(START, "model").add_edge("model", END).compile()
+    own = MemoryHandler()
+
+    def call_inner(s: str) -> str:
+        events = list(inner.stream(s, {"callbacks": [own], "run_id": uuid.uuid4()}))
+        return str(events[-1].output.content)
+
+    rec = MemoryHandler()
+    outer = Graph[str, str]("outer").add_node("wrap", call_inner)
+    compiled = outer.add_edge(START, "wrap").add_edge("wrap", END).compile()
+    assert compiled.invoke("q", {"callbacks": [rec]}) == "inner words"
+    assert {e.info.name for e in rec.events} == {"outer", "wrap"}
+    inner_runs = check_tree(own.events)
+    assert {"inner", "model", "GenericFakeChatModel"} <= set(inner_runs)
+    assert [e.event for e in own.events if e.info.kind == "graph"] == ["start", "end"]
+
+
+def test_every_bridge_of_a_langchain_sequence_hears_the_graph() -> None:
+    from langchain_core.runnables import RunnableLambda
+
+    from weft.core.callbacks import CallbackBridge
+
+    a, b = MemoryHandler(), MemoryHandler()
+    seq = RunnableLambda(lambda s: s + "?") | _inner_graph()
+    assert seq.invoke("ok", {"callbacks": [CallbackBridge([a]), CallbackBridge([b])]}) == "OK?"
+    for rec in (a, b):
+        runs = check_tree(rec.events)
+        assert runs["shout"].parent_run_id == runs["inner"].run_id
+
+
+def test_langchain_handlers_see_the_graph_run_under_weft_s_run_id() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    roots: list[UUID] = []
+
+    class Roots(BaseCallbackHandler):
+        def on_chain_start(self, *args: Any, run_id: UUID, parent_run_id: Any = None, **kw: Any):
+            if parent_run_id is None:
+                roots.append(run_id)
+
+    rec = MemoryHandler()
+    _inner_graph().invoke("x", {"callbacks": [rec, Roots()]})
+    assert roots == [rec.of("start", "graph")[0].info.run_id]

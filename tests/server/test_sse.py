@@ -120,3 +120,47 @@ async def test_no_heartbeat_while_frames_keep_coming() -> None:
     await serve(frames(), client, heartbeat=0.12)
     assert HEARTBEAT not in client.bodies
     assert client.bodies[-1] == b""
+
+
+async def test_a_slow_client_holds_the_reader_back() -> None:
+    from weft.server._sse import MAX_READ_AHEAD
+
+    produced = 0
+
+    async def frames() -> AsyncIterator[bytes]:
+        nonlocal produced
+        for _ in range(3 * MAX_READ_AHEAD):
+            produced += 1
+            yield b"x"
+
+    ahead: list[int] = []
+
+    class Slow(Client):
+        async def send(self, message: dict[str, Any]) -> None:
+            await super().send(message)
+            sent = sum(len(b) for b in self.bodies)
+            ahead.append(produced - sent)
+            await asyncio.sleep(0.002)
+
+    client = Slow()
+    await serve(frames(), client)
+    assert b"".join(client.bodies) == b"x" * (3 * MAX_READ_AHEAD)
+    assert max(ahead) <= MAX_READ_AHEAD
+
+
+async def test_a_failing_connection_ends_the_response_and_closes_the_frames() -> None:
+    closed = asyncio.Event()
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            await asyncio.sleep(60)
+            yield b"never"
+        finally:
+            closed.set()
+
+    class Broken(Client):
+        async def receive(self) -> dict[str, Any]:
+            raise ConnectionError("connection reset")
+
+    await asyncio.wait_for(serve(frames(), Broken()), timeout=1)
+    assert closed.is_set()

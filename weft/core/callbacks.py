@@ -120,6 +120,9 @@ def global_handlers() -> tuple[Handler, ...]:
 # Nodes set it only around their own work, so LangGraph's machinery between nodes never pays for
 # callback dispatch.
 ACTIVE: ContextVar[CallbackBridge | None] = ContextVar("weft_active_bridge", default=None)
+# The run id of the node running now: the parent of runs inside it that name no parent the
+# bridge knows (a model called with a callbacks list of its own, which starts a new tree).
+CURRENT_NODE: ContextVar[UUID | None] = ContextVar("weft_current_node", default=None)
 
 
 @dataclass(slots=True)
@@ -153,6 +156,9 @@ class CallbackBridge(BaseCallbackHandler):
         params: dict[str, Any] | None = None,
     ) -> RunInfo | None:
         parent = self._runs.get(parent_run_id) if parent_run_id else None
+        if parent is None:
+            current = CURRENT_NODE.get()
+            parent = self._runs.get(current) if current is not None else None
         graph = parent.graph if parent else None
         node = parent.node if parent else None
         emitted_parent = None
@@ -184,10 +190,9 @@ class CallbackBridge(BaseCallbackHandler):
     # -- runs a compiled graph reports itself ---------------------------------------------------
 
     def start_graph(self, name: str, run_id: UUID, parent_run_id: UUID | None, input: Any) -> None:
-        """A compiled graph run started; ``parent_run_id`` is the enclosing langchain-core run
-        or weft node, if any."""
-        info = RunInfo("graph", name, run_id, self._reported(parent_run_id), graph=name)
-        self._runs[run_id] = _Tracked(info, name, None, info.parent_run_id)
+        """A compiled graph run started under the reported run ``parent_run_id`` (if any)."""
+        info = RunInfo("graph", name, run_id, parent_run_id, graph=name)
+        self._runs[run_id] = _Tracked(info, name, None, parent_run_id)
         for h in self._targets(info):
             h.on_start(info, input)
 
@@ -369,28 +374,12 @@ def bridges_in(callbacks: Any) -> list[CallbackBridge]:
     return []
 
 
-def listen(callbacks: Any) -> tuple[Any, CallbackBridge | None, UUID | None]:
-    """Who listens to a graph run with a config's ``callbacks``.
-
-    Returns the langchain-core callbacks to run LangGraph with (weft's taken out: a compiled
-    graph reports to them itself), the bridge to report to, and the enclosing run to report the
-    graph under. A list starts a new run tree, with its weft handlers, its bridges' handlers and
-    the global ones; a manager (or nothing) continues the run it belongs to, with the bridge of
-    the node running now or the manager's.
-    """
-    if isinstance(callbacks, BaseCallbackManager):
-        bridges = bridges_in(callbacks)
-        if bridges:
-            callbacks = callbacks.copy()
-            for b in bridges:
-                callbacks.remove_handler(b)
-        bridge = ACTIVE.get() or (bridges[0] if bridges else None)
-        if bridge is None and _GLOBAL:
-            bridge = CallbackBridge(_GLOBAL)
-        return callbacks, bridge, callbacks.parent_run_id
-    if callbacks is None:
-        bridge = ACTIVE.get() or (CallbackBridge(_GLOBAL) if _GLOBAL else None)
-        return None, bridge, None
+def split(callbacks: Any) -> tuple[Any, list[Handler] | None]:
+    """A config's ``callbacks`` without its weft handlers, and those handlers (with the handlers
+    of its bridges) when it is a list that names any: such a list starts a new run tree for
+    them. Otherwise ``(callbacks, None)``."""
+    if not isinstance(callbacks, list):
+        return callbacks, None
     handlers: list[Handler] = []
     others: list[Any] = []
     for h in callbacks:
@@ -400,10 +389,64 @@ def listen(callbacks: Any) -> tuple[Any, CallbackBridge | None, UUID | None]:
             handlers.extend(h.handlers)
         else:
             others.append(h)
-    handlers.extend(_GLOBAL)
     if not handlers:
-        return others or None, None, None
-    return others or None, CallbackBridge({id(h): h for h in handlers}.values()), None
+        return callbacks, None
+    return others or None, handlers
+
+
+def listen(
+    callbacks: Any, fresh: list[Handler] | None = None
+) -> tuple[Any, CallbackBridge | None, UUID | None]:
+    """Who listens to a graph run with the langchain-core ``callbacks`` it runs under.
+
+    Returns those callbacks with weft's bridges taken out (a compiled graph reports to weft
+    handlers itself), the bridge to report to, and the reported run to report the graph under.
+    ``fresh`` handlers (from :func:`split`) start a new run tree, with the global handlers;
+    otherwise the run continues the one it belongs to, reporting to the bridge of the node
+    running now and those of the callback manager (or to the global handlers, at top level).
+    """
+    parent = None
+    bridges: list[CallbackBridge] = []
+    if isinstance(callbacks, BaseCallbackManager):
+        parent = callbacks.parent_run_id
+        bridges = bridges_in(callbacks)
+        if bridges:
+            callbacks = callbacks.copy()
+            for b in bridges:
+                callbacks.remove_handler(b)
+    if fresh is not None:
+        return callbacks, CallbackBridge(_unique([*fresh, *_GLOBAL])), None
+    active = ACTIVE.get()
+    if active is not None and active not in bridges:
+        bridges.insert(0, active)
+    if not bridges:
+        return callbacks, (CallbackBridge(_GLOBAL) if _GLOBAL else None), None
+    reported = next((r for b in bridges if (r := b._reported(parent)) is not None), None)
+    if reported is None and active is not None:
+        reported = active._reported(CURRENT_NODE.get())
+    if len(bridges) == 1:
+        return callbacks, bridges[0], reported
+    return callbacks, CallbackBridge(_unique(h for b in bridges for h in b.handlers)), reported
+
+
+def _unique(handlers: Iterable[Handler]) -> list[Handler]:
+    return list({id(h): h for h in handlers}.values())
+
+
+def with_bridge(config: Any, bridge: CallbackBridge) -> Any:
+    """``config`` with ``bridge`` among its callbacks, for code that hands the config to a thread
+    which does not copy the context (where :data:`ACTIVE` is not set)."""
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        if any(h is bridge for h in callbacks.handlers):
+            return config
+        callbacks = callbacks.copy()
+        callbacks.add_handler(bridge, inherit=True)
+    elif isinstance(callbacks, list):
+        callbacks = [*callbacks, bridge]
+    else:
+        callbacks = [bridge]
+    return {**config, "callbacks": callbacks}
 
 
 register_configure_hook(ACTIVE, inheritable=True)

@@ -10,7 +10,7 @@ interrupts and ``astream_events`` work as they do on any LangGraph graph.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
 import threading
 import uuid
 from collections import deque
@@ -23,6 +23,7 @@ from uuid import UUID
 import pydantic
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
+from langgraph._internal._config import ensure_config as _merged_config
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
@@ -120,6 +121,11 @@ def _resolve_checkpointer(
     return open_sqlite_checkpointer(checkpointer)
 
 
+# A node run that weft handlers listen to: the bridge, the run id, and the context tokens to
+# reset when it ends.
+_NodeRun = tuple[_cb.CallbackBridge, UUID, Token[Any], Token[Any]]
+
+
 class _Node:
     """Runs one weft node inside LangGraph: read inputs, call the component, write outputs."""
 
@@ -134,6 +140,9 @@ class _Node:
         self.kind = spec.kind if spec else "passthrough"
         self.meta: dict[str, Any] = {"weft_component": self.label, "weft_kind": self.kind}
         self.lam: TypedLambda | None = self.component if self.kind == "lambda" else None
+        # A lambda given its config may hand it to a thread that does not copy the context,
+        # so its config carries the run's bridge as well.
+        self.takes_config = bool(self.lam is not None and self.lam.accepts_config)
         # Lambdas that return (not yield) and passthroughs have no chunks to stream.
         self.streams = self.kind in ("chat_model", "graph", "runnable") or bool(
             self.lam is not None and self.lam.streams
@@ -239,9 +248,7 @@ class _Node:
 
     # -- reporting to weft handlers --------------------------------------------------------------
 
-    def begin(
-        self, conf: dict[str, Any], config: RunnableConfig, raw: Any
-    ) -> tuple[_cb.CallbackBridge, UUID, Token[Any]] | None:
+    def begin(self, conf: dict[str, Any], config: RunnableConfig, raw: Any) -> _NodeRun | None:
         """Tell the run's weft handlers this node started, and let the LangChain components it
         calls report under it. None when no weft handler listens."""
         bridge: _cb.CallbackBridge | None = conf.get(_BRIDGE)
@@ -253,7 +260,7 @@ class _Node:
         bridge.start_node(
             self.graph, self.name, run_id, conf[_GRAPH_RUN], self.label, self.meta, raw
         )
-        return bridge, run_id, _cb.ACTIVE.set(bridge)
+        return bridge, run_id, _cb.ACTIVE.set(bridge), _cb.CURRENT_NODE.set(run_id)
 
     def emitter(self, conf: dict[str, Any], writer: StreamWriter, raw: Any) -> StreamWriter | None:
         """Where this node reports its stream events (having reported its start), or None when
@@ -265,9 +272,7 @@ class _Node:
         emit(("start", (self.name,), raw))
         return emit
 
-    def failed(
-        self, run: tuple[_cb.CallbackBridge, UUID, Token[Any]] | None, exc: BaseException
-    ) -> BaseException:
+    def failed(self, run: _NodeRun | None, exc: BaseException) -> BaseException:
         """Report a failed run of this node; what to raise for ``exc``: a :class:`NodeError`
         for an error, ``exc`` itself for LangGraph's interrupts and for cancellation."""
         error = (
@@ -280,14 +285,15 @@ class _Node:
 
     @staticmethod
     def finish(
-        run: tuple[_cb.CallbackBridge, UUID, Token[Any]] | None,
+        run: _NodeRun | None,
         y: Any,
         error: BaseException | None,
     ) -> None:
         if run is None:
             return
-        bridge, run_id, token = run
-        _cb.ACTIVE.reset(token)
+        bridge, run_id, active, node = run
+        _cb.CURRENT_NODE.reset(node)
+        _cb.ACTIVE.reset(active)
         if error is None:
             bridge.end(run_id, y)
         else:
@@ -302,6 +308,8 @@ class _Node:
         try:
             raw = self.input_of(values)
             run = self.begin(conf, config, raw)
+            if run is not None and self.takes_config:
+                config = _cb.with_bridge(config, run[0])
             x, state = self.prepare(raw, values)
             emit = self.emitter(conf, writer, raw)
             if emit is not None:
@@ -334,7 +342,7 @@ class _Node:
         state: Any,
         config: RunnableConfig,
         emit: StreamWriter,
-        run: tuple[_cb.CallbackBridge, UUID, Any] | None,
+        run: _NodeRun | None,
     ) -> Any:
         if self.kind == "graph":
             y = None
@@ -379,6 +387,8 @@ class _Node:
         try:
             raw = self.input_of(values)
             run = self.begin(conf, config, raw)
+            if run is not None and self.takes_config:
+                config = _cb.with_bridge(config, run[0])
             x, state = self.prepare(raw, values)
             emit = self.emitter(conf, writer, raw)
             if emit is not None:
@@ -404,7 +414,7 @@ class _Node:
         state: Any,
         config: RunnableConfig,
         emit: StreamWriter,
-        run: tuple[_cb.CallbackBridge, UUID, Any] | None,
+        run: _NodeRun | None,
     ) -> Any:
         if self.kind == "graph":
             y = None
@@ -624,29 +634,35 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
     ) -> tuple[RunnableConfig, _Report]:
         """The config LangGraph runs with, and the report of this run to weft handlers (which
         this starts, when any listen)."""
-        if config is None:
-            # Called inside a node without its config: continue the node's run, as
-            # langchain-core's Runnables do.
-            config = var_child_runnable_config.get()
-        cfg: dict[str, Any] = dict(config) if config else {}
-        conf = cfg.get(_CONF)
-        nested = bool(conf and conf.get("checkpoint_ns"))
-        if nested or "recursion_limit" not in cfg:
+        explicit = config or {}
+        callbacks, fresh = _cb.split(explicit.get("callbacks"))
+        if fresh is not None:
+            config = {**explicit, "callbacks": callbacks}
+        if var_child_runnable_config.get() is not None:
+            # Inside a run (a node calling this graph): what the config leaves out comes from
+            # the run's, as LangGraph would merge it, so it is known here which run this
+            # continues, and the enclosing run's stream and handlers can be replaced below.
+            cfg: dict[str, Any] = dict(_merged_config(config))
+        else:
+            cfg = dict(config) if config else {}
+        conf = dict(cfg.get(_CONF) or {})
+        if conf.get("checkpoint_ns") or "recursion_limit" not in explicit:
             cfg["recursion_limit"] = self.step_limit
-        if stream or (conf and conf.get(_STREAM)):
-            cfg[_CONF] = conf = {**(conf or {}), _STREAM: stream}
+        conf[_STREAM] = stream
         bridge = parent = None
-        if cfg.get("callbacks") is not None or _cb._GLOBAL or _cb.ACTIVE.get() is not None:
-            cfg["callbacks"], bridge, parent = _cb.listen(cfg.get("callbacks"))
+        listening = fresh is not None or _cb._GLOBAL or _cb.ACTIVE.get() is not None
+        if listening or cfg.get("callbacks") is not None:
+            cfg["callbacks"], bridge, parent = _cb.listen(cfg.get("callbacks"), fresh)
         report = _Report(self, cfg, isolate)
         if bridge is not None:
             run_id = cfg.get("run_id") or uuid.uuid4()
-            cfg[_CONF] = {**(conf or {}), _BRIDGE: bridge, _GRAPH_RUN: run_id}
+            cfg["run_id"] = run_id  # LangGraph's own run, for LangChain callbacks, is the same
+            conf[_BRIDGE], conf[_GRAPH_RUN] = bridge, run_id
             bridge.start_graph(self.name, run_id, parent, input)
             report.run = (bridge, run_id)
-        elif conf and _BRIDGE in conf:
-            # A config copied from a run that weft handlers listened to, now run without them.
-            cfg[_CONF] = {k: v for k, v in conf.items() if k not in (_BRIDGE, _GRAPH_RUN)}
+        else:
+            conf[_BRIDGE] = conf[_GRAPH_RUN] = None
+        cfg[_CONF] = conf
         return cfg, report  # type: ignore[return-value]
 
     def _result(self, values: Any, cfg: RunnableConfig) -> Any:
@@ -706,7 +722,8 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         tracker = _FinalTracker(self)
         mode: Literal["custom", "tasks"] = "custom" if self._custom_stream else "tasks"
         with report:
-            for data in self.langgraph.stream(values, cfg, stream_mode=mode, **self._run_kw):
+            steps = self.langgraph.stream(values, cfg, stream_mode=mode, **self._run_kw)
+            for data in _detached(steps, cfg):
                 event = tracker.event(data, mode)
                 if event is not None:
                     yield event
@@ -723,9 +740,8 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         if not self._custom_stream:
             cfg, report = self._config(config, False, input, isolate=False)
             with report:
-                async for data in self.langgraph.astream(
-                    values, cfg, stream_mode="tasks", **self._run_kw
-                ):
+                steps = self.langgraph.astream(values, cfg, stream_mode="tasks", **self._run_kw)
+                async for data in _adetached(steps, cfg):
                     event = tracker.event(data, "tasks")
                     if event is not None:
                         yield event
@@ -739,7 +755,9 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         sink = _Sink(asyncio.get_running_loop())
         cfg, report = self._config(config, sink, input, isolate=False)
         with report:
-            run = asyncio.ensure_future(self.langgraph.ainvoke(values, cfg, **self._run_kw))
+            run = asyncio.get_running_loop().create_task(
+                self.langgraph.ainvoke(values, cfg, **self._run_kw), context=_nested_context(cfg)
+            )
             run.add_done_callback(sink.wake)
             try:
                 while True:
@@ -754,8 +772,9 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             finally:
                 if not run.done():  # the consumer stopped early or was cancelled
                     run.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await run
+                    await asyncio.wait([run])
+                if not run.cancelled():
+                    run.exception()  # retrieved: raised above, or superseded by the consumer's
         report.done(result)
         yield FinalOutput(result)
 
@@ -821,6 +840,73 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         )
 
 
+def _nested() -> bool:
+    """Whether this runs inside another run (a node, a LangChain runnable), whose context the
+    graph's own run must not see: see :func:`_enter`."""
+    return _cb.ACTIVE.get() is not None or var_child_runnable_config.get() is not None
+
+
+def _enter(cfg: Mapping[str, Any]) -> tuple[Token[Any], Token[Any]]:
+    """Set the context a nested graph run's LangGraph steps run in: no node's bridge (LangGraph's
+    own steps must not report to the enclosing node's handlers), and ``cfg`` as the enclosing
+    run's config, which already holds what LangGraph would merge from it (merged again, it would
+    bring back the weft handlers taken out of ``cfg``)."""
+    return _cb.ACTIVE.set(None), var_child_runnable_config.set(cfg)  # type: ignore[arg-type]
+
+
+def _leave(tokens: tuple[Token[Any], Token[Any]]) -> None:
+    var_child_runnable_config.reset(tokens[1])
+    _cb.ACTIVE.reset(tokens[0])
+
+
+def _nested_context(cfg: Mapping[str, Any]) -> contextvars.Context | None:
+    """A copy of the current context set up by :func:`_enter`, for a task; None at top level."""
+    if not _nested():
+        return None
+    ctx = contextvars.copy_context()
+    ctx.run(_enter, cfg)
+    return ctx
+
+
+def _detached(steps: Iterator[Any], cfg: Mapping[str, Any]) -> Iterator[Any]:
+    """``steps``, each advanced in the context :func:`_enter` sets (when nested)."""
+    return _each_detached(steps, cfg) if _nested() else steps
+
+
+def _each_detached(steps: Iterator[Any], cfg: Mapping[str, Any]) -> Iterator[Any]:
+    while True:
+        tokens = _enter(cfg)
+        try:
+            item = next(steps)
+        except StopIteration:
+            return
+        finally:
+            _leave(tokens)
+        yield item
+
+
+def _adetached(steps: AsyncIterator[Any], cfg: Mapping[str, Any]) -> AsyncIterator[Any]:
+    """Async :func:`_detached`."""
+    return _each_adetached(steps, cfg) if _nested() else steps
+
+
+async def _each_adetached(steps: AsyncIterator[Any], cfg: Mapping[str, Any]) -> AsyncIterator[Any]:
+    try:
+        while True:
+            tokens = _enter(cfg)
+            try:
+                item = await anext(steps)
+            except StopAsyncIteration:
+                return
+            finally:
+                _leave(tokens)
+            yield item
+    finally:
+        aclose = getattr(steps, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 class _Sink:
     """Where a node puts its stream events (start, chunk, end) during :meth:`astream`.
 
@@ -861,11 +947,11 @@ class _Report:
     """Reports one compiled-graph run to the weft handlers listening to it (if any), and turns
     LangGraph's recursion error into weft's step-limit error.
 
-    With ``isolate``, the node bridge of an enclosing node is unset while the graph runs, so
-    LangGraph's own steps do not report to it (this graph's nodes report themselves).
+    With ``isolate`` (invoke and ainvoke), LangGraph runs in the context :func:`_enter` sets,
+    when the run is nested; streams set it around each of LangGraph's steps instead.
     """
 
-    __slots__ = ("cfg", "graph", "isolate", "run", "token")
+    __slots__ = ("cfg", "graph", "isolate", "run", "tokens")
 
     def __init__(
         self, graph: CompiledGraph[Any, Any], cfg: Mapping[str, Any], isolate: bool
@@ -874,15 +960,15 @@ class _Report:
         self.cfg = cfg
         self.isolate = isolate
         self.run: tuple[_cb.CallbackBridge, UUID] | None = None
-        self.token: Token[Any] | None = None
+        self.tokens: tuple[Token[Any], Token[Any]] | None = None
 
     def __enter__(self) -> None:
-        if self.isolate and _cb.ACTIVE.get() is not None:
-            self.token = _cb.ACTIVE.set(None)
+        if self.isolate and _nested():
+            self.tokens = _enter(self.cfg)
 
     def __exit__(self, etype: Any, exc: BaseException | None, tb: Any) -> None:
-        if self.token is not None:
-            _cb.ACTIVE.reset(self.token)
+        if self.tokens is not None:
+            _leave(self.tokens)
         if isinstance(exc, GraphRecursionError):
             error = self.graph._step_limit_error(self.cfg)
             self.fail(error)

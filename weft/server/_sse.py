@@ -30,6 +30,7 @@ logger = logging.getLogger("weft.server")
 
 HEARTBEAT = b": heartbeat\n\n"
 CLEANUP_SECONDS = 5.0  # how long an ended stream waits for its run to stop
+MAX_READ_AHEAD = 256  # frames read and not yet sent, before the reader waits for the sender
 
 
 class EventStream(Response):
@@ -72,6 +73,7 @@ class _Stream:
         self.beat = False  # a heartbeat is due
         self.waiter: asyncio.Future[None] | None = None
         self.last = 0.0  # loop time of the last write
+        self.space: asyncio.Future[None] | None = None  # the reader waits on it when far ahead
 
     def wake(self, *_: Any) -> None:
         waiter = self.waiter
@@ -83,15 +85,21 @@ class _Stream:
         self.wake()
 
     async def read(self) -> None:
+        loop = asyncio.get_running_loop()
         async for frame in self.frames:
             self.ready.append(frame)
             self.wake()
+            if len(self.ready) >= MAX_READ_AHEAD:  # a slow client: wait for the sender
+                self.space = loop.create_future()
+                await self.space
 
     async def listen(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.gone = True
-        self.wake()
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        finally:  # disconnected, or the connection failed: either way nobody is listening
+            self.gone = True
+            self.wake()
 
     async def run(self, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -106,6 +114,8 @@ class _Stream:
                     ready = self.ready
                     body = ready[0] if len(ready) == 1 else b"".join(ready)
                     ready.clear()
+                    if self.space is not None and not self.space.done():
+                        self.space.set_result(None)
                     self.last = loop.time()
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 elif reader.done():
@@ -136,3 +146,7 @@ class _Stream:
                 # Let the run's cleanup finish even while this response is being cancelled.
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait([reader], timeout=CLEANUP_SECONDS)
+            for task in (reader, listener):
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: the reader's is logged above, and a failed
+                    # connection only means nobody listens any more
