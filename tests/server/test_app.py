@@ -317,6 +317,18 @@ async def test_metrics_are_prometheus_text_with_request_durations(
     assert 'http_route="/v1/models"' in response.text
 
 
+def test_active_runs_are_read_when_metrics_are_collected() -> None:
+    from weft.server._metrics import ServerMetrics
+
+    metrics = ServerMetrics()
+    metrics.run_change(1)
+    metrics.run_change(1)
+    assert "weft_server_active_runs 2" in metrics.text().splitlines()
+    metrics.run_change(-1)
+    assert "weft_server_active_runs 1" in metrics.text().splitlines()
+    metrics.shutdown()
+
+
 async def test_page_and_its_script_are_served(client: httpx.AsyncClient) -> None:
     page = await client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

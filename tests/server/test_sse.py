@@ -112,12 +112,12 @@ async def test_a_failing_source_ends_the_stream_and_is_logged(
 
 async def test_no_heartbeat_while_frames_keep_coming() -> None:
     async def frames() -> AsyncIterator[bytes]:
-        for i in range(8):
+        for i in range(12):  # 0.6 s in all: a heartbeat would be due at 0.4 s without them
             await asyncio.sleep(0.05)
             yield b"%d" % i
 
     client = Client()
-    await serve(frames(), client, heartbeat=0.12)
+    await serve(frames(), client, heartbeat=0.4)
     assert HEARTBEAT not in client.bodies
     assert client.bodies[-1] == b""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,8 +34,13 @@ class ServerMetrics:
             description="Duration of HTTP server requests",
             explicit_bucket_boundaries_advisory=_LATENCY_BUCKETS,
         )
-        self.active_runs = meter.create_up_down_counter(
-            "weft.server.active_runs", unit="{run}", description="Graph runs in progress"
+        # Read when the metrics are collected, so a request only moves a plain counter.
+        self.active = 0
+        meter.create_observable_up_down_counter(
+            "weft.server.active_runs",
+            callbacks=[self._observe_active],
+            unit="{run}",
+            description="Graph runs in progress",
         )
         self.rejected = meter.create_counter(
             "weft.server.rejected_requests",
@@ -52,7 +58,10 @@ class ServerMetrics:
         self.rejected.add(1, {"reason": reason})
 
     def run_change(self, delta: int) -> None:
-        self.active_runs.add(delta)
+        self.active += delta
+
+    def _observe_active(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self.active)]
 
     def text(self) -> str:
         return self.reader.text()
