@@ -28,6 +28,7 @@ from typing import Any, Literal, TextIO
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.context import register_configure_hook
 
 __all__ = [
@@ -120,9 +121,15 @@ def global_handlers() -> tuple[Handler, ...]:
 # Nodes set it only around their own work, so LangGraph's machinery between nodes never pays for
 # callback dispatch.
 ACTIVE: ContextVar[CallbackBridge | None] = ContextVar("weft_active_bridge", default=None)
-# The run id of the node running now: the parent of runs inside it that name no parent the
-# bridge knows (a model called with a callbacks list of its own, which starts a new tree).
-CURRENT_NODE: ContextVar[UUID | None] = ContextVar("weft_current_node", default=None)
+
+
+def current_run() -> UUID | None:
+    """The run the code running now belongs to, as the Runnable running it set it: inside a
+    weft node, the node's run (LangGraph's run of the node's task, which weft reports as the
+    node). The parent of runs there that name no parent a bridge knows (a model called with a
+    callbacks list of its own, which starts a new tree)."""
+    config = var_child_runnable_config.get()
+    return getattr(config.get("callbacks"), "parent_run_id", None) if config else None
 
 
 @dataclass(slots=True)
@@ -157,7 +164,7 @@ class CallbackBridge(BaseCallbackHandler):
     ) -> RunInfo | None:
         parent = self._runs.get(parent_run_id) if parent_run_id else None
         if parent is None:
-            current = CURRENT_NODE.get()
+            current = current_run()
             parent = self._runs.get(current) if current is not None else None
         graph = parent.graph if parent else None
         node = parent.node if parent else None
@@ -423,7 +430,7 @@ def listen(
         return callbacks, (CallbackBridge(_GLOBAL) if _GLOBAL else None), None
     reported = next((r for b in bridges if (r := b._reported(parent)) is not None), None)
     if reported is None and active is not None:
-        reported = active._reported(CURRENT_NODE.get())
+        reported = active._reported(current_run())
     if len(bridges) == 1:
         return callbacks, bridges[0], reported
     return callbacks, CallbackBridge(_unique(h for b in bridges for h in b.handlers)), reported

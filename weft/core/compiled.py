@@ -121,9 +121,9 @@ def _resolve_checkpointer(
     return open_sqlite_checkpointer(checkpointer)
 
 
-# A node run that weft handlers listen to: the bridge, the run id, and the context tokens to
+# A node run that weft handlers listen to: the bridge, the run id, and the context token to
 # reset when it ends.
-_NodeRun = tuple[_cb.CallbackBridge, UUID, Token[Any], Token[Any]]
+_NodeRun = tuple[_cb.CallbackBridge, UUID, Token[Any]]
 
 
 class _Node:
@@ -260,7 +260,7 @@ class _Node:
         bridge.start_node(
             self.graph, self.name, run_id, conf[_GRAPH_RUN], self.label, self.meta, raw
         )
-        return bridge, run_id, _cb.ACTIVE.set(bridge), _cb.CURRENT_NODE.set(run_id)
+        return bridge, run_id, _cb.ACTIVE.set(bridge)
 
     def emitter(self, conf: dict[str, Any], writer: StreamWriter, raw: Any) -> StreamWriter | None:
         """Where this node reports its stream events (having reported its start), or None when
@@ -291,8 +291,7 @@ class _Node:
     ) -> None:
         if run is None:
             return
-        bridge, run_id, active, node = run
-        _cb.CURRENT_NODE.reset(node)
+        bridge, run_id, active = run
         _cb.ACTIVE.reset(active)
         if error is None:
             bridge.end(run_id, y)
