@@ -655,7 +655,10 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         report = _Report(self, cfg, isolate)
         if bridge is not None:
             run_id = cfg.get("run_id") or uuid.uuid4()
-            cfg["run_id"] = run_id  # LangGraph's own run, for LangChain callbacks, is the same
+            if _has_handlers(cfg.get("callbacks")):
+                # LangChain callbacks see LangGraph's run of the graph under the same id. Only
+                # then: LangGraph's run costs measurably more when it is given a run id.
+                cfg["run_id"] = run_id
             conf[_BRIDGE], conf[_GRAPH_RUN] = bridge, run_id
             bridge.start_graph(self.name, run_id, parent, input)
             report.run = (bridge, run_id)
@@ -837,6 +840,11 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             f"CompiledGraph({self.name!r}: {type_name(self.input_type)} -> "
             f"{type_name(self.output_type)}, nodes={list(self.plan.nodes)})"
         )
+
+
+def _has_handlers(callbacks: Any) -> bool:
+    """Whether langchain-core ``callbacks`` (a list or a manager) name any handler."""
+    return bool(getattr(callbacks, "handlers", callbacks))
 
 
 def _nested() -> bool:
