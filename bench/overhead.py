@@ -192,8 +192,9 @@ def tracing_cost(rounds: int) -> dict[str, tuple[float, float]]:
     """What each handler adds to weft invoke, per node and per call, from paired samples.
 
     The difference between two 20 ms runs is small against this kind of machine's drift, so
-    each round times every variant right after the plain run, on 10 and 50 nodes, and keeps the
-    differences; per node is the slope of the median differences, per call their intercept.
+    each round times every variant next to plain runs (plain, variant, variant, plain, so what
+    the second of two runs gains cancels out), on 10 and 50 nodes, and keeps the differences;
+    per node is the slope of the median differences, per call their intercept.
     """
     sizes = (10, 50)
     graphs = {n: build_weft(n) for n in sizes}
@@ -208,16 +209,21 @@ def tracing_cost(rounds: int) -> dict[str, tuple[float, float]]:
     for g in graphs.values():
         for cfg, _ in variants.values():
             g.invoke(0, cfg)
+
+    def timed(g: Any, cfg: Any = None) -> float:
+        t0 = time.perf_counter()
+        g.invoke(0, cfg)
+        return time.perf_counter() - t0
+
     for _ in range(rounds):
         for n, g in graphs.items():
             for name, (cfg, empty) in variants.items():
-                t0 = time.perf_counter()
-                g.invoke(0)
-                plain = time.perf_counter() - t0
+                # plain, variant, variant, plain: what running second gains cancels out
+                plain = timed(g)
                 empty()
-                t0 = time.perf_counter()
-                g.invoke(0, cfg)
-                diffs[name][n].append((time.perf_counter() - t0 - plain) * 1e6)
+                traced = timed(g, cfg) + timed(g, cfg)
+                plain += timed(g)
+                diffs[name][n].append((traced - plain) / 2 * 1e6)
     out = {}
     for name, by_size in diffs.items():
         d10, d50 = (statistics.median(by_size[n]) for n in sizes)
@@ -247,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(table(measure(rounds, reps)))
     print()
-    print(tracing_table(tracing_cost(20 if args.quick else 40 * rounds)))
+    print(tracing_table(tracing_cost(10 if args.quick else 20 * rounds)))
 
 
 if __name__ == "__main__":
