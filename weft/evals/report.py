@@ -356,17 +356,8 @@ def _charts(result: EvalResult) -> str:
     for metric in metrics:
         series: dict[str, list[float]] = {}
         for v in variants:
-            values = []
-            for c in result.cases:
-                if c.variant != v:
-                    continue
-                if c.error is not None:
-                    values.append(0.0)
-                elif metric in c.scores:
-                    values.append(c.scores[metric])
-                elif metric in c.assertions:
-                    values.append(1.0 if c.assertions[metric] else 0.0)
-            series[v] = values
+            values = (c.value(metric) for c in result.cases if c.variant == v)
+            series[v] = [x for x in values if x is not None]
         everything = [x for vs in series.values() for x in vs]
         hi = max([1.0, *everything])
         charts.append(_histogram(f"{metric}: score distribution", series, 0.0, hi, 10))

@@ -102,6 +102,17 @@ class CaseResult(BaseModel):
     def key(self) -> tuple[str, str, int]:
         return (self.variant, self.case, self.repeat)
 
+    def value(self, metric: str) -> float | None:
+        """The case's number for ``metric``: its score, 1.0 or 0.0 for an assertion, 0.0 when
+        the case errored; None when the metric did not judge this case."""
+        if self.error is not None:
+            return 0.0
+        if metric in self.scores:
+            return self.scores[metric]
+        if metric in self.assertions:
+            return 1.0 if self.assertions[metric] else 0.0
+        return None
+
     @property
     def passed(self) -> bool:
         """No error, and every assertion held."""

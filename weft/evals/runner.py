@@ -340,14 +340,7 @@ def summarize(
     metrics: dict[str, float] = {}
     seen = {n for r in results for n in (*r.scores, *r.assertions)}
     for name in (n for n in names if n in seen):
-        values = []
-        for r in results:
-            if r.error is not None:
-                values.append(0.0)
-            elif name in r.scores:
-                values.append(r.scores[name])
-            elif name in r.assertions:
-                values.append(1.0 if r.assertions[name] else 0.0)
+        values = [x for r in results if (x := r.value(name)) is not None]
         metrics[name] = sum(values) / len(values) if values else 0.0
     n = len(results) or 1
     errors = sum(r.error is not None for r in results)
