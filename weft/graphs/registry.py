@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from weft.core.compiled import CompiledGraph
 from weft.core.settings import Settings, get_settings
@@ -34,13 +34,21 @@ __all__ = ["GRAPH_NAMES", "GraphRegistry", "default_graphs", "knowledge_base"]
 GRAPH_NAMES = ("rag", "hybrid", "demo")
 """The names :func:`default_graphs` knows, in the order they are listed."""
 
+_T = TypeVar("_T")
 _lock = threading.Lock()
 _kbs: dict[str, KnowledgeBase] = {}
 _registries: dict[str, GraphRegistry] = {}
 
 
-def _key(settings: Settings) -> str:
-    return settings.model_dump_json()
+def _shared(cache: dict[str, _T], settings: Settings | None, make: Callable[[Settings], _T]) -> _T:
+    """The one ``make(settings)`` for these settings (the current ones when None)."""
+    cfg = settings if settings is not None else get_settings()
+    key = cfg.model_dump_json()
+    with _lock:
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = make(cfg)
+        return value
 
 
 def knowledge_base(settings: Settings | None = None) -> KnowledgeBase:
@@ -48,12 +56,7 @@ def knowledge_base(settings: Settings | None = None) -> KnowledgeBase:
 
     The server uses it to check readiness (``count()``, ``is_empty()``) and ``ensure_demo()``.
     """
-    cfg = settings if settings is not None else get_settings()
-    with _lock:
-        kb = _kbs.get(_key(cfg))
-        if kb is None:
-            kb = _kbs[_key(cfg)] = KnowledgeBase(cfg)
-        return kb
+    return _shared(_kbs, settings, KnowledgeBase)
 
 
 class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
@@ -114,9 +117,4 @@ def default_graphs(settings: Settings | None = None) -> GraphRegistry:
 
     Graphs are compiled on first access; the same settings give the same registry.
     """
-    cfg = settings if settings is not None else get_settings()
-    with _lock:
-        registry = _registries.get(_key(cfg))
-        if registry is None:
-            registry = _registries[_key(cfg)] = GraphRegistry(cfg)
-        return registry
+    return _shared(_registries, settings, GraphRegistry)
