@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from langchain_core.runnables import RunnableConfig
 from starlette.applications import Starlette
 
@@ -42,6 +40,7 @@ from weft.graphs.schema import (
     ChatUsage,
     SourceRef,
 )
+from weft.testing._threaded import ThreadedUvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [
@@ -142,34 +141,20 @@ def fake_graphs() -> dict[str, CompiledGraph[Any, Any]]:
     return {"rag": rag.compile(), "words": words.compile(), "boom": boom.compile()}
 
 
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 class LiveServer:
     """``app`` under real uvicorn on 127.0.0.1 and a free port, in a background thread."""
 
     def __init__(self, app: Starlette) -> None:
-        self.app = app
-        self.sock = free_socket()
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        self.uvicorn = ThreadedUvicorn(
+            app, name="test server", log_level="warning", timeout_graceful_shutdown=1
         )
 
+    @property
+    def url(self) -> str:
+        return self.uvicorn.url
+
     def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
+        self.uvicorn.start()
         return self
 
     def __exit__(
@@ -178,9 +163,7 @@ class LiveServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+        self.uvicorn.stop()
 
 
 def read_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:

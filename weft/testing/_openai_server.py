@@ -40,7 +40,6 @@ import json
 import logging
 import math
 import re
-import socket
 import struct
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from weft.core._extras import import_optional
+from weft.testing._threaded import ThreadedUvicorn
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -725,14 +725,6 @@ class _RawResponse:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _free_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
-
-
 class OpenAIServer:
     """A scripted OpenAI-compatible server on ``127.0.0.1``, run in a background thread.
 
@@ -773,56 +765,30 @@ class OpenAIServer:
         self._state = _State(replies, default)
         self.app = _App(self._state, models, api_key, embedding_dimensions)
         """The ASGI app, e.g. for ``httpx.ASGITransport`` when no socket is wanted."""
-        self._host = host
-        self._port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> OpenAIServer:
-        """Bind the port and serve in a daemon thread; returns once the server accepts requests."""
-        if self._thread is not None:
-            return self
-        uvicorn = import_optional("uvicorn", extra="server", feature=_FEATURE)
-        logging.getLogger("uvicorn.error").addFilter(_DROP_FILTER)
-        self._socket = _free_socket(self._host, self._port)
-        # Keep the port after stop() so URLs in assertions and error messages still match.
-        self._port = int(self._socket.getsockname()[1])
-        config = uvicorn.Config(
+        self._uvicorn = ThreadedUvicorn(
             self.app,
+            host,
+            port,
+            name=_FEATURE,
             log_config=None,  # leave logging to the host (pytest captures it)
             access_log=False,
             lifespan="off",
             ws="none",
             timeout_graceful_shutdown=1,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name=f"weft-openai-server-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"OpenAIServer did not start on {self._host}:{self.port}")
-            time.sleep(0.005)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> OpenAIServer:
+        """Bind the port and serve in a daemon thread; returns once the server accepts requests."""
+        if not self._uvicorn.running:
+            logging.getLogger("uvicorn.error").addFilter(_DROP_FILTER)
+            self._uvicorn.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and free the port. Safe to call twice."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._uvicorn.stop()
 
     def __enter__(self) -> OpenAIServer:
         return self.start()
@@ -840,12 +806,12 @@ class OpenAIServer:
     @property
     def port(self) -> int:
         """The bound port; before the first :meth:`start`, the requested one."""
-        return self._port
+        return self._uvicorn.port
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``."""
-        return f"http://{self._host}:{self.port}"
+        return self._uvicorn.url
 
     @property
     def base_url(self) -> str:
