@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._chromium import FLAGS
 from weft.core.settings import Settings
 from weft.evals import Case, Contains, Dataset, EvalResult, Suite, compare, run_suite, write_reports
 from weft.evals.results import ResultFileError
@@ -95,13 +96,7 @@ def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *FLAGS,
             f"--user-data-dir={tmp / 'profile'}",
             *args,
         ],

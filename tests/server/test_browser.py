@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests._chromium import FLAGS
 from tests.server.conftest import ServeProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -51,13 +52,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
+        *FLAGS,
         "--disable-dev-shm-usage",
         "--window-size=1100,900",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
