@@ -29,7 +29,6 @@ from weft.evals.results import (
     CaseResult,
     Comparison,
     EvalResult,
-    ThresholdCheck,
     lower_is_better,
 )
 
@@ -79,10 +78,12 @@ def _metric_rows(result: EvalResult) -> list[str]:
     return list(names)
 
 
-def _checks_for(result: EvalResult, variant: str, metric: str) -> list[ThresholdCheck]:
+def _verdict(result: EvalResult, variant: str, metric: str) -> bool | None:
+    """Whether ``variant`` met every threshold on ``metric``; None when it has none."""
     several = len(result.summary) > 1
     flat = f"{variant}/{metric}" if several else metric
-    return [t for t in result.thresholds if t.metric == flat]
+    checks = [t for t in result.thresholds if t.metric == flat]
+    return all(t.passed for t in checks) if checks else None
 
 
 def _threshold_spec(result: EvalResult, metric: str) -> str:
@@ -124,8 +125,8 @@ def print_summary(result: EvalResult, out: TextIO, *, max_failures: int = 10) ->
         cells = []
         for v in variants:
             value = result.summary[v].metrics.get(metric)
-            checks = _checks_for(result, v, metric)
-            mark = (" ✓" if all(t.passed for t in checks) else " ✗") if checks else "  "
+            verdict = _verdict(result, v, metric)
+            mark = "  " if verdict is None else " ✓" if verdict else " ✗"
             cells.append(_fmt(value, metric) + mark)
         table.add_row(metric, *cells, _threshold_spec(result, metric))
     console.print(table)
@@ -375,8 +376,8 @@ def _summary_table(result: EvalResult) -> str:
         cells = []
         for v in variants:
             value = result.summary[v].metrics.get(metric)
-            checks = _checks_for(result, v, metric)
-            cls = ("ok" if all(t.passed for t in checks) else "bad") if checks else ""
+            verdict = _verdict(result, v, metric)
+            cls = "" if verdict is None else "ok" if verdict else "bad"
             cells.append(f'<td class="num {cls}">{_fmt(value, metric)}</td>')
         spec = _threshold_spec(result, metric)
         rows.append(f"<tr><td>{_e(metric)}</td>{''.join(cells)}<td>{_e(spec)}</td></tr>")
