@@ -13,7 +13,7 @@ import pytest
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.retrievers import LangSmithRetrieverParams
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ContextThreadPoolExecutor
@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tests.core._graphs import Shelf, parallel_graph
 from weft import END, START, Graph
 from weft.components.models import OpenAIChatModel, openai_chat_model
+from weft.core.callbacks import CallbackBridge
 from weft.core.errors import MissingExtraError
 from weft.core.tracing import (
     OTelHandler,
@@ -299,6 +300,8 @@ def test_streamed_chat_call_records_usage_ttft_server_and_request_params(
     durations = otel.metric_points("gen_ai.client.operation.duration")
     assert [p.attributes["gen_ai.request.model"] for p in durations] == ["gpt-4o-mini"]
     assert durations[0].attributes["server.port"] == server.port
+    # the conventions' bucket advice, up to 81.92 s
+    assert durations[0].explicit_bounds[-3:] == (20.48, 40.96, 81.92)
     tokens = {
         p.attributes["gen_ai.token.type"]: p.sum
         for p in otel.metric_points("gen_ai.client.token.usage")
@@ -382,6 +385,41 @@ def test_recorded_content_is_raw_when_masking_is_off() -> None:
     echo_graph().invoke(PII_QUESTION, {"callbacks": [otel.handler]})
     a = dict(otel.by_name()["chat GenericFakeChatModel"].attributes or {})
     assert PII_QUESTION in json.loads(str(a["gen_ai.input.messages"]))[0]["parts"][0]["content"]
+
+
+def test_content_after_line_breaks_is_masked_and_stays_valid_json() -> None:
+    otel = make_otel(capture_content=True)
+    model = GenericFakeChatModel(messages=iter([AIMessage("Call\n13812345678 or\tli@x.io")]))
+    list(
+        model_graph(model).stream(
+            "Mail:\nli.lei@example.com\nID:\t11010519491231002X", {"callbacks": [otel.handler]}
+        )
+    )
+    a = dict(otel.by_name()["chat GenericFakeChatModel"].attributes or {})
+    inputs = json.loads(str(a["gen_ai.input.messages"]))
+    assert inputs[0]["parts"][0]["content"] == "Mail:\n[EMAIL]\nID:\t[ID_CARD]"
+    outputs = json.loads(str(a["gen_ai.output.messages"]))  # streamed: the model's chunks
+    assert outputs[0]["role"] == "assistant"
+    assert outputs[0]["parts"][0]["content"] == "Call\n[PHONE] or\t[EMAIL]"
+
+
+def test_tool_messages_follow_the_conventions_message_schema() -> None:
+    otel = make_otel(capture_content=True)
+    model = GenericFakeChatModel(messages=iter([AIMessage("3")]))
+    call = {"id": "c1", "name": "add", "args": {"a": 1, "b": 2}}
+    messages = [
+        HumanMessage("add"),
+        AIMessage("", tool_calls=[call]),
+        ToolMessage("3", tool_call_id="c1"),
+    ]
+    model.invoke(messages, {"callbacks": [CallbackBridge([otel.handler])]})
+    a = dict(otel.by_name()["chat GenericFakeChatModel"].attributes or {})
+    inputs = json.loads(str(a["gen_ai.input.messages"]))
+    assert [m["role"] for m in inputs] == ["user", "assistant", "tool"]
+    assert inputs[1]["parts"] == [
+        {"type": "tool_call", "id": "c1", "name": "add", "arguments": {"a": 1, "b": 2}}
+    ]
+    assert inputs[2]["parts"] == [{"type": "tool_call_response", "id": "c1", "response": "3"}]
 
 
 # -- retrievers, tools, embeddings ----------------------------------------------------------------
@@ -492,6 +530,7 @@ def test_graph_and_node_latency_histograms_and_cache_counter(otel: Otel) -> None
     }
     [graph] = otel.metric_points("weft.graph.duration")
     assert graph.count == 1 and graph.attributes["weft.graph.name"] == "par"
+    assert graph.explicit_bounds[-1] >= 120  # a graph that calls models takes seconds
     assert graph.sum >= max(p.sum for p in nodes)
     cache = {
         (p.attributes["weft.cache.level"], p.attributes["weft.cache.result"]): p.value

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import RunnableConfig
 
 from weft import END, START, Graph
@@ -17,6 +18,7 @@ from weft.core.usage import (
     Price,
     UsageTracker,
     default_token_counter,
+    reported_usage,
     set_default_token_counter,
     track_usage,
 )
@@ -165,3 +167,12 @@ def test_streamed_openai_call_uses_the_providers_numbers() -> None:
         reported["output_tokens"],
     )
     assert got.output_tokens > 0 and not got.estimated
+
+
+def test_usage_of_several_completions_for_one_prompt_counts_once() -> None:
+    # A provider reports one usage per response; with n > 1 each completion carries it.
+    usage = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
+    gens = [ChatGeneration(message=AIMessage(t, usage_metadata=usage)) for t in ("a", "b")]
+    assert reported_usage(LLMResult(generations=[gens])) == (100, 20, 0)
+    two_prompts = LLMResult(generations=[gens[:1], gens[1:]])
+    assert reported_usage(two_prompts) == (200, 40, 0)

@@ -63,6 +63,7 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 from opentelemetry.util.types import AttributeValue
+from pydantic_core import to_jsonable_python
 
 from weft.core._prometheus import CONTENT_TYPE, PrometheusTextReader, render_prometheus
 from weft.core._traceview import (
@@ -82,7 +83,7 @@ from weft.core.callbacks import (
     global_handlers,
     remove_handler,
 )
-from weft.core.masking import mask_pii
+from weft.core.masking import mask_pii, mask_value
 from weft.core.usage import model_name, reported_usage
 
 __all__ = [
@@ -142,12 +143,36 @@ _LS_PARAMS = {
     "ls_temperature": "gen_ai.request.temperature",
     "ls_max_tokens": "gen_ai.request.max_tokens",
 }
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+_ROLES = {
+    "human": "user",
+    "HumanMessageChunk": "user",
+    "ai": "assistant",
+    "AIMessageChunk": "assistant",
+    "system": "system",
+    "SystemMessageChunk": "system",
+    "tool": "tool",
+    "ToolMessageChunk": "tool",
+}
 
 # Bucket advice from the GenAI conventions; graph and node latencies sit much lower.
-_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
+_DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
 _TOKEN_BUCKETS = tuple(4.0**i for i in range(14))
-_STEP_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0)
+_STEP_BUCKETS = (1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 _UNSET = Status(StatusCode.UNSET)
 
 
@@ -196,7 +221,8 @@ def _message(m: Any) -> dict[str, Any]:
     if isinstance(m, str):
         return {"role": "user", "parts": _content(m)}
     msg_type = getattr(m, "type", "human")
-    out: dict[str, Any] = {"role": _ROLES.get(msg_type, msg_type)}
+    role = getattr(m, "role", None) if msg_type in ("chat", "ChatMessageChunk") else None
+    out: dict[str, Any] = {"role": role or _ROLES.get(msg_type, msg_type)}
     parts = _content(getattr(m, "content", ""))
     for call in getattr(m, "tool_calls", None) or ():
         parts.append(
@@ -207,12 +233,12 @@ def _message(m: Any) -> dict[str, Any]:
                 "arguments": call["args"],
             }
         )
-    if msg_type == "tool":
+    if out["role"] == "tool":
         parts = [
             {
                 "type": "tool_call_response",
                 "id": getattr(m, "tool_call_id", None),
-                "result": getattr(m, "content", ""),
+                "response": getattr(m, "content", ""),
             }
         ]
     out["parts"] = parts
@@ -346,6 +372,13 @@ class OTelHandler(Handler):
     def _masked(self, text: str) -> str:
         return self.mask(text) if self.mask is not None else text
 
+    def _masked_json(self, value: Any) -> str:
+        """``value`` as JSON, its strings masked first: masking the encoded text would miss
+        data after an escape (``\\n13812345678``) and could break the escapes themselves."""
+        if self.mask is None:
+            return _json(value)
+        return _json(mask_value(to_jsonable_python(value, fallback=str), self.mask))
+
     def on_start(self, info: RunInfo, input: Any) -> None:
         parent = self._open.get(info.parent_run_id) if info.parent_run_id else None
         kind = info.kind
@@ -386,8 +419,9 @@ class OTelHandler(Handler):
             attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": info.name}
             span_attrs = {**attrs, "gen_ai.tool.type": "function"}
             if self.capture_content:
-                args = input if isinstance(input, str) else _json(input)
-                span_attrs["gen_ai.tool.call.arguments"] = self._masked(args)
+                span_attrs["gen_ai.tool.call.arguments"] = (
+                    self._masked(input) if isinstance(input, str) else self._masked_json(input)
+                )
         else:
             name, attrs, span_attrs = f"{kind} {info.name}", {}, {}
         ctx = parent.context() if parent is not None else None
@@ -498,7 +532,7 @@ class OTelHandler(Handler):
                 for batch in input or ()
                 for m in (batch if isinstance(batch, list) else [batch])
             ]
-            span_attrs["gen_ai.input.messages"] = self._masked(_json(messages))
+            span_attrs["gen_ai.input.messages"] = self._masked_json(messages)
         return f"chat {model}", SpanKind.CLIENT, attrs, span_attrs
 
     def on_stream_chunk(self, info: RunInfo, chunk: Any) -> None:
@@ -533,11 +567,13 @@ class OTelHandler(Handler):
                     }
                     for d in output
                 ]
-                span.set_attribute("gen_ai.retrieval.documents", _json(docs))
+                span.set_attribute("gen_ai.retrieval.documents", self._masked_json(docs))
         elif kind == "tool" and self.capture_content:
             result = getattr(output, "content", output)
-            text = result if isinstance(result, str) else _json(result)
-            span.set_attribute("gen_ai.tool.call.result", self._masked(text))
+            span.set_attribute(
+                "gen_ai.tool.call.result",
+                self._masked(result) if isinstance(result, str) else self._masked_json(result),
+            )
         span.end()
         self._record(rec, time.perf_counter() - rec.t0, None)
 
@@ -578,7 +614,7 @@ class OTelHandler(Handler):
             span.set_attribute("gen_ai.response.time_to_first_chunk", ttft)
             self._ttft.record(ttft, rec.attrs)
         if out_messages:
-            span.set_attribute("gen_ai.output.messages", self._masked(_json(out_messages)))
+            span.set_attribute("gen_ai.output.messages", self._masked_json(out_messages))
         usage = reported_usage(output)
         if usage is not None:
             tokens_in, tokens_out, cached = usage

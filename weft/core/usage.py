@@ -177,7 +177,11 @@ def model_name(info: RunInfo) -> str:
 
 
 def reported_usage(output: Any) -> tuple[int, int, int] | None:
-    """``(input, output, cached input)`` tokens a model's ``LLMResult`` reports, if it does."""
+    """``(input, output, cached input)`` tokens a model's ``LLMResult`` reports, if it does.
+
+    A provider reports usage per response, and a response to one prompt may hold several
+    completions (``n > 1``), each carrying that same usage; so each prompt counts once.
+    """
     found = False
     inp = out = cached = 0
     for gens in getattr(output, "generations", None) or ():
@@ -189,6 +193,7 @@ def reported_usage(output: Any) -> tuple[int, int, int] | None:
                 out += int(usage.get("output_tokens") or 0)
                 details = usage.get("input_token_details") or {}
                 cached += int(details.get("cache_read") or 0)
+                break
     if found:
         return inp, out, cached
     token_usage = (getattr(output, "llm_output", None) or {}).get("token_usage")
