@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from tests.server.conftest import SOURCES, USAGE, FakeChat, fake_graphs, read_sse
+from weft import END, START, Graph
 from weft.core.errors import (
     GraphInputError,
     ModelError,
@@ -117,16 +120,38 @@ async def test_chat_failure_mid_stream_is_an_error_event_without_the_exception_t
         ({"question": "   "}, ["question"]),
         ({}, ["question"]),
         ({"question": "q", "history": [{"role": "robot", "content": "x"}]}, ["history.0.role"]),
+        ({"question": "q", "sesion_id": "s1"}, ["sesion_id"]),  # a misspelt field
         ("not json", ["body"]),
     ],
 )
 async def test_chat_rejects_bad_bodies_with_422_naming_the_fields(
     client: httpx.AsyncClient, body: Any, fields: list[str]
 ) -> None:
-    kwargs = {"content": body} if isinstance(body, str) else {"json": body}
+    kwargs = (
+        {"content": body, "headers": {"Content-Type": "application/json"}}
+        if isinstance(body, str)
+        else {"json": body}
+    )
     response = await client.post("/v1/chat", **kwargs)  # type: ignore[arg-type]
     error = assert_error(response, 422)
     assert [f["field"] for f in error["fields"]] == fields
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
+)
+async def test_a_body_that_is_not_sent_as_json_is_415(
+    client: httpx.AsyncClient, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = b'{"question": "What is weft?"}'
+    response = await client.post("/v1/chat", content=body, headers=headers)
+    error = assert_error(response, 415)
+    assert "application/json" in error["message"]
+    ok = await client.post(
+        "/v1/chat", content=body, headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+    assert ok.status_code == 200
 
 
 async def test_chat_with_a_string_graph_streams_its_output_as_tokens(
@@ -287,6 +312,22 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert ready.json()["checks"]["graphs"] == "ok: boom, rag, words"
 
 
+async def test_readyz_awaits_a_check_that_returns_an_awaitable_and_logs_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def ping() -> None:
+        raise ConnectionError("no answer")
+
+    app = create_app(
+        Settings(), graphs=fake_graphs(), readiness={"store": lambda: ping()}, tracing=False
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["store"].startswith("failed")
+    assert any("'store'" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
 async def test_readyz_is_503_when_a_check_fails() -> None:
     def broken() -> None:
         raise OSError("the store is closed")
@@ -433,6 +474,117 @@ async def test_cors_preflight_and_responses_carry_the_allowed_origin() -> None:
         )
         assert other.status_code == 400
         assert "access-control-allow-origin" not in other.headers
+
+
+async def test_cors_allows_any_request_header_and_refuses_other_origins_as_json() -> None:
+    app = make_app(cors_origins=["https://chat.example"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        # The openai JS client sends its own headers on every call.
+        preflight = await c.options(
+            "/v1/chat/completions",
+            headers={
+                "Origin": "https://chat.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type, x-stainless-os",
+            },
+        )
+        assert preflight.status_code == 200
+        refused = await c.options(
+            "/v1/chat",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        error = assert_error(refused, 400)
+        assert "WEFT_CORS_ORIGINS" in error["message"]
+
+
+async def test_guards_apply_under_a_path_prefix() -> None:
+    mounted = Starlette(routes=[Mount("/weft", make_app(api_keys=["k"], max_concurrent_runs=1))])
+    key = {"Authorization": "Bearer k"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=mounted), base_url="http://t"
+    ) as c:
+        assert_error(await c.get("/weft/v1/models"), 401)
+        assert (await c.get("/weft/v1/models", headers=key)).status_code == 200
+    behind_proxy = make_app(rate_limit_per_minute=1)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=behind_proxy, root_path="/api"), base_url="http://t"
+    ) as c:
+        assert (await c.get("/api/v1/models")).status_code == 200
+        assert_error(await c.get("/api/v1/models"), 429)
+
+
+async def test_wrong_api_keys_use_up_the_addresss_rate_limit() -> None:
+    app = make_app(rate_limit_per_minute=2, api_keys=["right"])
+    wrong = {"Authorization": "Bearer guess"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        statuses = [(await c.get("/v1/models", headers=wrong)).status_code for _ in range(3)]
+        assert statuses == [401, 401, 429]
+        right = await c.get("/v1/models", headers={"Authorization": "Bearer right"})
+        assert right.status_code == 200  # a valid key is its own client
+
+
+async def test_a_batch_takes_a_run_slot_for_each_input_it_runs_at_once() -> None:
+    app = make_app(max_concurrent_runs=2)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        body = {"inputs": ["a", "b", "c"], "max_concurrency": 3}
+        error = assert_error(await c.post("/v1/graphs/words/batch", json=body), 503)
+        assert "max_concurrency" in error["message"]
+        fits = await c.post("/v1/graphs/words/batch", json={**body, "max_concurrency": 2})
+        assert fits.status_code == 200 and len(fits.json()["outputs"]) == 3
+    assert app.state.weft.slots.active == 0
+
+
+async def test_a_client_leaving_a_non_streaming_run_cancels_it_and_frees_its_slot() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow(text: str) -> str:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return text
+
+    g = Graph[str, str]("slow").add_node("wait", slow)
+    app = create_app(
+        Settings(rate_limit_per_minute=0),
+        graphs={"slow": g.add_edge(START, "wait").add_edge("wait", END).compile()},
+        readiness={},
+        tracing=False,
+    )
+    body = json.dumps({"input": "x"}).encode()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await started.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/graphs/slow/invoke",
+        "raw_path": b"/v1/graphs/slow/invoke",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("t", 80),
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    assert cancelled.is_set()
+    assert sent[0]["status"] == 499
+    assert app.state.weft.slots.active == 0
 
 
 # -- error mapping --------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ a route, so a rejected request costs no graph work:
   ``/v1/*``; an empty bucket is 429 with ``Retry-After``.
 - :class:`BodyLimitGuard`: a body over the limit is 413, by ``Content-Length`` or while it is
   read (chunked uploads).
-- :class:`RunCapGuard`: at most N graph runs at once; one more is 503 with ``Retry-After``.
+- :class:`RunCapGuard`: at most N graph runs at once (:class:`RunSlots`); one more is 503 with
+  ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "BodyLimitGuard",
     "RateLimitGuard",
     "RunCapGuard",
+    "RunSlots",
     "TokenBuckets",
     "bearer_token",
     "is_run",
@@ -56,14 +58,24 @@ def bearer_token(scope: Scope) -> str | None:
     return token.strip() or None
 
 
-def _guarded(scope: Scope) -> bool:
+def route_path(scope: Scope) -> str:
+    """The request's path within the app: without the prefix it is mounted under (a ``Mount``,
+    or uvicorn's ``--root-path`` behind a proxy), as the router matches it."""
     path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("/", ""):
+        return path[len(root) :] or "/"
+    return path
+
+
+def _guarded(scope: Scope) -> bool:
+    path = route_path(scope)
     return path.startswith("/v1/") or path == "/metrics"
 
 
 def is_run(scope: Scope) -> bool:
     """Whether a request runs a graph (and so takes one of the run slots)."""
-    path: str = scope["path"]
+    path = route_path(scope)
     return scope["method"] == "POST" and (
         path in ("/v1/chat", "/v1/chat/completions") or path.startswith("/v1/graphs/")
     )
@@ -191,7 +203,7 @@ class RateLimitGuard:
         if (
             self.buckets is None
             or scope["type"] != "http"
-            or not scope["path"].startswith("/v1/")
+            or not route_path(scope).startswith("/v1/")
             or scope["method"] == "OPTIONS"
         ):
             await self.app(scope, receive, send)
@@ -245,47 +257,69 @@ class BodyLimitGuard:
         await self.app(scope, limited, send)
 
 
-class RunCapGuard:
-    """503 with ``Retry-After`` when ``max_runs`` graph runs are already going.
+class RunSlots:
+    """The server's graph-run slots: ``max_runs`` at most, shared by every request.
 
-    The slot is held until the response is finished, so a stream holds it while it streams,
-    and gives it back when the client goes away.
+    One event loop serves every request, so the count needs no lock.
+
+    Example:
+        >>> slots = RunSlots(2)
+        >>> slots.take(), slots.take(), slots.take()
+        (True, True, False)
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_runs: int,
-        reject: Reject,
-        on_change: Callable[[int], None] | None = None,
-    ) -> None:
-        self.app = app
+    def __init__(self, max_runs: int, on_change: Callable[[int], None] | None = None) -> None:
         self.max_runs = max_runs
         self.active = 0
-        self.reject = reject
         self.on_change = on_change
+
+    def take(self, n: int = 1) -> bool:
+        """Take ``n`` slots if that many are free."""
+        if self.active + n > self.max_runs:
+            return False
+        self.active += n
+        if self.on_change is not None:
+            self.on_change(n)
+        return True
+
+    def give_back(self, n: int = 1) -> None:
+        self.active -= n
+        if self.on_change is not None:
+            self.on_change(-n)
+
+    def busy(self, what: str = "requests") -> ApiError:
+        """The 503 for a request that finds too few slots free."""
+        return ApiError(
+            503,
+            f"the server is running {self.active} of at most {self.max_runs} graph runs; "
+            f"{what} would go over that limit (WEFT_MAX_CONCURRENT_RUNS); try again shortly",
+            headers={"Retry-After": "1"},
+        )
+
+
+class RunCapGuard:
+    """503 with ``Retry-After`` when every run slot is taken.
+
+    The slot is held until the response is finished, so a stream holds it while it streams,
+    and gives it back when the client goes away. A route that runs more than one graph at once
+    (a batch) takes the extra slots from the same :class:`RunSlots`.
+    """
+
+    def __init__(self, app: ASGIApp, *, slots: RunSlots, reject: Reject) -> None:
+        self.app = app
+        self.slots = slots
+        self.reject = reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_run(scope):
             await self.app(scope, receive, send)
             return
-        if self.active >= self.max_runs:
+        if not self.slots.take():
             self.reject("concurrency")
-            response = error_response(
-                503,
-                f"the server is running {self.max_runs} requests, its limit; try again shortly",
-                headers={"Retry-After": "1"},
-            )
-            await response(scope, receive, send)
+            err = self.slots.busy("one more")
+            await error_response(503, err.message, headers=err.headers)(scope, receive, send)
             return
-        # One event loop runs every request, so the counter needs no lock.
-        self.active += 1
-        if self.on_change is not None:
-            self.on_change(1)
         try:
             await self.app(scope, receive, send)
         finally:
-            self.active -= 1
-            if self.on_change is not None:
-                self.on_change(-1)
+            self.slots.give_back()

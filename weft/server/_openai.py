@@ -46,7 +46,7 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
         return ""
     if isinstance(content, str):
         return content
-    return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    return "".join(str(p.get("text") or "") for p in content if p.get("type") == "text")
 
 
 def chat_input(request: CompletionRequest) -> ChatInput:

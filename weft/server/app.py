@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
@@ -29,7 +30,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -38,9 +39,10 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic_core import to_jsonable_python
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -62,11 +64,12 @@ from weft.server import _openai
 from weft.server._errors import (
     ApiError,
     error_body,
+    error_response,
     exception_handlers,
     from_exception,
     validation_error,
 )
-from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard
+from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard, RunSlots
 from weft.server._metrics import AccessMetrics, ServerMetrics
 from weft.server._sse import EventStream
 
@@ -78,6 +81,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _MAX_BATCH = 100
 _T0 = "weft.t0"  # scope key: when the request arrived
+T = TypeVar("T")
 
 
 class ChatStreamer(Protocol):
@@ -137,6 +141,13 @@ class InvokeRequest(BaseModel):
     session_id: str | None = Field(
         default=None, description="thread id, for graphs with a checkpointer", max_length=200
     )
+
+
+class ChatRequest(ChatInput):
+    """``POST /v1/chat``: a :class:`~weft.graphs.schema.ChatInput`, refusing unknown fields (a
+    misspelt ``session_id`` would otherwise start a conversation that is never remembered)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
 
 
 class BatchRequest(BaseModel):
@@ -221,6 +232,7 @@ class _Server:
         self.tracing = tracing
         self.handler: OTelHandler | None = tracing if isinstance(tracing, OTelHandler) else None
         self.metrics = ServerMetrics()
+        self.slots = RunSlots(settings.max_concurrent_runs, on_change=self.metrics.run_change)
         self.startup_error: str | None = None
         self._adapters: dict[str, TypeAdapter[Any] | None] = {}
 
@@ -313,12 +325,54 @@ def _run_config(graph: CompiledGraph[Any, Any], value: Any, session: str | None)
     return thread(session or uuid.uuid4().hex)
 
 
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 async def _body(request: Request, model: type[pydantic.BaseModel]) -> Any:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise ApiError(499, "the client closed the connection while sending the body") from None
+    content_type = request.headers.get("content-type", "")
+    if raw and not _is_json(content_type):
+        # Also what stops a web page from starting runs with a form post, which needs no
+        # CORS preflight.
+        raise ApiError(
+            415,
+            f"the body must be JSON, sent with 'Content-Type: application/json' "
+            f"(it came as '{content_type or 'no content type'}')",
+        )
     try:
         return model.model_validate_json(raw or b"{}")
     except pydantic.ValidationError as exc:
         raise validation_error(exc) from None
+
+
+async def _unless_gone(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client disconnects first, so an abandoned request
+    gives its run slot back at once rather than when the run ends."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        raise ApiError(499, "the client closed the connection; its run was cancelled")
+    return task.result()
 
 
 @contextlib.asynccontextmanager
@@ -369,10 +423,13 @@ def _routes(server: _Server) -> list[Route | Mount]:
                 if inspect.iscoroutinefunction(check):
                     await check()
                 else:  # a store's client call may block: keep it off the event loop
-                    await anyio.to_thread.run_sync(check)
+                    result = await anyio.to_thread.run_sync(check)
+                    if inspect.isawaitable(result):
+                        await result
                 checks[name] = "ok"
             except Exception as exc:
                 ready = False
+                logger.warning("readiness check '%s' failed", name, exc_info=exc)
                 checks[name] = f"failed: {from_exception(exc).message}"
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return JSONResponse(body, 200 if ready else 503, headers={"Cache-Control": "no-cache"})
@@ -389,7 +446,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         return JSONResponse({"object": "list", "data": data})
 
     async def chat(request: Request) -> Response:
-        chat_input: ChatInput = await _body(request, ChatInput)
+        chat_input = ChatInput.model_validate(dict(await _body(request, ChatRequest)))
         graph = server.chat_graph(request.query_params.get("graph"))
         arrived: float = request.scope.get(_T0, time.perf_counter())
         return _event_stream(server, _chat_sse(server, graph, chat_input, arrived))
@@ -411,7 +468,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return _event_stream(server, _completion_sse(events, body.model, include_usage))
-        return JSONResponse(await _completion(events, body.model))
+        return JSONResponse(await _unless_gone(request, _completion(events, body.model)))
 
     async def session(request: Request) -> Response:
         session_id = request.path_params["session_id"]
@@ -429,7 +486,10 @@ def _routes(server: _Server) -> list[Route | Mount]:
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
         try:
-            output = await graph.ainvoke(value, _run_config(graph, value, body.session_id))
+            config = _run_config(graph, value, body.session_id)
+            output = await _unless_gone(request, graph.ainvoke(value, config))
+        except ApiError:
+            raise
         except Exception as exc:
             api = from_exception(exc)
             if api.status >= 500:
@@ -455,7 +515,20 @@ def _routes(server: _Server) -> list[Route | Mount]:
         configs = [_run_config(graph, v, None) for v in values]
         for c in configs:
             c["max_concurrency"] = body.max_concurrency
-        results = await graph.abatch(values, configs, return_exceptions=True)
+        # The request holds one run slot; the batch's other concurrent runs take theirs too.
+        extra = min(len(values), body.max_concurrency) - 1
+        if not server.slots.take(extra):
+            server.metrics.reject("concurrency")
+            raise server.slots.busy(
+                f"{extra + 1} runs at once (a batch of {len(values)} inputs at max_concurrency "
+                f"{body.max_concurrency}; a smaller max_concurrency may fit)"
+            )
+        try:
+            results = await _unless_gone(
+                request, graph.abatch(values, configs, return_exceptions=True)
+            )
+        finally:
+            server.slots.give_back(extra)
         outputs: list[dict[str, Any]] = []
         for result in results:
             if isinstance(result, Exception):
@@ -613,6 +686,21 @@ async def _completion_sse(
 # -- the app --------------------------------------------------------------------------------------
 
 
+class _Cors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the JSON error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        reason = bytes(response.body).decode(errors="replace")
+        return error_response(
+            400,
+            f"the CORS preflight was refused ({reason}); the allowed origins are set with "
+            "WEFT_CORS_ORIGINS",
+        )
+
+
 class _Arrival:
     """Stamps each request's arrival time, for the time-to-first-token metric."""
 
@@ -664,30 +752,27 @@ def create_app(
     if settings.cors_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                _Cors,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
+                # Any request header: OpenAI clients send their own (x-stainless-*) on every call.
+                allow_headers=["*"],
                 expose_headers=["Retry-After"],
                 max_age=600,
             )
         )
     middleware += [
         Middleware(AccessMetrics, metrics=server.metrics),
-        Middleware(AuthGuard, keys=settings.api_keys, reject=reject),
+        # Before auth, so wrong keys are limited too (by address).
         Middleware(
             RateLimitGuard,
             per_minute=settings.rate_limit_per_minute,
             keys=settings.api_keys,
             reject=reject,
         ),
+        Middleware(AuthGuard, keys=settings.api_keys, reject=reject),
         Middleware(BodyLimitGuard, max_bytes=settings.max_body_bytes, reject=reject),
-        Middleware(
-            RunCapGuard,
-            max_runs=settings.max_concurrent_runs,
-            reject=reject,
-            on_change=server.metrics.run_change,
-        ),
+        Middleware(RunCapGuard, slots=server.slots, reject=reject),
     ]
     app = Starlette(
         routes=_routes(server),
