@@ -89,10 +89,12 @@ def error_body(
     type: str | None = None,
     fields: Sequence[Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of an error response."""
+    """The JSON body of an error response, in OpenAI's shape (``param``: the first failing
+    field, if any) with weft's ``fields`` added."""
     err: dict[str, Any] = {
         "message": message[:_MAX_MESSAGE],
         "type": type or _TYPES.get(status, "error"),
+        "param": fields[0].get("field") if fields else None,
         "code": status,
     }
     if fields is not None:
