@@ -82,6 +82,16 @@ def test_trace_id_picks_an_earlier_run(tmp_path: Path) -> None:
     assert code == 0 and out.startswith(f"trace {first[:16]}")
 
 
+def test_a_trace_id_prefix_that_matches_several_traces_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    traced_runs(path, "first", "second")
+    ids = sorted({s["trace_id"] for s in read_spans(path)})
+    code, out = run_cli(str(path), "--trace-id", "")  # every id starts with ''
+    assert code == 1
+    assert out.startswith("2 traces") and all(i[:16] in out for i in ids)
+    assert "give more of the trace id" in out
+
+
 def test_default_file_lives_in_weft_data_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

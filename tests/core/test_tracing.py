@@ -512,6 +512,22 @@ def test_tool_call_becomes_execute_tool_span() -> None:
     assert a["gen_ai.tool.name"] == "add" and a["gen_ai.operation.name"] == "execute_tool"
     assert json.loads(str(a["gen_ai.tool.call.arguments"])) == {"a": 40, "b": 2}
     assert a["gen_ai.tool.call.result"] == "42"
+    assert a["gen_ai.tool.description"] == "Add two numbers."
+
+
+def test_a_model_requested_tool_call_carries_its_call_id() -> None:
+    otel = make_otel()
+
+    def calc(x: int, config: RunnableConfig) -> int:
+        call = {"name": "add", "args": {"a": x, "b": 2}, "id": "call_7", "type": "tool_call"}
+        return int(add.invoke(call, config).content)
+
+    g = Graph[int, int]("calc").add_node("calc", calc)
+    g.add_edge(START, "calc").add_edge("calc", END).compile().invoke(
+        40, {"callbacks": [otel.handler]}
+    )
+    a = dict(otel.by_name()["execute_tool add"].attributes or {})
+    assert a["gen_ai.tool.call.id"] == "call_7"
 
 
 # -- metrics --------------------------------------------------------------------------------------

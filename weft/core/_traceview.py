@@ -207,6 +207,14 @@ def _trace_command(args: argparse.Namespace, out: TextIO) -> int:
         )
         return 1
     picked = last_trace(spans, args.trace_id)
+    ids = sorted({str(s["trace_id"]) for s in picked})
+    if len(ids) > 1:
+        shown = ", ".join(i[:16] for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+        out.write(
+            f"{len(ids)} traces in {path} start with '{args.trace_id}' ({shown}); "
+            "give more of the trace id\n"
+        )
+        return 1
     if not picked:
         which = f"trace {args.trace_id}" if args.trace_id else "spans"
         out.write(f"no {which} in {path}\n")

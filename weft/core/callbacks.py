@@ -65,7 +65,7 @@ class RunInfo:
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     params: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """Invocation parameters of a model call (model name, temperature, ...), as langchain-core
-    reports them; empty for other runs."""
+    reports them; a tool call's ``tool_call_id`` and ``description``; empty for other runs."""
 
 
 class Handler:
@@ -363,7 +363,11 @@ class CallbackBridge(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
-        self._start("tool", name, run_id, parent_run_id, metadata, inputs or input_str)
+        params = {
+            "tool_call_id": kwargs.get("tool_call_id"),
+            "description": (serialized or {}).get("description"),
+        }
+        self._start("tool", name, run_id, parent_run_id, metadata, inputs or input_str, params)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self.end(run_id, output)

@@ -418,6 +418,12 @@ class OTelHandler(Handler):
             name = f"execute_tool {info.name}"
             attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": info.name}
             span_attrs = {**attrs, "gen_ai.tool.type": "function"}
+            for key, attr in (
+                ("tool_call_id", "gen_ai.tool.call.id"),
+                ("description", "gen_ai.tool.description"),
+            ):
+                if info.params.get(key):
+                    span_attrs[attr] = str(info.params[key])
             if self.capture_content:
                 span_attrs["gen_ai.tool.call.arguments"] = (
                     self._masked(input) if isinstance(input, str) else self._masked_json(input)
