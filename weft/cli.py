@@ -6,9 +6,14 @@ Run ``weft --help`` for the commands and ``weft COMMAND --help`` for each one's 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
+
+import pydantic
+
+from weft.core.settings import invalid_settings
 
 __all__ = ["main"]
 
@@ -79,7 +84,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command is None:
         parser.print_help(out or sys.stdout)
         return 2
-    code: int = args.handler(args, out or sys.stdout)
+    try:
+        code: int = args.handler(args, out or sys.stdout)
+    except KeyboardInterrupt:
+        print("weft: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`weft ... | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except pydantic.ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        print(f"weft {args.command}: error: {invalid_settings(exc)}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -298,6 +298,16 @@ def test_load_documents_accepts_a_single_path_and_dedupes(tmp_path: Path) -> Non
     assert len(docs) == 1
 
 
+def test_load_documents_reads_a_folder_once_through_symlink_loops(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "x.txt").write_text("one file", encoding="utf-8")
+    (root / "sub" / "up").symlink_to(root, target_is_directory=True)
+    (root / "sub" / "again").symlink_to(root, target_is_directory=True)
+    docs, skipped = load_documents(root)
+    assert [d.page_content for d in docs] == ["one file"] and skipped == []
+
+
 # --- splitting ------------------------------------------------------------------------------
 
 PARAGRAPH = (

@@ -42,6 +42,48 @@ def test_ingest_prints_a_summary_and_reingesting_adds_nothing(tmp_path: Path) ->
     assert code == 0 and "(1 added, 0 unchanged)" in reset
 
 
+def test_bad_settings_exit_2_naming_the_variable_before_anything_is_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nweft composes graphs.\n")
+    kb = str(tmp_path / "kb")
+    assert _run("ingest", str(docs), "--data-dir", kb, "--no-progress")[0] == 0
+    monkeypatch.setenv("WEFT_CHUNK_OVERLAP", "500")
+    code, _ = _run("ingest", str(docs), "--data-dir", kb, "--reset", "--no-progress")
+    err = capsys.readouterr().err
+    assert code == 2 and "WEFT_CHUNK_OVERLAP" in err and "Traceback" not in err
+    monkeypatch.setenv("WEFT_CHUNK_OVERLAP", "40")
+    monkeypatch.setenv("WEFT_TOP_K", "abc")
+    assert _run("serve", "--data-dir", kb)[0] == 2
+    assert "WEFT_TOP_K='abc'" in capsys.readouterr().err
+    monkeypatch.delenv("WEFT_TOP_K")
+    _, again = _run("ingest", str(docs), "--data-dir", kb, "--no-progress")
+    assert "(0 added, 1 unchanged)" in again  # the failed --reset deleted nothing
+
+
+def test_ingest_reset_empties_the_knowledge_base_only_once_the_documents_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from weft.core.settings import Settings
+    from weft.graphs.knowledge import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nweft composes graphs.\n")
+    kb = KnowledgeBase(Settings(data_dir=tmp_path / "kb"))
+    kb.ingest([docs], progress=False)
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the files are read
+
+    monkeypatch.setattr("weft.graphs.knowledge.load_documents", unreadable)
+    with pytest.raises(KeyboardInterrupt):
+        kb.ingest([docs], progress=False, reset=True)
+    assert not kb.is_empty()
+
+
 def test_ingest_of_a_missing_path_exits_2_with_a_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

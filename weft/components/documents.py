@@ -304,17 +304,23 @@ def load_file(path: str | Path, *, encoding: str = "utf-8") -> list[Document]:
     )
 
 
-def _walk(path: Path) -> Iterator[Path]:
+def _walk(path: Path, seen: set[Path] | None = None) -> Iterator[Path]:
     if not path.is_dir():
         yield path
         return
+    # A folder reached twice (a symlink back up the tree) is read once, or never ends.
+    seen = set() if seen is None else seen
+    real = path.resolve()
+    if real in seen:
+        return
+    seen.add(real)
     # Sorted so ingest order, and with it chunk order, is the same on every machine; hidden
     # entries (.git, .DS_Store) are never documents.
     for child in sorted(path.iterdir()):
         if child.name.startswith("."):
             continue
         if child.is_dir():
-            yield from _walk(child)
+            yield from _walk(child, seen)
         else:
             yield child
 

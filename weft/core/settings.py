@@ -14,10 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+import pydantic
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "invalid_settings"]
 
 
 class Settings(BaseSettings):
@@ -60,6 +61,20 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()  # "~/kb" from a variable or a file, as a shell would
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be less than chunk_tokens "
+                f"({self.chunk_tokens}); lower WEFT_CHUNK_OVERLAP or raise WEFT_CHUNK_TOKENS"
+            )
+        return self
+
     @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
@@ -81,3 +96,21 @@ def get_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with ``overrides`` (e.g. ``data_dir`` from ``--data-dir``)
     taking precedence; ``None`` overrides are ignored."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def invalid_settings(error: pydantic.ValidationError) -> str:
+    """What is wrong with the settings, by the variable that sets each one.
+
+    Example:
+        >>> try:
+        ...     Settings(port=99999)
+        ... except pydantic.ValidationError as e:
+        ...     print(invalid_settings(e))
+        invalid settings: WEFT_PORT=99999: Input should be less than or equal to 65535
+    """
+    problems = []
+    for e in error.errors():
+        field = ".".join(str(p) for p in e["loc"])
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        problems.append(f"WEFT_{field.upper()}={e['input']!r}: {msg}" if field else msg)
+    return "invalid settings: " + "; ".join(problems)

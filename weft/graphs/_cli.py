@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import pydantic
 
 from weft.core.errors import WeftError
+from weft.core.settings import invalid_settings
 
 __all__ = ["add_commands", "draw_ascii"]
 
@@ -42,6 +43,9 @@ def _guard(handler: Callable[[argparse.Namespace, TextIO], int]) -> Any:
         except _UsageError as exc:
             message = str(exc)
         except pydantic.ValidationError as exc:
+            if exc.title == "Settings":
+                print(f"weft {args.command}: error: {invalid_settings(exc)}", file=sys.stderr)
+                return 2
             errors = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
             )
@@ -71,9 +75,7 @@ def _ingest(args: argparse.Namespace, out: TextIO) -> int:
             ".txt, .md, .html or .pdf documents"
         )
     kb = KnowledgeBase(_settings(args))
-    if args.reset:
-        kb.reset()
-    summary = kb.ingest(args.paths, progress=not args.no_progress)
+    summary = kb.ingest(args.paths, progress=not args.no_progress, reset=args.reset)
     out.write(f"Ingested into {kb.settings.data_dir}: {summary.describe()}\n")
     return 0
 

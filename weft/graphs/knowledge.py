@@ -161,6 +161,7 @@ class KnowledgeBase:
         *,
         progress: bool = True,
         console: Console | None = None,
+        reset: bool = False,
     ) -> IngestSummary:
         """Read files and folders, split them, and add new chunks to Chroma and BM25.
 
@@ -168,6 +169,8 @@ class KnowledgeBase:
             paths: files and folders (read recursively; hidden entries are ignored).
             progress: show a progress bar (on ``console``, stderr by default).
             console: where the progress bar goes.
+            reset: empty the knowledge base first (see :meth:`reset`), once the documents are
+                read and split, so a bad path or setting leaves it as it was.
 
         Raises:
             ConfigurationError: a given path does not exist (nothing is written).
@@ -191,6 +194,8 @@ class KnowledgeBase:
         chunks = list({c.id: c for c in splitter.split_documents(documents)}.values())
         files = len({d.metadata.get("source") for d in loaded.documents})
         with self._lock:
+            if reset:
+                self.reset()
             store, bm25 = self.store, self.bm25
             ids = [c.id or "" for c in chunks]
             in_chroma = _existing_ids(store, ids)
