@@ -379,6 +379,10 @@ class OTelHandler(Handler):
             return _json(value)
         return _json(mask_value(to_jsonable_python(value, fallback=str), self.mask))
 
+    def _masked_content(self, value: Any) -> str:
+        """A tool's arguments or result: text as it is, anything else as JSON; masked."""
+        return self._masked(value) if isinstance(value, str) else self._masked_json(value)
+
     def on_start(self, info: RunInfo, input: Any) -> None:
         parent = self._open.get(info.parent_run_id) if info.parent_run_id else None
         kind = info.kind
@@ -425,9 +429,7 @@ class OTelHandler(Handler):
                 if info.params.get(key):
                     span_attrs[attr] = str(info.params[key])
             if self.capture_content:
-                span_attrs["gen_ai.tool.call.arguments"] = (
-                    self._masked(input) if isinstance(input, str) else self._masked_json(input)
-                )
+                span_attrs["gen_ai.tool.call.arguments"] = self._masked_content(input)
         else:
             name, attrs, span_attrs = f"{kind} {info.name}", {}, {}
         ctx = parent.context() if parent is not None else None
@@ -576,10 +578,7 @@ class OTelHandler(Handler):
                 span.set_attribute("gen_ai.retrieval.documents", self._masked_json(docs))
         elif kind == "tool" and self.capture_content:
             result = getattr(output, "content", output)
-            span.set_attribute(
-                "gen_ai.tool.call.result",
-                self._masked(result) if isinstance(result, str) else self._masked_json(result),
-            )
+            span.set_attribute("gen_ai.tool.call.result", self._masked_content(result))
         span.end()
         self._record(rec, time.perf_counter() - rec.t0, None)
 

@@ -17,7 +17,6 @@ from typing import Any, TextIO
 import pydantic
 
 from weft.core.errors import WeftError
-from weft.core.settings import invalid_settings
 
 __all__ = ["add_commands", "draw_ascii"]
 
@@ -44,8 +43,7 @@ def _guard(handler: Callable[[argparse.Namespace, TextIO], int]) -> Any:
             message = str(exc)
         except pydantic.ValidationError as exc:
             if exc.title == "Settings":
-                print(f"weft {args.command}: error: {invalid_settings(exc)}", file=sys.stderr)
-                return 2
+                raise  # weft.cli.main reports invalid settings for every command
             errors = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
             )
@@ -53,9 +51,6 @@ def _guard(handler: Callable[[argparse.Namespace, TextIO], int]) -> Any:
         except WeftError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, WeftError) else exc
             message = str(cause)
-        except KeyboardInterrupt:
-            print("weft: interrupted", file=sys.stderr)
-            return 130
         print(f"weft {args.command}: error: {message}", file=sys.stderr)
         return 2
 

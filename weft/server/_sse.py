@@ -24,7 +24,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["EventStream"]
+__all__ = ["EventStream", "disconnected"]
 
 logger = logging.getLogger("weft.server")
 
@@ -62,6 +62,12 @@ class EventStream(Response):
         await _Stream(self.frames, self.heartbeat).run(receive, send)
 
 
+async def disconnected(receive: Receive) -> None:
+    """Return once the client has disconnected (the request's body must have been read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class _Stream:
     """One response's state: the frames read and not yet sent, and what the sender waits on."""
 
@@ -95,8 +101,7 @@ class _Stream:
 
     async def listen(self, receive: Receive) -> None:
         try:
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            await disconnected(receive)
         finally:  # disconnected, or the connection failed: either way nobody is listening
             self.gone = True
             self.wake()

@@ -71,7 +71,7 @@ from weft.server._errors import (
 )
 from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard, RunSlots
 from weft.server._metrics import AccessMetrics, ServerMetrics
-from weft.server._sse import EventStream
+from weft.server._sse import EventStream, disconnected
 
 __all__ = ["ChatStreamer", "GraphsFactory", "Graphs", "ReadinessCheck", "create_app"]
 
@@ -356,12 +356,8 @@ async def _unless_gone(request: Request, work: Awaitable[T]) -> T:
     """Await ``work``, cancelling it if the client disconnects first, so an abandoned request
     gives its run slot back at once rather than when the run ends."""
 
-    async def gone() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
     task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(gone())
+    watch = asyncio.ensure_future(disconnected(request.receive))
     try:
         await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -488,8 +484,6 @@ def _routes(server: _Server) -> list[Route | Mount]:
         try:
             config = _run_config(graph, value, body.session_id)
             output = await _unless_gone(request, graph.ainvoke(value, config))
-        except ApiError:
-            raise
         except Exception as exc:
             api = from_exception(exc)
             if api.status >= 500:
