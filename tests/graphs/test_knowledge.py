@@ -141,6 +141,76 @@ def test_reset_empties_both_stores(tmp_path: Path, docs: Path) -> None:
     assert kb.ingest([docs], progress=False).added == 2
 
 
+def _collections(data_dir: Path) -> list[str]:
+    return sorted(c.name for c in _kb(data_dir).store._client.list_collections())
+
+
+def test_ingest_reset_replaces_the_contents_of_both_stores(tmp_path: Path, docs: Path) -> None:
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs], progress=False)
+    summary = kb.ingest([docs / "berlin.txt"], progress=False, reset=True)
+    assert (summary.added, summary.unchanged) == (1, 0)
+    for opened in (kb, _kb(tmp_path / "kb")):
+        assert opened.store.count() == opened.bm25.count() == 1
+        hits = opened.hybrid_retriever(k=2).invoke("capital of France")
+        assert [Path(d.metadata["source"]).name for d in hits] == ["berlin.txt"]
+    assert _collections(tmp_path / "kb") == ["weft"]  # nothing staged or replaced is left
+
+
+def test_a_failure_during_a_reset_leaves_the_old_knowledge_base_whole(
+    tmp_path: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text(" ".join(f"Sentence number {i} talks about topic {i}." for i in range(600)))
+    kb = _kb(tmp_path / "kb", chunk_tokens=32, chunk_overlap=0)
+    kb.ingest([docs], progress=False)
+    real_upsert = ChromaStore.upsert
+    calls = []
+
+    def interrupted_upsert(self: ChromaStore, documents: list, **kwargs: object) -> list[str]:
+        calls.append(len(documents))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the new chunks are written
+        return real_upsert(self, documents, **kwargs)
+
+    monkeypatch.setattr(ChromaStore, "upsert", interrupted_upsert)
+    with pytest.raises(KeyboardInterrupt):
+        kb.ingest([book], progress=False, reset=True)
+    assert len(calls) == 2
+    for opened in (kb, _kb(tmp_path / "kb", chunk_tokens=32, chunk_overlap=0)):
+        assert opened.store.count() == opened.bm25.count() == 2
+        hit = opened.hybrid_retriever(k=1).invoke("capital of France")[0]
+        assert Path(hit.metadata["source"]).name == "paris.md"
+    assert _collections(tmp_path / "kb") == ["weft"]
+
+
+def test_a_failed_bm25_save_during_a_reset_puts_the_old_collection_back(
+    tmp_path: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs], progress=False)
+
+    def broken_save(self: BM25Retriever, path: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(BM25Retriever, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        kb.ingest([docs / "berlin.txt"], progress=False, reset=True)
+    monkeypatch.undo()
+    reopened = _kb(tmp_path / "kb")
+    assert reopened.store.count() == reopened.bm25.count() == 2
+    assert kb.store.count() == kb.bm25.count() == 2
+    assert _collections(tmp_path / "kb") == ["weft"]
+
+
+def test_a_reset_rebuilds_a_data_dir_made_with_another_embedder(tmp_path: Path, docs: Path) -> None:
+    _kb(tmp_path / "kb").ingest([docs], progress=False)
+    other = KnowledgeBase(Settings(data_dir=tmp_path / "kb"), embedding=HashingEmbeddings(32))
+    assert other.ingest([docs], progress=False, reset=True).added == 2
+    again = KnowledgeBase(Settings(data_dir=tmp_path / "kb"), embedding=HashingEmbeddings(32))
+    assert again.count() == 2 and again.store.dimension == 32
+
+
 def test_ensure_demo_ingests_the_bundled_handbook_once(tmp_path: Path) -> None:
     kb = _kb(tmp_path / "kb")
     summary = kb.ensure_demo()

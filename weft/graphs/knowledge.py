@@ -12,9 +12,14 @@ What :meth:`KnowledgeBase.ingest` guarantees:
   atomically (a new version directory, then a pointer swap). If any of that raises, the chunks
   this call added to Chroma are deleted again and the in-memory BM25 index forgets them, so
   neither store keeps data the other lacks; the error is re-raised.
+* **A reset replaces, it does not empty first.** ``reset=True`` (``weft ingest --reset``) builds
+  the new contents in a staged Chroma collection and a new BM25 index, then swaps them in (two
+  collection renames and the BM25 pointer swap). Until then the old knowledge base stays
+  whole and searchable; a failure or Ctrl-C before the swap leaves it exactly as it was.
 * **Not covered:** a process killed between the Chroma write and the BM25 save leaves Chroma
   with chunks BM25 lacks. Re-running the same ingest repairs it: each store is checked for the
-  ids it is missing, separately.
+  ids it is missing, separately. A process killed inside a reset's swap may leave the old
+  collection under ``<collection>.replaced``; re-run the reset.
 * Markdown heading lines are not indexed as text (see :func:`_without_headings`); the first
   heading is the document's title.
 * A changed file adds its new chunks; the old chunks of that file stay until ``reset()``
@@ -38,6 +43,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.errors import NotFoundError
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from rich.console import Console
@@ -169,8 +177,9 @@ class KnowledgeBase:
             paths: files and folders (read recursively; hidden entries are ignored).
             progress: show a progress bar (on ``console``, stderr by default).
             console: where the progress bar goes.
-            reset: empty the knowledge base first (see :meth:`reset`), once the documents are
-                read and split, so a bad path or setting leaves it as it was.
+            reset: replace the knowledge base's contents with these documents. The new
+                contents are built beside the old ones and swapped in once complete, so a bad
+                path, a failure or Ctrl-C on the way leaves the old ones as they were.
 
         Raises:
             ConfigurationError: a given path does not exist (nothing is written).
@@ -195,14 +204,16 @@ class KnowledgeBase:
         files = len({d.metadata.get("source") for d in loaded.documents})
         with self._lock:
             if reset:
-                self.reset()
-            store, bm25 = self.store, self.bm25
-            ids = [c.id or "" for c in chunks]
-            in_chroma = _existing_ids(store, ids)
-            in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
-            for_chroma = [c for c in chunks if c.id not in in_chroma]
-            for_bm25 = [c for c in chunks if c.id not in in_bm25]
-            self._write(store, bm25, for_chroma, for_bm25, progress, console)
+                self._replace(chunks, progress, console)
+                for_chroma = for_bm25 = chunks
+            else:
+                store, bm25 = self.store, self.bm25
+                ids = [c.id or "" for c in chunks]
+                in_chroma = _existing_ids(store, ids)
+                in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
+                for_chroma = [c for c in chunks if c.id not in in_chroma]
+                for_bm25 = [c for c in chunks if c.id not in in_bm25]
+                self._write(store, bm25, for_chroma, for_bm25, progress, console)
         added = len({c.id for c in for_chroma} | {c.id for c in for_bm25})
         return IngestSummary(
             files=files,
@@ -221,6 +232,8 @@ class KnowledgeBase:
         for_bm25: Sequence[Document],
         progress: bool,
         console: Console | None,
+        *,
+        save: bool = True,
     ) -> None:
         written: list[str] = []
         bm25_added: list[str] = []
@@ -245,7 +258,8 @@ class KnowledgeBase:
                 if for_bm25:
                     bm25_added = [c.id or "" for c in for_bm25]
                     bm25.upsert(for_bm25)
-                    bm25.save(self.settings.bm25_dir)
+                    if save:
+                        bm25.save(self.settings.bm25_dir)
         except BaseException as exc:
             self._roll_back(store, bm25, written, bm25_added, exc)
             raise
@@ -272,6 +286,42 @@ class KnowledgeBase:
                     len(chroma_ids),
                     exc,
                 )
+
+    def _replace(self, chunks: Sequence[Document], progress: bool, console: Console | None) -> None:
+        """Make ``chunks`` the whole knowledge base, keeping the old one until the new one is
+        complete: the chunks go into a staged collection and a new BM25 index, which then take
+        the old ones' places. A failure before the swap leaves the old knowledge base as it was.
+        """
+        name = self.settings.collection
+        embedding = self._embedding if self._embedding is not None else default_embeddings()
+        chroma_dir = self.settings.chroma_dir
+        # reset=True: a staged collection left by an interrupted reset is dropped first.
+        staged = ChromaStore(f"{name}.staged", embedding, data_dir=chroma_dir, reset=True)
+        client = staged._client
+        bm25 = BM25Retriever()
+        try:
+            self._write(staged, bm25, chunks, chunks, progress, console, save=False)
+        except BaseException:
+            _drop(client, staged._collection.name)
+            raise
+        old = _collection(client, name)
+        retired = f"{name}.replaced"
+        if old is not None:
+            _drop(client, retired)
+            old.modify(name=retired)
+        staged._collection.modify(name=name)
+        try:
+            bm25.save(self.settings.bm25_dir)
+        except BaseException:  # put the old collection back; the old BM25 index is untouched
+            staged._collection.modify(name=f"{name}.staged")
+            if old is not None:
+                old.modify(name=name)
+            _drop(client, f"{name}.staged")
+            raise
+        if old is not None:
+            _drop(client, retired)
+        self._store = ChromaStore(name, embedding, data_dir=chroma_dir)
+        self._bm25 = bm25
 
     def reset(self) -> None:
         """Empty the knowledge base: drop the Chroma collection and the BM25 index.
@@ -313,6 +363,23 @@ def _without_headings(doc: Document) -> Document:
     if not str(doc.metadata.get("source", "")).lower().endswith((".md", ".markdown")):
         return doc
     return doc.model_copy(update={"page_content": _HEADING.sub("", doc.page_content)})
+
+
+def _collection(client: ClientAPI, name: str) -> Collection | None:
+    try:
+        return client.get_collection(name)
+    except NotFoundError:
+        return None
+
+
+def _drop(client: ClientAPI, name: str) -> None:
+    """Delete a collection if it exists; a failure is logged (the next reset retries)."""
+    try:
+        client.delete_collection(name)
+    except NotFoundError:
+        pass
+    except Exception as exc:
+        _log.warning("could not delete Chroma collection '%s': %s", name, exc)
 
 
 def _existing_ids(store: ChromaStore, ids: list[str]) -> set[str]:
