@@ -1,15 +1,23 @@
-"""``weft``'s entry point: how it ends when interrupted or when its reader goes away."""
+"""``weft``'s entry point: how it ends when interrupted or when its reader goes away, and the
+settings file every command reads."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import weft.cli
 from weft.cli import main
+from weft.core.settings import (
+    SettingsFileError,
+    get_settings,
+    settings_file,
+    using_settings_file,
+)
 
 
 def test_ctrl_c_ends_any_command_with_130_and_one_line(
@@ -45,3 +53,104 @@ def test_a_reader_that_goes_away_ends_the_output_without_a_traceback() -> None:
     assert proc.wait(timeout=60) == 141
     assert first == b"x" * 100 + b"\n"
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_an_empty_demo_question_exits_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "  "]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("weft demo: error: the question is empty") and "Traceback" not in err
+
+
+def _settings_seen(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> Any:
+    """Run ``weft demo`` with ``argv`` and return the settings its handler would read."""
+    seen = []
+
+    def record(args: Any, out: Any) -> int:
+        seen.append(get_settings(data_dir=args.data_dir))
+        return 0
+
+    monkeypatch.setattr(weft.cli, "_demo", record)
+    assert main(["demo", *argv]) == 0
+    return seen[0]
+
+
+def test_every_command_reads_a_settings_file_below_the_environment_and_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "weft.env"
+    file.write_text(
+        "# the team's knowledge base\n"
+        f"WEFT_DATA_DIR={tmp_path / 'kb'}\n"
+        "export WEFT_TOP_K=9\n"
+        "WEFT_PORT=8100\n"
+        "OPENAI_BASE_URL=http://elsewhere\n"  # other tools' variables are left alone
+    )
+    monkeypatch.delenv("WEFT_TOP_K", raising=False)
+    monkeypatch.setenv("WEFT_PORT", "8200")
+    seen = _settings_seen(monkeypatch, ["--settings", str(file)])
+    assert (seen.data_dir, seen.top_k, seen.port) == (tmp_path / "kb", 9, 8200)
+    seen = _settings_seen(monkeypatch, ["--settings", str(file), "--data-dir", "other"])
+    assert seen.data_dir == Path("other")
+    monkeypatch.setenv("WEFT_SETTINGS_FILE", str(file))
+    assert _settings_seen(monkeypatch, []).top_k == 9
+    assert settings_file() == file  # the variable; --settings applies only inside main
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["graph", "show", "rag"], ["ingest", "docs"], ["chat"], ["serve"], ["trace"], ["demo"]],
+)
+def test_every_command_takes_settings(argv: list[str]) -> None:
+    args = weft.cli.build_parser().parse_args([*argv, "--settings", "team.env"])
+    assert args.settings == "team.env"
+
+
+def test_the_settings_file_is_scoped_to_the_block_that_names_it(tmp_path: Path) -> None:
+    file = tmp_path / "weft.env"
+    file.write_text("WEFT_TOP_K=7\n")
+    with using_settings_file(file):
+        assert get_settings().top_k == 7
+    assert settings_file() is None and get_settings().top_k == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "does not exist"),
+        ("WEFT_TOPK=3\n", "sets WEFT_TOPK, which is no weft setting; known settings: "),
+        (b"WEFT_TOP_K=\xff\xfe\n", "cannot read settings file"),
+    ],
+)
+def test_a_bad_settings_file_exits_2_before_the_command_runs(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: str | bytes | None,
+    expected: str,
+) -> None:
+    file = tmp_path / "weft.env"
+    if isinstance(content, str):
+        file.write_text(content)
+    elif isinstance(content, bytes):
+        file.write_bytes(content)
+    ran = []
+    monkeypatch.setattr(weft.cli, "_demo", lambda args, out: ran.append(args) or 0)
+    assert main(["demo", "--settings", str(file)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"weft demo: error: settings file '{file}'") or (
+        err.startswith(f"weft demo: error: cannot read settings file '{file}'")
+    )
+    assert expected in err and "Traceback" not in err and ran == []
+    with using_settings_file(file), pytest.raises(SettingsFileError) as raised:
+        get_settings()
+    assert expected in str(raised.value)
+
+
+def test_an_invalid_value_in_the_settings_file_names_the_variable_and_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "weft.env"
+    file.write_text("WEFT_TOP_K=lots\n")
+    assert main(["graph", "show", "rag", "--settings", str(file)]) == 2
+    err = capsys.readouterr().err
+    assert "WEFT_TOP_K='lots'" in err and str(file) in err and "Traceback" not in err

@@ -9,11 +9,19 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import pydantic
 
-from weft.core.settings import invalid_settings
+from weft.core.settings import (
+    SETTINGS_FILE_VARIABLE,
+    SettingsFileError,
+    check_settings_file,
+    invalid_settings,
+    settings_file,
+    using_settings_file,
+)
 
 __all__ = ["main"]
 
@@ -25,6 +33,13 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from weft.core.stream import Chunk, NodeFinished
     from weft.graphs.demo import demo_graph
 
+    if not args.question.strip():
+        print(
+            "weft demo: error: the question is empty; ask something, e.g. "
+            f"weft demo {DEFAULT_QUESTION!r}",
+            file=sys.stderr,
+        )
+        return 2
     graph = demo_graph()
     config: dict[str, Any] = {"callbacks": [ConsoleHandler()]} if args.trace else {}
     out.write(f"Q: {args.question}\nA: ")
@@ -41,6 +56,15 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _leaves(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> list[Any]:
+    """The parsers of the commands that run (``graph show``, not ``graph``)."""
+    found = []
+    for command in sub.choices.values():
+        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        found += [leaf for n in nested for leaf in _leaves(n)] if nested else [command]
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     from weft import __version__
     from weft.core.tracing import add_trace_command
@@ -51,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="weft",
         description="weft: typed components compiled into LangGraph graphs.",
+        epilog=(
+            "Every command takes --data-dir DIR (default: $WEFT_DATA_DIR or ./.weft) and "
+            "--settings FILE, a file of WEFT_NAME=value lines (default: $WEFT_SETTINGS_FILE)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"weft {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -74,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_trace_command(sub)
     for add_commands in (graph_commands, server_commands, eval_commands):
         add_commands(sub)
+    for command in _leaves(sub):
+        command.add_argument(
+            "--settings",
+            metavar="FILE",
+            help=(
+                "read settings from this file of WEFT_NAME=value lines (default: "
+                f"${SETTINGS_FILE_VARIABLE}); flags and WEFT_* variables win over it"
+            ),
+        )
     return parser
 
 
@@ -85,7 +122,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         parser.print_help(out or sys.stdout)
         return 2
     try:
-        code: int = args.handler(args, out or sys.stdout)
+        with using_settings_file(getattr(args, "settings", None)):
+            path = settings_file()
+            if path is not None:
+                check_settings_file(path)
+            code: int = args.handler(args, out or sys.stdout)
+    except SettingsFileError as exc:
+        print(f"weft {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("weft: interrupted", file=sys.stderr)
         return 130
@@ -96,7 +140,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except pydantic.ValidationError as exc:
         if exc.title != "Settings":
             raise
-        print(f"weft {args.command}: error: {invalid_settings(exc)}", file=sys.stderr)
+        chosen = getattr(args, "settings", None)
+        path = settings_file() if chosen is None else Path(chosen)
+        where = f" (in the environment or settings file '{path}')" if path else ""
+        print(f"weft {args.command}: error: {invalid_settings(exc)}{where}", file=sys.stderr)
         return 2
     return code
 

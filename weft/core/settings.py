@@ -1,4 +1,10 @@
-"""Settings from ``WEFT_*`` environment variables (or a ``.env``-style settings file).
+"""Settings from ``WEFT_*`` environment variables and an optional ``.env``-style settings file.
+
+Where a setting comes from, first match wins: a CLI flag (``--data-dir``, ``--port``...), the
+environment (``WEFT_TOP_K=8``), the settings file, the default. The settings file is the one
+``--settings FILE`` (on every CLI command) or ``WEFT_SETTINGS_FILE`` names: ``WEFT_NAME=value``
+lines, ``#`` comments, optional ``export``. Its other variables are ignored, so a project's
+``.env`` can serve as one; a ``WEFT_`` name that is no setting is an error, not a silent no-op.
 
 Every CLI command takes ``--data-dir``, which overrides ``WEFT_DATA_DIR``: the folder where the
 Chroma database, the BM25 index, checkpoints and traces live, so separate knowledge bases never
@@ -11,14 +17,39 @@ Example:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
+from dotenv import dotenv_values
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "invalid_settings"]
+from weft.core.errors import ConfigurationError
+
+__all__ = [
+    "SETTINGS_FILE_VARIABLE",
+    "Settings",
+    "SettingsFileError",
+    "check_settings_file",
+    "get_settings",
+    "invalid_settings",
+    "settings_file",
+    "using_settings_file",
+]
+
+SETTINGS_FILE_VARIABLE = "WEFT_SETTINGS_FILE"
+
+
+class SettingsFileError(ConfigurationError):
+    """The settings file is missing, unreadable or sets an unknown ``WEFT_`` name."""
+
+
+_FILE: ContextVar[Path | None] = ContextVar("weft_settings_file", default=None)
 
 
 class Settings(BaseSettings):
@@ -92,10 +123,67 @@ class Settings(BaseSettings):
         return self.data_dir / "traces.jsonl"
 
 
+def settings_file() -> Path | None:
+    """The settings file in use: the one :func:`using_settings_file` set, else
+    ``$WEFT_SETTINGS_FILE``, else None."""
+    chosen = _FILE.get()
+    if chosen is None and os.environ.get(SETTINGS_FILE_VARIABLE):
+        chosen = Path(os.environ[SETTINGS_FILE_VARIABLE])
+    return chosen.expanduser() if chosen is not None else None
+
+
+@contextmanager
+def using_settings_file(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Read settings from ``path`` inside the block (what ``--settings FILE`` does); None
+    leaves the choice to ``$WEFT_SETTINGS_FILE``."""
+    token = _FILE.set(Path(path) if path is not None else None)
+    try:
+        yield
+    finally:
+        _FILE.reset(token)
+
+
+def check_settings_file(path: Path) -> None:
+    """Raise :class:`SettingsFileError` when ``path`` cannot be read as a settings file or
+    names a ``WEFT_`` variable that is no setting."""
+    where = f"settings file '{path}'"
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise SettingsFileError(
+            f"{where} {problem}; pass a file of WEFT_NAME=value lines to --settings "
+            f"(or {SETTINGS_FILE_VARIABLE})"
+        )
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsFileError(
+            f"cannot read {where}: {exc}; it must be a UTF-8 text file of WEFT_NAME=value lines"
+        ) from exc
+    known = {f"WEFT_{name.upper()}" for name in Settings.model_fields}
+    unknown = [k for k in values if k.upper().startswith("WEFT_") and k.upper() not in known]
+    if unknown:
+        raise SettingsFileError(
+            f"{where} sets {', '.join(unknown)}, which is no weft setting; known settings: "
+            f"{', '.join(sorted(known))}"
+        )
+
+
 def get_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with ``overrides`` (e.g. ``data_dir`` from ``--data-dir``)
-    taking precedence; ``None`` overrides are ignored."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment and the settings file (see :func:`settings_file`), with
+    ``overrides`` (e.g. ``data_dir`` from ``--data-dir``) taking precedence; ``None``
+    overrides are ignored.
+
+    Raises:
+        SettingsFileError: the settings file is missing, unreadable or names an unknown
+            ``WEFT_`` setting.
+        pydantic.ValidationError: a setting's value is invalid (see :func:`invalid_settings`).
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    path = settings_file()
+    if path is None:
+        return Settings(**given)
+    check_settings_file(path)
+    return Settings(_env_file=path, _env_file_encoding="utf-8", **given)
 
 
 def invalid_settings(error: pydantic.ValidationError) -> str:
