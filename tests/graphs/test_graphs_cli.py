@@ -172,6 +172,36 @@ def test_graph_show_prints_mermaid_and_ascii(data_dir: Path) -> None:
     assert code == 0 and "retrieve -.-> refuse" in text
 
 
+def test_ingest_of_no_document_exits_2_and_a_reset_keeps_the_knowledge_base(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs, empty = tmp_path / "docs", tmp_path / "empty"
+    docs.mkdir()
+    empty.mkdir()
+    (docs / "a.md").write_text("# A\n\nweft composes graphs.\n")
+    (empty / "notes.xyz").write_text("not a document type")
+    kb = str(tmp_path / "kb")
+    assert _run("ingest", str(docs), "--data-dir", kb, "--no-progress")[0] == 0
+    capsys.readouterr()
+    code, text = _run("ingest", str(empty), "--data-dir", kb, "--no-progress")
+    err = capsys.readouterr().err
+    assert code == 2 and "1 skipped" in text and "notes.xyz" in text
+    assert err.startswith("weft ingest: error: found no document to ingest in ")
+    code, text = _run("ingest", str(empty), "--data-dir", kb, "--no-progress", "--reset")
+    err = capsys.readouterr().err
+    assert code == 2 and text == "" and "so the knowledge base was not reset" in err
+    assert "Traceback" not in err
+    _, again = _run("ingest", str(docs), "--data-dir", kb, "--no-progress")
+    assert "(0 added, 1 unchanged)" in again  # the --reset of nothing deleted nothing
+
+
+def test_graph_show_leaves_the_data_dir_alone(tmp_path: Path) -> None:
+    for name in ("rag", "hybrid", "demo"):
+        code, text = _run("graph", "show", name, "--data-dir", str(tmp_path / "kb"))
+        assert code == 0 and f"Graph '{name}' as ASCII:" in text
+    assert not (tmp_path / "kb").exists()
+
+
 def test_graph_show_of_an_unknown_graph_exits_2(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,13 @@ def _ingest(args: argparse.Namespace, out: TextIO) -> int:
     kb = KnowledgeBase(_settings(args))
     summary = kb.ingest(args.paths, progress=not args.no_progress, reset=args.reset)
     out.write(f"Ingested into {kb.settings.data_dir}: {summary.describe()}\n")
+    if summary.files == 0:
+        print(
+            f"weft ingest: error: found no document to ingest in {', '.join(args.paths)}; "
+            "pass .txt, .md, .html or .pdf files, or folders that hold them",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
@@ -204,16 +212,37 @@ def draw_ascii(graph: Any) -> str:
 
 
 def _graph_show(args: argparse.Namespace, out: TextIO) -> int:
-    from weft.graphs.registry import GRAPH_NAMES, default_graphs
+    from weft.graphs.registry import GRAPH_NAMES
 
     if args.name not in GRAPH_NAMES:
         raise _UsageError(f"unknown graph '{args.name}'; choose one of {', '.join(GRAPH_NAMES)}")
-    graph = default_graphs(_settings(args))[args.name]
-    out.write(f"Graph '{args.name}' as Mermaid:\n\n")
-    out.write(graph.get_graph().draw_mermaid().rstrip() + "\n\n")
-    out.write(f"Graph '{args.name}' as ASCII:\n\n")
-    out.write(draw_ascii(graph) + "\n")
+    settings = _settings(args)
+    # The shape does not depend on the data: draw a copy over an empty, throwaway knowledge
+    # base, so that showing a graph never creates or opens the data dir's stores.
+    with tempfile.TemporaryDirectory(prefix="weft-show-") as scratch:
+        graph = _drawable(args.name, settings.model_copy(update={"data_dir": Path(scratch)}))
+        out.write(f"Graph '{args.name}' as Mermaid:\n\n")
+        out.write(graph.get_graph().draw_mermaid().rstrip() + "\n\n")
+        out.write(f"Graph '{args.name}' as ASCII:\n\n")
+        out.write(draw_ascii(graph) + "\n")
     return 0
+
+
+def _drawable(name: str, settings: Any) -> Any:
+    """Graph ``name`` as :func:`~weft.graphs.registry.default_graphs` builds it, over an empty
+    knowledge base in ``settings.data_dir`` and without memory."""
+    from weft.components.embeddings import HashingEmbeddings
+    from weft.graphs.demo import demo_graph
+    from weft.graphs.hybrid import build_hybrid_graph
+    from weft.graphs.knowledge import KnowledgeBase
+    from weft.graphs.rag import build_rag_graph
+
+    if name == "demo":
+        return demo_graph()
+    kb = KnowledgeBase(settings, embedding=HashingEmbeddings())
+    if name == "hybrid":
+        return build_hybrid_graph(kb, k=settings.top_k)
+    return build_rag_graph(kb, settings=settings)
 
 
 # -- parsers ---------------------------------------------------------------------------------------

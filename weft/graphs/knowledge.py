@@ -182,7 +182,8 @@ class KnowledgeBase:
                 path, a failure or Ctrl-C on the way leaves the old ones as they were.
 
         Raises:
-            ConfigurationError: a given path does not exist (nothing is written).
+            ConfigurationError: a given path does not exist, or ``reset`` is set and there is
+                nothing to ingest (nothing is written).
 
         See the module docstring for what happens on failure.
         """
@@ -202,6 +203,12 @@ class KnowledgeBase:
         splitter = TokenSplitter(self.settings.chunk_tokens, self.settings.chunk_overlap)
         chunks = list({c.id: c for c in splitter.split_documents(documents)}.values())
         files = len({d.metadata.get("source") for d in loaded.documents})
+        if reset and not chunks:
+            raise ConfigurationError(
+                f"nothing to ingest in {', '.join(repr(str(r)) for r in roots)}: no readable "
+                f"document ({len(loaded.skipped)} files skipped), so the knowledge base was not "
+                "reset; pass .txt, .md, .html or .pdf files, or call reset() to empty it"
+            )
         with self._lock:
             if reset:
                 self._replace(chunks, progress, console)
