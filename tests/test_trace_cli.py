@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from weft import END, START, Graph
+from weft.cli import main
 from weft.core.tracing import add_trace_command, disable_tracing, enable_tracing, read_spans
 
 
@@ -153,3 +154,70 @@ def test_trace_reads_the_data_dir_given_on_the_command_line(tmp_path: Path) -> N
     code, out = run_cli("--data-dir", str(tmp_path))
     assert code == 0
     assert out.splitlines()[1].startswith("invoke_workflow hello")
+
+
+SPAN = {
+    "trace_id": "ab" * 16,
+    "span_id": "1" * 16,
+    "parent_id": None,
+    "name": "invoke_workflow x",
+    "start": 0,
+    "end": 1_000_000,
+    "status": "UNSET",
+    "attributes": {},
+}
+
+
+def test_a_folder_exits_2_and_points_at_the_file_inside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run_cli(str(tmp_path))
+    assert (code, out) == (2, "")
+    assert capsys.readouterr().err == (
+        f"weft trace: error: {tmp_path} is a folder, not a trace file; pass the file "
+        f"enable_tracing() writes\n"
+    )
+    traced_runs(tmp_path / "traces.jsonl", "hi")
+    assert run_cli(str(tmp_path))[0] == 2
+    assert f"pass {tmp_path / 'traces.jsonl'}\n" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_trace_exits_2_naming_the_path_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.jsonl"
+    cases = [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "line 1 is not UTF-8 text"),
+        ("\n# caf\xe9\n".encode("latin-1"), "line 2 is not UTF-8 text"),
+        (b"\nhello\nworld\n", "line 2 is not JSON (Expecting value)"),
+        (b'{"trace_id": "ab"}\n', "line 1 is not a span (a span has trace_id, span_id, name,"),
+    ]
+    for data, why in cases:
+        path.write_bytes(data)
+        code, out = run_cli(str(path))
+        err = capsys.readouterr().err
+        assert (code, out) == (2, "")
+        assert err.startswith(f"weft trace: error: {path} is not a trace file: {why}")
+        assert err.endswith("; pass the JSON-lines file that enable_tracing() writes\n")
+
+
+def test_lines_that_are_not_spans_among_spans_are_skipped_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(SPAN) + "\nnot json\n" + json.dumps(SPAN | {"span_id": "2" * 16}))
+    code, out = run_cli(str(path))
+    assert code == 0 and out.splitlines()[0].endswith("invoke_workflow x  1.0 ms  2 spans")
+    assert capsys.readouterr().err == (
+        f"weft trace: skipped 1 line of {path}; line 2 is not JSON (Expecting value)\n"
+    )
+
+
+def test_the_trace_file_is_found_through_the_settings_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "team.env"
+    settings.write_text(f"WEFT_DATA_DIR={tmp_path / 'kb'}\n")
+    code = main(["trace", "--settings", str(settings)])
+    assert code == 1
+    assert f"no trace file at {tmp_path / 'kb' / 'traces.jsonl'}" in capsys.readouterr().out

@@ -136,3 +136,67 @@ def test_every_eval_command_has_help_and_data_dir(capsys: pytest.CaptureFixture[
         with pytest.raises(SystemExit):
             main(["eval", command, "--help"])
         assert "--data-dir" in capsys.readouterr().out
+
+
+@pytest.fixture
+def no_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad options must stop `weft eval run` before the suite runs."""
+
+    def run_suite(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the suite ran")
+
+    monkeypatch.setattr("weft.evals.runner.run_suite", run_suite)
+
+
+def test_a_suite_or_dataset_that_is_not_utf8_exits_2_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = _suite(tmp_path)
+    data = ["--data-dir", str(tmp_path / "d")]
+    (tmp_path / "cases.jsonl").write_bytes('{"inputs": "Où est Rome ?"}\n'.encode("latin-1"))
+    assert run("eval", "run", str(suite), *data)[0] == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"weft eval: error: {tmp_path / 'cases.jsonl'}, line 1: not UTF-8 text (byte 0xf9); "
+        f"save the file as UTF-8\n"
+    )
+    suite.write_bytes(b"name: qa\ndescription: r\xe9sum\xe9\n" + SUITE.encode())
+    assert run("eval", "run", str(suite), *data)[0] == 2
+    err = capsys.readouterr().err
+    assert f"{suite}, line 2: not UTF-8 text (byte 0xe9)" in err and "Traceback" not in err
+
+
+def test_an_out_that_cannot_be_a_folder_exits_2_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: None
+) -> None:
+    suite = _suite(tmp_path)
+    data = ["--data-dir", str(tmp_path / "d")]
+    report = tmp_path / "report.html"
+    report.write_text("keep me")
+    assert run("eval", "run", str(suite), "--out", str(report), *data)[0] == 2
+    assert capsys.readouterr().err == (
+        f"weft eval: error: --out {report} is a file, not a folder; pass --out with a folder "
+        f"for results.json, report.html and junit.xml\n"
+    )
+    assert run("eval", "run", str(suite), "--out", str(report / "sub"), *data)[0] == 2
+    assert (
+        f"--out {report / 'sub'} cannot be created: {report} is a file" in capsys.readouterr().err
+    )
+    assert report.read_text() == "keep me" and not (tmp_path / "d").exists()
+
+
+def test_a_fail_under_metric_the_suite_does_not_report_exits_2_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: None
+) -> None:
+    suite = _suite(tmp_path)
+    out = ["--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "d")]
+    code, _ = run("eval", "run", str(suite), "--fail-under", "contain=0.9", *out)
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "weft eval: error: --fail-under 'contain=0.9': suite 'qa' reports no metric 'contain'; "
+        "its metrics are ['contains', 'citations_grounded', 'refusal', 'pass_rate', "
+        "'error_rate', 'latency_p50_ms', 'latency_p95_ms', 'tokens_per_case', 'cost_usd']\n"
+    )
+    assert run("eval", "run", str(suite), "--fail-under", "bm25/contains=0.9", *out)[0] == 2
+    assert "suite 'qa' has no variant 'bm25'; its variants are" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "d").exists()

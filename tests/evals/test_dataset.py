@@ -79,3 +79,18 @@ def test_beir_folder_loads_queries_with_graded_relevance_and_the_corpus(tmp_path
 def test_filter_keeps_cases_with_any_tag() -> None:
     ds = Dataset(cases=[Case(inputs="a", tags=["x"]), Case(inputs="b", tags=["y"])])
     assert [c.inputs for c in ds.filter(["y", "z"]).cases] == ["b"]
+
+
+def test_a_file_that_is_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    latin1 = "Capital of Peñíscola?".encode("latin-1")
+    (tmp_path / "d.jsonl").write_bytes(b'{"inputs": "a"}\n{"inputs": "' + latin1 + b'"}\n')
+    (tmp_path / "d.csv").write_bytes(b"name,inputs\na,x\nb," + latin1 + b"\n")
+    (tmp_path / "d.yaml").write_bytes(b"- inputs: " + latin1 + b"\n")
+    for name, line in (("d.jsonl", 2), ("d.csv", 3), ("d.yaml", 1)):
+        with pytest.raises(
+            DatasetError, match=rf"{name}, line {line}: not UTF-8 text \(byte 0xf1\); save the"
+        ):
+            load_dataset(tmp_path / name)
+    (tmp_path / "b.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")  # an image
+    with pytest.raises(DatasetError, match=r"b.jsonl, line 1: not UTF-8 text \(byte 0x89\)"):
+        load_dataset(tmp_path / "b.jsonl")

@@ -1,11 +1,20 @@
-"""The shipped suites run offline against a fresh data dir and meet their thresholds."""
+"""Suites: the shipped ones run offline and meet their thresholds; loading and metric names."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from weft.evals import EvalResult, assert_suite_passes, shipped_suites
-from weft.evals.suite import load_suite
+from weft.evals import (
+    EvalResult,
+    Evaluator,
+    EvaluatorContext,
+    SuiteError,
+    assert_suite_passes,
+    shipped_suites,
+)
+from weft.evals.runner import summarize
+from weft.evals.suite import RUN_METRICS, load_suite
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +52,36 @@ def test_assert_suite_passes_fails_with_the_summary(data_dir: Path) -> None:
     suite.thresholds = {"contains": 1.01}
     with pytest.raises(AssertionError, match=r"(?s)did not pass.*contains >= 1.01"):
         assert_suite_passes(suite, data_dir=data_dir)
+
+
+def test_a_suite_file_that_is_not_utf8_is_a_suite_error(tmp_path: Path) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_bytes(b"name: s\ndescription: caf\xe9\ngraph: rag\ndataset: d.jsonl\n")
+    with pytest.raises(SuiteError, match=r"s.yaml, line 2: not UTF-8 text \(byte 0xe9\)"):
+        load_suite(p)
+
+
+def test_metric_names_are_known_before_a_run_unless_an_evaluator_is_your_own() -> None:
+    suite = load_suite(shipped_suites()["hybrid-retrieval"])
+    assert suite.metric_names() == ["recall@5", "mrr", "ndcg@10", *RUN_METRICS]
+    suite.check_metric("hybrid/mrr", where="here")
+    suite.check_metric("latency_p95_ms", where="here")
+    with pytest.raises(SuiteError, match=r"here: suite 'hybrid-retrieval' has no variant 'bm26'"):
+        suite.check_metric("bm26/mrr", where="here")
+    with pytest.raises(
+        SuiteError, match=r"reports no metric 'recall@3'; its metrics are \['recall@5', 'mrr'"
+    ):
+        suite.check_metric("recall@3", where="here")
+
+    @dataclass
+    class Mine(Evaluator):
+        def evaluate(self, ctx: EvaluatorContext) -> dict[str, float]:
+            return {"anything": 1.0}
+
+    suite.evaluators.append(Mine())
+    assert suite.metric_names() is None
+    suite.check_metric("anything", where="here")
+
+
+def test_run_metrics_are_the_ones_every_summary_has() -> None:
+    assert list(summarize("v", "g", []).metrics) == list(RUN_METRICS)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import pydantic
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from weft.core.errors import WeftError
 
 __all__ = [
     "JsonlSpanExporter",
@@ -24,9 +28,15 @@ __all__ = [
 
 
 def default_trace_path() -> Path:
-    """``$WEFT_DATA_DIR/traces.jsonl``, else ``./.weft/traces.jsonl``."""
-    base = os.environ.get("WEFT_DATA_DIR")
-    return (Path(base) if base else Path(".weft")) / "traces.jsonl"
+    """``traces.jsonl`` in the settings' data dir (``WEFT_DATA_DIR``, or the settings file's),
+    else ``./.weft/traces.jsonl``."""
+    from weft.core.settings import get_settings
+
+    try:
+        return get_settings().traces_path
+    except (pydantic.ValidationError, WeftError):  # other settings are invalid: keep tracing
+        base = os.environ.get("WEFT_DATA_DIR")
+        return (Path(base).expanduser() if base else Path(".weft")) / "traces.jsonl"
 
 
 def _value(v: Any) -> Any:
@@ -97,20 +107,49 @@ class JsonlSpanExporter(SpanExporter):
         return True
 
 
-def read_spans(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """The spans in a JSONL trace file, in the order they were written; lines that do not
-    parse (a write cut short) are skipped."""
-    p = Path(path) if path is not None else default_trace_path()
-    spans = []
-    with open(p, encoding="utf-8") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+def _is_span(record: Any) -> bool:
+    return (
+        isinstance(record, dict)
+        and bool(record.get("trace_id"))
+        and isinstance(record.get("span_id"), str)
+        and isinstance(record.get("parent_id"), str | None)
+        and isinstance(record.get("name"), str)
+        and isinstance(record.get("start"), int | float)
+        and "end" in record
+        and isinstance(record["end"], int | float | None)
+        and isinstance(record.get("attributes", {}), dict | None)
+    )
+
+
+def _read(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The spans in a trace file, and why each other non-blank line is not one."""
+    spans: list[dict[str, Any]] = []
+    bad: list[str] = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
-            if isinstance(record, dict) and record.get("trace_id"):
+            try:
+                record = json.loads(raw.rstrip(b"\r\n").decode("utf-8"))
+            except UnicodeDecodeError:
+                bad.append(f"line {n} is not UTF-8 text")
+                continue
+            except json.JSONDecodeError as exc:
+                bad.append(f"line {n} is not JSON ({exc.msg})")
+                continue
+            if _is_span(record):
                 spans.append(record)
-    return spans
+            else:
+                bad.append(
+                    f"line {n} is not a span (a span has trace_id, span_id, name, start, end)"
+                )
+    return spans, bad
+
+
+def read_spans(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The spans in a JSONL trace file, in the order they were written; lines that are not
+    spans (a write cut short) are skipped."""
+    return _read(Path(path) if path is not None else default_trace_path())[0]
 
 
 def last_trace(
@@ -190,15 +229,24 @@ def render_trace(spans: Sequence[dict[str, Any]], *, bar_width: int = 30) -> str
     return "\n".join(lines)
 
 
+def _bad(message: str) -> int:
+    sys.stderr.write(f"weft trace: error: {message}\n")
+    return 2
+
+
 def _trace_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.path:
         path = Path(args.path)
-    elif args.data_dir:
-        path = Path(args.data_dir) / "traces.jsonl"
     else:
-        path = default_trace_path()
+        from weft.core.settings import get_settings
+
+        path = get_settings(data_dir=args.data_dir).traces_path
+    if path.is_dir():
+        inside = path / "traces.jsonl"
+        hint = f"pass {inside}" if inside.is_file() else "pass the file enable_tracing() writes"
+        return _bad(f"{path} is a folder, not a trace file; {hint}")
     try:
-        spans = read_spans(path)
+        spans, bad = _read(path)
     except FileNotFoundError:
         out.write(
             f"no trace file at {path}; turn tracing on with weft.enable_tracing() (or weft serve "
@@ -206,6 +254,17 @@ def _trace_command(args: argparse.Namespace, out: TextIO) -> int:
             f"and run a graph, or pass the file's path\n"
         )
         return 1
+    except OSError as exc:
+        return _bad(f"cannot read {path} ({exc.strerror or exc})")
+    if bad and not spans:
+        return _bad(
+            f"{path} is not a trace file: {bad[0]}; pass the JSON-lines file that "
+            f"enable_tracing() writes"
+        )
+    if bad:
+        # A process killed mid-write leaves a torn line; the other spans are still good.
+        lines = f"{len(bad)} line{'s' if len(bad) != 1 else ''}"
+        sys.stderr.write(f"weft trace: skipped {lines} of {path}; {bad[0]}\n")
     picked = last_trace(spans, args.trace_id)
     ids = sorted({str(s["trace_id"]) for s in picked})
     if len(ids) > 1:

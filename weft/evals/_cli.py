@@ -2,15 +2,22 @@
 
 ``weft eval run SUITE``, ``weft eval list`` and ``weft eval compare A.json B.json``. Exit codes:
 0 passed, 1 a threshold missed or a regression against the baseline, 2 bad input (a missing
-suite, dataset or result file, a malformed option), reported in one line without a traceback.
+or unreadable suite, dataset or result file, a malformed option, an ``--out`` that cannot be a
+folder, a ``--fail-under`` metric the suite does not report), reported in one line without a
+traceback. Options are checked before the suite runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from weft.evals.suite import Suite
 
 __all__ = ["add_commands"]
 
@@ -38,7 +45,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def _fail_under(items: list[str]) -> dict[str, str]:
+def _fail_under(items: list[str], suite: Suite) -> dict[str, str]:
+    """Thresholds from ``--fail-under`` options, each checked against what ``suite`` reports."""
     out = {}
     for item in items:
         metric, sep, value = item.partition("=")
@@ -50,8 +58,43 @@ def _fail_under(items: list[str]) -> dict[str, str]:
             raise _BadInput(
                 f"--fail-under {item!r}: want METRIC=VALUE, e.g. --fail-under recall@5=0.8"
             )
+        suite.check_metric(metric.strip(), where=f"--fail-under {item!r}")
         out[metric.strip()] = f">= {value.strip()}"
     return out
+
+
+def _check_out_dir(out_dir: Path, label: str) -> None:
+    """Fail before the run when the reports could not be written into ``out_dir``."""
+    what = f"{label} {out_dir}"
+    fix = "pass --out with a folder for results.json, report.html and junit.xml"
+    if out_dir.exists() or out_dir.is_symlink():
+        if not out_dir.is_dir():
+            raise _BadInput(f"{what} is a file, not a folder; {fix}")
+        existing = out_dir
+    else:
+        existing = next(p for p in out_dir.absolute().parents if p.exists())
+        if not existing.is_dir():
+            raise _BadInput(f"{what} cannot be created: {existing} is a file; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _BadInput(f"{what} cannot be written: {existing} is not writable; {fix}")
+
+
+def _write_reports(result: Any, out_dir: Path) -> dict[str, Path]:
+    """Write the reports into a scratch folder first, so a failed write replaces none of the
+    previous ones."""
+    from weft.evals.report import write_reports
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".reports-") as scratch:
+            paths = {k: out_dir / p.name for k, p in write_reports(result, scratch).items()}
+            for path in paths.values():
+                os.replace(Path(scratch) / path.name, path)
+    except OSError as exc:
+        raise _BadInput(
+            f"cannot write the reports into {out_dir} ({exc.strerror or exc})"
+        ) from None
+    return paths
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -61,16 +104,17 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from weft.evals.report import print_summary, write_reports
+    from weft.evals.report import print_summary
     from weft.evals.results import EvalResult
     from weft.evals.runner import run_suite
     from weft.evals.suite import find_suite
 
     suite = find_suite(args.suite)
-    suite.thresholds = {**suite.thresholds, **_fail_under(args.fail_under)}
+    suite.thresholds = {**suite.thresholds, **_fail_under(args.fail_under, suite)}
     baseline = EvalResult.load(args.baseline) if args.baseline else None
     settings = _settings(args)
     out_dir = Path(args.out) if args.out else settings.data_dir / "evals" / suite.name
+    _check_out_dir(out_dir, "--out" if args.out else "the report folder")
     progress = sys.stderr.isatty() and not args.no_progress
     result = run_suite(
         suite,
@@ -82,7 +126,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         baseline=baseline,
         tolerance=args.tolerance,
     )
-    paths = write_reports(result, out_dir)
+    paths = _write_reports(result, out_dir)
     print_summary(result, out)
     out.write(f"wrote {paths['json']}, {paths['html'].name} and {paths['junit'].name}\n")
     return 0 if result.passed else 1

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -129,8 +130,24 @@ def _first_error(exc: ValidationError) -> str:
     return f"{loc}: {err['msg']}"
 
 
+def _read_text(path: Path, error: type[DatasetError] = DatasetError) -> str:
+    """The text of a UTF-8 file; ``error`` names the file and line when it is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {path} ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file "
+            f"as UTF-8"
+        ) from None
+
+
 def _jsonl(path: Path) -> Iterable[tuple[str, Any]]:
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -144,7 +161,7 @@ def _split(cell: str) -> list[str]:
 
 
 def _csv(path: Path) -> Iterable[tuple[str, Any]]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with io.StringIO(_read_text(path), newline="") as f:
         for n, row in enumerate(csv.DictReader(f), start=2):
             case: dict[str, Any] = {}
             inputs: dict[str, Any] = {}
@@ -174,8 +191,8 @@ def load_dataset(path: str | Path, *, name: str | None = None) -> Dataset:
     """Load cases from a ``.jsonl``, ``.yaml``/``.yml`` or ``.csv`` file, or a BEIR folder.
 
     Raises:
-        DatasetError: the file is missing, has an unknown format, or a case does not validate;
-            the message names the file and the line or item.
+        DatasetError: the file is missing, is not UTF-8, has an unknown format, or a case does
+            not validate; the message names the file and the line or item.
     """
     p = Path(path)
     if p.is_dir():
@@ -190,7 +207,7 @@ def load_dataset(path: str | Path, *, name: str | None = None) -> Dataset:
         cases = _cases(_csv(p), p)
     elif suffix in (".yaml", ".yml"):
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+            data = yaml.safe_load(_read_text(p))
         except yaml.YAMLError as exc:
             raise DatasetError(f"{p}: not valid YAML ({exc})") from None
         if isinstance(data, Mapping):
@@ -251,7 +268,7 @@ def load_beir(folder: str | Path, *, split: str = "test") -> Dataset:
         except (KeyError, TypeError):
             raise DatasetError(f"{queries_path}, {where}: a query needs '_id' and 'text'") from None
     qrels: dict[str, dict[str, float]] = {}
-    with qrels_path.open(newline="", encoding="utf-8") as f:
+    with io.StringIO(_read_text(qrels_path), newline="") as f:
         for n, row in enumerate(csv.reader(f, delimiter="\t"), start=1):
             if not row or (n == 1 and row[0] == "query-id"):
                 continue

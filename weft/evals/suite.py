@@ -47,11 +47,12 @@ import yaml
 from langchain_core.runnables import Runnable
 
 from weft.core.settings import Settings
-from weft.evals.dataset import Dataset, DatasetError, load_dataset
+from weft.evals.dataset import Dataset, DatasetError, _read_text, load_dataset
 from weft.evals.evaluators import BUILTIN, Evaluator
 from weft.evals.results import ThresholdCheck, VariantSummary, lower_is_better
 
 __all__ = [
+    "RUN_METRICS",
     "SUITES_DIR",
     "GraphRef",
     "Suite",
@@ -68,6 +69,16 @@ SUITES_DIR = Path(__file__).parent / "suites"
 
 GraphRef = Any
 """A registered name, ``"module:attr"``, a Runnable, or a factory returning one."""
+
+RUN_METRICS = (
+    "pass_rate",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "tokens_per_case",
+    "cost_usd",
+)
+"""The metrics the runner reports for every variant, whatever the evaluators."""
 
 _KEYS = {
     "name",
@@ -131,6 +142,32 @@ class Suite:
         if not p.is_absolute() and self.path is not None:
             p = self.path.parent / p
         return load_dataset(p)
+
+    def metric_names(self) -> list[str] | None:
+        """The metrics a run reports per variant, or None when they cannot be known before it
+        runs: an evaluator of your own may report any names, by returning a mapping."""
+        builtin = set(BUILTIN.values())
+        if any(type(e) not in builtin for e in self.evaluators):
+            return None
+        return [*dict.fromkeys(e.metric_name() for e in self.evaluators), *RUN_METRICS]
+
+    def check_metric(self, metric: str, *, where: str) -> None:
+        """Raise :class:`SuiteError` when ``metric`` (``variant/`` prefix allowed) names a
+        variant or a metric that no run of this suite reports."""
+        variant, _, bare = metric.rpartition("/")
+        variants = list(self.variants())
+        if variant and variant not in variants:
+            raise SuiteError(
+                f"{where}: suite {self.name!r} has no variant {variant!r}; its variants are "
+                f"{variants}"
+            )
+        names = self.metric_names()
+        if names is not None and bare not in names:
+            per = f", each alone or as 'variant/metric' for {variants}" if len(variants) > 1 else ""
+            raise SuiteError(
+                f"{where}: suite {self.name!r} reports no metric {bare!r}; its metrics are "
+                f"{names}{per}"
+            )
 
     def check(self, summaries: Mapping[str, VariantSummary]) -> list[ThresholdCheck]:
         """Check the thresholds against a run's per-variant summaries."""
@@ -286,14 +323,14 @@ def load_suite(path: str | Path) -> Suite:
     """Load a suite from a YAML file.
 
     Raises:
-        SuiteError: the file is missing or not YAML, has unknown keys, or names an unknown
-            evaluator.
+        SuiteError: the file is missing, not UTF-8 or not YAML, has unknown keys, or names an
+            unknown evaluator.
     """
     p = Path(path)
     if not p.is_file():
         raise SuiteError(f"suite file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(_read_text(p, SuiteError))
     except yaml.YAMLError as exc:
         raise SuiteError(f"{p}: not valid YAML ({exc})") from None
     if not isinstance(data, Mapping):
