@@ -276,3 +276,51 @@ def test_missing_default_embedder_is_a_configuration_error(
     monkeypatch.delattr(embeddings, "default_embeddings")
     with pytest.raises(ConfigurationError, match="pass embedding="):
         ChromaStore("defaulted", data_dir=tmp_path)
+
+
+class TracedEmbeddings(NamedEmbeddings):
+    """An embedder that reports its requests, as weft's OpenAI embedder does."""
+
+    def embed_query(self, text: str) -> list[float]:
+        from weft.core.tracing import embeddings_span
+
+        with embeddings_span(self.name) as call:
+            call.record(input_tokens=len(text.split()))
+            return super().embed_query(text)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_stores_embedding_request_nests_under_the_retrieval_span(
+    tmp_path: Path, mode: str
+) -> None:
+    import asyncio
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from weft import END, START, Graph
+    from weft.core.tracing import OTelHandler
+
+    store = ChromaStore("traced", TracedEmbeddings("emb-x"), data_dir=tmp_path)
+    store.upsert(DOCS)
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    handler = OTelHandler(provider, MeterProvider())
+    g = Graph[str, list[Document]]("search").add_node("vector", store.as_retriever(k=1))
+    graph = g.add_edge(START, "vector").add_edge("vector", END).compile()
+    config = {"callbacks": [handler]}
+    if mode == "sync":
+        hits = graph.invoke("red apples", config)  # type: ignore[arg-type]
+    else:
+        hits = asyncio.run(graph.ainvoke("red apples", config))  # type: ignore[arg-type]
+    assert [d.id for d in hits] == ["a"]
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    embedding, retrieval = finished["embeddings emb-x"], finished["retrieval chroma:traced"]
+    assert embedding.parent is not None
+    assert embedding.parent.span_id == retrieval.context.span_id
+    assert (
+        embedding.attributes is not None and embedding.attributes["gen_ai.usage.input_tokens"] == 2
+    )

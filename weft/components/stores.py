@@ -36,6 +36,7 @@ from pydantic import Field
 from weft.components._ids import document_id
 from weft.components._trace import retriever_params
 from weft.core.errors import ConfigurationError, EmptyQueryError
+from weft.core.tracing import nest_under
 
 __all__ = ["ChromaRetriever", "ChromaStore", "Distance", "embedder_identity"]
 
@@ -317,7 +318,8 @@ class ChromaRetriever(VectorStoreRetriever):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        return self._search(query, k, filter)
+        with nest_under(run_manager):  # the store's embedding request joins this retrieval
+            return self._search(query, k, filter)
 
     async def _aget_relevant_documents(
         self,
@@ -328,5 +330,7 @@ class ChromaRetriever(VectorStoreRetriever):
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        # chromadb's embedded client is synchronous; keep the event loop free.
-        return await run_in_executor(None, self._search, query, k, filter)
+        # chromadb's embedded client is synchronous; keep the event loop free. The executor
+        # runs it in a copy of this context, so the embedding request joins this retrieval.
+        with nest_under(run_manager):
+            return await run_in_executor(None, self._search, query, k, filter)

@@ -43,6 +43,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -95,6 +96,7 @@ __all__ = [
     "default_trace_path",
     "disable_tracing",
     "embeddings_span",
+    "nest_under",
     "enable_tracing",
     "error_type",
     "read_spans",
@@ -709,9 +711,28 @@ class _EmbeddingsCall:
                 span.set_attribute("gen_ai.response.model", response_model)
 
 
+_UNDER: ContextVar[Any] = ContextVar("weft_embeddings_under", default=None)
+
+
+@contextlib.contextmanager
+def nest_under(callbacks: Any) -> Iterator[None]:
+    """Embeddings requested inside the block join the run ``callbacks`` belongs to.
+
+    A retriever wraps its search in this with its ``run_manager``, so the embeddings its
+    vector store asks for (the store cannot pass callbacks on) nest under its retrieval span.
+    """
+    token = _UNDER.set(callbacks)
+    try:
+        yield
+    finally:
+        _UNDER.reset(token)
+
+
 def _listeners(callbacks: Any) -> list[tuple[OTelHandler, _Open | None]]:
     """The tracing handlers that listen to the run ``callbacks`` belongs to, with the span of
     its nearest reported run."""
+    if callbacks is None:
+        callbacks = _UNDER.get()
     if callbacks is None:
         from langchain_core.runnables.config import var_child_runnable_config
 
