@@ -661,3 +661,21 @@ def test_handler_given_to_one_call_does_not_trace_others(otel: Otel) -> None:
     assert otel.spans == []
     asyncio.run(parallel_graph().ainvoke("q", {"callbacks": [otel.handler]}))
     assert len(otel.spans) == len(PARALLEL_SHAPE)
+
+
+def test_a_completion_model_call_is_a_text_completion_span(otel: Otel) -> None:
+    from langchain_core.language_models import FakeListLLM
+
+    llm = FakeListLLM(responses=["four"])
+    g = Graph[str, str]("complete").add_node("llm", llm)
+    out = (
+        g.add_edge(START, "llm")
+        .add_edge("llm", END)
+        .compile()
+        .invoke("2 + 2 =", {"callbacks": [otel.handler]})
+    )
+    assert out == "four"
+    (span,) = [s for s in otel.spans if s.kind == SpanKind.CLIENT]
+    assert span.name.startswith("text_completion ")
+    assert dict(span.attributes or {})["gen_ai.operation.name"] == "text_completion"
+    assert parent_of(span, otel.spans).name == "node llm"  # type: ignore[union-attr]

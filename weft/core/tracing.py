@@ -12,9 +12,10 @@ What each run becomes:
 
 - graph: ``invoke_workflow {graph}``, INTERNAL, with ``gen_ai.workflow.name``;
 - node: ``node {node}``, INTERNAL, with ``weft.node.name`` and ``weft.component.kind``;
-- chat model call: ``chat {model}``, CLIENT, with the provider, request parameters, response
-  id, model and finish reasons, token usage, time to first chunk when streamed, and
-  ``server.address``/``server.port`` when the model reports its base URL;
+- chat model call: ``chat {model}`` (``text_completion {model}`` for a completion model),
+  CLIENT, with the provider, request parameters, response id, model and finish reasons, token
+  usage, time to first chunk when streamed, and ``server.address``/``server.port`` when the
+  model reports its base URL;
 - retriever call: ``retrieval {data source}``, INTERNAL, with ``gen_ai.data_source.id`` and
   ``gen_ai.request.top_k`` when the retriever reports it;
 - tool call: ``execute_tool {tool}``, INTERNAL, with ``gen_ai.tool.name``;
@@ -513,8 +514,10 @@ class OTelHandler(Handler):
         model = model_name(info)
         ls_provider = str(info.metadata.get("ls_provider") or "")
         provider = _PROVIDERS.get(ls_provider, ls_provider or "_OTHER")
+        # A completion model (langchain's BaseLLM: prompt strings in, text out) is not a chat.
+        operation = "text_completion" if info.metadata.get("ls_model_type") == "llm" else "chat"
         attrs: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": "chat",
+            "gen_ai.operation.name": operation,
             "gen_ai.provider.name": provider,
             "gen_ai.request.model": model,
         }
@@ -543,7 +546,7 @@ class OTelHandler(Handler):
                 for m in (batch if isinstance(batch, list) else [batch])
             ]
             span_attrs["gen_ai.input.messages"] = self._masked_json(messages)
-        return f"chat {model}", SpanKind.CLIENT, attrs, span_attrs
+        return f"{operation} {model}", SpanKind.CLIENT, attrs, span_attrs
 
     def on_stream_chunk(self, info: RunInfo, chunk: Any) -> None:
         if info.kind == "chat_model":
