@@ -448,6 +448,7 @@ def test_retrieval_span_has_top_k_query_opt_in_and_embeddings_child() -> None:
         "mail a@b.io", {"callbacks": [otel.handler]}
     )
     named = otel.by_name()
+    assert named["retrieval kshelf"].kind == SpanKind.CLIENT
     r = dict(named["retrieval kshelf"].attributes or {})
     assert r["gen_ai.request.top_k"] == 2.0
     assert r["gen_ai.retrieval.query.text"] == "mail [EMAIL]"

@@ -16,7 +16,7 @@ What each run becomes:
   CLIENT, with the provider, request parameters, response id, model and finish reasons, token
   usage, time to first chunk when streamed, and ``server.address``/``server.port`` when the
   model reports its base URL;
-- retriever call: ``retrieval {data source}``, INTERNAL, with ``gen_ai.data_source.id`` and
+- retriever call: ``retrieval {data source}``, CLIENT, with ``gen_ai.data_source.id`` and
   ``gen_ai.request.top_k`` when the retriever reports it;
 - tool call: ``execute_tool {tool}``, INTERNAL, with ``gen_ai.tool.name``;
 - embeddings: ``embeddings {model}``, CLIENT, from :func:`embeddings_span`.
@@ -414,6 +414,7 @@ class OTelHandler(Handler):
                 or info.name
             )
             name = f"retrieval {source}"
+            span_kind = SpanKind.CLIENT  # as the conventions' retrieval span asks
             attrs = {"gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": source}
             span_attrs = dict(attrs)
             top_k = info.metadata.get("weft_top_k", info.metadata.get("ls_retriever_k"))
