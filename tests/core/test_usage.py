@@ -176,3 +176,31 @@ def test_usage_of_several_completions_for_one_prompt_counts_once() -> None:
     assert reported_usage(LLMResult(generations=[gens])) == (100, 20, 0)
     two_prompts = LLMResult(generations=[gens[:1], gens[1:]])
     assert reported_usage(two_prompts) == (200, 40, 0)
+
+
+@pytest.mark.server
+def test_embeddings_requests_count_with_the_runs_models_and_cost() -> None:
+    from weft.components.embeddings import OpenAIEmbedder
+
+    with OpenAIServer() as server:
+        embedder = OpenAIEmbedder(base_url=server.base_url, api_key="test", max_retries=0)
+        chat = reporting("gpt-4o-mini", "an answer", 10, 2)
+
+        def answer(q: str, config: RunnableConfig) -> str:
+            embedder.embed_query(q)  # a search would embed the question first
+            return str(chat.invoke(q, config).content)
+
+        g = Graph[str, str]("rag").add_node("answer", answer)
+        graph = g.add_edge(START, "answer").add_edge("answer", END).compile()
+        usage = UsageTracker()
+        graph.invoke("how do I install weft", {"callbacks": [usage]})
+        with track_usage() as seen:
+            graph.invoke("and then", {})
+    embedding = usage.by_model["text-embedding-3-small"]
+    assert embedding.calls == 1 and embedding.input_tokens > 0 and embedding.output_tokens == 0
+    assert not embedding.estimated
+    [run] = usage.runs.values()
+    assert run == usage.by_model  # counted inside the run that asked for it
+    expected = embedding.input_tokens * 0.02 / 1e6 + (10 * 0.15 + 2 * 0.60) / 1e6
+    assert usage.cost() == pytest.approx(expected)
+    assert seen.by_model["text-embedding-3-small"].calls == 1  # a process-wide tracker too

@@ -43,7 +43,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -86,7 +86,7 @@ from weft.core.callbacks import (
     remove_handler,
 )
 from weft.core.masking import mask_pii, mask_value
-from weft.core.usage import model_name, reported_usage
+from weft.core.usage import UsageTracker, model_name, reported_usage
 
 __all__ = [
     "CONTENT_TYPE",
@@ -694,8 +694,15 @@ class OTelHandler(Handler):
 
 
 class _EmbeddingsCall:
-    def __init__(self, spans: list[tuple[OTelHandler, Span, dict[str, AttributeValue]]]) -> None:
+    def __init__(
+        self,
+        spans: list[tuple[OTelHandler, Span, dict[str, AttributeValue]]],
+        model: str = "",
+        trackers: Sequence[tuple[UsageTracker, UUID | None]] = (),
+    ) -> None:
         self._spans = spans
+        self._model = model
+        self._trackers = trackers
 
     def record(
         self,
@@ -705,6 +712,9 @@ class _EmbeddingsCall:
         response_model: str | None = None,
     ) -> None:
         """Add what the response said: tokens used, vector size, the model that answered."""
+        if input_tokens is not None:
+            for tracker, run_id in self._trackers:
+                tracker.record_embeddings(self._model, input_tokens, run_id)
         for handler, span, attrs in self._spans:
             if input_tokens is not None:
                 span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
@@ -732,9 +742,9 @@ def nest_under(callbacks: Any) -> Iterator[None]:
         _UNDER.reset(token)
 
 
-def _listeners(callbacks: Any) -> list[tuple[OTelHandler, _Open | None]]:
-    """The tracing handlers that listen to the run ``callbacks`` belongs to, with the span of
-    its nearest reported run."""
+def _listening(callbacks: Any) -> list[tuple[Handler, UUID | None]]:
+    """The weft handlers that listen to the run ``callbacks`` belongs to, each with the id of
+    that run's nearest run they were told of."""
     if callbacks is None:
         callbacks = _UNDER.get()
     if callbacks is None:
@@ -743,23 +753,20 @@ def _listeners(callbacks: Any) -> list[tuple[OTelHandler, _Open | None]]:
         config = var_child_runnable_config.get()
         callbacks = config.get("callbacks") if config else None
     run_id = getattr(callbacks, "run_id", None) or getattr(callbacks, "parent_run_id", None)
-    found: list[tuple[OTelHandler, _Open | None]] = []
     handlers = getattr(callbacks, "handlers", None)
     bridges = [h for h in handlers or () if isinstance(h, CallbackBridge)] or bridges_in(callbacks)
     active = ACTIVE.get()
     if active is not None and active not in bridges:
         bridges.append(active)  # called inside a node, with the node's config or none
+    if not bridges:
+        return [(h, None) for h in global_handlers()]
+    found: list[tuple[Handler, UUID | None]] = []
     for bridge in bridges:
         tracked = bridge._runs.get(run_id) if run_id else None
         reported = None
         if tracked is not None:
             reported = tracked.info.run_id if tracked.info else tracked.emitted_parent
-        for h in bridge.handlers:
-            if isinstance(h, OTelHandler):
-                rec = h._open.get(reported) if reported else None
-                found.append((h, rec))
-    if not bridges:
-        found = [(h, None) for h in global_handlers() if isinstance(h, OTelHandler)]
+        found += [(h, reported) for h in bridge.handlers]
     return found
 
 
@@ -782,9 +789,15 @@ def embeddings_span(
         >>> with embeddings_span("text-embedding-3-small") as call:
         ...     call.record(input_tokens=12, dimensions=1536)
     """
-    listeners = _listeners(callbacks)
+    listening = _listening(callbacks)
+    trackers = [(h, run) for h, run in listening if isinstance(h, UsageTracker)]
+    listeners = [
+        (h, h._open.get(run) if run else None)
+        for h, run in listening
+        if isinstance(h, OTelHandler)
+    ]
     if not listeners:
-        yield _EmbeddingsCall([])
+        yield _EmbeddingsCall([], model, trackers)
         return
     attrs: dict[str, AttributeValue] = {
         "gen_ai.operation.name": "embeddings",
@@ -803,7 +816,7 @@ def embeddings_span(
         spans.append((handler, span, attrs))
     t0 = time.perf_counter()
     try:
-        yield _EmbeddingsCall(spans)
+        yield _EmbeddingsCall(spans, model, trackers)
     except BaseException as exc:
         etype = error_type(exc)
         for handler, span, _ in spans:

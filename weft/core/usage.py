@@ -213,7 +213,8 @@ def output_text(output: Any) -> str:
 
 
 class UsageTracker(Handler):
-    """Sums token usage per model over every chat model call it sees; safe across threads.
+    """Sums token usage per model over every chat model call it sees, and the embeddings
+    requests weft's embedders report; safe across threads.
 
     Args:
         counter: counts tokens for estimates (see the module docs).
@@ -312,6 +313,18 @@ class UsageTracker(Handler):
         with self._lock:
             self._inputs.pop(info.run_id, None)
         self._forget(info)
+
+    def record_embeddings(self, model: str, input_tokens: int, run_id: UUID | None) -> None:
+        """Count one embeddings request of ``input_tokens`` (provider-reported), inside run
+        ``run_id`` when given. langchain-core reports no callbacks for embeddings; an embedder
+        reports through :func:`~weft.core.tracing.embeddings_span`, which calls this."""
+        usage = ModelUsage(model, input_tokens, 0, 0, calls=1)
+        with self._lock:
+            self._models[model] = self._models.get(model, ModelUsage(model)) + usage
+            root = self._root.get(run_id) if run_id is not None else None
+            if root is not None:
+                run = self._runs.setdefault(root, {})
+                run[model] = run.get(model, ModelUsage(model)) + usage
 
     def _add(self, info: RunInfo, usage: ModelUsage) -> None:
         with self._lock:
