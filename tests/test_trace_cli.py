@@ -130,32 +130,6 @@ def test_errors_are_marked_in_the_tree(tmp_path: Path) -> None:
     )
 
 
-def test_missing_file_and_torn_lines(tmp_path: Path) -> None:
-    code, out = run_cli(str(tmp_path / "none.jsonl"))
-    assert code == 1 and "no trace file at" in out and "enable_tracing" in out
-    torn = tmp_path / "torn.jsonl"
-    span = {
-        "trace_id": "ab" * 16,
-        "span_id": "1" * 16,
-        "parent_id": None,
-        "name": "invoke_workflow x",
-        "start": 0,
-        "end": 1_000_000,
-        "status": "UNSET",
-        "attributes": {},
-    }
-    torn.write_text(json.dumps(span) + "\n" + '{"trace_id": "cut')
-    code, out = run_cli(str(torn))
-    assert code == 0 and "invoke_workflow x" in out and "1.0 ms" in out
-
-
-def test_trace_reads_the_data_dir_given_on_the_command_line(tmp_path: Path) -> None:
-    traced_runs(tmp_path / "traces.jsonl", "hi")
-    code, out = run_cli("--data-dir", str(tmp_path))
-    assert code == 0
-    assert out.splitlines()[1].startswith("invoke_workflow hello")
-
-
 SPAN = {
     "trace_id": "ab" * 16,
     "span_id": "1" * 16,
@@ -166,6 +140,22 @@ SPAN = {
     "status": "UNSET",
     "attributes": {},
 }
+
+
+def test_missing_file_and_torn_lines(tmp_path: Path) -> None:
+    code, out = run_cli(str(tmp_path / "none.jsonl"))
+    assert code == 1 and "no trace file at" in out and "enable_tracing" in out
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(json.dumps(SPAN) + "\n" + '{"trace_id": "cut')
+    code, out = run_cli(str(torn))
+    assert code == 0 and "invoke_workflow x" in out and "1.0 ms" in out
+
+
+def test_trace_reads_the_data_dir_given_on_the_command_line(tmp_path: Path) -> None:
+    traced_runs(tmp_path / "traces.jsonl", "hi")
+    code, out = run_cli("--data-dir", str(tmp_path))
+    assert code == 0
+    assert out.splitlines()[1].startswith("invoke_workflow hello")
 
 
 def test_a_folder_exits_2_and_points_at_the_file_inside(
