@@ -792,9 +792,7 @@ def embeddings_span(
     listening = _listening(callbacks)
     trackers = [(h, run) for h, run in listening if isinstance(h, UsageTracker)]
     listeners = [
-        (h, h._open.get(run) if run else None)
-        for h, run in listening
-        if isinstance(h, OTelHandler)
+        (h, h._open.get(run) if run else None) for h, run in listening if isinstance(h, OTelHandler)
     ]
     if not listeners:
         yield _EmbeddingsCall([], model, trackers)
