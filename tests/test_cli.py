@@ -154,3 +154,18 @@ def test_an_invalid_value_in_the_settings_file_names_the_variable_and_the_file(
     assert main(["graph", "show", "rag", "--settings", str(file)]) == 2
     err = capsys.readouterr().err
     assert "WEFT_TOP_K='lots'" in err and str(file) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["ingest", "docs"], ["chat", "hi"], ["serve"], ["graph", "show", "rag"], ["trace"]]
+)
+def test_a_data_dir_that_is_a_file_exits_2_and_keeps_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    data = tmp_path / "notes.txt"
+    data.write_text("keep me")
+    assert main([*argv, "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"weft {argv[0]}: error: invalid settings: WEFT_DATA_DIR='{data}': ")
+    assert f"'{data}' is a file, not a folder; pass a folder with --data-dir" in err
+    assert err.count("\n") == 1 and data.read_text() == "keep me"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import bm25s
@@ -193,6 +194,106 @@ def test_save_swaps_versions_atomically(retriever: BM25Retriever, tmp_path: Path
 def test_load_without_index_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="no BM25 index"):
         BM25Retriever.load(tmp_path / "missing")
+
+
+def _version(root: Path) -> Path:
+    return root / (root / "CURRENT").read_text()
+
+
+def _cut(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+def _bare_array(file: Path) -> None:
+    with open(file, "wb") as fh:
+        np.save(fh, np.arange(3))  # a .npy, which np.load reads without complaint
+
+
+DAMAGE = {
+    "version folder missing": (lambda v: shutil.rmtree(v), "which is missing"),
+    "CURRENT overwritten": (
+        lambda v: (v.parent / "CURRENT").write_bytes(b"\xff\xfe junk"),
+        "CURRENT cannot be read",
+    ),
+    "CURRENT points outside": (
+        lambda v: (v.parent / "CURRENT").write_text("../elsewhere"),
+        "not the name of a version folder",
+    ),
+    "manifest missing": (lambda v: (v / "manifest.json").unlink(), "manifest.json' is missing"),
+    "manifest cut": (lambda v: _cut(v / "manifest.json"), "manifest.json' cannot be read"),
+    "manifest not an object": (
+        lambda v: (v / "manifest.json").write_text("[]"),
+        "manifest.json' is not a JSON object",
+    ),
+    "settings invalid": (
+        lambda v: (v / "manifest.json").write_text(
+            (v / "manifest.json").read_text().replace('"lucene"', '"okapi"')
+        ),
+        "manifest.json' has invalid settings (method:",
+    ),
+    "documents cut mid-line": (
+        lambda v: _cut(v / "documents.jsonl"),
+        "documents.jsonl' line",
+    ),
+    "documents cut at a line": (
+        lambda v: (v / "documents.jsonl").write_text(
+            "\n".join((v / "documents.jsonl").read_text().splitlines()[:-1])
+        ),
+        "holds 5 documents, its manifest says 6",
+    ),
+    "vocab cut": (lambda v: _cut(v / "vocab.json"), "vocab.json' cannot be read"),
+    "arrays missing": (lambda v: (v / "arrays.npz").unlink(), "arrays.npz' is missing"),
+    "arrays cut": (lambda v: _cut(v / "arrays.npz"), "arrays.npz' cannot be read"),
+    "arrays not an archive": (
+        lambda v: _bare_array(v / "arrays.npz"),
+        "arrays.npz' is not an .npz archive",
+    ),
+    "arrays of another index": (
+        lambda v: np.savez(v / "arrays.npz", tokens=np.arange(3), offsets=np.arange(3)),
+        "3 token offsets for 6 documents",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_load_of_a_damaged_index_names_the_folder_the_file_and_the_fix(
+    retriever: BM25Retriever, tmp_path: Path, damage: str
+) -> None:
+    root = tmp_path / "idx"
+    retriever.save(root)
+    spoil, problem = DAMAGE[damage]
+    spoil(_version(root))
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with pytest.raises(ConfigurationError) as caught:
+        BM25Retriever.load(root)
+    message = str(caught.value)
+    assert f"the BM25 index at '{root}' is damaged" in message
+    assert problem in message
+    assert "weft ingest --reset PATH..." in message
+    assert "\n" not in message
+    # Nothing is deleted or rewritten, so the files can still be inspected or recovered.
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+def test_a_damaged_index_can_be_saved_over(retriever: BM25Retriever, tmp_path: Path) -> None:
+    retriever.save(tmp_path)
+    shutil.rmtree(_version(tmp_path))
+    retriever.save(tmp_path)
+    assert BM25Retriever.load(tmp_path).count() == len(CORPUS)
+
+
+def test_indexes_after_deletes_or_without_tokens_load_as_saved(tmp_path: Path) -> None:
+    shrunk = BM25Retriever(documents=CORPUS)
+    shrunk.delete(["bm25", "zh"])
+    shrunk.save(tmp_path / "shrunk")
+    assert BM25Retriever.load(tmp_path / "shrunk").invoke("cats") == shrunk.invoke("cats")
+    stopwords = BM25Retriever(documents=[Document(page_content="the and of", id="s")])
+    stopwords.save(tmp_path / "stopwords")
+    assert BM25Retriever.load(tmp_path / "stopwords").get_by_ids(["s"]) == stopwords.get_by_ids(
+        ["s"]
+    )
+    BM25Retriever().save(tmp_path / "empty")
+    assert BM25Retriever.load(tmp_path / "empty").count() == 0
 
 
 def test_save_refuses_unserialisable_metadata(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from langgraph.types import Command, interrupt
 from typing_extensions import TypedDict
 
 from weft import END, START, Graph, Interrupted, NodeError, lambda_, thread
+from weft.core._checkpoint import open_sqlite_checkpointer
+from weft.core.errors import ConfigurationError
 
 HERE = Path(__file__).parent
 
@@ -129,3 +131,40 @@ async def test_sqlite_checkpointer_serves_async_runs(tmp_path: Path) -> None:
     assert await graph.ainvoke("hi", thread("a")) == "hi after 0"  # type: ignore[attr-defined]
     events = [e async for e in graph.astream("again", thread("a"))]  # type: ignore[attr-defined]
     assert events[-1].output == "again after 1"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x8f\x02garbage" * 1000, b"conversations: none\n"],
+    ids=["random bytes", "a text file"],
+)
+def test_a_file_that_is_not_sqlite_is_refused_when_the_graph_compiles(
+    tmp_path: Path, content: bytes
+) -> None:
+    db = tmp_path / "ckpt.sqlite"
+    db.write_bytes(content)
+    with pytest.raises(ConfigurationError) as caught:
+        chat_graph(str(db))
+    message = str(caught.value)
+    assert f"the checkpoint file '{db}' is not a usable SQLite database" in message
+    assert "file is not a database" in message and "move it away" in message
+    assert db.read_bytes() == content  # left for its owner to inspect or move
+
+
+def test_checkpoints_under_a_file_are_refused_naming_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigurationError) as caught:
+        open_sqlite_checkpointer(blocker / "checkpoints.sqlite")
+    assert f"'{blocker}' is a file, not a folder" in str(caught.value)
+    assert blocker.read_text() == "not a folder"
+    with pytest.raises(ConfigurationError, match="it is a folder; pass the path of a file"):
+        open_sqlite_checkpointer(tmp_path)
+
+
+def test_a_new_or_empty_checkpoint_file_opens(tmp_path: Path) -> None:
+    (tmp_path / "empty.sqlite").touch()
+    for db in (tmp_path / "new" / "ckpt.sqlite", tmp_path / "empty.sqlite"):
+        saver = open_sqlite_checkpointer(db)
+        assert saver.get_tuple(thread("none")) is None
+        saver.conn.close()

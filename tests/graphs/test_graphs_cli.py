@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from weft.cli import main
+from weft.components.bm25 import BM25Retriever
 from weft.components.models import NO_ANSWER
 from weft.graphs.knowledge import DEMO_KB_DIR
 
@@ -193,6 +194,48 @@ def test_ingest_of_no_document_exits_2_and_a_reset_keeps_the_knowledge_base(
     assert "Traceback" not in err
     _, again = _run("ingest", str(docs), "--data-dir", kb, "--no-progress")
     assert "(0 added, 1 unchanged)" in again  # the --reset of nothing deleted nothing
+
+
+def _small_kb(tmp_path: Path) -> tuple[Path, Path]:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\n\nweft composes graphs of typed components.\n")
+    kb = tmp_path / "kb"
+    assert _run("ingest", str(docs), "--data-dir", str(kb), "--no-progress")[0] == 0
+    return docs, kb
+
+
+def test_chat_with_a_damaged_checkpoint_file_exits_2_naming_it_and_keeps_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, kb = _small_kb(tmp_path)
+    db = kb / "checkpoints.sqlite"
+    db.write_bytes(b"\x00\xffnot sqlite" * 500)
+    code, text = _run("chat", "What does weft compose?", "--data-dir", str(kb))
+    err = capsys.readouterr().err
+    assert code == 2 and text == ""
+    assert err.startswith(f"weft chat: error: the checkpoint file '{db}' is not a usable SQLite")
+    assert "move it away" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert db.read_bytes() == b"\x00\xffnot sqlite" * 500
+
+
+def test_a_damaged_bm25_index_exits_2_naming_it_until_ingest_reset_rebuilds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs, kb = _small_kb(tmp_path)
+    bm25 = kb / "bm25"
+    arrays = bm25 / (bm25 / "CURRENT").read_text() / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:100])
+    for argv in (["chat", "What does weft compose?"], ["ingest", str(docs), "--no-progress"]):
+        code, _ = _run(*argv, "--data-dir", str(kb))
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+        assert f"the BM25 index at '{bm25}' is damaged" in err and "arrays.npz" in err
+        assert "weft ingest --reset PATH..." in err
+        assert arrays.stat().st_size == 100  # nothing rewritten behind the user's back
+    reset = _run("ingest", str(docs), "--reset", "--data-dir", str(kb), "--no-progress")
+    assert reset[0] == 0
+    assert BM25Retriever.load(bm25).invoke("compose")[0].page_content.startswith("weft composes")
 
 
 def test_graph_show_leaves_the_data_dir_alone(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import os
 import shutil
 import threading
 import uuid
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 import bm25s
 import numpy as np
+import pydantic
 from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -366,7 +368,8 @@ class BM25Retriever(BaseRetriever):
         """Open an index written by :meth:`save`; ``overrides`` may change ``k`` only.
 
         Raises:
-            ConfigurationError: ``path`` holds no index, or one in an unknown format.
+            ConfigurationError: ``path`` holds no index, one in an unknown format, or one whose
+                files are missing or damaged (the message names the file; nothing is deleted).
         """
         root = Path(path)
         pointer = root / _CURRENT
@@ -374,48 +377,38 @@ class BM25Retriever(BaseRetriever):
             raise ConfigurationError(
                 f"no BM25 index at '{root}' (missing {_CURRENT}); build one and call save()"
             )
-        version = root / pointer.read_text().strip()
-        manifest = json.loads((version / "manifest.json").read_text())
-        if manifest.get("format") != _FORMAT or manifest.get("version") != _FORMAT_VERSION:
-            raise ConfigurationError(
-                f"'{root}' holds a {manifest.get('format')} v{manifest.get('version')} index; "
-                f"this weft reads {_FORMAT} v{_FORMAT_VERSION}; rebuild the index"
-            )
         unknown = set(overrides) - {"k"}
         if unknown:
             raise ConfigurationError(
                 f"load() can only override 'k', not {sorted(unknown)}: the other settings "
                 "are baked into the saved index; rebuild it to change them"
             )
-        retriever = cls(**{**manifest["params"], **overrides})
-        documents = (
-            [
-                Document(id=row["id"], page_content=row["page_content"], metadata=row["metadata"])
-                for row in map(json.loads, (version / "documents.jsonl").read_text().splitlines())
-                if row
-            ]
-            if manifest["count"]
-            else []
-        )
-        vocab = json.loads((version / "vocab.json").read_text())
-        with np.load(version / "arrays.npz") as arrays:
-            flat, offsets = arrays["tokens"], arrays["offsets"]
-            csc = (
-                (arrays["data"], arrays["indices"], arrays["indptr"])
-                if "data" in arrays.files
-                else None
-            )
+        try:
+            saved = _read_saved(root)
+            retriever = _construct(cls, saved)
+        except _DamagedIndex as exc:
+            raise ConfigurationError(
+                f"the BM25 index at '{root}' is damaged: {exc}; rebuild it from your "
+                "documents with `weft ingest --reset PATH...` (or a new BM25Retriever's "
+                f"save()), or delete '{root}' and ingest them again"
+            ) from exc
+        if overrides:
+            retriever = cls(**{**saved.params, **overrides})
+        documents, vocab = saved.documents, saved.vocab
+        offsets = saved.offsets
         retriever._docs = documents
         retriever._ids = [d.id or "" for d in documents]
         retriever._pos = {doc_id: p for p, doc_id in enumerate(retriever._ids)}
-        retriever._tokens = [flat[offsets[p] : offsets[p + 1]] for p in range(len(documents))]
+        retriever._tokens = [
+            saved.tokens[offsets[p] : offsets[p + 1]] for p in range(len(documents))
+        ]
         retriever._vocab = {token: i for i, token in enumerate(vocab)}
         index = None
-        if csc is not None:
+        if saved.csc is not None:
             index = bm25s.BM25(
                 k1=retriever.k1, b=retriever.b, method=retriever.method, backend="numpy"
             )
-            data, indices, indptr = csc
+            data, indices, indptr = saved.csc
             index.scores = {
                 "data": data,
                 "indices": indices,
@@ -427,6 +420,164 @@ class BM25Retriever(BaseRetriever):
         retriever._snapshot = _Snapshot(index, list(documents), len(vocab))
         retriever._dirty = False
         return retriever
+
+
+class _DamagedIndex(Exception):
+    """A saved index's file is missing or does not hold what :meth:`BM25Retriever.save` wrote;
+    the message names the file and the problem, on one line."""
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """What one version folder holds, read and checked."""
+
+    version: str
+    params: dict[str, Any]
+    documents: list[Document]
+    vocab: list[str]
+    tokens: NDArray[Any]
+    offsets: NDArray[Any]
+    csc: tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None
+
+
+# What reading a cut or overwritten file raises: JSON, UTF-8 and pydantic errors are ValueErrors;
+# a cut .npz raises BadZipFile or EOFError, a missing member KeyError, a non-archive TypeError.
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, pydantic.ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+    if isinstance(exc, KeyError):
+        return f"no {exc}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _read_saved(root: Path) -> _Saved:
+    """Read and check the version ``CURRENT`` names; raises :class:`_DamagedIndex`."""
+    try:
+        name = (root / _CURRENT).read_text(encoding="utf-8").strip()
+    except (OSError, ValueError) as exc:
+        raise _DamagedIndex(f"{_CURRENT} cannot be read ({_reason(exc)})") from exc
+    if not name.startswith("v-") or Path(name).name != name:
+        raise _DamagedIndex(f"{_CURRENT} holds {name[:80]!r}, not the name of a version folder")
+    version = root / name
+    if not version.is_dir():
+        raise _DamagedIndex(f"{_CURRENT} names the version folder '{name}', which is missing")
+
+    def damaged(file: str, exc: BaseException, what: str = "cannot be read") -> _DamagedIndex:
+        if isinstance(exc, FileNotFoundError):
+            return _DamagedIndex(f"'{name}/{file}' is missing")
+        return _DamagedIndex(f"'{name}/{file}' {what} ({_reason(exc)})")
+
+    def read_json(file: str) -> Any:
+        try:
+            return json.loads((version / file).read_bytes())
+        except _READ_ERRORS as exc:
+            raise damaged(file, exc) from exc
+
+    manifest = read_json("manifest.json")
+    if not isinstance(manifest, dict):
+        raise _DamagedIndex(f"'{name}/manifest.json' is not a JSON object")
+    if manifest.get("format") != _FORMAT or manifest.get("version") != _FORMAT_VERSION:
+        raise ConfigurationError(
+            f"'{root}' holds a {manifest.get('format')} v{manifest.get('version')} index; "
+            f"this weft reads {_FORMAT} v{_FORMAT_VERSION}; rebuild the index"
+        )
+    params, count = manifest.get("params"), manifest.get("count")
+    if not isinstance(params, dict) or not isinstance(count, int) or count < 0:
+        raise _DamagedIndex(f"'{name}/manifest.json' lacks its 'params' or 'count'")
+
+    documents: list[Document] = []
+    if count:
+        file = "documents.jsonl"
+        try:
+            lines = (version / file).read_text(encoding="utf-8").splitlines()
+        except (OSError, ValueError) as exc:
+            raise damaged(file, exc) from exc
+        for number, line in enumerate(lines, start=1):
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+                documents.append(
+                    Document(
+                        id=row["id"], page_content=row["page_content"], metadata=row["metadata"]
+                    )
+                )
+            except _READ_ERRORS as exc:
+                raise damaged(file, exc, f"line {number} is damaged") from exc
+        if len(documents) != count:
+            raise _DamagedIndex(
+                f"'{name}/{file}' holds {len(documents)} documents, its manifest says {count}"
+            )
+
+    vocab = read_json("vocab.json")
+    if not isinstance(vocab, list) or not all(isinstance(token, str) for token in vocab):
+        raise _DamagedIndex(f"'{name}/vocab.json' is not a list of tokens")
+
+    file = "arrays.npz"
+    try:
+        # Opened here, not by np.load, so a file it rejects is closed at once; np.load takes a
+        # non-archive for a pickle or a bare array.
+        with open(version / file, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                raise _DamagedIndex(f"'{name}/{file}' is not an .npz archive")
+            fh.seek(0)
+            with np.load(fh) as arrays:
+                tokens, offsets = arrays["tokens"], arrays["offsets"]
+                csc = (
+                    (arrays["data"], arrays["indices"], arrays["indptr"])
+                    if "data" in arrays.files
+                    else None
+                )
+    except _READ_ERRORS as exc:
+        raise damaged(file, exc) from exc
+    problem = _arrays_problem(tokens, offsets, csc, count, len(vocab))
+    if problem:
+        raise _DamagedIndex(f"'{name}/{file}' does not match the index: {problem}")
+    return _Saved(name, params, documents, vocab, tokens, offsets, csc)
+
+
+def _arrays_problem(
+    tokens: NDArray[Any],
+    offsets: NDArray[Any],
+    csc: tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None,
+    n_docs: int,
+    n_vocab: int,
+) -> str | None:
+    """What in the saved arrays disagrees with the documents and vocabulary, or None.
+
+    Queries and rebuilds index with these arrays, so a mismatch would fail later, or silently
+    score the wrong documents.
+    """
+    arrays = (tokens, offsets) if csc is None else (tokens, offsets, csc[1], csc[2])
+    if any(a.ndim != 1 or not np.issubdtype(a.dtype, np.integer) for a in arrays):
+        return "an array of ids or offsets is not a flat integer array"
+    if offsets.size != n_docs + 1:
+        return f"{offsets.size} token offsets for {n_docs} documents"
+    if offsets[0] != 0 or offsets[-1] != tokens.size or np.any(np.diff(offsets) < 0):
+        return "the token offsets do not span the token ids"
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= n_vocab):
+        return f"token ids outside the vocabulary of {n_vocab}"
+    if csc is not None:
+        data, indices, indptr = csc
+        if indptr.size != n_vocab + 1 or not data.size == indices.size == indptr[-1]:
+            return f"the score matrix does not fit a vocabulary of {n_vocab}"
+        if indices.size and (indices.min() < 0 or indices.max() >= n_docs):
+            return f"the score matrix names documents beyond the {n_docs} saved"
+    return None
+
+
+def _construct(cls: type[BM25Retriever], saved: _Saved) -> BM25Retriever:
+    try:
+        return cls(**saved.params)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise _DamagedIndex(
+            f"'{saved.version}/manifest.json' has invalid settings ({_reason(exc)})"
+        ) from exc
 
 
 def _write_synced(path: Path, payload: bytes) -> None:

@@ -26,6 +26,8 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from weft.core.errors import ConfigurationError
+
 __all__ = ["ThreadedSqliteSaver", "open_sqlite_checkpointer"]
 
 
@@ -73,11 +75,59 @@ class ThreadedSqliteSaver(SqliteSaver):
 
 def open_sqlite_checkpointer(path: str | Path, allowed: Iterable[type] = ()) -> ThreadedSqliteSaver:
     """A checkpointer on the SQLite file ``path`` (created with its folder if missing) that
-    deserializes the ``allowed`` classes (besides LangGraph's safe types) without warnings."""
+    deserializes the ``allowed`` classes (besides LangGraph's safe types) without warnings.
+
+    Raises:
+        ConfigurationError: the file or its folder cannot be created or opened, or the file is
+            not a SQLite database; the message names the file. Nothing is deleted.
+    """
     file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(file), check_same_thread=False)
+    conn = _connect(file)
     serde = JsonPlusSerializer(
         allowed_msgpack_modules=[(cls.__module__, cls.__qualname__) for cls in allowed]
     )
     return ThreadedSqliteSaver(conn, serde=serde)
+
+
+def _connect(file: Path) -> sqlite3.Connection:
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        existing = next((p for p in (file.parent, *file.parent.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            problem = (
+                f"'{existing}' is a file, not a folder; move that file away or keep checkpoints "
+                "in a folder (for weft's commands, a --data-dir or WEFT_DATA_DIR that is one)"
+            )
+        else:
+            problem = f"cannot create its folder ({exc.strerror}); pick a folder you can write to"
+        raise ConfigurationError(f"cannot keep checkpoints in '{file}': {problem}") from exc
+    if file.is_dir():
+        raise ConfigurationError(
+            f"cannot keep checkpoints in '{file}': it is a folder; pass the path of a file in it "
+            "(e.g. checkpoints.sqlite)"
+        )
+    try:
+        conn = sqlite3.connect(str(file), check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ConfigurationError(
+            f"cannot open the checkpoint file '{file}' ({exc}); check that it and its folder "
+            "can be read and written"
+        ) from exc
+    try:
+        # SQLite reads the file on first use only: read its schema now, so a damaged file
+        # stops here with its name, not in the middle of a run.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:  # locked, unreadable: the file may well be fine
+        conn.close()
+        raise ConfigurationError(
+            f"cannot read the checkpoint file '{file}' ({exc}); check that no other program "
+            "holds it and that it can be read and written"
+        ) from exc
+    except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+        conn.close()
+        raise ConfigurationError(
+            f"the checkpoint file '{file}' is not a usable SQLite database ({exc}); move it "
+            "away (or delete it) to start conversations afresh; the ones it held cannot be resumed"
+        ) from exc
+    return conn

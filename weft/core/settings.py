@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated, Any
 
 import pydantic
@@ -95,7 +95,13 @@ class Settings(BaseSettings):
     @field_validator("data_dir")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
-        return value.expanduser()  # "~/kb" from a variable or a file, as a shell would
+        value = value.expanduser()  # "~/kb" from a variable or a file, as a shell would
+        if value.exists() and not value.is_dir():
+            raise ValueError(
+                f"'{value}' is a file, not a folder; pass a folder with --data-dir or "
+                "WEFT_DATA_DIR (it is created if missing)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> Settings:
@@ -200,5 +206,6 @@ def invalid_settings(error: pydantic.ValidationError) -> str:
     for e in error.errors():
         field = ".".join(str(p) for p in e["loc"])
         msg = str(e["msg"]).removeprefix("Value error, ")
-        problems.append(f"WEFT_{field.upper()}={e['input']!r}: {msg}" if field else msg)
+        given = str(e["input"]) if isinstance(e["input"], PurePath) else e["input"]
+        problems.append(f"WEFT_{field.upper()}={given!r}: {msg}" if field else msg)
     return "invalid settings: " + "; ".join(problems)

@@ -1,15 +1,21 @@
 """The `weft` commands of this package; `weft/cli.py` calls :func:`add_commands`.
 
 ``weft serve [--host HOST] [--port PORT] [--data-dir DIR] [--trace]`` ingests the bundled
-knowledge base on first start, prints the URL to open, and serves the chat page and the API.
+knowledge base on first start, prints the URL to open, and serves the chat page and the API. A
+port it cannot listen on, a data directory that is a file, or damaged stored data end it with
+exit code 2 and one line on stderr, as every weft command.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import socket
 import sys
 from typing import Any, TextIO
+
+from weft.core.errors import ConfigurationError, WeftError
 
 __all__ = ["add_commands"]
 
@@ -40,9 +46,53 @@ def add_commands(subparsers: Any) -> None:
     serve.set_defaults(handler=_serve)
 
 
+_LOCAL_HOSTS = "127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+
+
 def _bind(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, bound here so that a taken port or a foreign address
+    is reported in one line before anything starts.
+
+    Raises:
+        ConfigurationError: the host does not resolve, is not an address of this machine, or the
+            port is taken or not allowed; the message names ``host:port`` and the fix.
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    # uvicorn's rule: IPv6 when the host has a colon, else IPv4 (names included).
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=2048)
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, family=family, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        version = "IPv6" if family == socket.AF_INET6 else "IPv4"
+        raise ConfigurationError(
+            f"cannot listen on {where}: '{host}' does not resolve to an {version} address "
+            f"({exc.strerror}); pass a local address with --host or WEFT_HOST, e.g. {_LOCAL_HOSTS}"
+        ) from exc
+    address = infos[0][4]
+    try:
+        return socket.create_server(address, family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            problem = (
+                "the port is in use; stop the program that holds it, or pick another port "
+                "with --port or WEFT_PORT (0 picks a free one)"
+            )
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            problem = (
+                f"{host} is not an address of this machine; pass one of its own with --host or "
+                f"WEFT_HOST, e.g. {_LOCAL_HOSTS}"
+            )
+        elif exc.errno == errno.EACCES:
+            problem = (
+                "permission denied (ports below 1024 need administrator rights); pick another "
+                "port with --port or WEFT_PORT"
+            )
+        else:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            problem = f"{reason}; check --host and --port (WEFT_HOST, WEFT_PORT)"
+        raise ConfigurationError(f"cannot listen on {where}: {problem}") from exc
 
 
 def _url(host: str, port: int) -> str:
@@ -53,6 +103,15 @@ def _url(host: str, port: int) -> str:
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        return _run(args, out)
+    except WeftError as exc:  # bad settings or stored data: one line, as every weft command
+        print(f"weft {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.core._checkpoint import open_sqlite_checkpointer
     from weft.core._extras import import_optional
     from weft.core.settings import get_settings
 
@@ -61,33 +120,36 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     from weft.server.app import create_app
 
     settings = get_settings(data_dir=args.data_dir, host=args.host, port=args.port)
-    kb = knowledge_base(settings)  # the instance the graphs will read, not a second one
-    if kb.is_empty():
-        out.write(
-            f"Ingesting the bundled demo knowledge base into {settings.data_dir} "
-            "(first start only, takes a few seconds)...\n"
-        )
-        out.flush()
-        summary = kb.ensure_demo(progress=out is sys.stdout and sys.stdout.isatty())
-        if summary is not None:
-            out.write(f"Ingested {summary.describe()}\n")
-    else:
-        out.write(f"Knowledge base: {settings.data_dir} ({kb.count()} chunks)\n")
+    # Bound before the knowledge base is opened (and maybe ingested into), so a taken port
+    # fails at once; connections made meanwhile wait in the backlog.
+    sock = _bind(settings.host, settings.port)
     try:
-        sock = _bind(settings.host, settings.port)
-    except OSError as exc:
-        out.write(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; "
-            "pick another port with --port (0 picks a free one)\n"
-        )
-        return 1
-    port = int(sock.getsockname()[1])
-    tracing: Any = True
-    if args.trace:
-        from weft.core.tracing import enable_tracing
+        kb = knowledge_base(settings)  # the instance the graphs will read, not a second one
+        # The server builds its graphs once it runs, where a damaged BM25 index or checkpoint
+        # file would only be logged: opening both now stops the command with the file's name.
+        kb.bm25.refresh()
+        open_sqlite_checkpointer(settings.checkpoint_path).conn.close()
+        if kb.is_empty():
+            out.write(
+                f"Ingesting the bundled demo knowledge base into {settings.data_dir} "
+                "(first start only, takes a few seconds)...\n"
+            )
+            out.flush()
+            summary = kb.ensure_demo(progress=out is sys.stdout and sys.stdout.isatty())
+            if summary is not None:
+                out.write(f"Ingested {summary.describe()}\n")
+        else:
+            out.write(f"Knowledge base: {settings.data_dir} ({kb.count()} chunks)\n")
+        port = int(sock.getsockname()[1])
+        tracing: Any = True
+        if args.trace:
+            from weft.core.tracing import enable_tracing
 
-        tracing = enable_tracing("jsonl", path=str(settings.traces_path))
-    app = create_app(settings, tracing=tracing)
+            tracing = enable_tracing("jsonl", path=str(settings.traces_path))
+        app = create_app(settings, tracing=tracing)
+    except BaseException:
+        sock.close()
+        raise
     config = uvicorn.Config(
         app,
         log_level="warning",
