@@ -211,6 +211,31 @@ def test_a_reset_rebuilds_a_data_dir_made_with_another_embedder(tmp_path: Path, 
     assert again.count() == 2 and again.store.dimension == 32
 
 
+def test_a_knowledge_base_knows_when_another_one_wrote_to_its_data_dir(
+    tmp_path: Path, docs: Path
+) -> None:
+    serving = _kb(tmp_path / "kb")
+    serving.ingest([docs / "paris.md"], progress=False)
+    assert not serving.changed_on_disk()  # its own writes are no change
+    _kb(tmp_path / "kb").ingest([docs / "paris.md"], progress=False)
+    assert not serving.changed_on_disk()  # nothing new was written
+    _kb(tmp_path / "kb").ingest([docs], progress=False)
+    assert serving.changed_on_disk()
+    assert not _kb(tmp_path / "kb").changed_on_disk()  # nothing opened yet, nothing stale
+
+
+def test_searching_a_collection_another_instance_replaced_names_the_fix(
+    tmp_path: Path, docs: Path
+) -> None:
+    serving = _kb(tmp_path / "kb")
+    serving.ingest([docs], progress=False)
+    retriever = serving.vector_retriever(1)
+    _kb(tmp_path / "kb").ingest([docs / "berlin.txt"], progress=False, reset=True)
+    assert serving.changed_on_disk()
+    with pytest.raises(ConfigurationError, match=r"'weft' .* is gone: .*--reset.*open the store"):
+        retriever.invoke("capital")
+
+
 def test_ensure_demo_ingests_the_bundled_handbook_once(tmp_path: Path) -> None:
     kb = _kb(tmp_path / "kb")
     summary = kb.ensure_demo()

@@ -280,3 +280,37 @@ def test_memory_survives_a_server_restart(tmp_path: Path) -> None:
         "How do I install weft?",
         "And what does make test run?",
     ]
+
+
+@pytest.mark.slow
+def test_an_ingest_from_another_process_shows_in_readyz_until_a_restart(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    data_dir = tmp_path / "data"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zebras.md").write_text("# Zebras\n\nZebras are striped and graze in Africa.\n")
+
+    def ingest(*extra: str) -> None:
+        cmd = [sys.executable, "-m", "weft.cli", "ingest", str(docs), "--data-dir", str(data_dir)]
+        subprocess.run([*cmd, "--no-progress", *extra], check=True, capture_output=True)
+
+    def ask(url: str) -> list[dict[str, Any]]:
+        body = {"question": "Where do zebras graze?"}
+        with httpx.stream("POST", url + "/v1/chat", json=body, timeout=30) as response:
+            return [r for r in read_sse(response.iter_lines()) if r["event"]]
+
+    with ServeProcess(data_dir) as server:
+        assert httpx.get(server.url + "/readyz").status_code == 200
+        ingest()
+        ready = httpx.get(server.url + "/readyz")
+        assert ready.status_code == 503
+        assert (
+            "changed on disk since the server opened it" in ready.json()["checks"]["knowledge_base"]
+        )
+        assert ask(server.url)[-1]["event"] == "done"  # still answers, from what it opened
+    with ServeProcess(data_dir) as restarted:
+        assert httpx.get(restarted.url + "/readyz").status_code == 200
+        done = json.loads(ask(restarted.url)[-1]["data"])
+        assert [s["title"] for s in done["sources"]][:1] == ["Zebras"]

@@ -301,9 +301,17 @@ class ChromaRetriever(VectorStoreRetriever):
         filter: dict[str, Any] | None,
     ) -> list[Document]:
         _check_query(query)
-        hits = self.vectorstore.similarity_search_with_relevance_scores(
-            query, k=k or self.k, filter=filter if filter is not None else self.filter
-        )
+        try:
+            hits = self.vectorstore.similarity_search_with_relevance_scores(
+                query, k=k or self.k, filter=filter if filter is not None else self.filter
+            )
+        except NotFoundError as exc:
+            store = self.vectorstore
+            raise ConfigurationError(
+                f"Chroma collection '{store._collection_name}' at {store._location} is gone: it "
+                "was deleted or replaced (weft ingest --reset) after this process opened it; "
+                "open the store again (restart weft serve) to search the new one"
+            ) from exc
         return [
             doc.model_copy(update={"metadata": {**doc.metadata, "score": score}})
             for doc, score in hits

@@ -115,6 +115,7 @@ class KnowledgeBase:
         self._lock = threading.RLock()
         self._store: ChromaStore | None = None
         self._bm25: BM25Retriever | None = None
+        self._version: str | None = None  # the BM25 version on disk that _bm25 holds
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(data_dir='{self.settings.data_dir}')"
@@ -137,11 +138,27 @@ class KnowledgeBase:
         """The BM25 index (loaded from ``bm25_dir`` on first use, empty if there is none)."""
         with self._lock:
             if self._bm25 is None:
-                if (self.settings.bm25_dir / "CURRENT").is_file():
+                self._version = self._on_disk()
+                if self._version is not None:
                     self._bm25 = BM25Retriever.load(self.settings.bm25_dir)
                 else:
                     self._bm25 = BM25Retriever()
             return self._bm25
+
+    def _on_disk(self) -> str | None:
+        """The BM25 version ``CURRENT`` names: every ingest that writes, and every reset,
+        saves a new one."""
+        try:
+            return (self.settings.bm25_dir / "CURRENT").read_text(encoding="utf-8").strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def changed_on_disk(self) -> bool:
+        """True when another process (``weft ingest``) wrote to the knowledge base since this
+        one opened it. Its searches then miss the new contents (Chroma and BM25 keep their
+        indexes in memory), or fail if it was reset; open it again to see them."""
+        with self._lock:
+            return self._bm25 is not None and self._on_disk() != self._version
 
     def count(self) -> int:
         """How many chunks the knowledge base holds (in Chroma)."""
@@ -267,6 +284,7 @@ class KnowledgeBase:
                     bm25.upsert(for_bm25)
                     if save:
                         bm25.save(self.settings.bm25_dir)
+                        self._version = self._on_disk()
         except BaseException as exc:
             self._roll_back(store, bm25, written, bm25_added, exc)
             raise
@@ -328,7 +346,7 @@ class KnowledgeBase:
         if old is not None:
             _drop(client, retired)
         self._store = ChromaStore(name, embedding, data_dir=chroma_dir)
-        self._bm25 = bm25
+        self._bm25, self._version = bm25, self._on_disk()
 
     def reset(self) -> None:
         """Empty the knowledge base: drop the Chroma collection and the BM25 index.
@@ -346,7 +364,7 @@ class KnowledgeBase:
             )
             shutil.rmtree(self.settings.bm25_dir, ignore_errors=True)
             # Retrievers and graphs made before a reset keep the old index; make them again.
-            self._bm25 = BM25Retriever()
+            self._bm25, self._version = BM25Retriever(), None
 
     def ensure_demo(self, *, progress: bool = False) -> IngestSummary | None:
         """Ingest the bundled handbook (:data:`DEMO_KB_DIR`) if the knowledge base is empty;

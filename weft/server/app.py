@@ -48,6 +48,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from weft.core.compiled import CompiledGraph, thread
+from weft.core.errors import ConfigurationError
 from weft.core.settings import Settings, get_settings
 from weft.core.stream import Chunk, FinalOutput, NodeFinished, NodeStarted
 from weft.core.tracing import CONTENT_TYPE, OTelHandler, disable_tracing, enable_tracing
@@ -124,7 +125,13 @@ def _default_readiness(settings: Settings) -> dict[str, ReadinessCheck]:
     from weft.graphs.registry import knowledge_base
 
     def stores_open() -> None:
-        knowledge_base(settings).count()  # Chroma answers; BM25 loads with the graphs
+        kb = knowledge_base(settings)
+        kb.count()  # Chroma answers; BM25 loads with the graphs
+        if kb.changed_on_disk():
+            raise ConfigurationError(
+                f"the knowledge base in '{settings.data_dir}' changed on disk since the server "
+                "opened it (weft ingest); restart weft serve to answer from the new contents"
+            )
 
     return {"knowledge_base": stores_open}
 
