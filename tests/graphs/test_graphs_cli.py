@@ -260,3 +260,23 @@ def test_every_command_has_help_with_data_dir(
     with pytest.raises(SystemExit) as exit_:
         main([*command, "--help"])
     assert exit_.value.code == 0 and "--data-dir" in capsys.readouterr().out
+
+
+def test_chat_on_an_empty_knowledge_base_with_a_damaged_checkpoint_file_ingests_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "checkpoints.sqlite").write_bytes(b"not sqlite" * 500)
+    code, _ = _run("chat", "What does weft compose?", "--data-dir", str(kb))
+    assert code == 2 and "is not a usable SQLite" in capsys.readouterr().err
+    assert not (kb / "bm25").exists()  # the handbook was not ingested first
+
+
+def test_chat_on_an_empty_knowledge_base_answers_from_the_handbook_it_ingests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text = _run("chat", "Does weft need an API key?", "--data-dir", str(tmp_path / "kb"))
+    assert code == 0 and "ingesting weft's handbook" in capsys.readouterr().err
+    answer, sources = text.split("\nSources:\n")
+    assert "[1]" in answer and sources.strip()

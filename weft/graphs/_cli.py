@@ -123,13 +123,15 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
         raise _UsageError("the question is empty; ask something, or leave it out to chat")
     settings = _settings(args)
     kb = knowledge_base(settings)
+    # Built first: a damaged checkpoint file stops the command before anything is ingested.
+    # The graph searches the knowledge base's own stores, so it sees what is ingested next.
+    graph = build_rag_graph(kb, settings=settings, checkpointer=True)
     if kb.is_empty():
         print(
             f"The knowledge base in {settings.data_dir} is empty; ingesting weft's handbook...",
             file=sys.stderr,
         )
         kb.ensure_demo(progress=False)
-    graph = build_rag_graph(kb, settings=settings, checkpointer=True)
     if args.question is not None:
         _ask(graph, args.question, args.session, args.json, out)
         return 0
