@@ -157,7 +157,7 @@ def test_an_invalid_value_in_the_settings_file_names_the_variable_and_the_file(
 
 
 @pytest.mark.parametrize(
-    "argv", [["ingest", "docs"], ["chat", "hi"], ["serve"], ["graph", "show", "rag"], ["trace"]]
+    "argv", [["ingest", "docs"], ["chat", "hi"], ["serve"], ["graph", "show", "rag"]]
 )
 def test_a_data_dir_that_is_a_file_exits_2_and_keeps_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
@@ -166,6 +166,30 @@ def test_a_data_dir_that_is_a_file_exits_2_and_keeps_the_file(
     data.write_text("keep me")
     assert main([*argv, "--data-dir", str(data)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"weft {argv[0]}: error: invalid settings: WEFT_DATA_DIR='{data}': ")
+    assert err.startswith(f"weft {argv[0]}: error: invalid settings: --data-dir='{data}': ")
     assert f"'{data}' is a file, not a folder; pass a folder with --data-dir" in err
     assert err.count("\n") == 1 and data.read_text() == "keep me"
+
+
+def test_a_bad_flag_is_named_as_the_flag_and_a_bad_variable_with_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "weft.env"
+    file.write_text("WEFT_TOP_K=9\n")
+    assert main(["serve", "--port", "70000", "--settings", str(file)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid settings: --port=70000: " in err and "settings file" not in err
+    monkeypatch.setenv("WEFT_HEARTBEAT_SECONDS", "-1")
+    assert main(["serve", "--port", "70000", "--settings", str(file)]) == 2
+    err = capsys.readouterr().err
+    assert "--port=70000" in err and "WEFT_HEARTBEAT_SECONDS='-1'" in err
+    assert f"(in the environment or settings file '{file}')" in err
+
+
+def test_trace_reads_its_file_even_when_other_settings_are_invalid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WEFT_TOP_K", "lots")
+    monkeypatch.setenv("WEFT_DATA_DIR", str(tmp_path))
+    assert main(["trace"]) == 1
+    assert f"no trace file at {tmp_path / 'traces.jsonl'}" in capsys.readouterr().out

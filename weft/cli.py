@@ -140,10 +140,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except pydantic.ValidationError as exc:
         if exc.title != "Settings":
             raise
+        flags = {f for f in ("data_dir", "host", "port") if getattr(args, f, None) is not None}
         chosen = getattr(args, "settings", None)
         path = settings_file() if chosen is None else Path(chosen)
-        where = f" (in the environment or settings file '{path}')" if path else ""
-        print(f"weft {args.command}: error: {invalid_settings(exc)}{where}", file=sys.stderr)
+        failing = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        where = ""
+        if path is not None and failing - flags:  # some value came from the environment or file
+            where = f" (in the environment or settings file '{path}')"
+        message = invalid_settings(exc, flags)
+        print(f"weft {args.command}: error: {message}{where}", file=sys.stderr)
         return 2
     return code
 

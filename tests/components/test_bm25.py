@@ -316,3 +316,24 @@ def test_bm25_runs_report_their_top_k_and_data_source_to_callbacks() -> None:
     compiled.invoke("cats", {"callbacks": [recorder]})
     [run] = recorder.of("start", "retriever")
     assert (run.info.metadata["weft_top_k"], run.info.metadata["weft_data_source"]) == (1, "bm25")
+
+
+def test_an_index_this_user_cannot_read_is_not_called_damaged(
+    retriever: BM25Retriever, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "idx"
+    retriever.save(root)
+    real_read_bytes = Path.read_bytes
+
+    def forbidden(self: Path) -> bytes:
+        if self.name == "manifest.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", forbidden)
+    with pytest.raises(ConfigurationError) as caught:
+        BM25Retriever.load(root)
+    message = str(caught.value)
+    assert message.startswith("cannot read '") and "manifest.json' of the BM25 index" in message
+    assert "Permission denied" in message and "damaged" not in message
+    assert "delete" not in message

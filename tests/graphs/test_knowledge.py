@@ -243,3 +243,67 @@ def test_ensure_demo_ingests_the_bundled_handbook_once(tmp_path: Path) -> None:
     assert summary.skipped == []
     assert kb.ensure_demo() is None
     assert kb.store.count() == kb.bm25.count() == summary.chunks
+
+
+def test_an_interrupt_between_the_resets_renames_puts_the_old_collection_back(
+    tmp_path: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chromadb.api.models.Collection import Collection
+
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs], progress=False)
+    real_modify = Collection.modify
+    renames: list[object] = []
+
+    def interrupted(self: Collection, *args: object, **kwargs: object) -> None:
+        renames.append(kwargs.get("name"))
+        if len(renames) == 2:  # the old one is retired; Ctrl-C before the new one takes its name
+            raise KeyboardInterrupt
+        real_modify(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Collection, "modify", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        kb.ingest([docs / "berlin.txt"], progress=False, reset=True)
+    monkeypatch.undo()
+    assert renames[:2] == ["weft.replaced", "weft"]
+    assert _collections(tmp_path / "kb") == ["weft"]
+    reopened = _kb(tmp_path / "kb")
+    assert reopened.store.count() == reopened.bm25.count() == 2
+
+
+def test_an_interrupt_after_the_new_bm25_index_went_live_keeps_the_new_contents(
+    tmp_path: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs], progress=False)
+    real_rmtree = shutil.rmtree
+
+    def interrupted(path: object, *args: object, **kwargs: object) -> None:
+        if Path(str(path)).name.startswith("v-"):  # tidying up the old BM25 version
+            raise KeyboardInterrupt
+        real_rmtree(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shutil, "rmtree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        kb.ingest([docs / "berlin.txt"], progress=False, reset=True)
+    monkeypatch.undo()
+    for opened in (kb, _kb(tmp_path / "kb")):
+        assert opened.store.count() == opened.bm25.count() == 1
+    assert _collections(tmp_path / "kb") == ["weft"]
+
+
+@pytest.mark.parametrize("damage", ["bytes", "folder"])
+def test_a_damaged_bm25_pointer_is_reported_not_mistaken_for_an_empty_index(
+    tmp_path: Path, docs: Path, damage: str
+) -> None:
+    _kb(tmp_path / "kb").ingest([docs], progress=False)
+    pointer = tmp_path / "kb" / "bm25" / "CURRENT"
+    pointer.unlink()
+    if damage == "bytes":
+        pointer.write_bytes(b"\xff\xfe")
+    else:
+        pointer.mkdir()
+    with pytest.raises(ConfigurationError, match=r"BM25 index at .* is damaged: CURRENT"):
+        _kb(tmp_path / "kb").ingest([docs], progress=False)

@@ -11,6 +11,7 @@ cheaper than bm25s's own ``retrieve`` (it partitions the whole score array).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -44,6 +45,7 @@ __all__ = ["BM25Retriever", "Tokenizer"]
 
 _FORMAT = "weft-bm25"
 _FORMAT_VERSION = 1
+_log = logging.getLogger(__name__)
 _CURRENT = "CURRENT"
 
 
@@ -309,7 +311,12 @@ class BM25Retriever(BaseRetriever):
         pointer = root / f".{_CURRENT}.tmp"
         _write_synced(pointer, version.encode())
         os.replace(pointer, root / _CURRENT)
-        _fsync_dir(root)
+        # The new version is live from here on: what follows only tidies up, so its failures
+        # are logged rather than reported as a failed save.
+        try:
+            _fsync_dir(root)
+        except OSError as exc:  # some network filesystems cannot fsync a folder
+            _log.warning("could not fsync '%s' after saving the BM25 index: %s", root, exc)
         for old in root.iterdir():
             if old.is_dir() and old.name.startswith("v-") and old.name != version:
                 shutil.rmtree(old, ignore_errors=True)
@@ -373,7 +380,7 @@ class BM25Retriever(BaseRetriever):
         """
         root = Path(path)
         pointer = root / _CURRENT
-        if not pointer.is_file():
+        if not pointer.exists():
             raise ConfigurationError(
                 f"no BM25 index at '{root}' (missing {_CURRENT}); build one and call save()"
             )
@@ -455,10 +462,19 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _unreadable(root: Path, file: str, exc: OSError) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot read '{file}' of the BM25 index at '{root}' ({exc.strerror or exc}); let this "
+        "user read the folder and its files"
+    )
+
+
 def _read_saved(root: Path) -> _Saved:
     """Read and check the version ``CURRENT`` names; raises :class:`_DamagedIndex`."""
     try:
         name = (root / _CURRENT).read_text(encoding="utf-8").strip()
+    except PermissionError as exc:
+        raise _unreadable(root, _CURRENT, exc) from exc
     except (OSError, ValueError) as exc:
         raise _DamagedIndex(f"{_CURRENT} cannot be read ({_reason(exc)})") from exc
     if not name.startswith("v-") or Path(name).name != name:
@@ -467,7 +483,9 @@ def _read_saved(root: Path) -> _Saved:
     if not version.is_dir():
         raise _DamagedIndex(f"{_CURRENT} names the version folder '{name}', which is missing")
 
-    def damaged(file: str, exc: BaseException, what: str = "cannot be read") -> _DamagedIndex:
+    def damaged(file: str, exc: BaseException, what: str = "cannot be read") -> Exception:
+        if isinstance(exc, PermissionError):  # the file may well be fine: never advise deleting
+            return _unreadable(root, f"{name}/{file}", exc)
         if isinstance(exc, FileNotFoundError):
             return _DamagedIndex(f"'{name}/{file}' is missing")
         return _DamagedIndex(f"'{name}/{file}' {what} ({_reason(exc)})")

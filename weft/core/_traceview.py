@@ -237,10 +237,10 @@ def _bad(message: str) -> int:
 def _trace_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.path:
         path = Path(args.path)
+    elif args.data_dir:
+        path = Path(args.data_dir).expanduser() / "traces.jsonl"
     else:
-        from weft.core.settings import get_settings
-
-        path = get_settings(data_dir=args.data_dir).traces_path
+        path = default_trace_path()  # the settings' data dir, even if other settings are bad
     if path.is_dir():
         inside = path / "traces.jsonl"
         hint = f"pass {inside}" if inside.is_file() else "pass the file enable_tracing() writes"

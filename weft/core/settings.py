@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path, PurePath
@@ -154,7 +154,12 @@ def check_settings_file(path: Path) -> None:
     names a ``WEFT_`` variable that is no setting."""
     where = f"settings file '{path}'"
     if not path.is_file():
-        problem = "is a folder" if path.is_dir() else "does not exist"
+        if path.is_dir():
+            problem = "is a folder"
+        elif path.exists():  # a pipe or device: it could be read only once
+            problem = "is not a regular file"
+        else:
+            problem = "does not exist"
         raise SettingsFileError(
             f"{where} {problem}; pass a file of WEFT_NAME=value lines to --settings "
             f"(or {SETTINGS_FILE_VARIABLE})"
@@ -192,8 +197,9 @@ def get_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=path, _env_file_encoding="utf-8", **given)
 
 
-def invalid_settings(error: pydantic.ValidationError) -> str:
-    """What is wrong with the settings, by the variable that sets each one.
+def invalid_settings(error: pydantic.ValidationError, flags: Collection[str] = ()) -> str:
+    """What is wrong with the settings, by the variable that sets each one, or by its CLI flag
+    for the fields in ``flags`` (those given on the command line, e.g. ``{"data_dir"}``).
 
     Example:
         >>> try:
@@ -207,5 +213,9 @@ def invalid_settings(error: pydantic.ValidationError) -> str:
         field = ".".join(str(p) for p in e["loc"])
         msg = str(e["msg"]).removeprefix("Value error, ")
         given = str(e["input"]) if isinstance(e["input"], PurePath) else e["input"]
-        problems.append(f"WEFT_{field.upper()}={given!r}: {msg}" if field else msg)
+        if not field:
+            problems.append(msg)
+            continue
+        name = f"--{field.replace('_', '-')}" if field in flags else f"WEFT_{field.upper()}"
+        problems.append(f"{name}={given!r}: {msg}")
     return "invalid settings: " + "; ".join(problems)

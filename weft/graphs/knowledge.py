@@ -115,7 +115,7 @@ class KnowledgeBase:
         self._lock = threading.RLock()
         self._store: ChromaStore | None = None
         self._bm25: BM25Retriever | None = None
-        self._version: str | None = None  # the BM25 version on disk that _bm25 holds
+        self._version: bytes | None = None  # the BM25 pointer as it was when _bm25 was read
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(data_dir='{self.settings.data_dir}')"
@@ -139,19 +139,22 @@ class KnowledgeBase:
         with self._lock:
             if self._bm25 is None:
                 self._version = self._on_disk()
-                if self._version is not None:
+                if (self.settings.bm25_dir / "CURRENT").exists():
                     self._bm25 = BM25Retriever.load(self.settings.bm25_dir)
                 else:
                     self._bm25 = BM25Retriever()
             return self._bm25
 
-    def _on_disk(self) -> str | None:
-        """The BM25 version ``CURRENT`` names: every ingest that writes, and every reset,
-        saves a new one."""
+    def _on_disk(self) -> bytes | None:
+        """What the BM25 ``CURRENT`` pointer holds (every ingest that writes, and every reset,
+        saves a new version); None when there is none. A damaged pointer is for
+        :meth:`BM25Retriever.load` to report."""
         try:
-            return (self.settings.bm25_dir / "CURRENT").read_text(encoding="utf-8").strip()
+            return (self.settings.bm25_dir / "CURRENT").read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError:
+            return b"\0unreadable"
 
     def changed_on_disk(self) -> bool:
         """True when another process (``weft ingest``) wrote to the knowledge base since this
@@ -224,7 +227,7 @@ class KnowledgeBase:
             raise ConfigurationError(
                 f"nothing to ingest in {', '.join(repr(str(r)) for r in roots)}: no readable "
                 f"document ({len(loaded.skipped)} files skipped), so the knowledge base was not "
-                "reset; pass .txt, .md, .html or .pdf files, or call reset() to empty it"
+                "reset; pass .txt, .md, .html or .pdf files or folders that hold them"
             )
         with self._lock:
             if reset:
@@ -330,23 +333,30 @@ class KnowledgeBase:
             _drop(client, staged._collection.name)
             raise
         old = _collection(client, name)
-        retired = f"{name}.replaced"
-        if old is not None:
-            _drop(client, retired)
-            old.modify(name=retired)
-        staged._collection.modify(name=name)
+        retired, staged_name = f"{name}.replaced", staged._collection.name
+        before = self._on_disk()
         try:
-            bm25.save(self.settings.bm25_dir)
-        except BaseException:  # put the old collection back; the old BM25 index is untouched
-            staged._collection.modify(name=f"{name}.staged")
             if old is not None:
-                old.modify(name=name)
-            _drop(client, f"{name}.staged")
+                _drop(client, retired)
+                old.modify(name=retired)
+            staged._collection.modify(name=name)
+            bm25.save(self.settings.bm25_dir)
+        except BaseException:
+            if self._on_disk() == before:  # the new index never went live: put the old back
+                _put_back(client, name, staged._collection, staged_name, old, retired)
+                raise
+            # The new BM25 index went live and only what follows its pointer swap failed:
+            # the new contents stand, so finish the swap before reporting the error.
+            self._adopt(name, embedding, bm25, old is not None)
             raise
-        if old is not None:
-            _drop(client, retired)
-        self._store = ChromaStore(name, embedding, data_dir=chroma_dir)
-        self._bm25, self._version = bm25, self._on_disk()
+        self._adopt(name, embedding, bm25, old is not None)
+
+    def _adopt(self, name: str, embedding: Embeddings, bm25: BM25Retriever, retire: bool) -> None:
+        """Make a swapped-in collection and BM25 index this knowledge base's stores."""
+        store = ChromaStore(name, embedding, data_dir=self.settings.chroma_dir)
+        if retire:
+            _drop(store._client, f"{name}.replaced")
+        self._store, self._bm25, self._version = store, bm25, self._on_disk()
 
     def reset(self) -> None:
         """Empty the knowledge base: drop the Chroma collection and the BM25 index.
@@ -395,6 +405,32 @@ def _collection(client: ClientAPI, name: str) -> Collection | None:
         return client.get_collection(name)
     except NotFoundError:
         return None
+
+
+def _put_back(
+    client: ClientAPI,
+    name: str,
+    staged: Collection,
+    staged_name: str,
+    old: Collection | None,
+    retired: str,
+) -> None:
+    """Undo a reset's renames after a failure: the old collection under ``name`` again, the
+    staged one dropped. Best effort: the failure that called this is re-raised."""
+    try:
+        if staged.name == name:
+            staged.modify(name=staged_name)
+        if old is not None and old.name == retired:
+            old.modify(name=name)
+    except Exception as exc:
+        _log.error(
+            "a failed reset could not put the old Chroma collection back (%s); its contents "
+            "are in collection '%s': run the reset again",
+            exc,
+            retired,
+        )
+        return
+    _drop(client, staged_name)
 
 
 def _drop(client: ClientAPI, name: str) -> None:
