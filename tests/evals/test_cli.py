@@ -200,3 +200,26 @@ def test_a_fail_under_metric_the_suite_does_not_report_exits_2_before_the_run(
     assert run("eval", "run", str(suite), "--fail-under", "bm25/contains=0.9", *out)[0] == 2
     assert "suite 'qa' has no variant 'bm25'; its variants are" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "d").exists()
+
+
+def test_a_suite_threshold_on_a_metric_it_does_not_report_exits_2_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: None
+) -> None:
+    suite = _suite(tmp_path)
+    suite.write_text(suite.read_text().replace("{contains: 1.0}", "{contain: 1.0}"))
+    assert run("eval", "run", str(suite), "--data-dir", str(tmp_path / "d"))[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"weft eval: error: {suite}: threshold 'contain': suite 'qa' reports ")
+    assert "no metric 'contain'; its metrics are ['contains'," in err
+
+
+def test_a_bad_dataset_exits_2_before_anything_runs_or_is_ingested(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: None
+) -> None:
+    suite = _suite(tmp_path)
+    suite.write_text(suite.read_text() + "knowledge_base: demo\n")
+    (tmp_path / "cases.jsonl").write_text('{"inputs": "Rome?"}\n{"inputs": \n')
+    assert run("eval", "run", str(suite), "--data-dir", str(tmp_path / "d"))[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"weft eval: error: {tmp_path / 'cases.jsonl'}, line 2")
+    assert not (tmp_path / "d").exists()  # the demo knowledge base was not ingested first

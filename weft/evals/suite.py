@@ -128,6 +128,8 @@ class Suite:
             raise SuiteError(f"suite {self.name!r}: repeats and concurrency must be at least 1")
         for metric, spec in self.thresholds.items():
             parse_threshold(metric, spec, where=f"suite {self.name!r}")
+            # A misspelt metric is an error now, not a failed threshold after the whole run.
+            self.check_metric(metric, where=f"threshold {metric!r}")
 
     def variants(self) -> dict[str, GraphRef]:
         """Variant name -> graph reference; one variant named after its graph without graphs=."""
