@@ -307,3 +307,52 @@ def test_a_damaged_bm25_pointer_is_reported_not_mistaken_for_an_empty_index(
         pointer.mkdir()
     with pytest.raises(ConfigurationError, match=r"BM25 index at .* is damaged: CURRENT"):
         _kb(tmp_path / "kb").ingest([docs], progress=False)
+
+
+_KILLED_IN_A_RESET = """
+import os, sys
+from chromadb.api.models.Collection import Collection
+import weft.components.bm25 as bm25
+from weft.components.embeddings import HashingEmbeddings
+from weft.core.settings import Settings
+from weft.graphs.knowledge import KnowledgeBase
+
+point, data_dir, path = sys.argv[1:]
+real_modify, renames = Collection.modify, []
+
+def modify(self, *args, **kwargs):
+    real_modify(self, *args, **kwargs)
+    renames.append(kwargs.get("name"))
+    if point == f"rename {len(renames)}":
+        os._exit(9)
+
+Collection.modify = modify
+if point == "pointer swapped":
+    bm25._fsync_dir = lambda root: os._exit(9)
+kb = KnowledgeBase(Settings(data_dir=data_dir), embedding=HashingEmbeddings(64))
+kb.ingest([path], progress=False, reset=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("point", "expected"),
+    [("rename 1", "paris.md"), ("rename 2", "paris.md"), ("pointer swapped", "berlin.txt")],
+)
+def test_a_process_killed_inside_a_resets_swap_is_settled_when_the_knowledge_base_opens(
+    tmp_path: Path, docs: Path, point: str, expected: str
+) -> None:
+    import subprocess
+    import sys
+
+    _kb(tmp_path / "kb").ingest([docs], progress=False)
+    argv = [sys.executable, "-c", _KILLED_IN_A_RESET, point, str(tmp_path / "kb")]
+    killed = subprocess.run([*argv, str(docs / "berlin.txt")], capture_output=True, text=True)
+    assert killed.returncode == 9, killed.stderr
+    assert (tmp_path / "kb" / "reset.journal").exists()
+    reopened = _kb(tmp_path / "kb")
+    hit = reopened.hybrid_retriever(k=1).invoke("capital of France")[0]
+    assert Path(hit.metadata["source"]).name == expected
+    chunks = 2 if expected == "paris.md" else 1  # the old contents, or the new ones
+    assert reopened.store.count() == reopened.bm25.count() == chunks
+    assert _collections(tmp_path / "kb") == ["weft"]
+    assert not (tmp_path / "kb" / "reset.journal").exists()

@@ -38,7 +38,7 @@ from weft.components._trace import retriever_params
 from weft.core.errors import ConfigurationError, EmptyQueryError
 from weft.core.tracing import nest_under
 
-__all__ = ["ChromaRetriever", "ChromaStore", "Distance", "embedder_identity"]
+__all__ = ["ChromaRetriever", "ChromaStore", "Distance", "chroma_client", "embedder_identity"]
 
 Distance = Literal["cosine", "l2", "ip"]
 
@@ -95,6 +95,14 @@ def _default_embeddings() -> Embeddings:
             "pass embedding=... explicitly"
         )
     return embedder
+
+
+def chroma_client(
+    data_dir: str | os.PathLike[str] | None = None, host: str | None = None, port: int | None = None
+) -> ClientAPI:
+    """The Chroma client a :class:`ChromaStore` with these arguments uses: an HTTP client for
+    ``host`` (or ``CHROMA_HOST``), else an embedded one in ``data_dir``."""
+    return _make_client(data_dir, host, port)
 
 
 def _make_client(

@@ -15,11 +15,12 @@ What :meth:`KnowledgeBase.ingest` guarantees:
 * **A reset replaces, it does not empty first.** ``reset=True`` (``weft ingest --reset``) builds
   the new contents in a staged Chroma collection and a new BM25 index, then swaps them in (two
   collection renames and the BM25 pointer swap). Until then the old knowledge base stays
-  whole and searchable; a failure or Ctrl-C before the swap leaves it exactly as it was.
+  whole and searchable; a failure or Ctrl-C before the swap leaves it exactly as it was. The
+  swap is journaled (``reset.journal`` in the data dir): if the process dies inside it, the
+  next open finishes it when the new BM25 index went live (it goes last), else undoes it.
 * **Not covered:** a process killed between the Chroma write and the BM25 save leaves Chroma
   with chunks BM25 lacks. Re-running the same ingest repairs it: each store is checked for the
-  ids it is missing, separately. A process killed inside a reset's swap may leave the old
-  collection under ``<collection>.replaced``; re-run the reset.
+  ids it is missing, separately.
 * Markdown heading lines are not indexed as text (see :func:`_without_headings`); the first
   heading is the document's title.
 * A changed file adds its new chunks; the old chunks of that file stay until ``reset()``
@@ -34,7 +35,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 import threading
@@ -55,7 +58,7 @@ from weft.components.bm25 import BM25Retriever
 from weft.components.documents import SkippedFile, TokenSplitter, load_documents
 from weft.components.embeddings import default_embeddings
 from weft.components.hybrid import HybridRetriever
-from weft.components.stores import ChromaRetriever, ChromaStore
+from weft.components.stores import ChromaRetriever, ChromaStore, chroma_client
 from weft.core.errors import ConfigurationError
 from weft.core.settings import Settings, get_settings
 
@@ -128,6 +131,8 @@ class KnowledgeBase:
         with self._lock:
             if self._store is None:
                 embedding = self._embedding if self._embedding is not None else default_embeddings()
+                if self._journal_path.exists():  # a reset was interrupted inside its swap
+                    self._settle(chroma_client(self.settings.chroma_dir))
                 self._store = ChromaStore(
                     self.settings.collection, embedding, data_dir=self.settings.chroma_dir
                 )
@@ -332,31 +337,54 @@ class KnowledgeBase:
         except BaseException:
             _drop(client, staged._collection.name)
             raise
-        old = _collection(client, name)
-        retired, staged_name = f"{name}.replaced", staged._collection.name
-        before = self._on_disk()
+        # The journal says how to finish or undo the swap if this process dies inside it: the
+        # BM25 pointer on disk tells which (the new index goes live last).
+        old, before = _collection(client, name), self._on_disk()
+        journal = {"collection": name, "pointer": _hex(before), "old": old is not None}
+        scratch = self._journal_path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(journal))
+        os.replace(scratch, self._journal_path)
         try:
             if old is not None:
-                _drop(client, retired)
-                old.modify(name=retired)
+                _drop(client, f"{name}.replaced")
+                old.modify(name=f"{name}.replaced")
             staged._collection.modify(name=name)
             bm25.save(self.settings.bm25_dir)
-        except BaseException:
-            if self._on_disk() == before:  # the new index never went live: put the old back
-                _put_back(client, name, staged._collection, staged_name, old, retired)
-                raise
-            # The new BM25 index went live and only what follows its pointer swap failed:
-            # the new contents stand, so finish the swap before reporting the error.
-            self._adopt(name, embedding, bm25, old is not None)
-            raise
-        self._adopt(name, embedding, bm25, old is not None)
+        finally:  # drops the old collection if the new index went live, else puts it back
+            self._settle(client)
+            if self._on_disk() != before:  # live, even if what followed the swap failed
+                self._store = ChromaStore(name, embedding, data_dir=chroma_dir)
+                self._bm25, self._version = bm25, self._on_disk()
 
-    def _adopt(self, name: str, embedding: Embeddings, bm25: BM25Retriever, retire: bool) -> None:
-        """Make a swapped-in collection and BM25 index this knowledge base's stores."""
-        store = ChromaStore(name, embedding, data_dir=self.settings.chroma_dir)
-        if retire:
-            _drop(store._client, f"{name}.replaced")
-        self._store, self._bm25, self._version = store, bm25, self._on_disk()
+    @property
+    def _journal_path(self) -> Path:
+        return self.settings.data_dir / "reset.journal"
+
+    def _settle(self, client: ClientAPI) -> None:
+        """Finish a reset's swap whose new BM25 index went live, or undo one whose did not."""
+        try:
+            journal = json.loads(self._journal_path.read_text())
+            name = str(journal["collection"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(
+                f"'{self._journal_path}' (written while a reset swaps its collections in) is "
+                f"damaged ({exc}); check the Chroma collections in {self.settings.chroma_dir}, "
+                "then delete it and run weft ingest --reset again"
+            ) from exc
+        main, retired = _collection(client, name), _collection(client, f"{name}.replaced")
+        if _hex(self._on_disk()) != journal["pointer"]:
+            _drop(client, f"{name}.replaced")  # the new contents are live in both stores
+        else:
+            if retired is not None:  # the old collection was retired: back under its name
+                if main is not None:
+                    main.modify(name=f"{name}.staged")
+                retired.modify(name=name)
+            elif main is not None and not journal["old"]:
+                main.modify(name=f"{name}.staged")  # there was no old one: the new one goes
+            _drop(client, f"{name}.staged")
+        self._journal_path.unlink()
 
     def reset(self) -> None:
         """Empty the knowledge base: drop the Chroma collection and the BM25 index.
@@ -407,30 +435,8 @@ def _collection(client: ClientAPI, name: str) -> Collection | None:
         return None
 
 
-def _put_back(
-    client: ClientAPI,
-    name: str,
-    staged: Collection,
-    staged_name: str,
-    old: Collection | None,
-    retired: str,
-) -> None:
-    """Undo a reset's renames after a failure: the old collection under ``name`` again, the
-    staged one dropped. Best effort: the failure that called this is re-raised."""
-    try:
-        if staged.name == name:
-            staged.modify(name=staged_name)
-        if old is not None and old.name == retired:
-            old.modify(name=name)
-    except Exception as exc:
-        _log.error(
-            "a failed reset could not put the old Chroma collection back (%s); its contents "
-            "are in collection '%s': run the reset again",
-            exc,
-            retired,
-        )
-        return
-    _drop(client, staged_name)
+def _hex(pointer: bytes | None) -> str | None:
+    return pointer.hex() if pointer is not None else None
 
 
 def _drop(client: ClientAPI, name: str) -> None:
