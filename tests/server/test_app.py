@@ -603,3 +603,91 @@ def test_errors_map_to_statuses() -> None:
     assert from_exception(GraphInputError("g", "str", "bad")).status == 422
     generic = from_exception(in_node(KeyError("secret")))
     assert generic.status == 500 and "secret" not in generic.message
+
+
+# -- what bad input is told -----------------------------------------------------------------------
+
+
+async def test_a_validation_error_says_why_in_its_message(client: httpx.AsyncClient) -> None:
+    error = assert_error(await client.post("/v1/chat", json={"question": "  "}), 422)
+    assert (
+        error["message"] == "invalid request body: question: the question is empty; ask something"
+    )
+    body = {"model": "rag", "messages": [{"role": "user", "content": None}]}
+    error = assert_error(await client.post("/v1/chat/completions", json=body), 422)
+    assert error["message"].startswith("invalid request body: messages.0.content: ")
+    assert [f["field"] for f in error["fields"]] == ["messages.0.content"]
+    body["messages"] = [{"role": "user", "content": 5}]
+    error = assert_error(await client.post("/v1/chat/completions", json=body), 422)
+    # one field, not one per member of the str | list union pydantic tried
+    assert [f["field"] for f in error["fields"]] == ["messages.0.content"]
+    assert "valid string or " in error["fields"][0]["message"]
+
+
+async def test_a_batch_names_every_bad_input(client: httpx.AsyncClient) -> None:
+    body = {"inputs": ["fine", 5, "ok", None, {}]}
+    error = assert_error(await client.post("/v1/graphs/words/batch", json=body), 422)
+    assert [f["field"] for f in error["fields"]] == ["inputs.1", "inputs.3", "inputs.4"]
+
+
+async def test_chat_refuses_a_graph_that_does_not_answer() -> None:
+    def find(q: str) -> list[str]:
+        return q.split()
+
+    docs = Graph[str, list[str]]("docs")
+    docs.add_node("find", find).add_edge(START, "find").add_edge("find", END)
+    graphs = {**fake_graphs(), "docs": docs.compile()}
+    app = create_app(Settings(), graphs=graphs, chat=FakeChat(), tracing=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        error = assert_error(await c.post("/v1/chat?graph=docs", json={"question": "hi"}), 400)
+        assert "graph 'docs' does not answer questions" in error["message"]
+        assert (
+            "returns list[str]" in error["message"] and "/v1/graphs/docs/invoke" in error["message"]
+        )
+        assert "chat with rag, words, boom" in error["message"]
+        body = {"model": "docs", "messages": [{"role": "user", "content": "hi"}]}
+        assert_error(await c.post("/v1/chat/completions", json=body), 400)
+
+
+def test_a_cancelled_batch_leaves_no_run_unawaited() -> None:
+    import gc
+    import warnings
+
+    from weft.server.app import _batch
+
+    async def slow(q: str) -> str:
+        await asyncio.sleep(5)
+        return q
+
+    g = Graph[str, str]("slow").add_node("wait", slow)
+    graph = g.add_edge(START, "wait").add_edge("wait", END).compile()
+
+    async def client_leaves() -> None:  # what _unless_gone does when the client disconnects
+        task = asyncio.ensure_future(_batch(graph, ["q"] * 20, [{}] * 20, 2))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(client_leaves())  # its own loop: the warnings come as the loop shuts down
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+async def test_a_model_can_be_retrieved_and_a_session_id_is_bounded(
+    client: httpx.AsyncClient,
+) -> None:
+    got = await client.get("/v1/models/rag")
+    assert got.status_code == 200 and got.json() == {
+        "id": "rag",
+        "object": "model",
+        "created": 0,
+        "owned_by": "weft",
+    }
+    assert_error(await client.get("/v1/models/nope"), 404)
+    for session in ("", "x" * 201):
+        body = {"question": "hi", "session_id": session}
+        error = assert_error(await client.post("/v1/chat", json=body), 422)
+        assert error["fields"][0]["field"] == "session_id"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -115,17 +116,31 @@ def error_response(
     return Response(body, status, headers=dict(headers or {}), media_type="application/json")
 
 
+# The names pydantic gives a union's members in an error's location (``str``,
+# ``list[dict[str,any]]``, ``function-after[...]``): not fields a client can send.
+_UNION_MEMBER = re.compile(r"^(?:str|int|float|bool|none|list|dict|function-\w+.*|.*\[.*\])$")
+
+
 def _loc(loc: Sequence[int | str], prefix: Sequence[int | str]) -> str:
-    return ".".join(str(p) for p in (*prefix, *loc)) or "body"
+    parts = [p for p in loc if not (isinstance(p, str) and _UNION_MEMBER.match(p))]
+    return ".".join(str(p) for p in (*prefix, *parts)) or "body"
 
 
 def validation_error(
     exc: pydantic.ValidationError, prefix: Sequence[int | str] = (), what: str = "request body"
 ) -> ApiError:
-    """A 422 naming every failing field (``input.question``, ``messages.0.role``...)."""
-    fields = [{"field": _loc(e["loc"], prefix), "message": e["msg"]} for e in exc.errors()]
-    names = ", ".join(dict.fromkeys(f["field"] for f in fields))
-    return ApiError(422, f"invalid {what}: {names}", fields=fields)
+    """A 422 naming every failing field (``input.question``, ``messages.0.role``...) and why;
+    the message carries the first few, ``fields`` all of them."""
+    found: dict[str, list[str]] = {}
+    for e in exc.errors():
+        reasons = found.setdefault(_loc(e["loc"], prefix), [])
+        reason = str(e["msg"]).removeprefix("Value error, ")
+        if reason not in reasons:
+            reasons.append(reason)  # a union's members each say what they wanted
+    fields = [{"field": f, "message": " or ".join(r)} for f, r in found.items()]
+    shown = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
+    more = f"; and {len(fields) - 3} more (see fields)" if len(fields) > 3 else ""
+    return ApiError(422, f"invalid {what}: {shown}{more}", fields=fields)
 
 
 def _retry_after(seconds: int) -> dict[str, str]:

@@ -26,6 +26,7 @@ import contextlib
 import inspect
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -35,6 +36,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 import pydantic
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic_core import to_jsonable_python
@@ -155,6 +157,10 @@ class ChatRequest(ChatInput):
     misspelt ``session_id`` would otherwise start a conversation that is never remembered)."""
 
     model_config = pydantic.ConfigDict(extra="forbid")
+
+    session_id: str | None = Field(
+        default=None, description="continues a conversation", min_length=1, max_length=200
+    )
 
 
 class BatchRequest(BaseModel):
@@ -282,7 +288,16 @@ class _Server:
 
     def chat_graph(self, name: str | None = None) -> CompiledGraph[Any, Any]:
         if name is not None:
-            return self.graph(name)
+            graph = self.graph(name)
+            if not _answers(graph):
+                raise ApiError(
+                    400,
+                    f"graph '{name}' does not answer questions (it takes "
+                    f"{_type_name(graph.input_type)} and returns {_type_name(graph.output_type)}); "
+                    f"chat with {', '.join(self.chat_graph_names()) or 'a chat graph'}, or call "
+                    f"/v1/graphs/{name}/invoke",
+                )
+            return graph
         if self.chat_graph_name is not None:
             return self.graph(self.chat_graph_name)
         graphs = self.all_graphs()
@@ -290,6 +305,9 @@ class _Server:
             if preferred in graphs:
                 return graphs[preferred]
         return self.graph(next(iter(graphs), "rag"))
+
+    def chat_graph_names(self) -> list[str]:
+        return [n for n, g in self.all_graphs().items() if _answers(g)]
 
     def chat_events(
         self, graph: CompiledGraph[Any, Any], chat_input: ChatInput
@@ -316,6 +334,24 @@ class _Server:
             return adapter.validate_python(value)
         except pydantic.ValidationError as exc:
             raise validation_error(exc, loc, what="graph input") from None
+
+
+def _answers(graph: CompiledGraph[Any, Any]) -> bool:
+    """Whether chat can use ``graph``: it takes a ChatInput, or a question as a string and
+    answers with text or a message."""
+    if _takes_chat_input(graph):
+        return True
+    out = graph.output_type
+    return graph.input_type is str and (
+        out is str or (isinstance(out, type) and issubclass(out, BaseMessage))
+    )
+
+
+def _type_name(tp: Any) -> str:
+    """``list[Document]`` for ``list[langchain_core.documents.base.Document]``."""
+    if isinstance(tp, type) and not getattr(tp, "__args__", None):
+        return tp.__name__
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(tp))
 
 
 def _takes_chat_input(graph: CompiledGraph[Any, Any]) -> bool:
@@ -376,6 +412,27 @@ async def _unless_gone(request: Request, work: Awaitable[T]) -> T:
     if task.cancelled():
         raise ApiError(499, "the client closed the connection; its run was cancelled")
     return task.result()
+
+
+async def _batch(
+    graph: CompiledGraph[Any, Any],
+    values: list[Any],
+    configs: list[RunnableConfig],
+    concurrency: int,
+) -> list[Any]:
+    """Each input's output or exception, at most ``concurrency`` runs at once. Every run is a
+    task from the start, so cancelling the batch cancels them all and leaves no coroutine
+    unawaited (``abatch`` makes its coroutines first and starts them as slots free up)."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(value: Any, config: RunnableConfig) -> Any:
+        async with slots:
+            try:
+                return await graph.ainvoke(value, config)
+            except Exception as exc:
+                return exc
+
+    return await asyncio.gather(*(one(v, c) for v, c in zip(values, configs, strict=True)))
 
 
 @contextlib.asynccontextmanager
@@ -448,6 +505,11 @@ def _routes(server: _Server) -> list[Route | Mount]:
         ]
         return JSONResponse({"object": "list", "data": data})
 
+    async def model(request: Request) -> Response:
+        name = request.path_params["name"]
+        server.graph(name)  # 404 naming the graphs there are
+        return JSONResponse({"id": name, "object": "model", "created": 0, "owned_by": "weft"})
+
     async def chat(request: Request) -> Response:
         chat_input = ChatInput.model_validate(dict(await _body(request, ChatRequest)))
         graph = server.chat_graph(request.query_params.get("graph"))
@@ -458,8 +520,14 @@ def _routes(server: _Server) -> list[Route | Mount]:
         body: _openai.CompletionRequest = await _body(request, _openai.CompletionRequest)
         try:
             chat_input = _openai.chat_input(body)
-        except pydantic.ValidationError as exc:
-            raise validation_error(exc, ("messages", len(body.messages) - 1, "content")) from None
+        except pydantic.ValidationError as exc:  # the last message's text is the question
+            where = f"messages.{len(body.messages) - 1}.content"
+            reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ApiError(
+                422,
+                f"invalid request body: {where}: {reason}",
+                fields=[{"field": where, "message": reason}],
+            ) from None
         except ValueError as exc:
             raise ApiError(
                 422,
@@ -510,9 +578,17 @@ def _routes(server: _Server) -> list[Route | Mount]:
         name = request.path_params["name"]
         graph = server.graph(name)
         body: BatchRequest = await _body(request, BatchRequest)
-        values = [
-            server.validate_input(name, graph, v, ("inputs", i)) for i, v in enumerate(body.inputs)
-        ]
+        values, invalid = [], []
+        for i, v in enumerate(body.inputs):
+            try:
+                values.append(server.validate_input(name, graph, v, ("inputs", i)))
+            except ApiError as exc:
+                invalid.append(exc)
+        if invalid:  # every bad input at once, not only the first
+            fields = [f for exc in invalid for f in exc.fields or ()]
+            shown = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
+            more = f"; and {len(fields) - 3} more (see fields)" if len(fields) > 3 else ""
+            raise ApiError(422, f"invalid graph input: {shown}{more}", fields=fields)
         configs = [_run_config(graph, v, None) for v in values]
         for c in configs:
             c["max_concurrency"] = body.max_concurrency
@@ -526,7 +602,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
             )
         try:
             results = await _unless_gone(
-                request, graph.abatch(values, configs, return_exceptions=True)
+                request, _batch(graph, values, configs, body.max_concurrency)
             )
         finally:
             server.slots.give_back(extra)
@@ -547,6 +623,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{name}", model, methods=["GET"]),
         Route("/v1/chat", chat, methods=["POST"]),
         Route("/v1/chat/completions", completions, methods=["POST"]),
         Route("/v1/chat/sessions/{session_id}", session, methods=["GET"]),
