@@ -192,4 +192,4 @@ def test_trace_reads_its_file_even_when_other_settings_are_invalid(
     monkeypatch.setenv("WEFT_TOP_K", "lots")
     monkeypatch.setenv("WEFT_DATA_DIR", str(tmp_path))
     assert main(["trace"]) == 1
-    assert f"no trace file at {tmp_path / 'traces.jsonl'}" in capsys.readouterr().out
+    assert f"no trace file at {tmp_path / 'traces.jsonl'}" in capsys.readouterr().err

@@ -83,14 +83,17 @@ def test_trace_id_picks_an_earlier_run(tmp_path: Path) -> None:
     assert code == 0 and out.startswith(f"trace {first[:16]}")
 
 
-def test_a_trace_id_prefix_that_matches_several_traces_is_an_error(tmp_path: Path) -> None:
+def test_a_trace_id_prefix_that_matches_several_traces_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "traces.jsonl"
     traced_runs(path, "first", "second")
     ids = sorted({s["trace_id"] for s in read_spans(path)})
     code, out = run_cli(str(path), "--trace-id", "")  # every id starts with ''
-    assert code == 1
-    assert out.startswith("2 traces") and all(i[:16] in out for i in ids)
-    assert "give more of the trace id" in out
+    err = capsys.readouterr().err
+    assert (code, out) == (2, "")
+    assert err.startswith("weft trace: error: 2 traces") and all(i[:16] in err for i in ids)
+    assert "give more of the trace id" in err
 
 
 def test_default_file_lives_in_weft_data_dir(
@@ -142,9 +145,10 @@ SPAN = {
 }
 
 
-def test_missing_file_and_torn_lines(tmp_path: Path) -> None:
+def test_missing_file_and_torn_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run_cli(str(tmp_path / "none.jsonl"))
-    assert code == 1 and "no trace file at" in out and "enable_tracing" in out
+    err = capsys.readouterr().err
+    assert (code, out) == (1, "") and "no trace file at" in err and "enable_tracing" in err
     torn = tmp_path / "torn.jsonl"
     torn.write_text(json.dumps(SPAN) + "\n" + '{"trace_id": "cut')
     code, out = run_cli(str(torn))
@@ -210,4 +214,24 @@ def test_the_trace_file_is_found_through_the_settings_file(
     settings.write_text(f"WEFT_DATA_DIR={tmp_path / 'kb'}\n")
     code = main(["trace", "--settings", str(settings)])
     assert code == 1
-    assert f"no trace file at {tmp_path / 'kb' / 'traces.jsonl'}" in capsys.readouterr().out
+    assert f"no trace file at {tmp_path / 'kb' / 'traces.jsonl'}" in capsys.readouterr().err
+
+
+def test_spans_that_do_not_form_a_tree_a_pipe_and_a_wild_width_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    loop = tmp_path / "loop.jsonl"
+    spans = [{**SPAN, "span_id": "a" * 16, "parent_id": "b" * 16}]
+    spans.append({**SPAN, "span_id": "b" * 16, "parent_id": "a" * 16})
+    loop.write_text("".join(json.dumps(s) + "\n" for s in spans))
+    assert run_cli(str(loop)) == (2, "")
+    assert "cannot draw the trace in" in capsys.readouterr().err
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert run_cli(str(fifo)) == (2, "")  # returns at once instead of waiting for a writer
+    assert "is not a regular file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_cli(str(loop), "--width", "1000000000")
+    assert "out of range; pass 10 to 500" in capsys.readouterr().err

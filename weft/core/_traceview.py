@@ -245,13 +245,14 @@ def _trace_command(args: argparse.Namespace, out: TextIO) -> int:
         inside = path / "traces.jsonl"
         hint = f"pass {inside}" if inside.is_file() else "pass the file enable_tracing() writes"
         return _bad(f"{path} is a folder, not a trace file; {hint}")
+    if path.exists() and not path.is_file():  # a pipe or a device: reading could wait forever
+        return _bad(f"{path} is not a regular file; pass the file enable_tracing() writes")
     try:
         spans, bad = _read(path)
     except FileNotFoundError:
-        out.write(
-            f"no trace file at {path}; turn tracing on with weft.enable_tracing() (or weft serve "
-            f"--trace) "
-            f"and run a graph, or pass the file's path\n"
+        sys.stderr.write(
+            f"weft trace: no trace file at {path}; turn tracing on with weft.enable_tracing() "
+            "(or weft serve --trace) and run a graph, or pass the file's path\n"
         )
         return 1
     except OSError as exc:
@@ -269,17 +270,31 @@ def _trace_command(args: argparse.Namespace, out: TextIO) -> int:
     ids = sorted({str(s["trace_id"]) for s in picked})
     if len(ids) > 1:
         shown = ", ".join(i[:16] for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
-        out.write(
+        return _bad(
             f"{len(ids)} traces in {path} start with '{args.trace_id}' ({shown}); "
-            "give more of the trace id\n"
+            "give more of the trace id"
         )
-        return 1
     if not picked:
         which = f"trace {args.trace_id}" if args.trace_id else "spans"
-        out.write(f"no {which} in {path}\n")
+        sys.stderr.write(f"weft trace: no {which} in {path}\n")
         return 1
-    out.write(render_trace(picked, bar_width=args.width) + "\n")
+    try:
+        tree = render_trace(picked, bar_width=args.width)
+    except (ValueError, OverflowError, RecursionError, TypeError) as exc:
+        # Parseable but impossible: a span its own ancestor, an end of Infinity, ids repeated.
+        return _bad(f"cannot draw the trace in {path}: its spans do not form a tree ({exc})")
+    out.write(tree + "\n")
     return 0
+
+
+def _width(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 10 <= value <= 500:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; pass 10 to 500")
+    return value
 
 
 def add_trace_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -296,6 +311,8 @@ def add_trace_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="trace file (default: %(default)s)", default=None)
     p.add_argument("--data-dir", help="read DIR/traces.jsonl (default: $WEFT_DATA_DIR or ./.weft)")
     p.add_argument("--trace-id", help="show this trace (a prefix is enough) instead of the last")
-    p.add_argument("--width", type=int, default=30, help="waterfall bar width (default 30)")
+    p.add_argument(
+        "--width", type=_width, default=30, help="waterfall bar width, 10 to 500 (default 30)"
+    )
     p.set_defaults(handler=_trace_command)
     return p
