@@ -193,3 +193,61 @@ def test_trace_reads_its_file_even_when_other_settings_are_invalid(
     monkeypatch.setenv("WEFT_DATA_DIR", str(tmp_path))
     assert main(["trace"]) == 1
     assert f"no trace file at {tmp_path / 'traces.jsonl'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["chat", "hi", "--data-dir", ""], "--data-dir='': is empty"),
+        (["ingest", ""], "a path is empty"),
+        (["serve", "--host", ""], "--host='': is empty"),
+        (["trace", "--data-dir", ""], "--data-dir is empty"),
+    ],
+)
+def test_an_empty_path_or_host_is_refused_not_taken_for_the_current_folder(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    expected: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"weft {argv[0]}: error: ") and expected in err
+    assert list(tmp_path.iterdir()) == []  # nothing written into the current folder
+
+
+def test_a_data_dir_inside_a_file_is_an_invalid_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    assert main(["chat", "hi", "--data-dir", str(tmp_path / "notes.txt" / "kb")]) == 2
+    assert f"'{tmp_path / 'notes.txt'}' is a file, not a folder" in capsys.readouterr().err
+
+
+def test_errors_no_command_handles_end_in_one_line_unless_debugging(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def too_long(args: Any, out: Any) -> int:
+        raise OSError(36, "File name too long", "/tmp/" + "a" * 300)
+
+    def surprise(args: Any, out: Any) -> int:
+        raise LookupError("no such thing\nat all")
+
+    monkeypatch.setattr(weft.cli, "_demo", too_long)
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("weft demo: error: File name too long: '/tmp/aaa") and err.count("\n") == 1
+    )
+    monkeypatch.setattr(weft.cli, "_demo", surprise)
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "weft demo: error: LookupError: no such thing at all (set WEFT_DEBUG=1 to see where)\n"
+    )
+    monkeypatch.setenv("WEFT_DEBUG", "1")
+    with pytest.raises(LookupError):
+        main(["demo"])

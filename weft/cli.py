@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import pydantic
 
+from weft.core.errors import WeftError
 from weft.core.settings import (
     SETTINGS_FILE_VARIABLE,
     SettingsFileError,
@@ -26,6 +27,8 @@ from weft.core.settings import (
 __all__ = ["main"]
 
 DEFAULT_QUESTION = "What does compile check?"
+DEBUG_VARIABLE = "WEFT_DEBUG"
+"""Set (to anything) to let an unexpected error end the CLI with its traceback."""
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -150,6 +153,25 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         message = invalid_settings(exc, flags)
         print(f"weft {args.command}: error: {message}{where}", file=sys.stderr)
         return 2
+    except WeftError as exc:  # weft's own errors say what failed and how to fix it
+        print(f"weft {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the system refused: too long, a loop, not a folder...
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        what = f" '{exc.filename}'" if exc.filename else ""
+        reason = exc.strerror or str(exc)
+        print(f"weft {args.command}: error: {reason}:{what}; check the path", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a failure weft does not know: one line, the traceback on demand
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        print(
+            f"weft {args.command}: error: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            f" (set {DEBUG_VARIABLE}=1 to see where)",
+            file=sys.stderr,
+        )
+        return 1
     return code
 
 

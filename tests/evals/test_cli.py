@@ -223,3 +223,35 @@ def test_a_bad_dataset_exits_2_before_anything_runs_or_is_ingested(
     err = capsys.readouterr().err
     assert err.startswith(f"weft eval: error: {tmp_path / 'cases.jsonl'}, line 2")
     assert not (tmp_path / "d").exists()  # the demo knowledge base was not ingested first
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("name: qa", "name: ../../elsewhere"), "use letters, digits, '.', '_' and '-' only"),
+        (
+            ("evaluators: [Contains, CitationsGrounded, Refusal]", "evaluators: Contains"),
+            "is a list",
+        ),
+        (("name: qa", "name: qa\ntimeout_s: -1"), "timeout_s must be more than 0"),
+    ],
+)
+def test_a_suite_that_cannot_run_as_written_exits_2_before_the_run(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_run: None,
+    change: tuple[str, str],
+    expected: str,
+) -> None:
+    suite = _suite(tmp_path)
+    suite.write_text(suite.read_text().replace(*change))
+    assert run("eval", "run", str(suite), "--data-dir", str(tmp_path / "d"))[0] == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_a_suite_with_no_cases_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: None
+) -> None:
+    suite = _suite(tmp_path, cases=[])
+    assert run("eval", "run", str(suite), "--data-dir", str(tmp_path / "d"))[0] == 2
+    assert "its dataset has no cases" in capsys.readouterr().err

@@ -235,6 +235,10 @@ def _bad(message: str) -> int:
 
 
 def _trace_command(args: argparse.Namespace, out: TextIO) -> int:
+    if args.path is not None and not args.path.strip():
+        return _bad("the trace file path is empty; pass the file enable_tracing() writes")
+    if args.data_dir is not None and not args.data_dir.strip():
+        return _bad("--data-dir is empty; leave it out for the default, or give a folder")
     if args.path:
         path = Path(args.path)
     elif args.data_dir:

@@ -92,13 +92,23 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("data_dir", "host", "collection", mode="before")
+    @classmethod
+    def _not_blank(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            # An empty data dir would quietly mean the current folder, an empty host every
+            # interface: say so instead.
+            raise ValueError("is empty; leave the setting out for its default, or give a value")
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         value = value.expanduser()  # "~/kb" from a variable or a file, as a shell would
-        if value.exists() and not value.is_dir():
+        existing = next((p for p in (value, *value.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():  # it, or a folder it would be in
             raise ValueError(
-                f"'{value}' is a file, not a folder; pass a folder with --data-dir or "
+                f"'{existing}' is a file, not a folder; pass a folder with --data-dir or "
                 "WEFT_DATA_DIR (it is created if missing)"
             )
         return value

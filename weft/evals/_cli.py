@@ -112,6 +112,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     suite = find_suite(args.suite)
     suite.thresholds = {**suite.thresholds, **_fail_under(args.fail_under, suite)}
     suite.dataset = suite.load_dataset()  # read now: a bad dataset stops before anything runs
+    if not suite.dataset.cases:
+        raise _BadInput(f"suite {suite.name!r}: its dataset has no cases; add some to it")
     baseline = EvalResult.load(args.baseline) if args.baseline else None
     settings = _settings(args)
     out_dir = Path(args.out) if args.out else settings.data_dir / "evals" / suite.name

@@ -96,6 +96,9 @@ _KEYS = {
 }
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 class SuiteError(DatasetError):
     """A suite file is malformed, or names a graph, dataset or evaluator that does not exist."""
 
@@ -124,8 +127,15 @@ class Suite:
     def __post_init__(self) -> None:
         if (self.graph is None) == (not self.graphs):
             raise SuiteError(f"suite {self.name!r}: give exactly one of graph= or graphs=")
+        if not _NAME.match(self.name):
+            raise SuiteError(
+                f"suite name {self.name!r}: use letters, digits, '.', '_' and '-' only, starting "
+                "with a letter or digit (it names the suite's report folder)"
+            )
         if self.repeats < 1 or self.concurrency < 1:
             raise SuiteError(f"suite {self.name!r}: repeats and concurrency must be at least 1")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise SuiteError(f"suite {self.name!r}: timeout_s must be more than 0 seconds")
         for metric, spec in self.thresholds.items():
             parse_threshold(metric, spec, where=f"suite {self.name!r}")
             # A misspelt metric is an error now, not a failed threshold after the whole run.
@@ -343,7 +353,10 @@ def load_suite(path: str | Path) -> Suite:
     if "dataset" not in data:
         raise SuiteError(f"{p}: a suite needs 'dataset'")
     where = str(p)
-    evaluators = [_evaluator(e, where) for e in data.get("evaluators") or []]
+    listed = data.get("evaluators") or []
+    if not isinstance(listed, list):
+        raise SuiteError(f"{p}: 'evaluators' is a list, e.g. evaluators: [Contains, Refusal]")
+    evaluators = [_evaluator(e, where) for e in listed]
     graphs = data.get("graphs") or {}
     thresholds = data.get("thresholds") or {}
     if not isinstance(graphs, Mapping) or not isinstance(thresholds, Mapping):
@@ -362,7 +375,7 @@ def load_suite(path: str | Path) -> Suite:
             thresholds={str(k): v for k, v in thresholds.items()},
             repeats=int(data.get("repeats", 1)),
             concurrency=int(data.get("concurrency", 4)),
-            timeout_s=float(data["timeout_s"]) if data.get("timeout_s") else None,
+            timeout_s=float(data["timeout_s"]) if data.get("timeout_s") is not None else None,
             version=str(data["version"]) if data.get("version") is not None else None,
             knowledge_base=kb,
             path=p.resolve(),

@@ -64,6 +64,8 @@ def _guard(handler: Callable[[argparse.Namespace, TextIO], int]) -> Any:
 def _ingest(args: argparse.Namespace, out: TextIO) -> int:
     from weft.graphs.knowledge import KnowledgeBase
 
+    if any(not p.strip() for p in args.paths):
+        raise _UsageError("a path is empty; pass files or folders of .txt, .md, .html or .pdf")
     missing = [p for p in args.paths if not Path(p).expanduser().exists()]
     if missing:
         raise _UsageError(
@@ -263,7 +265,7 @@ def add_commands(subparsers: Any) -> None:
         ),
     )
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to ingest")
-    ingest.add_argument("--data-dir", type=Path, help=_DATA_DIR_HELP)
+    ingest.add_argument("--data-dir", help=_DATA_DIR_HELP)
     ingest.add_argument(
         "--reset", action="store_true", help="empty the knowledge base first, then ingest"
     )
@@ -288,7 +290,7 @@ def add_commands(subparsers: Any) -> None:
         help="print one JSON object {answer, sources, usage} per question instead of streaming",
     )
     chat.add_argument("--session", metavar="ID", help="continue (or start) the session ID")
-    chat.add_argument("--data-dir", type=Path, help=_DATA_DIR_HELP)
+    chat.add_argument("--data-dir", help=_DATA_DIR_HELP)
     chat.set_defaults(handler=_guard(_chat))
 
     graph = subparsers.add_parser(
@@ -303,5 +305,5 @@ def add_commands(subparsers: Any) -> None:
         description="Print the graph NAME (rag, hybrid or demo) as Mermaid and as ASCII.",
     )
     show.add_argument("name", metavar="NAME", help="rag, hybrid or demo")
-    show.add_argument("--data-dir", type=Path, help=_DATA_DIR_HELP)
+    show.add_argument("--data-dir", help=_DATA_DIR_HELP)
     show.set_defaults(handler=_guard(_graph_show))
