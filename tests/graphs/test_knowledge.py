@@ -1,5 +1,6 @@
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -245,52 +246,52 @@ def test_ensure_demo_ingests_the_bundled_handbook_once(tmp_path: Path) -> None:
     assert kb.store.count() == kb.bm25.count() == summary.chunks
 
 
-def test_an_interrupt_between_the_resets_renames_puts_the_old_collection_back(
-    tmp_path: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _interrupt_rename(monkeypatch: pytest.MonkeyPatch, calls: list[object]) -> None:
     from chromadb.api.models.Collection import Collection
 
-    kb = _kb(tmp_path / "kb")
-    kb.ingest([docs], progress=False)
     real_modify = Collection.modify
-    renames: list[object] = []
 
     def interrupted(self: Collection, *args: object, **kwargs: object) -> None:
-        renames.append(kwargs.get("name"))
-        if len(renames) == 2:  # the old one is retired; Ctrl-C before the new one takes its name
+        calls.append(kwargs.get("name"))
+        if len(calls) == 2:  # the old one is retired; Ctrl-C before the new one takes its name
             raise KeyboardInterrupt
         real_modify(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Collection, "modify", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        kb.ingest([docs / "berlin.txt"], progress=False, reset=True)
-    monkeypatch.undo()
-    assert renames[:2] == ["weft.replaced", "weft"]
-    assert _collections(tmp_path / "kb") == ["weft"]
-    reopened = _kb(tmp_path / "kb")
-    assert reopened.store.count() == reopened.bm25.count() == 2
 
 
-def test_an_interrupt_after_the_new_bm25_index_went_live_keeps_the_new_contents(
-    tmp_path: Path, docs: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _interrupt_tidying(monkeypatch: pytest.MonkeyPatch, calls: list[object]) -> None:
     import shutil
 
-    kb = _kb(tmp_path / "kb")
-    kb.ingest([docs], progress=False)
     real_rmtree = shutil.rmtree
 
     def interrupted(path: object, *args: object, **kwargs: object) -> None:
-        if Path(str(path)).name.startswith("v-"):  # tidying up the old BM25 version
+        if Path(str(path)).name.startswith("v-"):  # the new BM25 index is live; Ctrl-C as the
+            calls.append(path)  # old version is removed
             raise KeyboardInterrupt
         real_rmtree(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(shutil, "rmtree", interrupted)
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "chunks"),
+    [(_interrupt_rename, 2), (_interrupt_tidying, 1)],
+    ids=["between the renames: the old contents", "after the new index: the new ones"],
+)
+def test_an_interrupt_inside_a_resets_swap_leaves_one_whole_knowledge_base(
+    tmp_path: Path, docs: Path, monkeypatch: pytest.MonkeyPatch, interrupt: Any, chunks: int
+) -> None:
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs], progress=False)
+    calls: list[object] = []
+    interrupt(monkeypatch, calls)
     with pytest.raises(KeyboardInterrupt):
         kb.ingest([docs / "berlin.txt"], progress=False, reset=True)
     monkeypatch.undo()
+    assert calls  # the interrupt came where it was meant to
     for opened in (kb, _kb(tmp_path / "kb")):
-        assert opened.store.count() == opened.bm25.count() == 1
+        assert opened.store.count() == opened.bm25.count() == chunks
     assert _collections(tmp_path / "kb") == ["weft"]
 
 
