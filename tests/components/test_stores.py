@@ -324,3 +324,15 @@ def test_the_stores_embedding_request_nests_under_the_retrieval_span(
     assert (
         embedding.attributes is not None and embedding.attributes["gen_ai.usage.input_tokens"] == 2
     )
+
+
+def test_a_damaged_chroma_database_is_a_configuration_error_naming_the_folder(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "chroma.sqlite3").write_bytes(b"not a database" * 400)
+    with pytest.raises(ConfigurationError) as caught:
+        ChromaStore("notes", DeterministicFakeEmbedding(size=8), data_dir=tmp_path)
+    message = str(caught.value)
+    assert f"cannot open Chroma collection 'notes' at '{tmp_path}'" in message
+    assert "move it away and ingest again" in message
+    assert (tmp_path / "chroma.sqlite3").read_bytes() == b"not a database" * 400

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import chromadb
 from chromadb.api import ClientAPI
 from chromadb.config import Settings
-from chromadb.errors import NotFoundError
+from chromadb.errors import ChromaError, NotFoundError
 from langchain_chroma import Chroma
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -165,30 +165,36 @@ class ChromaStore(Chroma):
         self.embedder_name = name
         self.dimension = dimension
         self.distance: Distance = distance
-        chroma_client = client if client is not None else _make_client(data_dir, host, port)
-        if reset:
-            with contextlib.suppress(NotFoundError):  # nothing to reset
-                chroma_client.delete_collection(collection_name)
         if client is not None:
             self._location = "the given client"
         elif host or os.environ.get("CHROMA_HOST"):
             self._location = f"Chroma server {host or os.environ.get('CHROMA_HOST')}"
         else:
             self._location = f"'{os.fspath(data_dir or DEFAULT_DATA_DIR)}'"
-        super().__init__(
-            collection_name=collection_name,
-            embedding_function=embedder,
-            client=chroma_client,
-            collection_metadata={
-                _META_EMBEDDER: name,
-                _META_DIMENSION: dimension,
-                _META_DISTANCE: distance,
-            },
-            collection_configuration={"hnsw": {"space": distance}},
-            # Scores come from our own function: reading the collection's configuration to
-            # pick one makes chromadb warn about its legacy embedding-function config.
-            relevance_score_fn=_SCORE_FNS[distance],
-        )
+        try:
+            chroma_client = client if client is not None else _make_client(data_dir, host, port)
+            if reset:
+                with contextlib.suppress(NotFoundError):  # nothing to reset
+                    chroma_client.delete_collection(collection_name)
+            super().__init__(
+                collection_name=collection_name,
+                embedding_function=embedder,
+                client=chroma_client,
+                collection_metadata={
+                    _META_EMBEDDER: name,
+                    _META_DIMENSION: dimension,
+                    _META_DISTANCE: distance,
+                },
+                collection_configuration={"hnsw": {"space": distance}},
+                # Scores come from our own function: reading the collection's configuration to
+                # pick one makes chromadb warn about its legacy embedding-function config.
+                relevance_score_fn=_SCORE_FNS[distance],
+            )
+        except ChromaError as exc:
+            raise ConfigurationError(
+                f"cannot open Chroma collection '{collection_name}' at {self._location} ({exc}); "
+                "if the database there is damaged, move it away and ingest again"
+            ) from exc
         self._check_collection()
 
     def _check_collection(self) -> None:
