@@ -255,3 +255,14 @@ def test_a_suite_with_no_cases_exits_2(
     suite = _suite(tmp_path, cases=[])
     assert run("eval", "run", str(suite), "--data-dir", str(tmp_path / "d"))[0] == 2
     assert "its dataset has no cases" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "lots"])
+def test_a_tolerance_that_is_no_allowed_drop_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: None, value: str
+) -> None:
+    suite = _suite(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        run("eval", "run", str(suite), "--tolerance", value)
+    assert exit_.value.code == 2
+    assert f"want a number of at least 0, got {value!r}" in capsys.readouterr().err

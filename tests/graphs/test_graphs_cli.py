@@ -280,3 +280,12 @@ def test_chat_on_an_empty_knowledge_base_answers_from_the_handbook_it_ingests(
     assert code == 0 and "ingesting weft's handbook" in capsys.readouterr().err
     answer, sources = text.split("\nSources:\n")
     assert "[1]" in answer and sources.strip()
+
+
+@pytest.mark.parametrize("session", ["", "   ", "s" * 201])
+def test_chat_refuses_an_empty_or_overlong_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], session: str
+) -> None:
+    code, _ = _run("chat", "hi", "--session", session, "--data-dir", str(tmp_path / "kb"))
+    assert code == 2 and "is empty or too long" in capsys.readouterr().err
+    assert not (tmp_path / "kb").exists()

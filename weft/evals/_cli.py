@@ -45,6 +45,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"want a number of at least 0, got {text!r}")
+    return value
+
+
 def _fail_under(items: list[str], suite: Suite) -> dict[str, str]:
     """Thresholds from ``--fail-under`` options, each checked against what ``suite`` reports."""
     out = {}
@@ -218,7 +228,7 @@ def add_commands(subparsers: Any) -> None:
     )
     run.add_argument(
         "--tolerance",
-        type=float,
+        type=_tolerance,
         default=0.0,
         help="how much a metric may fall below the baseline before it counts (default: 0)",
     )
@@ -246,7 +256,7 @@ def add_commands(subparsers: Any) -> None:
     )
     cmp.add_argument("a", metavar="A.json", help="the baseline results.json")
     cmp.add_argument("b", metavar="B.json", help="the results.json to compare with it")
-    cmp.add_argument("--tolerance", type=float, default=0.0, help="allowed drop (default: 0)")
+    cmp.add_argument("--tolerance", type=_tolerance, default=0.0, help="allowed drop (default: 0)")
     cmp.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 when B regressed against A"
     )

@@ -123,6 +123,10 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.question is not None and not args.question.strip():
         raise _UsageError("the question is empty; ask something, or leave it out to chat")
+    if args.session is not None and not 1 <= len(args.session.strip()) <= 200:
+        raise _UsageError(
+            f"--session {args.session[:40]!r} is empty or too long; give 1 to 200 characters"
+        )
     settings = _settings(args)
     kb = knowledge_base(settings)
     # Built first: a damaged checkpoint file stops the command before anything is ingested.
