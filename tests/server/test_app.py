@@ -451,16 +451,21 @@ def test_token_buckets_forget_idle_clients_when_full() -> None:
     assert len(buckets._buckets) == 1
 
 
+async def _preflight(
+    c: httpx.AsyncClient, path: str, origin: str, headers: str | None = None
+) -> httpx.Response:
+    """A browser's CORS preflight for a POST to ``path`` from ``origin``."""
+    asked = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+    if headers is not None:
+        asked["Access-Control-Request-Headers"] = headers
+    return await c.options(path, headers=asked)
+
+
 async def test_cors_preflight_and_responses_carry_the_allowed_origin() -> None:
     app = make_app(cors_origins=["https://chat.example"], api_keys=["k"])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        preflight = await c.options(
-            "/v1/chat",
-            headers={
-                "Origin": "https://chat.example",
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization, content-type",
-            },
+        preflight = await _preflight(
+            c, "/v1/chat", "https://chat.example", "authorization, content-type"
         )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://chat.example"
@@ -468,10 +473,7 @@ async def test_cors_preflight_and_responses_carry_the_allowed_origin() -> None:
         denied = await c.get("/v1/models", headers={"Origin": "https://chat.example"})
         assert denied.status_code == 401  # CORS headers even on errors, so browsers show them
         assert denied.headers["access-control-allow-origin"] == "https://chat.example"
-        other = await c.options(
-            "/v1/chat",
-            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
-        )
+        other = await _preflight(c, "/v1/chat", "https://evil.example")
         assert other.status_code == 400
         assert "access-control-allow-origin" not in other.headers
 
@@ -480,19 +482,14 @@ async def test_cors_allows_any_request_header_and_refuses_other_origins_as_json(
     app = make_app(cors_origins=["https://chat.example"])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         # The openai JS client sends its own headers on every call.
-        preflight = await c.options(
+        preflight = await _preflight(
+            c,
             "/v1/chat/completions",
-            headers={
-                "Origin": "https://chat.example",
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization, content-type, x-stainless-os",
-            },
+            "https://chat.example",
+            "authorization, content-type, x-stainless-os",
         )
         assert preflight.status_code == 200
-        refused = await c.options(
-            "/v1/chat",
-            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
-        )
+        refused = await _preflight(c, "/v1/chat", "https://evil.example")
         error = assert_error(refused, 400)
         assert "WEFT_CORS_ORIGINS" in error["message"]
 

@@ -102,12 +102,6 @@ def chroma_client(
 ) -> ClientAPI:
     """The Chroma client a :class:`ChromaStore` with these arguments uses: an HTTP client for
     ``host`` (or ``CHROMA_HOST``), else an embedded one in ``data_dir``."""
-    return _make_client(data_dir, host, port)
-
-
-def _make_client(
-    data_dir: str | os.PathLike[str] | None, host: str | None, port: int | None
-) -> ClientAPI:
     # Telemetry off: weft runs offline and must not phone home.
     settings = Settings(anonymized_telemetry=False)
     host = host or os.environ.get("CHROMA_HOST") or None
@@ -172,14 +166,14 @@ class ChromaStore(Chroma):
         else:
             self._location = f"'{os.fspath(data_dir or DEFAULT_DATA_DIR)}'"
         try:
-            chroma_client = client if client is not None else _make_client(data_dir, host, port)
+            opened = client if client is not None else chroma_client(data_dir, host, port)
             if reset:
                 with contextlib.suppress(NotFoundError):  # nothing to reset
-                    chroma_client.delete_collection(collection_name)
+                    opened.delete_collection(collection_name)
             super().__init__(
                 collection_name=collection_name,
                 embedding_function=embedder,
-                client=chroma_client,
+                client=opened,
                 collection_metadata={
                     _META_EMBEDDER: name,
                     _META_DIMENSION: dimension,

@@ -125,16 +125,18 @@ class KnowledgeBase:
 
     # -- the stores ------------------------------------------------------------------------------
 
+    def _embedder(self) -> Embeddings:
+        return self._embedding if self._embedding is not None else default_embeddings()
+
     @property
     def store(self) -> ChromaStore:
         """The Chroma store (opened on first use)."""
         with self._lock:
             if self._store is None:
-                embedding = self._embedding if self._embedding is not None else default_embeddings()
                 if self._journal_path.exists():  # a reset was interrupted inside its swap
                     self._settle(chroma_client(self.settings.chroma_dir))
                 self._store = ChromaStore(
-                    self.settings.collection, embedding, data_dir=self.settings.chroma_dir
+                    self.settings.collection, self._embedder(), data_dir=self.settings.chroma_dir
                 )
             return self._store
 
@@ -144,7 +146,7 @@ class KnowledgeBase:
         with self._lock:
             if self._bm25 is None:
                 self._version = self._on_disk()
-                if (self.settings.bm25_dir / "CURRENT").exists():
+                if self._version is not None:  # a damaged pointer too: load() reports it
                     self._bm25 = BM25Retriever.load(self.settings.bm25_dir)
                 else:
                     self._bm25 = BM25Retriever()
@@ -326,7 +328,7 @@ class KnowledgeBase:
         the old ones' places. A failure before the swap leaves the old knowledge base as it was.
         """
         name = self.settings.collection
-        embedding = self._embedding if self._embedding is not None else default_embeddings()
+        embedding = self._embedder()
         chroma_dir = self.settings.chroma_dir
         # reset=True: a staged collection left by an interrupted reset is dropped first.
         staged = ChromaStore(f"{name}.staged", embedding, data_dir=chroma_dir, reset=True)
@@ -352,9 +354,10 @@ class KnowledgeBase:
             bm25.save(self.settings.bm25_dir)
         finally:  # drops the old collection if the new index went live, else puts it back
             self._settle(client)
-            if self._on_disk() != before:  # live, even if what followed the swap failed
+            now = self._on_disk()
+            if now != before:  # live, even if what followed the swap failed
                 self._store = ChromaStore(name, embedding, data_dir=chroma_dir)
-                self._bm25, self._version = bm25, self._on_disk()
+                self._bm25, self._version = bm25, now
 
     @property
     def _journal_path(self) -> Path:
@@ -393,10 +396,9 @@ class KnowledgeBase:
         BM25 index; make them again afterwards.
         """
         with self._lock:
-            embedding = self._embedding if self._embedding is not None else default_embeddings()
             self._store = ChromaStore(
                 self.settings.collection,
-                embedding,
+                self._embedder(),
                 data_dir=self.settings.chroma_dir,
                 reset=True,
             )

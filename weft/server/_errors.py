@@ -137,7 +137,12 @@ def validation_error(
         reason = str(e["msg"]).removeprefix("Value error, ")
         if reason not in reasons:
             reasons.append(reason)  # a union's members each say what they wanted
-    fields = [{"field": f, "message": " or ".join(r)} for f, r in found.items()]
+    return invalid(what, [{"field": f, "message": " or ".join(r)} for f, r in found.items()])
+
+
+def invalid(what: str, fields: Sequence[Mapping[str, str]]) -> ApiError:
+    """A 422 for failing ``fields`` (each a ``field`` and its ``message``): the message carries
+    the first few, ``fields`` all of them."""
     shown = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
     more = f"; and {len(fields) - 3} more (see fields)" if len(fields) > 3 else ""
     return ApiError(422, f"invalid {what}: {shown}{more}", fields=fields)

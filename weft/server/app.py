@@ -70,6 +70,7 @@ from weft.server._errors import (
     error_response,
     exception_handlers,
     from_exception,
+    invalid,
     validation_error,
 )
 from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard, RunSlots
@@ -523,11 +524,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         except pydantic.ValidationError as exc:  # the last message's text is the question
             where = f"messages.{len(body.messages) - 1}.content"
             reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
-            raise ApiError(
-                422,
-                f"invalid request body: {where}: {reason}",
-                fields=[{"field": where, "message": reason}],
-            ) from None
+            raise invalid("request body", [{"field": where, "message": reason}]) from None
         except ValueError as exc:
             raise ApiError(
                 422,
@@ -578,17 +575,14 @@ def _routes(server: _Server) -> list[Route | Mount]:
         name = request.path_params["name"]
         graph = server.graph(name)
         body: BatchRequest = await _body(request, BatchRequest)
-        values, invalid = [], []
+        values, refused = [], []
         for i, v in enumerate(body.inputs):
             try:
                 values.append(server.validate_input(name, graph, v, ("inputs", i)))
             except ApiError as exc:
-                invalid.append(exc)
-        if invalid:  # every bad input at once, not only the first
-            fields = [f for exc in invalid for f in exc.fields or ()]
-            shown = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:3])
-            more = f"; and {len(fields) - 3} more (see fields)" if len(fields) > 3 else ""
-            raise ApiError(422, f"invalid graph input: {shown}{more}", fields=fields)
+                refused.append(exc)
+        if refused:  # every bad input at once, not only the first
+            raise invalid("graph input", [f for exc in refused for f in exc.fields or ()])
         configs = [_run_config(graph, v, None) for v in values]
         for c in configs:
             c["max_concurrency"] = body.max_concurrency
