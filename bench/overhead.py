@@ -111,6 +111,56 @@ def otel_handler(*, node_metrics: bool = True) -> tuple[OTelHandler, Callable[[]
     return OTelHandler(provider, meters, node_metrics=node_metrics), spans.clear
 
 
+def build_langgraph_otel(n: int, *, node_metrics: bool = True) -> tuple[Any, Callable[[], None]]:
+    """The LangGraph graph of :func:`build_langgraph`, instrumented by hand the plainest way
+    OpenTelemetry allows: each node function opens a span with the node's attributes (under
+    one workflow span per run) and records its latency in a histogram, through the same kind
+    of in-memory exporter and reader as :func:`otel_handler`. What OpenTelemetry itself costs
+    per node, with no callback system, run tree or GenAI conventions around it: the peer of
+    weft's tracing. The second value empties the exporter."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("peer")
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("peer")
+    histogram = meter.create_histogram("node.duration", unit="s")
+
+    def traced(name: str) -> Callable[[_State], dict[str, int]]:
+        attrs = {"graph.name": f"bench{n}", "node.name": name, "component.kind": "lambda"}
+
+        def node(state: _State) -> dict[str, int]:
+            with tracer.start_as_current_span(f"node {name}", attributes=attrs):
+                t0 = time.perf_counter()
+                out = _lg_node(state)
+                if node_metrics:
+                    histogram.record(time.perf_counter() - t0, attrs)
+                return out
+
+        return node
+
+    sg = StateGraph(_State)
+    prev = LG_START
+    for i in range(n):
+        sg.add_node(f"n{i}", traced(f"n{i}"))
+        sg.add_edge(prev, f"n{i}")
+        prev = f"n{i}"
+    sg.add_edge(prev, LG_END)
+    graph = sg.compile()
+
+    class _Run:
+        def invoke(self, value: int) -> Any:
+            with tracer.start_as_current_span(f"invoke_workflow bench{n}"):
+                return graph.invoke({"value": value}, {"recursion_limit": 200})
+
+    return _Run(), spans.clear
+
+
 def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
     weft = {n: build_weft(n) for n in SIZES}
     noop_cfg: Any = {"callbacks": [Handler()]}
@@ -188,42 +238,77 @@ def table(results: dict[str, dict[int, float]]) -> str:
     return "\n".join(rows)
 
 
+def _empty_all(built: dict[int, tuple[Any, Callable[[], None]]]) -> None:
+    for _, empty in built.values():
+        empty()
+
+
 def tracing_cost(rounds: int) -> dict[str, tuple[float, float]]:
-    """What each handler adds to weft invoke, per node and per call, from paired samples.
+    """What each handler adds to weft invoke, and hand-written OpenTelemetry to LangGraph's,
+    per node and per call, from paired samples.
 
     The difference between two 20 ms runs is small against this kind of machine's drift, so
-    each round times every variant next to plain runs (plain, variant, variant, plain, so what
-    the second of two runs gains cancels out), on 10 and 50 nodes, and keeps the differences;
-    per node is the slope of the median differences, per call their intercept.
+    each round times every variant next to its plain runs (plain, variant, variant, plain, so
+    what the second of two runs gains cancels out), on 10 and 50 nodes, and keeps the
+    differences; per node is the slope of the median differences, per call their intercept.
     """
     sizes = (10, 50)
-    graphs = {n: build_weft(n) for n in sizes}
+    weft = {n: build_weft(n) for n in sizes}
+    lg = {n: build_langgraph(n) for n in sizes}
+    lg_limit = {"recursion_limit": 200}
     otel, clear = otel_handler()
     spans_only, clear_spans_only = otel_handler(node_metrics=False)
-    variants: dict[str, tuple[Any, Callable[[], None]]] = {
-        "no-op handler": ({"callbacks": [Handler()]}, lambda: None),
-        "otel": ({"callbacks": [otel]}, clear),
-        "otel, node metrics off": ({"callbacks": [spans_only]}, clear_spans_only),
+    peer = {n: build_langgraph_otel(n) for n in sizes}
+    peer_spans = {n: build_langgraph_otel(n, node_metrics=False) for n in sizes}
+
+    def on_weft(cfg: Any) -> dict[int, Callable[[], Any]]:
+        return {n: (lambda g=weft[n]: g.invoke(0, cfg)) for n in sizes}
+
+    def on_peer(built: dict[int, tuple[Any, Callable[[], None]]]) -> dict[int, Callable[[], Any]]:
+        return {n: (lambda g=built[n][0]: g.invoke(0)) for n in sizes}
+
+    plain_weft = {n: (lambda g=weft[n]: g.invoke(0)) for n in sizes}
+    plain_lg = {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in sizes}
+    # name -> (plain runs, traced runs, what empties the exporters before the traced runs)
+    variants: dict[str, tuple[Any, Any, Callable[[], None]]] = {
+        "weft: no-op handler": (plain_weft, on_weft({"callbacks": [Handler()]}), lambda: None),
+        "weft: otel": (plain_weft, on_weft({"callbacks": [otel]}), clear),
+        "weft: otel, node metrics off": (
+            plain_weft,
+            on_weft({"callbacks": [spans_only]}),
+            clear_spans_only,
+        ),
+        "peer: langgraph + hand-written otel": (
+            plain_lg,
+            on_peer(peer),
+            lambda: _empty_all(peer),
+        ),
+        "peer: langgraph + hand-written otel, spans only": (
+            plain_lg,
+            on_peer(peer_spans),
+            lambda: _empty_all(peer_spans),
+        ),
     }
     diffs: dict[str, dict[int, list[float]]] = {k: {n: [] for n in sizes} for k in variants}
-    for g in graphs.values():
-        for cfg, _ in variants.values():
-            g.invoke(0, cfg)
+    for plain, traced, _ in variants.values():
+        for n in sizes:
+            plain[n]()
+            traced[n]()
 
-    def timed(g: Any, cfg: Any = None) -> float:
+    def timed(fn: Callable[[], Any]) -> float:
         t0 = time.perf_counter()
-        g.invoke(0, cfg)
+        fn()
         return time.perf_counter() - t0
 
     for _ in range(rounds):
-        for n, g in graphs.items():
-            for name, (cfg, empty) in variants.items():
+        for n in sizes:
+            for name, (plain, traced, empty) in variants.items():
                 # plain, variant, variant, plain: what running second gains cancels out
-                plain = timed(g)
+                base = timed(plain[n])
                 empty()
-                traced = timed(g, cfg) + timed(g, cfg)
-                plain += timed(g)
-                diffs[name][n].append((traced - plain) / 2 * 1e6)
+                added = timed(traced[n]) + timed(traced[n])
+                base += timed(plain[n])
+                diffs[name][n].append((added - base) / 2 * 1e6)
     out = {}
     for name, by_size in diffs.items():
         d10, d50 = (statistics.median(by_size[n]) for n in sizes)
@@ -233,11 +318,23 @@ def tracing_cost(rounds: int) -> dict[str, tuple[float, float]]:
 
 
 def tracing_table(cost: dict[str, tuple[float, float]]) -> str:
-    rows = ["| added to weft invoke (paired) | µs/node | µs/call |", "|---|---|---|"]
+    rows = ["| added (paired) | µs/node | µs/call |", "|---|---|---|"]
     for name, (per_node, per_call) in cost.items():
         rows.append(f"| {name} | {per_node:.1f} | {per_call:.1f} |")
-    alone = cost["otel"][0] - cost["no-op handler"][0]
-    rows.append(f"| otel handler alone (otel - no-op) | {alone:.1f} | |")
+    alone = cost["weft: otel"][0] - cost["weft: no-op handler"][0]
+    rows.append(f"| weft: otel handler alone (otel - no-op) | {alone:.1f} | |")
+    rows.append("")
+    rows.append("| ratio weft / hand-written otel | per node |")
+    rows.append("|---|---|")
+    for label, ours, theirs in (
+        ("spans and node histogram", "weft: otel", "peer: langgraph + hand-written otel"),
+        (
+            "spans only",
+            "weft: otel, node metrics off",
+            "peer: langgraph + hand-written otel, spans only",
+        ),
+    ):
+        rows.append(f"| {label} | {cost[ours][0] / cost[theirs][0]:.2f} |")
     return "\n".join(rows)
 
 

@@ -20,6 +20,11 @@ number's median over the rounds (errors summed), per level:
 - tokens/s: all streams' tokens over the level's wall time, and the median stream's own rate
   ("one burst" when every stream's tokens arrived in one chunk).
 
+The same levels then run against the remote-model stand-in (``bench/_remote_stub.py``), served
+by weft and by its peer, a bare Starlette app streaming the same tokens as the same events with
+nothing else (``--bare``), each against its own in-process baseline; the last table sets their
+server-added TTFT side by side.
+
 The client runs on the same machine as the server, so on a small machine its own work shows up
 in the latencies too. The goal: 0 errors at 200 streams, server-added TTFT p95 under 20 ms.
 """
@@ -255,6 +260,20 @@ def table(rows: list[dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def ratio_table(weft: list[dict[str, float]], bare: list[dict[str, float]]) -> str:
+    """Server-added TTFT p95 of weft's server against the bare Starlette peer, same stand-in."""
+    lines = [
+        "| streams | weft server-added p95 | bare Starlette server-added p95 | weft - bare |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for w, b in zip(weft, bare, strict=True):
+        ours, peer = w["ttft_p95"] - w["inproc_p95"], b["ttft_p95"] - b["inproc_p95"]
+        lines.append(
+            f"| {w['streams']:.0f} | {ours:.0f} ms | {peer:.0f} ms | {ours - peer:+.0f} ms |"
+        )
+    return "\n".join(lines)
+
+
 def _median_row(rounds: list[dict[str, float]]) -> dict[str, float]:
     """Each number's median over the rounds; errors are summed."""
     row = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
@@ -337,6 +356,22 @@ async def in_process_remote(levels: list[int], rounds: int) -> list[tuple[float,
     return await _in_process(one, levels, "stand-in runs", rounds)
 
 
+async def in_process_bare(levels: list[int], rounds: int) -> list[tuple[float, float]]:
+    """TTFT p50/p95 (ms) of ``n`` concurrent runs of the stand-in's model alone: no graph, no
+    server; the bare Starlette peer's baseline."""
+    from bench._remote_stub import model_stream
+
+    async def one(question: str) -> float:
+        t0 = time.perf_counter()
+        ttft = float("nan")
+        async for _ in model_stream(question, REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP):
+            if ttft != ttft:
+                ttft = (time.perf_counter() - t0) * 1000
+        return ttft
+
+    return await _in_process(one, levels, "bare model streams", rounds)
+
+
 REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP = 0.05, 40, 0.005
 
 
@@ -380,6 +415,13 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             server.stop()
         remote_baseline = asyncio.run(in_process_remote(levels, rounds))
+        print("Peer: the same stand-in from a bare Starlette app:", flush=True)
+        server = Server(data_dir, [*stub, "--bare"])
+        try:
+            bare_rows = asyncio.run(run(server.url, levels, rounds))
+        finally:
+            server.stop()
+        bare_baseline = asyncio.run(in_process_bare(levels, rounds))
     print()
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; client and server")
     print(
@@ -393,6 +435,14 @@ def main(argv: list[str] | None = None) -> None:
         remote_rows,
         remote_baseline,
     )
+    _report(
+        "Peer: the same stand-in from a bare Starlette app (`_remote_stub.py --bare`: one route, "
+        "`StreamingResponse`, no graph, guards, tracing or metrics):",
+        bare_rows,
+        bare_baseline,
+    )
+    print()
+    print(ratio_table(remote_rows, bare_rows))
 
 
 if __name__ == "__main__":
