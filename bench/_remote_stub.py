@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import socket
 import sys
@@ -100,8 +101,12 @@ def main(argv: list[str] | None = None) -> None:
                 graphs={"remote": remote_graph(args.ttft, args.tokens, args.gap)},
                 chat_graph="remote",
                 readiness={},
+                freeze_gc=True,  # as weft serve does
             )
         )
+        if args.bare:
+            gc.collect()
+            gc.freeze()  # as weft serve does once it has started
         sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
         port = sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)

@@ -11,7 +11,8 @@ number's median over the rounds (errors summed), per level:
 - TTFT p50/p95: from sending the request to the first ``token`` event, as the client saw it;
 - in-process TTFT p50/p95: the same number of concurrent ``astream_chat`` runs of the same RAG
   graph over the same data directory in this process, with no server and no HTTP (run after
-  the server has stopped, so the two never share the CPU);
+  the server has stopped, so the two never share the CPU), with what start-up made frozen out
+  of the cycle collector's way (:func:`gc.freeze`) as ``weft serve`` does;
 - server-added p50/p95: HTTP TTFT minus in-process TTFT at the same percentile: what serving
   over HTTP adds under the same load;
 - per-stream server-added p95: each stream's TTFT minus the graph's own time to first token as
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -305,6 +307,8 @@ async def _in_process(
     handler = enable_tracing("none")
     try:
         await measure(5)
+        gc.collect()
+        gc.freeze()  # as weft serve does once it has started, so both sides collect alike
         out = []
         for n in levels:
             print(f"  {n} concurrent {what} in process, {rounds} rounds...", flush=True)
@@ -314,6 +318,7 @@ async def _in_process(
             )
         return out
     finally:
+        gc.unfreeze()
         disable_tracing(handler)
 
 

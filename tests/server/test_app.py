@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -346,6 +347,28 @@ async def test_graph_routes_are_503_until_a_graphs_factory_has_run() -> None:
         assert_error(response, 503)
         assert response.headers["retry-after"] == "1"
         assert (await c.get("/readyz")).status_code == 503
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+async def test_start_up_freezes_what_it_built_only_when_asked(freeze: bool) -> None:
+    built: list[object] = []
+
+    def graphs(settings: Settings) -> dict[str, Any]:
+        out = fake_graphs()
+        built.append(out)
+        return out
+
+    app = create_app(Settings(), graphs=graphs, tracing=False, freeze_gc=freeze)
+    gc.unfreeze()
+    try:
+        async with app.router.lifespan_context(app):
+            assert built, "start-up built no graphs"
+            assert (gc.get_freeze_count() > 0) is freeze
+            # the graphs themselves are among the frozen objects: no collection walks them
+            assert all(gc.is_tracked(g) for g in built)
+            assert (id(built[0]) not in {id(o) for o in gc.get_objects()}) is freeze
+    finally:
+        gc.unfreeze()
 
 
 async def test_metrics_are_prometheus_text_with_request_durations(

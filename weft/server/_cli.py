@@ -146,7 +146,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             from weft.core.tracing import enable_tracing
 
             tracing = enable_tracing("jsonl", path=str(settings.traces_path))
-        app = create_app(settings, tracing=tracing)
+        app = create_app(settings, tracing=tracing, freeze_gc=True)
     except BaseException:
         sock.close()
         raise
