@@ -7,6 +7,7 @@ Most tests serve fake graphs and a fake chat streamer in a thread; the restart t
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -314,3 +315,37 @@ def test_an_ingest_from_another_process_shows_in_readyz_until_a_restart(tmp_path
         assert httpx.get(restarted.url + "/readyz").status_code == 200
         done = json.loads(ask(restarted.url)[-1]["data"])
         assert [s["title"] for s in done["sources"]][:1] == ["Zebras"]
+
+
+def _raw_exchange(url: str, raw: bytes) -> httpx.Response:
+    """Send ``raw`` bytes to the server at ``url`` and parse what it answers before it closes."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(raw)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = [tuple(line.split(": ", 1)) for line in header_lines]
+    return httpx.Response(int(status_line.split()[1]), headers=headers, content=body)
+
+
+NOT_HTTP = {
+    "a request line that is no request": b"GARBAGE\r\n\r\n",
+    "a header line without a colon": b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+    "a length that is no number": b"POST /v1/chat HTTP/1.1\r\nContent-Length: ab\r\n\r\n",
+    "a TLS handshake to the plain HTTP port": b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+}
+
+
+def test_weft_serve_answers_requests_that_are_not_http_with_a_json_400(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path / "data") as server:
+        for what, raw in NOT_HTTP.items():
+            response = _raw_exchange(server.url, raw)
+            error = assert_json_error(response, 400)
+            assert "could not be read as HTTP/1.1" in error["message"], what
+            assert error["type"] == "bad_request"
+            assert response.headers["connection"] == "close"
+        # the server goes on serving
+        assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200

@@ -150,8 +150,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     except BaseException:
         sock.close()
         raise
+    from weft.server._http import JsonHTTPProtocol
+
     config = uvicorn.Config(
         app,
+        http=JsonHTTPProtocol,
         log_level="warning",
         access_log=args.access_log,
         timeout_graceful_shutdown=5,
