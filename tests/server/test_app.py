@@ -286,6 +286,28 @@ async def test_completions_rejects_a_conversation_not_ending_with_the_user(
     assert [f["field"] for f in error["fields"]] == ["messages"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/chat/completions", {"stream": "yes"}, "stream"),
+        ("/v1/chat/completions", {"stream": 1}, "stream"),
+        ("/v1/chat/completions", {"stream_options": {"include_usage": "true"}}, "stream_options"),
+        ("/v1/graphs/words/batch", {"max_concurrency": "4"}, "max_concurrency"),
+        ("/v1/graphs/words/batch", {"max_concurrency": 2.0}, "max_concurrency"),
+    ],
+)
+async def test_switches_and_numbers_given_as_other_types_are_422_not_guessed(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], field: str
+) -> None:
+    base: dict[str, Any] = (
+        {"model": "rag", "messages": [{"role": "user", "content": "hi"}]}
+        if path.endswith("completions")
+        else {"inputs": ["a", "b"]}
+    )
+    error = assert_error(await client.post(path, json={**base, **body}), 422)
+    assert error["fields"][0]["field"].startswith(field)
+
+
 def test_chat_input_keeps_user_and_assistant_turns_and_drops_system() -> None:
     request = CompletionRequest.model_validate(
         {

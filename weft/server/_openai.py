@@ -27,7 +27,7 @@ class _Message(BaseModel):
 class _StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    include_usage: bool = False
+    include_usage: bool = Field(default=False, strict=True)
 
 
 class CompletionRequest(BaseModel):
@@ -37,7 +37,8 @@ class CompletionRequest(BaseModel):
 
     model: str = Field(min_length=1)
     messages: list[_Message] = Field(min_length=1)
-    stream: bool = False
+    # strict: "stream": "yes" or 1 is a mistake to report, not a value to guess at
+    stream: bool = Field(default=False, strict=True)
     stream_options: _StreamOptions | None = None
 
 

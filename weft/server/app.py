@@ -171,7 +171,7 @@ class BatchRequest(BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     inputs: list[Any] = Field(min_length=1, max_length=_MAX_BATCH)
-    max_concurrency: int = Field(default=4, ge=1, le=32)
+    max_concurrency: int = Field(default=4, ge=1, le=32, strict=True)
 
 
 def _jsonable(value: Any) -> Any:
