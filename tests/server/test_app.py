@@ -733,3 +733,15 @@ async def test_a_model_can_be_retrieved_and_a_session_id_is_bounded(
         body = {"question": "hi", "session_id": session}
         error = assert_error(await client.post("/v1/chat", json=body), 422)
         assert error["fields"][0]["field"] == "session_id"
+
+
+@pytest.mark.parametrize("route", ["invoke", "stream"])
+async def test_two_different_session_ids_for_one_chat_run_are_422(
+    client: httpx.AsyncClient, route: str
+) -> None:
+    body = {"input": {"question": "hi", "session_id": "a"}, "session_id": "b"}
+    error = assert_error(await client.post(f"/v1/graphs/rag/{route}", json=body), 422)
+    assert error["fields"][0]["field"] == "session_id"
+    assert "'a'" in error["message"] and "'b'" in error["message"]
+    same = {"input": {"question": "hi", "session_id": "a"}, "session_id": "a"}
+    assert (await client.post(f"/v1/graphs/rag/{route}", json=same)).status_code == 200

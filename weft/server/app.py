@@ -370,9 +370,17 @@ def _takes_chat_input(graph: CompiledGraph[Any, Any]) -> bool:
 
 
 def _run_config(graph: CompiledGraph[Any, Any], value: Any, session: str | None) -> RunnableConfig:
+    chat = _takes_chat_input(graph)
+    own = getattr(value, "session_id", None) if chat else None
+    if session and own and session != own:
+        message = (
+            f"two conversations named: input.session_id is '{own}' and session_id is "
+            f"'{session}'; send one of them"
+        )
+        raise invalid("request body", [{"field": "session_id", "message": message}])
     if graph.checkpointer is None:
         return {}
-    if _takes_chat_input(graph):
+    if chat:
         # A chat graph picks its thread from the input's session_id (a throwaway one without).
         return thread(session) if session else {}
     return thread(session or uuid.uuid4().hex)
