@@ -85,3 +85,23 @@ def test_metric_names_are_known_before_a_run_unless_an_evaluator_is_your_own() -
 
 def test_run_metrics_are_the_ones_every_summary_has() -> None:
     assert list(summarize("v", "g", []).metrics) == list(RUN_METRICS)
+
+
+@pytest.mark.parametrize(
+    ("evaluator", "message"),
+    [
+        ("HitAtK: {k: abc}", r"evaluator HitAtK: k='abc': input should be a valid integer"),
+        ("MRR: {k: 0}", r"evaluator MRR: k=0: k is how many top sources count"),
+        ("RecallAtK: {by: url}", r"evaluator RecallAtK: by='url': compare sources by 'id'"),
+        ("Contains: {case_sensitive: 'no'}", r"case_sensitive='no': input should be a valid bool"),
+        ("Refusal: {phrases: sorry}", r"phrases='sorry': input should be a valid list"),
+        ("HitAtK: {kk: 3}", r"unknown parameter 'kk'; its parameters are k, by"),
+    ],
+)
+def test_evaluator_parameters_are_checked_when_the_suite_loads(
+    tmp_path: Path, evaluator: str, message: str
+) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_text(f"name: s\ngraph: rag\ndataset: d.jsonl\nevaluators:\n  - {evaluator}\n")
+    with pytest.raises(SuiteError, match=message):
+        load_suite(p)

@@ -376,6 +376,10 @@ class FieldMatch(Evaluator):
 # -- retrieval ----------------------------------------------------------------------------------
 
 
+_BY = ("id", "source", "title")
+_BY_ERROR = "by={!r}: compare sources by 'id', 'source' (file name) or 'title'"
+
+
 def _key(source: SourceInfo, by: str) -> str | None:
     if by == "id":
         return source.id
@@ -383,7 +387,7 @@ def _key(source: SourceInfo, by: str) -> str | None:
         return Path(source.source).name if source.source else None
     if by == "title":
         return source.title
-    raise ValueError(f"by={by!r}: compare sources by 'id', 'source' (file name) or 'title'")
+    raise ValueError(_BY_ERROR.format(by))
 
 
 @dataclass
@@ -392,6 +396,12 @@ class _Retrieval(Evaluator):
     by: str = "id"
     """Compare by document ``id``, by ``source`` (the file name of ``metadata["source"]``, so
     several chunks of one file count once) or by ``title``."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"k={self.k!r}: k is how many top sources count, a whole number >= 1")
+        if self.by not in _BY:  # fail now, not on the first case
+            raise ValueError(_BY_ERROR.format(self.by))
 
     def ranked(self, ctx: EvaluatorContext) -> list[str]:
         seen: dict[str, None] = {}

@@ -35,14 +35,17 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import re
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pydantic
 import yaml
 from langchain_core.runnables import Runnable
 
@@ -303,6 +306,35 @@ def resolve_graph(ref: GraphRef, settings: Settings) -> Runnable[Any, Any]:
 # -- loading ------------------------------------------------------------------------------------
 
 
+def _parameter_problems(cls: type[Evaluator], params: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the parameters an evaluator dataclass is given: names it does not
+    take, and values its annotations refuse, checked strictly: YAML has already typed them, so
+    ``k: abc`` or ``case_sensitive: "no"`` is a mistake to report, not a value to convert."""
+    if not dataclasses.is_dataclass(cls):
+        return []
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # annotations that do not resolve: the constructor is the only check
+        return []
+    known = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [repr(k) for k in params if k not in known]
+    wrong = []
+    if unknown:
+        takes = ", ".join(known) or "none"
+        wrong.append(f"unknown parameter {', '.join(unknown)}; its parameters are {takes}")
+    for f in dataclasses.fields(cls):
+        if f.name not in params or f.name not in hints:
+            continue
+        try:
+            pydantic.TypeAdapter(hints[f.name]).validate_python(params[f.name], strict=True)
+        except pydantic.ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            wrong.append(f"{f.name}={params[f.name]!r}: {reason[:1].lower()}{reason[1:]}")
+        except pydantic.PydanticUserError:  # a type pydantic cannot check
+            continue
+    return wrong
+
+
 def _evaluator(spec: Any, where: str) -> Evaluator:
     params: Any
     if isinstance(spec, str):
@@ -325,6 +357,9 @@ def _evaluator(spec: Any, where: str) -> Evaluator:
         )
     if not (isinstance(cls, type) and issubclass(cls, Evaluator)):
         raise SuiteError(f"{where}: {name!r} is not a weft.evals.Evaluator subclass")
+    wrong = _parameter_problems(cls, params)
+    if wrong:
+        raise SuiteError(f"{where}: evaluator {name}: {'; '.join(wrong)}")
     try:
         return cls(**dict(params))
     except Exception as exc:
