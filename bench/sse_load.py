@@ -44,9 +44,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -342,6 +343,18 @@ async def in_process(data_dir: Path, levels: list[int], rounds: int) -> list[tup
     return await _in_process(one, levels, "runs", rounds)
 
 
+async def _first_token_ms(stream: AsyncIterator[Any]) -> float:
+    """Milliseconds until ``stream``'s first item (it starts when first read); the rest is read
+    to the end, as a client reads a whole answer."""
+    t0 = time.perf_counter()
+    async for _ in stream:
+        ttft = (time.perf_counter() - t0) * 1000
+        async for _ in stream:
+            pass
+        return ttft
+    return float("nan")
+
+
 async def in_process_remote(levels: list[int], rounds: int) -> list[tuple[float, float]]:
     """TTFT p50/p95 (ms) of ``n`` concurrent runs of the remote-model stand-in, no server."""
     from bench._remote_stub import remote_graph
@@ -349,14 +362,7 @@ async def in_process_remote(levels: list[int], rounds: int) -> list[tuple[float,
     graph = remote_graph(REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP)
 
     async def one(question: str) -> float:
-        t0 = time.perf_counter()
-        stream = graph.astream_output(question)
-        async for _ in stream:
-            ttft = (time.perf_counter() - t0) * 1000
-            async for _ in stream:
-                pass
-            return ttft
-        return float("nan")
+        return await _first_token_ms(graph.astream_output(question))
 
     return await _in_process(one, levels, "stand-in runs", rounds)
 
@@ -367,12 +373,7 @@ async def in_process_bare(levels: list[int], rounds: int) -> list[tuple[float, f
     from bench._remote_stub import model_stream
 
     async def one(question: str) -> float:
-        t0 = time.perf_counter()
-        ttft = float("nan")
-        async for _ in model_stream(question, REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP):
-            if ttft != ttft:
-                ttft = (time.perf_counter() - t0) * 1000
-        return ttft
+        return await _first_token_ms(model_stream(question, REMOTE_TTFT, REMOTE_TOKENS, REMOTE_GAP))
 
     return await _in_process(one, levels, "bare model streams", rounds)
 
