@@ -329,7 +329,7 @@ def modify(self, *args, **kwargs):
 
 Collection.modify = modify
 if point == "pointer swapped":
-    bm25._fsync_dir = lambda root: os._exit(9)
+    bm25.fsync_dir = lambda root: os._exit(9)
 kb = KnowledgeBase(Settings(data_dir=data_dir), embedding=HashingEmbeddings(64))
 kb.ingest([path], progress=False, reset=True)
 """

@@ -16,7 +16,6 @@ import os
 import shutil
 import threading
 import uuid
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,8 @@ from typing import Any, Literal
 
 import bm25s
 import numpy as np
-import pydantic
 from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
+from filelock import FileLock
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
@@ -36,6 +35,18 @@ from langchain_core.runnables.config import run_in_executor
 from numpy.typing import NDArray
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from weft.components._bm25_files import (
+    CURRENT,
+    FORMAT,
+    FORMAT_VERSION,
+    DamagedIndex,
+    Saved,
+    fsync_dir,
+    pointer,
+    read_saved,
+    reason,
+    write_synced,
+)
 from weft.components._ids import document_id
 from weft.components._tokenize import ENGLISH_STOPWORDS, Tokenizer
 from weft.components._trace import retriever_params
@@ -43,10 +54,9 @@ from weft.core.errors import ConfigurationError, EmptyQueryError
 
 __all__ = ["BM25Retriever", "Tokenizer"]
 
-_FORMAT = "weft-bm25"
-_FORMAT_VERSION = 1
 _log = logging.getLogger(__name__)
-_CURRENT = "CURRENT"
+_SAVE_LOCK = ".save.lock"
+_LOAD_TRIES = 20  # a load that keeps racing saves this often is most likely not racing at all
 
 
 @dataclass(frozen=True)
@@ -291,6 +301,10 @@ class BM25Retriever(BaseRetriever):
         The write is atomic: a new version directory is filled and fsynced, then the
         ``CURRENT`` pointer is swapped with ``os.replace``; a reader (or a crash) sees either
         the old or the new index, never a mix. Older versions are removed afterwards.
+
+        Saves to one folder from several threads or processes at once never collide: each
+        fills its own folder and pointer file, and the swap and the clean-up take turns (a lock
+        file, ``.save.lock``). The last save to swap wins.
         """
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
@@ -304,30 +318,38 @@ class BM25Retriever(BaseRetriever):
         staging.mkdir()
         try:
             self._write_version(staging, snap, tokens, vocab)
-            os.replace(staging, root / version)
+            staged_pointer = root / f".{CURRENT}-{version}.tmp"
+            write_synced(staged_pointer, version.encode())
+            # Renamed, swapped and tidied in turn: another save's clean-up must not remove a
+            # version between its rename and its swap.
+            with FileLock(root / _SAVE_LOCK):
+                os.replace(staging, root / version)
+                os.replace(staged_pointer, root / CURRENT)
+                self._tidy(root, version)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            (root / f".{CURRENT}-{version}.tmp").unlink(missing_ok=True)
             raise
-        pointer = root / f".{_CURRENT}.tmp"
-        _write_synced(pointer, version.encode())
-        os.replace(pointer, root / _CURRENT)
+        return root
+
+    @staticmethod
+    def _tidy(root: Path, version: str) -> None:
         # The new version is live from here on: what follows only tidies up, so its failures
         # are logged rather than reported as a failed save.
         try:
-            _fsync_dir(root)
+            fsync_dir(root)
         except OSError as exc:  # some network filesystems cannot fsync a folder
             _log.warning("could not fsync '%s' after saving the BM25 index: %s", root, exc)
         for old in root.iterdir():
             if old.is_dir() and old.name.startswith("v-") and old.name != version:
                 shutil.rmtree(old, ignore_errors=True)
-        return root
 
     def _write_version(
         self, target: Path, snap: _Snapshot, tokens: list[NDArray[np.int32]], vocab: list[str]
     ) -> None:
         manifest = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
             "count": len(snap.documents),
             "params": {
                 "k": self.k,
@@ -352,8 +374,8 @@ class BM25Retriever(BaseRetriever):
                     f"cannot save BM25 index: document '{doc.id}' has metadata that is not "
                     f"JSON-serialisable ({exc}); keep metadata to str/int/float/bool/list/dict"
                 ) from exc
-        _write_synced(target / "documents.jsonl", ("\n".join(lines) + "\n").encode())
-        _write_synced(target / "vocab.json", json.dumps(vocab, ensure_ascii=False).encode())
+        write_synced(target / "documents.jsonl", ("\n".join(lines) + "\n").encode())
+        write_synced(target / "vocab.json", json.dumps(vocab, ensure_ascii=False).encode())
         lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         flat = np.concatenate(tokens) if tokens else np.empty(0, dtype=np.int32)
@@ -368,7 +390,7 @@ class BM25Retriever(BaseRetriever):
             np.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
-        _write_synced(target / "manifest.json", json.dumps(manifest, indent=2).encode())
+        write_synced(target / "manifest.json", json.dumps(manifest, indent=2).encode())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **overrides: Any) -> BM25Retriever:
@@ -379,10 +401,9 @@ class BM25Retriever(BaseRetriever):
                 files are missing or damaged (the message names the file; nothing is deleted).
         """
         root = Path(path)
-        pointer = root / _CURRENT
-        if not pointer.exists():
+        if not (root / CURRENT).exists():
             raise ConfigurationError(
-                f"no BM25 index at '{root}' (missing {_CURRENT}); build one and call save()"
+                f"no BM25 index at '{root}' (missing {CURRENT}); build one and call save()"
             )
         unknown = set(overrides) - {"k"}
         if unknown:
@@ -390,15 +411,7 @@ class BM25Retriever(BaseRetriever):
                 f"load() can only override 'k', not {sorted(unknown)}: the other settings "
                 "are baked into the saved index; rebuild it to change them"
             )
-        try:
-            saved = _read_saved(root)
-            retriever = _construct(cls, saved)
-        except _DamagedIndex as exc:
-            raise ConfigurationError(
-                f"the BM25 index at '{root}' is damaged: {exc}; rebuild it from your "
-                "documents with `weft ingest --reset PATH...` (or a new BM25Retriever's "
-                f"save()), or delete '{root}' and ingest them again"
-            ) from exc
+        saved, retriever = _read(cls, root)
         if overrides:
             retriever = cls(**{**saved.params, **overrides})
         documents, vocab = saved.documents, saved.vocab
@@ -429,188 +442,33 @@ class BM25Retriever(BaseRetriever):
         return retriever
 
 
-class _DamagedIndex(Exception):
-    """A saved index's file is missing or does not hold what :meth:`BM25Retriever.save` wrote;
-    the message names the file and the problem, on one line."""
+def _read(cls: type[BM25Retriever], root: Path) -> tuple[Saved, BM25Retriever]:
+    """Read the version ``CURRENT`` names, again when a save swapped it away mid-read.
 
-
-@dataclass(frozen=True)
-class _Saved:
-    """What one version folder holds, read and checked."""
-
-    version: str
-    params: dict[str, Any]
-    documents: list[Document]
-    vocab: list[str]
-    tokens: NDArray[Any]
-    offsets: NDArray[Any]
-    csc: tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None
-
-
-# What reading a cut or overwritten file raises: JSON, UTF-8 and pydantic errors are ValueErrors;
-# a cut .npz raises BadZipFile or EOFError, a missing member KeyError, a non-archive TypeError.
-_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, pydantic.ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-        )
-    if isinstance(exc, KeyError):
-        return f"no {exc}"
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _unreadable(root: Path, file: str, exc: OSError) -> ConfigurationError:
-    return ConfigurationError(
-        f"cannot read '{file}' of the BM25 index at '{root}' ({exc.strerror or exc}); let this "
-        "user read the folder and its files"
-    )
-
-
-def _read_saved(root: Path) -> _Saved:
-    """Read and check the version ``CURRENT`` names; raises :class:`_DamagedIndex`."""
-    try:
-        name = (root / _CURRENT).read_text(encoding="utf-8").strip()
-    except PermissionError as exc:
-        raise _unreadable(root, _CURRENT, exc) from exc
-    except (OSError, ValueError) as exc:
-        raise _DamagedIndex(f"{_CURRENT} cannot be read ({_reason(exc)})") from exc
-    if not name.startswith("v-") or Path(name).name != name:
-        raise _DamagedIndex(f"{_CURRENT} holds {name[:80]!r}, not the name of a version folder")
-    version = root / name
-    if not version.is_dir():
-        raise _DamagedIndex(f"{_CURRENT} names the version folder '{name}', which is missing")
-
-    def damaged(file: str, exc: BaseException, what: str = "cannot be read") -> Exception:
-        if isinstance(exc, PermissionError):  # the file may well be fine: never advise deleting
-            return _unreadable(root, f"{name}/{file}", exc)
-        if isinstance(exc, FileNotFoundError):
-            return _DamagedIndex(f"'{name}/{file}' is missing")
-        return _DamagedIndex(f"'{name}/{file}' {what} ({_reason(exc)})")
-
-    def read_json(file: str) -> Any:
-        try:
-            return json.loads((version / file).read_bytes())
-        except _READ_ERRORS as exc:
-            raise damaged(file, exc) from exc
-
-    manifest = read_json("manifest.json")
-    if not isinstance(manifest, dict):
-        raise _DamagedIndex(f"'{name}/manifest.json' is not a JSON object")
-    if manifest.get("format") != _FORMAT or manifest.get("version") != _FORMAT_VERSION:
-        raise ConfigurationError(
-            f"'{root}' holds a {manifest.get('format')} v{manifest.get('version')} index; "
-            f"this weft reads {_FORMAT} v{_FORMAT_VERSION}; rebuild the index"
-        )
-    params, count = manifest.get("params"), manifest.get("count")
-    if not isinstance(params, dict) or not isinstance(count, int) or count < 0:
-        raise _DamagedIndex(f"'{name}/manifest.json' lacks its 'params' or 'count'")
-
-    documents: list[Document] = []
-    if count:
-        file = "documents.jsonl"
-        try:
-            lines = (version / file).read_text(encoding="utf-8").splitlines()
-        except (OSError, ValueError) as exc:
-            raise damaged(file, exc) from exc
-        for number, line in enumerate(lines, start=1):
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-                documents.append(
-                    Document(
-                        id=row["id"], page_content=row["page_content"], metadata=row["metadata"]
-                    )
-                )
-            except _READ_ERRORS as exc:
-                raise damaged(file, exc, f"line {number} is damaged") from exc
-        if len(documents) != count:
-            raise _DamagedIndex(
-                f"'{name}/{file}' holds {len(documents)} documents, its manifest says {count}"
-            )
-
-    vocab = read_json("vocab.json")
-    if not isinstance(vocab, list) or not all(isinstance(token, str) for token in vocab):
-        raise _DamagedIndex(f"'{name}/vocab.json' is not a list of tokens")
-
-    file = "arrays.npz"
-    try:
-        # Opened here, not by np.load, so a file it rejects is closed at once; np.load takes a
-        # non-archive for a pickle or a bare array.
-        with open(version / file, "rb") as fh:
-            if fh.read(4) != b"PK\x03\x04":
-                raise _DamagedIndex(f"'{name}/{file}' is not an .npz archive")
-            fh.seek(0)
-            with np.load(fh) as arrays:
-                tokens, offsets = arrays["tokens"], arrays["offsets"]
-                csc = (
-                    (arrays["data"], arrays["indices"], arrays["indptr"])
-                    if "data" in arrays.files
-                    else None
-                )
-    except _READ_ERRORS as exc:
-        raise damaged(file, exc) from exc
-    problem = _arrays_problem(tokens, offsets, csc, count, len(vocab))
-    if problem:
-        raise _DamagedIndex(f"'{name}/{file}' does not match the index: {problem}")
-    return _Saved(name, params, documents, vocab, tokens, offsets, csc)
-
-
-def _arrays_problem(
-    tokens: NDArray[Any],
-    offsets: NDArray[Any],
-    csc: tuple[NDArray[Any], NDArray[Any], NDArray[Any]] | None,
-    n_docs: int,
-    n_vocab: int,
-) -> str | None:
-    """What in the saved arrays disagrees with the documents and vocabulary, or None.
-
-    Queries and rebuilds index with these arrays, so a mismatch would fail later, or silently
-    score the wrong documents.
+    A save removes the old version once the new one is live, so a reader that read ``CURRENT``
+    just before may find its files gone. That is a race, not damage: ``CURRENT`` has moved.
     """
-    arrays = (tokens, offsets) if csc is None else (tokens, offsets, csc[1], csc[2])
-    if any(a.ndim != 1 or not np.issubdtype(a.dtype, np.integer) for a in arrays):
-        return "an array of ids or offsets is not a flat integer array"
-    if offsets.size != n_docs + 1:
-        return f"{offsets.size} token offsets for {n_docs} documents"
-    if offsets[0] != 0 or offsets[-1] != tokens.size or np.any(np.diff(offsets) < 0):
-        return "the token offsets do not span the token ids"
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= n_vocab):
-        return f"token ids outside the vocabulary of {n_vocab}"
-    if csc is not None:
-        data, indices, indptr = csc
-        if indptr.size != n_vocab + 1 or not data.size == indices.size == indptr[-1]:
-            return f"the score matrix does not fit a vocabulary of {n_vocab}"
-        if indices.size and (indices.min() < 0 or indices.max() >= n_docs):
-            return f"the score matrix names documents beyond the {n_docs} saved"
-    return None
+    tries = 0
+    while True:
+        before = pointer(root)
+        try:
+            saved = read_saved(root)
+            return saved, _construct(cls, saved)
+        except DamagedIndex as exc:
+            tries += 1
+            if tries < _LOAD_TRIES and pointer(root) != before:
+                continue
+            raise ConfigurationError(
+                f"the BM25 index at '{root}' is damaged: {exc}; rebuild it from your "
+                "documents with `weft ingest --reset PATH...` (or a new BM25Retriever's "
+                f"save()), or delete '{root}' and ingest them again"
+            ) from exc
 
 
-def _construct(cls: type[BM25Retriever], saved: _Saved) -> BM25Retriever:
+def _construct(cls: type[BM25Retriever], saved: Saved) -> BM25Retriever:
     try:
         return cls(**saved.params)
     except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-        raise _DamagedIndex(
-            f"'{saved.version}/manifest.json' has invalid settings ({_reason(exc)})"
+        raise DamagedIndex(
+            f"'{saved.version}/manifest.json' has invalid settings ({reason(exc)})"
         ) from exc
-
-
-def _write_synced(path: Path, payload: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename durable on POSIX; directories cannot be opened this way on Windows.
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
