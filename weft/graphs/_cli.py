@@ -73,7 +73,9 @@ def _ingest(args: argparse.Namespace, out: TextIO) -> int:
             ".txt, .md, .html or .pdf documents"
         )
     kb = KnowledgeBase(_settings(args))
-    summary = kb.ingest(args.paths, progress=not args.no_progress, reset=args.reset)
+    summary = kb.ingest(
+        args.paths, progress=not args.no_progress, reset=args.reset, wait=not args.no_wait
+    )
     out.write(f"Ingested into {kb.settings.data_dir}: {summary.describe()}\n")
     if summary.files == 0:
         print(
@@ -265,7 +267,8 @@ def add_commands(subparsers: Any) -> None:
             "Read .txt, .md, .html and .pdf files (folders recursively), split them into "
             "chunks and add them to the knowledge base's Chroma collection and BM25 index. "
             "Re-ingesting the same files adds nothing. Bad files are skipped with a reason. "
-            "Ends with a summary: files, chunks, skipped files and time taken."
+            "One ingest of a data dir runs at a time; another waits for it (or, with "
+            "--no-wait, fails). Ends with a summary: files, chunks, skipped files and time taken."
         ),
     )
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to ingest")
@@ -274,6 +277,11 @@ def add_commands(subparsers: Any) -> None:
         "--reset", action="store_true", help="empty the knowledge base first, then ingest"
     )
     ingest.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    ingest.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail (exit 2) instead of waiting when another ingest of the data dir is running",
+    )
     ingest.set_defaults(handler=_guard(_ingest))
 
     chat = subparsers.add_parser(

@@ -7,20 +7,26 @@ What :meth:`KnowledgeBase.ingest` guarantees:
 
 * **Idempotent.** Every chunk's id is a hash of its source path, page and text, so ingesting the
   same files again writes nothing (``added == 0``).
-* **All or nothing, per call.** Files are read and split before anything is written. New chunks
-  go to Chroma first (in batches, embedding as they go), then BM25 is updated in memory and saved
-  atomically (a new version directory, then a pointer swap). If any of that raises, the chunks
-  this call added to Chroma are deleted again and the in-memory BM25 index forgets them, so
-  neither store keeps data the other lacks; the error is re-raised.
+* **One writer at a time.** An ingest, a reset and :meth:`KnowledgeBase.reset` hold the data
+  dir's lock file (``ingest.lock``) from start to end, across processes. A second one waits
+  for it, saying so on stderr, or with ``wait=False`` (``weft ingest --no-wait``) fails at once.
+  Holding the lock, a writer first reads again whatever another process wrote since it opened
+  the stores, so two ingests never save over each other's chunks.
+* **All or nothing, per call, even when killed.** Files are read and split before anything is
+  written. The ids of the chunks new to Chroma are journaled (``ingest.journal`` in the data
+  dir); then they go to Chroma (in batches, embedding as they go), then BM25 is updated in
+  memory and saved atomically (a new version directory, then a pointer swap). That swap commits
+  the ingest. If anything raises before it, the journaled chunks are deleted from Chroma and
+  the in-memory BM25 index forgets them, so neither store keeps data the other lacks; the error
+  is re-raised. If the process dies before it, the next open of the knowledge base reads the
+  journal and rolls the ingest back the same way; after it, the ingest stands.
 * **A reset replaces, it does not empty first.** ``reset=True`` (``weft ingest --reset``) builds
   the new contents in a staged Chroma collection and a new BM25 index, then swaps them in (two
   collection renames and the BM25 pointer swap). Until then the old knowledge base stays
   whole and searchable; a failure or Ctrl-C before the swap leaves it exactly as it was. The
-  swap is journaled (``reset.journal`` in the data dir): if the process dies inside it, the
-  next open finishes it when the new BM25 index went live (it goes last), else undoes it.
-* **Not covered:** a process killed between the Chroma write and the BM25 save leaves Chroma
-  with chunks BM25 lacks. Re-running the same ingest repairs it: each store is checked for the
-  ids it is missing, separately.
+  reset is journaled (``reset.journal`` in the data dir): if the process dies, the next open
+  finishes it when the new BM25 index went live (it goes last), else undoes it.
+* **Readers never see half an index.** A BM25 load that races a save reads the new version.
 * Markdown heading lines are not indexed as text (see :func:`_without_headings`); the first
   heading is the document's title.
 * A changed file adds its new chunks; the old chunks of that file stay until ``reset()``
@@ -35,20 +41,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
-import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.errors import NotFoundError
+from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from rich.console import Console
@@ -68,6 +76,9 @@ DEMO_KB_DIR = Path(__file__).resolve().parent / "kb"
 """The bundled demo knowledge base: weft's own handbook, a few markdown files."""
 
 _BATCH = 64
+# How long a writer waits quietly before it says it is waiting: an open that settles a journal
+# holds the lock for as long as that takes.
+_QUIET_WAIT = 0.5
 _log = logging.getLogger(__name__)
 
 
@@ -119,6 +130,7 @@ class KnowledgeBase:
         self._store: ChromaStore | None = None
         self._bm25: BM25Retriever | None = None
         self._version: bytes | None = None  # the BM25 pointer as it was when _bm25 was read
+        self._writer: FileLock | None = None
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(data_dir='{self.settings.data_dir}')"
@@ -133,8 +145,7 @@ class KnowledgeBase:
         """The Chroma store (opened on first use)."""
         with self._lock:
             if self._store is None:
-                if self._journal_path.exists():  # a reset was interrupted inside its swap
-                    self._settle(chroma_client(self.settings.chroma_dir))
+                self._recover()
                 self._store = ChromaStore(
                     self.settings.collection, self._embedder(), data_dir=self.settings.chroma_dir
                 )
@@ -197,6 +208,7 @@ class KnowledgeBase:
         progress: bool = True,
         console: Console | None = None,
         reset: bool = False,
+        wait: bool = True,
     ) -> IngestSummary:
         """Read files and folders, split them, and add new chunks to Chroma and BM25.
 
@@ -207,10 +219,13 @@ class KnowledgeBase:
             reset: replace the knowledge base's contents with these documents. The new
                 contents are built beside the old ones and swapped in once complete, so a bad
                 path, a failure or Ctrl-C on the way leaves the old ones as they were.
+            wait: when another process is writing to this knowledge base, wait for it (saying
+                so on ``console``) rather than fail.
 
         Raises:
-            ConfigurationError: a given path does not exist, or ``reset`` is set and there is
-                nothing to ingest (nothing is written).
+            ConfigurationError: a given path does not exist, ``reset`` is set and there is
+                nothing to ingest, or ``wait`` is False and another process is writing
+                (nothing is written).
 
         See the module docstring for what happens on failure.
         """
@@ -236,7 +251,7 @@ class KnowledgeBase:
                 f"document ({len(loaded.skipped)} files skipped), so the knowledge base was not "
                 "reset; pass .txt, .md, .html or .pdf files or folders that hold them"
             )
-        with self._lock:
+        with self._writing(wait, console):
             if reset:
                 self._replace(chunks, progress, console)
                 for_chroma = for_bm25 = chunks
@@ -247,7 +262,7 @@ class KnowledgeBase:
                 in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
                 for_chroma = [c for c in chunks if c.id not in in_chroma]
                 for_bm25 = [c for c in chunks if c.id not in in_bm25]
-                self._write(store, bm25, for_chroma, for_bm25, progress, console)
+                self._add(store, bm25, for_chroma, for_bm25, progress, console)
         added = len({c.id for c in for_chroma} | {c.id for c in for_bm25})
         return IngestSummary(
             files=files,
@@ -258,7 +273,108 @@ class KnowledgeBase:
             seconds=time.perf_counter() - started,
         )
 
-    def _write(
+    # -- one writer at a time, and what a killed one left ---------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self, wait: bool, console: Console | None) -> Iterator[None]:
+        """Hold the data dir's write lock: one writer at a time, across processes.
+
+        Holding it, journals a killed writer left are settled, and stores another process wrote
+        to since they were opened are opened again (else this writer would save over its work).
+        """
+        with self._lock:
+            lock = self._write_lock()
+            try:
+                lock.acquire(timeout=_QUIET_WAIT)
+            except Timeout:
+                where = self.settings.data_dir
+                if not wait:
+                    raise ConfigurationError(
+                        f"another ingest of {where} is running; try again once it has finished, "
+                        "or let this one wait for it (leave out --no-wait; wait=True)"
+                    ) from None
+                (console or Console(stderr=True)).print(
+                    f"waiting for another ingest of {where} to finish...",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                lock.acquire()
+            try:
+                if self._bm25 is None or self._on_disk() != self._version:
+                    self._store, self._bm25 = None, None
+                self._recover()
+                yield
+            finally:
+                lock.release()
+
+    def _write_lock(self) -> FileLock:
+        if self._writer is None:
+            data_dir = self.settings.data_dir
+            try:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot create the data dir '{data_dir}' ({exc.strerror or exc}); pass a "
+                    "folder this user may write to with --data-dir or WEFT_DATA_DIR"
+                ) from exc
+            self._writer = FileLock(data_dir / "ingest.lock")
+        return self._writer
+
+    def _recover(self) -> None:
+        """Settle the journals a killed ingest or reset left, when no writer is running.
+
+        A writer holding the lock owns its journals, so an open while one runs leaves them be.
+        """
+        if not (self._journal_path.exists() or self._ingest_journal.exists()):
+            return
+        lock = self._write_lock()
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            return
+        try:
+            client = chroma_client(self.settings.chroma_dir)
+            self._settle(client)
+            self._undo_ingest(client)
+        finally:
+            lock.release()
+
+    @property
+    def _ingest_journal(self) -> Path:
+        return self.settings.data_dir / "ingest.journal"
+
+    def _undo_ingest(self, client: ClientAPI) -> None:
+        """Take out of Chroma the chunks of a journaled ingest whose BM25 save never happened."""
+        journal = self._read_journal(self._ingest_journal, "an ingest adds chunks")
+        if journal is None:
+            return
+        if _hex(self._on_disk()) == journal["pointer"]:  # not committed
+            collection = _collection(client, str(journal["collection"]))
+            ids = [str(i) for i in journal.get("ids", [])]
+            while collection is not None and ids:
+                collection.delete(ids=ids[:1000])
+                ids = ids[1000:]
+        self._ingest_journal.unlink()
+
+    def _read_journal(self, path: Path, written_while: str) -> dict[str, Any] | None:
+        try:
+            journal = json.loads(path.read_text())
+            if not isinstance(journal, dict) or not {"collection", "pointer"} <= journal.keys():
+                raise ValueError("it names no collection or BM25 pointer")
+            return journal
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                f"'{path}' (written while {written_while}) is damaged ({exc}); check the Chroma "
+                f"collections in {self.settings.chroma_dir}, then delete it and run weft ingest "
+                "--reset again"
+            ) from exc
+
+    # -- writing, continued ----------------------------------------------------------------------
+
+    def _add(
         self,
         store: ChromaStore,
         bm25: BM25Retriever,
@@ -266,11 +382,50 @@ class KnowledgeBase:
         for_bm25: Sequence[Document],
         progress: bool,
         console: Console | None,
-        *,
-        save: bool = True,
     ) -> None:
-        written: list[str] = []
-        bm25_added: list[str] = []
+        """Add chunks to both stores. The BM25 pointer swap commits them; until then the journal
+        names the chunks new to Chroma, so a failure here, or a killed process at the next open,
+        takes them out again."""
+        if not for_chroma and not for_bm25:
+            return
+        before = self._on_disk()
+        journal = {
+            "collection": self.settings.collection,
+            "pointer": _hex(before),
+            "ids": [c.id or "" for c in for_chroma],
+        }
+        _write_journal(self._ingest_journal, journal)
+        try:
+            self._write(store, bm25, for_chroma, for_bm25, progress, console)
+            bm25.save(self.settings.bm25_dir)
+        except BaseException as exc:
+            self._version = self._on_disk()
+            if self._version == before:
+                bm25.delete([c.id or "" for c in for_bm25])
+            try:
+                self._undo_ingest(store._client)
+            except Exception as undo:  # the original error matters more; say what is left
+                _log.error(
+                    "ingest failed (%s) and removing its %d new chunks from Chroma failed too "
+                    "(%s); the next open of the knowledge base tries again",
+                    exc,
+                    len(for_chroma),
+                    undo,
+                )
+            raise
+        self._version = self._on_disk()
+        self._ingest_journal.unlink()
+
+    @staticmethod
+    def _write(
+        store: ChromaStore,
+        bm25: BM25Retriever,
+        for_chroma: Sequence[Document],
+        for_bm25: Sequence[Document],
+        progress: bool,
+        console: Console | None,
+    ) -> None:
+        """Upsert into Chroma in batches (with a progress bar), then into BM25 in memory."""
         bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -280,47 +435,14 @@ class KnowledgeBase:
             disable=not progress,
             transient=False,
         )
-        try:
-            with bar:
-                task = bar.add_task("Embedding chunks", total=len(for_chroma))
-                for start in range(0, len(for_chroma), _BATCH):
-                    batch = for_chroma[start : start + _BATCH]
-                    # Recorded before the call: a batch that fails half-way is rolled back too.
-                    written.extend(c.id or "" for c in batch)
-                    store.upsert(batch)
-                    bar.advance(task, len(batch))
-                if for_bm25:
-                    bm25_added = [c.id or "" for c in for_bm25]
-                    bm25.upsert(for_bm25)
-                    if save:
-                        bm25.save(self.settings.bm25_dir)
-                        self._version = self._on_disk()
-        except BaseException as exc:
-            self._roll_back(store, bm25, written, bm25_added, exc)
-            raise
-
-    @staticmethod
-    def _roll_back(
-        store: ChromaStore,
-        bm25: BM25Retriever,
-        chroma_ids: list[str],
-        bm25_ids: list[str],
-        cause: BaseException,
-    ) -> None:
-        # BM25 on disk is untouched (its save is atomic); only memory and Chroma need undoing.
-        if bm25_ids:
-            bm25.delete(bm25_ids)
-        if chroma_ids:
-            try:
-                store.delete(chroma_ids)
-            except Exception as exc:  # the original error matters more; say what is left
-                _log.error(
-                    "ingest failed (%s) and removing its %d new chunks from Chroma failed too "
-                    "(%s); re-run the same ingest to bring BM25 in line, or ingest --reset",
-                    cause,
-                    len(chroma_ids),
-                    exc,
-                )
+        with bar:
+            task = bar.add_task("Embedding chunks", total=len(for_chroma))
+            for start in range(0, len(for_chroma), _BATCH):
+                batch = for_chroma[start : start + _BATCH]
+                store.upsert(batch)
+                bar.advance(task, len(batch))
+        if for_bm25:
+            bm25.upsert(for_bm25)
 
     def _replace(self, chunks: Sequence[Document], progress: bool, console: Console | None) -> None:
         """Make ``chunks`` the whole knowledge base, keeping the old one until the new one is
@@ -330,52 +452,47 @@ class KnowledgeBase:
         name = self.settings.collection
         embedding = self._embedder()
         chroma_dir = self.settings.chroma_dir
-        # reset=True: a staged collection left by an interrupted reset is dropped first.
-        staged = ChromaStore(f"{name}.staged", embedding, data_dir=chroma_dir, reset=True)
-        client = staged._client
+        client = chroma_client(chroma_dir)
+        # The journal says how to finish or undo the reset if this process dies: the BM25
+        # pointer on disk tells which (the new index goes live last). It is written before the
+        # staged collection, so that the next open drops one a killed reset left.
+        before = self._on_disk()
+        self._journal_reset(client, before)
         bm25 = BM25Retriever()
         try:
-            self._write(staged, bm25, chunks, chunks, progress, console, save=False)
-        except BaseException:
-            _drop(client, staged._collection.name)
-            raise
-        # The journal says how to finish or undo the swap if this process dies inside it: the
-        # BM25 pointer on disk tells which (the new index goes live last).
-        old, before = _collection(client, name), self._on_disk()
-        journal = {"collection": name, "pointer": _hex(before), "old": old is not None}
-        scratch = self._journal_path.with_suffix(".tmp")
-        scratch.write_text(json.dumps(journal))
-        os.replace(scratch, self._journal_path)
-        try:
+            # reset=True: a staged collection left by an interrupted reset is dropped first.
+            staged = ChromaStore(f"{name}.staged", embedding, data_dir=chroma_dir, reset=True)
+            self._write(staged, bm25, chunks, chunks, progress, console)
+            old = self._journal_reset(client, before)  # an open may have made one since
             if old is not None:
                 _drop(client, f"{name}.replaced")
                 old.modify(name=f"{name}.replaced")
             staged._collection.modify(name=name)
             bm25.save(self.settings.bm25_dir)
-        finally:  # drops the old collection if the new index went live, else puts it back
+        finally:  # drops the old collection if the new index went live, else the staged one
             self._settle(client)
             now = self._on_disk()
             if now != before:  # live, even if what followed the swap failed
                 self._store = ChromaStore(name, embedding, data_dir=chroma_dir)
                 self._bm25, self._version = bm25, now
 
+    def _journal_reset(self, client: ClientAPI, pointer: bytes | None) -> Collection | None:
+        """Journal a reset of the collection; returns the collection it replaces, if any."""
+        old = _collection(client, self.settings.collection)
+        journal = {"collection": self.settings.collection, "pointer": _hex(pointer)}
+        _write_journal(self._journal_path, {**journal, "old": old is not None})
+        return old
+
     @property
     def _journal_path(self) -> Path:
         return self.settings.data_dir / "reset.journal"
 
     def _settle(self, client: ClientAPI) -> None:
-        """Finish a reset's swap whose new BM25 index went live, or undo one whose did not."""
-        try:
-            journal = json.loads(self._journal_path.read_text())
-            name = str(journal["collection"])
-        except FileNotFoundError:
+        """Finish a reset whose new BM25 index went live, or undo one whose did not."""
+        journal = self._read_journal(self._journal_path, "a reset swaps its collections in")
+        if journal is None:
             return
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigurationError(
-                f"'{self._journal_path}' (written while a reset swaps its collections in) is "
-                f"damaged ({exc}); check the Chroma collections in {self.settings.chroma_dir}, "
-                "then delete it and run weft ingest --reset again"
-            ) from exc
+        name = str(journal["collection"])
         main, retired = _collection(client, name), _collection(client, f"{name}.replaced")
         if _hex(self._on_disk()) != journal["pointer"]:
             _drop(client, f"{name}.replaced")  # the new contents are live in both stores
@@ -384,27 +501,20 @@ class KnowledgeBase:
                 if main is not None:
                     main.modify(name=f"{name}.staged")
                 retired.modify(name=name)
-            elif main is not None and not journal["old"]:
+            elif main is not None and not journal.get("old", True):
                 main.modify(name=f"{name}.staged")  # there was no old one: the new one goes
             _drop(client, f"{name}.staged")
         self._journal_path.unlink()
 
-    def reset(self) -> None:
-        """Empty the knowledge base: drop the Chroma collection and the BM25 index.
+    def reset(self, *, wait: bool = True) -> None:
+        """Empty the knowledge base: swap in an empty Chroma collection and BM25 index, as
+        ``ingest(..., reset=True)`` swaps in new contents (journaled, under the write lock).
 
         Retrievers and graphs made from this knowledge base before the reset still hold the old
         BM25 index; make them again afterwards.
         """
-        with self._lock:
-            self._store = ChromaStore(
-                self.settings.collection,
-                self._embedder(),
-                data_dir=self.settings.chroma_dir,
-                reset=True,
-            )
-            shutil.rmtree(self.settings.bm25_dir, ignore_errors=True)
-            # Retrievers and graphs made before a reset keep the old index; make them again.
-            self._bm25, self._version = BM25Retriever(), None
+        with self._writing(wait, None):
+            self._replace([], False, None)
 
     def ensure_demo(self, *, progress: bool = False) -> IngestSummary | None:
         """Ingest the bundled handbook (:data:`DEMO_KB_DIR`) if the knowledge base is empty;
@@ -449,6 +559,15 @@ def _drop(client: ClientAPI, name: str) -> None:
         pass
     except Exception as exc:
         _log.warning("could not delete Chroma collection '%s': %s", name, exc)
+
+
+def _write_journal(path: Path, journal: dict[str, Any]) -> None:
+    scratch = path.with_name(f".{path.name}.tmp")  # one writer at a time: the lock
+    with open(scratch, "w", encoding="utf-8") as fh:
+        json.dump(journal, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(scratch, path)
 
 
 def _existing_ids(store: ChromaStore, ids: list[str]) -> set[str]:
