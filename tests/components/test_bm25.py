@@ -337,3 +337,56 @@ def test_an_index_this_user_cannot_read_is_not_called_damaged(
     assert message.startswith("cannot read '") and "manifest.json' of the BM25 index" in message
     assert "Permission denied" in message and "damaged" not in message
     assert "delete" not in message
+
+
+def test_a_load_that_races_a_save_reads_the_new_version_not_damage(
+    retriever: BM25Retriever, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "idx"
+    retriever.save(root)
+    newer = BM25Retriever(documents=[Document(page_content="saved while a load read", id="new")])
+    real_read_bytes = Path.read_bytes
+    raced = []
+
+    def save_meanwhile(self: Path) -> bytes:
+        if self.name == "manifest.json" and not raced:
+            # The loader has read CURRENT; a save swaps it and removes the version it names.
+            raced.append(self.parent.name)
+            newer.save(root)
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", save_meanwhile)
+    loaded = BM25Retriever.load(root)
+    assert raced and not (root / raced[0]).exists()
+    assert [d.id for d in loaded.invoke("saved while")] == ["new"]
+
+
+def test_saves_to_one_folder_at_once_never_collide(tmp_path: Path) -> None:
+    import threading
+
+    root = tmp_path / "idx"
+    indexes = [
+        BM25Retriever(documents=[Document(page_content=f"river number {i}", id=f"r{i}")])
+        for i in range(8)
+    ]
+    start, failures = threading.Barrier(len(indexes)), []
+
+    def save_often(index: BM25Retriever) -> None:
+        start.wait()
+        for _ in range(5):
+            try:
+                index.save(root)
+            except Exception as exc:  # collected: a thread's exception would be lost
+                failures.append(exc)
+
+    threads = [threading.Thread(target=save_often, args=(i,)) for i in indexes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    live = BM25Retriever.load(root)
+    assert live.count() == 1 and live.invoke("river")[0].id in {f"r{i}" for i in range(8)}
+    versions = [p.name for p in root.iterdir() if p.name.startswith("v-")]
+    assert versions == [(root / "CURRENT").read_text()]
+    assert not [p.name for p in root.iterdir() if p.name.endswith(".tmp")]
