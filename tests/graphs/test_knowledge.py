@@ -357,3 +357,148 @@ def test_a_process_killed_inside_a_resets_swap_is_settled_when_the_knowledge_bas
     assert reopened.store.count() == reopened.bm25.count() == chunks
     assert _collections(tmp_path / "kb") == ["weft"]
     assert not (tmp_path / "kb" / "reset.journal").exists()
+
+
+# -- several writers, and writers that die ---------------------------------------------------------
+
+
+def _chroma_ids(kb: KnowledgeBase) -> set[str]:
+    return set(kb.store.get(include=[])["ids"])
+
+
+def _consistent(kb: KnowledgeBase) -> int:
+    """How many chunks ``kb`` holds, checking that Chroma and BM25 hold the same ones."""
+    ids = _chroma_ids(kb)
+    assert kb.bm25.count() == len(ids) == len(kb.bm25.get_by_ids(sorted(ids)))
+    return len(ids)
+
+
+def test_a_writer_reads_what_another_wrote_since_it_opened_before_it_saves(
+    tmp_path: Path, docs: Path
+) -> None:
+    early = _kb(tmp_path / "kb")
+    assert early.is_empty()  # both stores open, and empty
+    _kb(tmp_path / "kb").ingest([docs / "berlin.txt"], progress=False)
+    early.ingest([docs / "paris.md"], progress=False)
+    reopened = _kb(tmp_path / "kb")
+    assert _consistent(reopened) == 2
+    hits = early.bm25.invoke("Germany lakes")  # its own index has both now
+    assert [Path(d.metadata["source"]).name for d in hits] == ["berlin.txt"]
+
+
+def _hold_the_lock(data_dir: Path) -> Any:
+    from filelock import FileLock
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(data_dir / "ingest.lock")
+    lock.acquire()
+    return lock
+
+
+def test_an_ingest_that_may_not_wait_for_another_fails_and_writes_nothing(
+    tmp_path: Path, docs: Path
+) -> None:
+    kb = _kb(tmp_path / "kb")
+    kb.ingest([docs / "berlin.txt"], progress=False)
+    lock = _hold_the_lock(tmp_path / "kb")  # another ingest is running
+    try:
+        with pytest.raises(ConfigurationError, match=r"another ingest of .*kb is running"):
+            kb.ingest([docs], progress=False, wait=False)
+        with pytest.raises(ConfigurationError, match="another ingest"):
+            kb.reset(wait=False)
+    finally:
+        lock.release()
+    assert _consistent(_kb(tmp_path / "kb")) == 1
+
+
+def test_an_ingest_waits_for_another_and_says_so(tmp_path: Path, docs: Path) -> None:
+    import threading
+
+    kb, screen = _kb(tmp_path / "kb"), io.StringIO()
+    lock = _hold_the_lock(tmp_path / "kb")
+    done = threading.Event()
+
+    def ingest() -> None:
+        kb.ingest([docs], progress=False, console=Console(file=screen, width=300))
+        done.set()
+
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    try:
+        assert not done.wait(2.0)  # still waiting
+        said = screen.getvalue()
+        assert said == f"waiting for another ingest of {tmp_path / 'kb'} to finish...\n"
+    finally:
+        lock.release()
+    thread.join(60)
+    assert done.is_set() and _consistent(_kb(tmp_path / "kb")) == 2
+
+
+_KILL_POINTS = {
+    # what an ingest killed there leaves, once the knowledge base is opened again
+    "ingest:before chroma": "the old contents",
+    "ingest:after one chroma batch": "the old contents",
+    "ingest:before the bm25 save": "the old contents",
+    "ingest:before the pointer swap": "the old contents",
+    "ingest:after the pointer swap": "both",
+    "ingest:after the bm25 save": "both",
+    "reset:after one chroma batch": "the old contents",
+    "reset:before the pointer swap": "the old contents",
+}
+
+
+@pytest.fixture(scope="module")
+def killed_ingests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict]]:
+    import json
+    import subprocess
+    import sys
+
+    base = tmp_path_factory.mktemp("killed")
+    docs = base / "docs"
+    docs.mkdir()
+    (docs / "paris.md").write_text("# Paris\n\nParis is the capital of France.\n")
+    (docs / "berlin.txt").write_text("Berlin is the capital of Germany. It has many lakes.\n")
+    book = base / "book.txt"  # more chunks than one Chroma batch
+    book.write_text(" ".join(f"Tide table {i} lists the harbour at hour {i}." for i in range(300)))
+    helper = Path(__file__).with_name("_killed_ingest.py")
+    run = subprocess.run(
+        [sys.executable, str(helper), str(base), str(docs), str(book), *_KILL_POINTS],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    results = [json.loads(line) for line in run.stdout.splitlines()]
+    return {r["point"]: (base / r["point"].replace(":", "-").replace(" ", "-"), r) for r in results}
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("point", list(_KILL_POINTS))
+def test_an_ingest_killed_at_any_step_leaves_both_stores_agreeing_once_reopened(
+    killed_ingests: dict[str, tuple[Path, dict]], point: str
+) -> None:
+    from tests.graphs._killed_ingest import KILLED, knowledge_base
+
+    data_dir, result = killed_ingests[point]
+    assert (result["ready"], result["killed"]) == (0, KILLED)  # it died where it was meant to
+    reopened = knowledge_base(data_dir)
+    chunks = _consistent(reopened)
+    sources = {Path(d.metadata["source"]).name for d in reopened.bm25.invoke("tide harbour")}
+    assert not (data_dir / "ingest.journal").exists()
+    assert not (data_dir / "reset.journal").exists()
+    assert _collections(data_dir) == ["weft"]
+    # Nothing is left half-done: the same ingest runs again and fills in what is missing.
+    again = reopened.ingest([data_dir.parent / "book.txt"], progress=False)
+    assert again.chunks > 64
+    if _KILL_POINTS[point] == "the old contents":
+        assert chunks == 2 and sources == set() and again.added == again.chunks
+    else:
+        assert chunks == 2 + again.chunks and sources == {"book.txt"} and again.added == 0
+    assert _consistent(knowledge_base(data_dir)) == 2 + again.chunks
+
+
+def test_a_damaged_ingest_journal_is_reported_naming_it(tmp_path: Path, docs: Path) -> None:
+    _kb(tmp_path / "kb").ingest([docs], progress=False)
+    (tmp_path / "kb" / "ingest.journal").write_text("{not json")
+    with pytest.raises(ConfigurationError, match=r"ingest\.journal' .* is damaged"):
+        _kb(tmp_path / "kb").count()
