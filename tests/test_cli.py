@@ -3,8 +3,10 @@ settings file every command reads."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +253,96 @@ def test_errors_no_command_handles_end_in_one_line_unless_debugging(
     monkeypatch.setenv("WEFT_DEBUG", "1")
     with pytest.raises(LookupError):
         main(["demo"])
+
+
+# -- ingest: one writer at a time ----------------------------------------------------------------
+
+_INGEST = "import sys, weft.cli; sys.exit(weft.cli.main())"
+_PAUSED_INGEST = """
+import sys, time
+from pathlib import Path
+from weft.components.stores import ChromaStore
+import weft.cli
+
+go, real_upsert = Path(sys.argv[1]), ChromaStore.upsert
+
+def paused_upsert(self, documents, **kwargs):
+    (go.parent / "paused").touch()
+    while not go.exists():  # the test says when to go on
+        time.sleep(0.05)
+    return real_upsert(self, documents, **kwargs)
+
+ChromaStore.upsert = paused_upsert
+sys.exit(weft.cli.main(sys.argv[2:]))
+"""
+
+
+def _folder(root: Path, name: str, facts: list[str]) -> Path:
+    folder = root / name
+    folder.mkdir()
+    for number, fact in enumerate(facts):
+        (folder / f"{name}-{number}.txt").write_text(fact + "\n")
+    return folder
+
+
+def test_two_ingests_of_different_folders_at_once_lose_no_chunk(tmp_path: Path) -> None:
+    from weft.core.settings import Settings
+    from weft.graphs.knowledge import KnowledgeBase
+
+    rivers = _folder(tmp_path, "rivers", ["The Danube flows east.", "The Rhine meets the sea."])
+    birds = _folder(tmp_path, "birds", ["Swifts sleep on the wing.", "Owls hunt at night."])
+    kb, go = tmp_path / "kb", tmp_path / "go"
+    ingest = ["ingest", "--data-dir", str(kb), "--no-progress"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "WEFT_"))}
+    first = subprocess.Popen(
+        [sys.executable, "-c", _PAUSED_INGEST, str(go), *ingest, str(rivers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    second = None
+    try:
+        # The first has read both stores and is writing to Chroma when the second starts.
+        while not (tmp_path / "paused").exists():
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.05)
+        second = subprocess.Popen(
+            [sys.executable, "-c", _INGEST, *ingest, str(birds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert second.stderr is not None
+        said = second.stderr.readline()  # it waits and says so, or ends (and says nothing)
+    finally:
+        go.touch()
+        err = first.communicate(timeout=120)[1]
+    assert first.returncode == 0, err
+    err = second.communicate(timeout=120)[1]
+    assert second.returncode == 0, err
+    assert said == f"waiting for another ingest of {kb} to finish...\n"
+    reopened = KnowledgeBase(Settings(data_dir=kb))
+    assert reopened.count() == reopened.bm25.count() == 4
+    found = {
+        Path(d.metadata["source"]).name
+        for d in reopened.bm25.invoke("Danube Rhine owls swifts", k=4)
+    }
+    assert found == {"rivers-0.txt", "rivers-1.txt", "birds-0.txt", "birds-1.txt"}
+
+
+def test_ingest_no_wait_exits_2_in_one_line_while_another_ingest_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from filelock import FileLock
+
+    rivers = _folder(tmp_path, "rivers", ["The Danube flows east."])
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    with FileLock(kb / "ingest.lock"):  # what a running ingest holds
+        code = main(["ingest", str(rivers), "--data-dir", str(kb), "--no-wait", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"weft ingest: error: another ingest of {kb} is running; ")
+    assert not (kb / "chroma").exists() and not (kb / "bm25").exists()  # nothing written
