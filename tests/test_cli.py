@@ -322,7 +322,6 @@ def test_two_ingests_of_different_folders_at_once_lose_no_chunk(tmp_path: Path) 
     assert first.returncode == 0, err
     err = second.communicate(timeout=120)[1]
     assert second.returncode == 0, err
-    assert said == f"waiting for another ingest of {kb} to finish...\n"
     reopened = KnowledgeBase(Settings(data_dir=kb))
     assert reopened.count() == reopened.bm25.count() == 4
     found = {
@@ -330,6 +329,7 @@ def test_two_ingests_of_different_folders_at_once_lose_no_chunk(tmp_path: Path) 
         for d in reopened.bm25.invoke("Danube Rhine owls swifts", k=4)
     }
     assert found == {"rivers-0.txt", "rivers-1.txt", "birds-0.txt", "birds-1.txt"}
+    assert said == f"waiting for another ingest of {kb} to finish...\n"
 
 
 def test_ingest_no_wait_exits_2_in_one_line_while_another_ingest_runs(
