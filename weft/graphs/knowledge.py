@@ -256,13 +256,7 @@ class KnowledgeBase:
                 self._replace(chunks, progress, console)
                 for_chroma = for_bm25 = chunks
             else:
-                store, bm25 = self.store, self.bm25
-                ids = [c.id or "" for c in chunks]
-                in_chroma = _existing_ids(store, ids)
-                in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
-                for_chroma = [c for c in chunks if c.id not in in_chroma]
-                for_bm25 = [c for c in chunks if c.id not in in_bm25]
-                self._add(store, bm25, for_chroma, for_bm25, progress, console)
+                for_chroma, for_bm25 = self._add(chunks, progress, console)
         added = len({c.id for c in for_chroma} | {c.id for c in for_bm25})
         return IngestSummary(
             files=files,
@@ -326,7 +320,7 @@ class KnowledgeBase:
 
         A writer holding the lock owns its journals, so an open while one runs leaves them be.
         """
-        if not (self._journal_path.exists() or self._ingest_journal.exists()):
+        if not (self._journal("reset").exists() or self._journal("ingest").exists()):
             return
         lock = self._write_lock()
         try:
@@ -340,13 +334,13 @@ class KnowledgeBase:
         finally:
             lock.release()
 
-    @property
-    def _ingest_journal(self) -> Path:
-        return self.settings.data_dir / "ingest.journal"
+    def _journal(self, kind: str) -> Path:
+        """``ingest.journal`` or ``reset.journal`` in the data dir."""
+        return self.settings.data_dir / f"{kind}.journal"
 
     def _undo_ingest(self, client: ClientAPI) -> None:
         """Take out of Chroma the chunks of a journaled ingest whose BM25 save never happened."""
-        journal = self._read_journal(self._ingest_journal, "an ingest adds chunks")
+        journal = self._read_journal("ingest", "an ingest adds chunks")
         if journal is None:
             return
         if _hex(self._on_disk()) == journal["pointer"]:  # not committed
@@ -355,9 +349,10 @@ class KnowledgeBase:
             while collection is not None and ids:
                 collection.delete(ids=ids[:1000])
                 ids = ids[1000:]
-        self._ingest_journal.unlink()
+        self._journal("ingest").unlink()
 
-    def _read_journal(self, path: Path, written_while: str) -> dict[str, Any] | None:
+    def _read_journal(self, kind: str, written_while: str) -> dict[str, Any] | None:
+        path = self._journal(kind)
         try:
             journal = json.loads(path.read_text())
             if not isinstance(journal, dict) or not {"collection", "pointer"} <= journal.keys():
@@ -375,26 +370,28 @@ class KnowledgeBase:
     # -- writing, continued ----------------------------------------------------------------------
 
     def _add(
-        self,
-        store: ChromaStore,
-        bm25: BM25Retriever,
-        for_chroma: Sequence[Document],
-        for_bm25: Sequence[Document],
-        progress: bool,
-        console: Console | None,
-    ) -> None:
-        """Add chunks to both stores. The BM25 pointer swap commits them; until then the journal
-        names the chunks new to Chroma, so a failure here, or a killed process at the next open,
-        takes them out again."""
+        self, chunks: Sequence[Document], progress: bool, console: Console | None
+    ) -> tuple[list[Document], list[Document]]:
+        """Add to each store the chunks it lacks; returns those (for Chroma, for BM25).
+
+        The BM25 pointer swap commits them; until then the journal names the chunks new to
+        Chroma, so a failure here, or a killed process at the next open, takes them out again.
+        """
+        store, bm25 = self.store, self.bm25
+        ids = [c.id or "" for c in chunks]
+        in_chroma = _existing_ids(store, ids)
+        in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
+        for_chroma = [c for c in chunks if c.id not in in_chroma]
+        for_bm25 = [c for c in chunks if c.id not in in_bm25]
         if not for_chroma and not for_bm25:
-            return
+            return for_chroma, for_bm25
         before = self._on_disk()
         journal = {
             "collection": self.settings.collection,
             "pointer": _hex(before),
             "ids": [c.id or "" for c in for_chroma],
         }
-        _write_journal(self._ingest_journal, journal)
+        _write_journal(self._journal("ingest"), journal)
         try:
             self._write(store, bm25, for_chroma, for_bm25, progress, console)
             bm25.save(self.settings.bm25_dir)
@@ -414,7 +411,8 @@ class KnowledgeBase:
                 )
             raise
         self._version = self._on_disk()
-        self._ingest_journal.unlink()
+        self._journal("ingest").unlink()
+        return for_chroma, for_bm25
 
     @staticmethod
     def _write(
@@ -480,16 +478,12 @@ class KnowledgeBase:
         """Journal a reset of the collection; returns the collection it replaces, if any."""
         old = _collection(client, self.settings.collection)
         journal = {"collection": self.settings.collection, "pointer": _hex(pointer)}
-        _write_journal(self._journal_path, {**journal, "old": old is not None})
+        _write_journal(self._journal("reset"), {**journal, "old": old is not None})
         return old
-
-    @property
-    def _journal_path(self) -> Path:
-        return self.settings.data_dir / "reset.journal"
 
     def _settle(self, client: ClientAPI) -> None:
         """Finish a reset whose new BM25 index went live, or undo one whose did not."""
-        journal = self._read_journal(self._journal_path, "a reset swaps its collections in")
+        journal = self._read_journal("reset", "a reset swaps its collections in")
         if journal is None:
             return
         name = str(journal["collection"])
@@ -504,7 +498,7 @@ class KnowledgeBase:
             elif main is not None and not journal.get("old", True):
                 main.modify(name=f"{name}.staged")  # there was no old one: the new one goes
             _drop(client, f"{name}.staged")
-        self._journal_path.unlink()
+        self._journal("reset").unlink()
 
     def reset(self, *, wait: bool = True) -> None:
         """Empty the knowledge base: swap in an empty Chroma collection and BM25 index, as
