@@ -76,6 +76,7 @@ from weft.server._errors import (
 )
 from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard, RunSlots
 from weft.server._metrics import AccessMetrics, ServerMetrics
+from weft.server._sessions import OWNER_HEADER, SessionOwners, not_found, owner_of, valid_key
 from weft.server._sse import EventStream, disconnected
 
 __all__ = ["ChatStreamer", "GraphsFactory", "Graphs", "ReadinessCheck", "create_app"]
@@ -87,6 +88,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _MAX_BATCH = 100
 _T0 = "weft.t0"  # scope key: when the request arrived
 T = TypeVar("T")
+R = TypeVar("R", bound=Response)
 
 
 class ChatStreamer(Protocol):
@@ -251,6 +253,8 @@ class _Server:
         self.metrics = ServerMetrics()
         self.slots = RunSlots(settings.max_concurrent_runs, on_change=self.metrics.run_change)
         self.startup_error: str | None = None
+        self.owners = SessionOwners(settings.data_dir / "sessions.sqlite")
+        self._failing: dict[str, str] = {}  # readiness check -> the error it last logged
         self._adapters: dict[str, TypeAdapter[Any] | None] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -276,6 +280,7 @@ class _Server:
             disable_tracing(self.handler)
             self.handler = None
         self.metrics.shutdown()
+        self.owners.close()
 
     # -- graphs ---------------------------------------------------------------------------------
 
@@ -325,6 +330,46 @@ class _Server:
         if _takes_chat_input(graph):
             return self.chat(graph, chat_input, settings=self.settings)
         return _stream_plain_graph(graph, chat_input, settings=self.settings)
+
+    # -- readiness ------------------------------------------------------------------------------
+
+    def check_failed(self, name: str, exc: Exception) -> str:
+        """The message of a failed readiness check; its traceback is logged once, not on every
+        poll: again only when the error changes or after the check has passed."""
+        message = from_exception(exc).message
+        seen = f"{type(exc).__name__}: {message}"
+        if self._failing.get(name) != seen:
+            self._failing[name] = seen
+            logger.warning("readiness check '%s' failed", name, exc_info=exc)
+        return message
+
+    def check_passed(self, name: str) -> None:
+        if self._failing.pop(name, None) is not None:
+            logger.info("readiness check '%s' passes again", name)
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    async def bind(
+        self, request: Request, graph: CompiledGraph[Any, Any], sessions: list[str | None]
+    ) -> str | None:
+        """Bind each named session of a run to the caller, or 404 for one another caller holds.
+        Only a graph with a checkpointer keeps a session; returns an owner token issued now."""
+        named = list(dict.fromkeys(s for s in sessions if s))
+        if graph.checkpointer is None or not named:
+            return None
+        keys = self.settings.api_keys
+        owner = owner_of(request.scope, keys)
+        for session in named:
+            if not await anyio.to_thread.run_sync(self.owners.claim, session, owner.fingerprint):
+                raise not_found(session, keys)
+        return owner.issued
+
+    async def owned(self, request: Request, session: str) -> None:
+        """404 unless the caller holds ``session``."""
+        keys = self.settings.api_keys
+        owner = owner_of(request.scope, keys)
+        if not await anyio.to_thread.run_sync(self.owners.owns, session, owner.fingerprint):
+            raise not_found(session, keys)
 
     def adapter(self, name: str, graph: CompiledGraph[Any, Any]) -> TypeAdapter[Any] | None:
         if name not in self._adapters:
@@ -384,6 +429,19 @@ def _run_config(graph: CompiledGraph[Any, Any], value: Any, session: str | None)
         # A chat graph picks its thread from the input's session_id (a throwaway one without).
         return thread(session) if session else {}
     return thread(session or uuid.uuid4().hex)
+
+
+def _session_of(graph: CompiledGraph[Any, Any], value: Any, session: str | None) -> str | None:
+    """The conversation a run continues: ``session``, else a chat input's own."""
+    own = getattr(value, "session_id", None) if _takes_chat_input(graph) else None
+    return session or (own if isinstance(own, str) else None)
+
+
+def _owned(response: R, issued: str | None) -> R:
+    """``response``, carrying the owner token issued for this request, if any."""
+    if issued is not None:
+        response.headers[OWNER_HEADER] = issued
+    return response
 
 
 def _is_json(content_type: str) -> bool:
@@ -505,11 +563,15 @@ def _routes(server: _Server) -> list[Route | Mount]:
                     if inspect.isawaitable(result):
                         await result
                 checks[name] = "ok"
+                server.check_passed(name)
             except Exception as exc:
                 ready = False
-                logger.warning("readiness check '%s' failed", name, exc_info=exc)
-                checks[name] = f"failed: {from_exception(exc).message}"
-        body = {"status": "ready" if ready else "not ready", "checks": checks}
+                checks[name] = f"failed: {server.check_failed(name, exc)}"
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
+        keys = server.settings.api_keys
+        if not keys or valid_key(request.scope, keys):
+            # What failed and where (paths, store errors) is for the operator, not any caller.
+            body["checks"] = checks
         return JSONResponse(body, 200 if ready else 503, headers={"Cache-Control": "no-cache"})
 
     async def metrics(request: Request) -> Response:
@@ -531,8 +593,9 @@ def _routes(server: _Server) -> list[Route | Mount]:
     async def chat(request: Request) -> Response:
         chat_input = ChatInput.model_validate(dict(await _body(request, ChatRequest)))
         graph = server.chat_graph(request.query_params.get("graph"))
+        issued = await server.bind(request, graph, [_session_of(graph, chat_input, None)])
         arrived: float = request.scope.get(_T0, time.perf_counter())
-        return _event_stream(server, _chat_sse(server, graph, chat_input, arrived))
+        return _owned(_event_stream(server, _chat_sse(server, graph, chat_input, arrived)), issued)
 
     async def completions(request: Request) -> Response:
         body: _openai.CompletionRequest = await _body(request, _openai.CompletionRequest)
@@ -549,15 +612,19 @@ def _routes(server: _Server) -> list[Route | Mount]:
                 fields=[{"field": str(exc), "message": "expected role 'user'"}],
             ) from None
         graph = server.chat_graph(body.model if body.model in server.all_graphs() else None)
+        issued = await server.bind(request, graph, [_session_of(graph, chat_input, None)])
         events = server.chat_events(graph, chat_input)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return _event_stream(server, _completion_sse(events, body.model, include_usage))
-        return JSONResponse(await _unless_gone(request, _completion(events, body.model)))
+            sse = _completion_sse(events, body.model, include_usage)
+            return _owned(_event_stream(server, sse), issued)
+        completion = await _unless_gone(request, _completion(events, body.model))
+        return _owned(JSONResponse(completion), issued)
 
     async def session(request: Request) -> Response:
         session_id = request.path_params["session_id"]
         graph = server.chat_graph(request.query_params.get("graph"))
+        await server.owned(request, session_id)
         history: list[Any] = []
         if graph.checkpointer is not None:
             state = await anyio.to_thread.run_sync(graph.get_state, thread(session_id))
@@ -570,15 +637,16 @@ def _routes(server: _Server) -> list[Route | Mount]:
         graph = server.graph(name)
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
+        config = _run_config(graph, value, body.session_id)
+        issued = await server.bind(request, graph, [_session_of(graph, value, body.session_id)])
         try:
-            config = _run_config(graph, value, body.session_id)
             output = await _unless_gone(request, graph.ainvoke(value, config))
         except Exception as exc:
             api = from_exception(exc)
             if api.status >= 500:
                 logger.error("graph '%s' failed", name, exc_info=exc)
             raise api from None
-        return JSONResponse({"output": _jsonable(output)})
+        return _owned(JSONResponse({"output": _jsonable(output)}), issued)
 
     async def stream(request: Request) -> Response:
         name = request.path_params["name"]
@@ -586,7 +654,8 @@ def _routes(server: _Server) -> list[Route | Mount]:
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
         config = _run_config(graph, value, body.session_id)
-        return _event_stream(server, _graph_sse(graph, value, config))
+        issued = await server.bind(request, graph, [_session_of(graph, value, body.session_id)])
+        return _owned(_event_stream(server, _graph_sse(graph, value, config)), issued)
 
     async def batch(request: Request) -> Response:
         name = request.path_params["name"]
@@ -601,6 +670,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         if refused:  # every bad input at once, not only the first
             raise invalid("graph input", [f for exc in refused for f in exc.fields or ()])
         configs = [_run_config(graph, v, None) for v in values]
+        issued = await server.bind(request, graph, [_session_of(graph, v, None) for v in values])
         for c in configs:
             c["max_concurrency"] = body.max_concurrency
         # The request holds one run slot; the batch's other concurrent runs take theirs too.
@@ -626,7 +696,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
                 outputs.append(error_body(api.status, api.message, type=api.type))
             else:
                 outputs.append({"output": _jsonable(result)})
-        return JSONResponse({"outputs": outputs})
+        return _owned(JSONResponse({"outputs": outputs}), issued)
 
     return [
         Route("/", index, methods=["GET"]),
@@ -852,7 +922,7 @@ def create_app(
                 allow_methods=["GET", "POST"],
                 # Any request header: OpenAI clients send their own (x-stainless-*) on every call.
                 allow_headers=["*"],
-                expose_headers=["Retry-After"],
+                expose_headers=["Retry-After", OWNER_HEADER],
                 max_age=600,
             )
         )
@@ -875,5 +945,8 @@ def create_app(
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    # Starlette would answer /metrics/ with a redirect to an absolute URL built from the
+    # request's Host header; a path that is not a route is a 404 instead.
+    app.router.redirect_slashes = False
     app.state.weft = server
     return app
