@@ -63,6 +63,7 @@ from weft.graphs.schema import (
     ChatSources,
     ChatToken,
     ChatUsage,
+    SourceRef,
 )
 from weft.server import _openai
 from weft.server._errors import (
@@ -77,6 +78,7 @@ from weft.server._errors import (
 from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard, RunSlots
 from weft.server._metrics import AccessMetrics, ServerMetrics
 from weft.server._sessions import OWNER_HEADER, SessionOwners, not_found, owner_of, valid_key
+from weft.server._sources import SourcePaths, common_root, knowledge_base_sources
 from weft.server._sse import EventStream, disconnected
 
 __all__ = ["ChatStreamer", "GraphsFactory", "Graphs", "ReadinessCheck", "create_app"]
@@ -140,6 +142,12 @@ def _default_readiness(settings: Settings) -> dict[str, ReadinessCheck]:
             )
 
     return {"knowledge_base": stores_open}
+
+
+def _default_source_root(settings: Settings) -> str | None:
+    from weft.graphs.registry import knowledge_base
+
+    return common_root(knowledge_base_sources(knowledge_base(settings).store))
 
 
 # -- records --------------------------------------------------------------------------------------
@@ -232,8 +240,10 @@ class _Server:
         readiness: Mapping[str, ReadinessCheck] | None,
         tracing: OTelHandler | bool,
         freeze_gc: bool,
+        source_root: str | Path | None = None,
     ) -> None:
         self.settings = settings
+        self.shown = SourcePaths(source_root)
         self.freeze_gc = freeze_gc
         self.factory: GraphsFactory | None = None
         self.graphs: dict[str, CompiledGraph[Any, Any]] | None = None
@@ -265,6 +275,9 @@ class _Server:
         if self.graphs is None and self.factory is not None:
             try:
                 self.graphs = dict(await anyio.to_thread.run_sync(self.factory, self.settings))
+                if self.factory is _default_graphs and self.shown.root is None:
+                    root = await anyio.to_thread.run_sync(_default_source_root, self.settings)
+                    self.shown = SourcePaths(root)
             except Exception as exc:
                 logger.exception("the graphs could not be built")
                 self.startup_error = f"the graphs could not be built: {from_exception(exc).message}"
@@ -328,8 +341,10 @@ class _Server:
         self, graph: CompiledGraph[Any, Any], chat_input: ChatInput
     ) -> AsyncIterator[ChatEvent]:
         if _takes_chat_input(graph):
-            return self.chat(graph, chat_input, settings=self.settings)
-        return _stream_plain_graph(graph, chat_input, settings=self.settings)
+            events = self.chat(graph, chat_input, settings=self.settings)
+        else:
+            events = _stream_plain_graph(graph, chat_input, settings=self.settings)
+        return _shown_sources(events, self.shown)
 
     # -- readiness ------------------------------------------------------------------------------
 
@@ -389,6 +404,28 @@ class _Server:
             return adapter.validate_python(value)
         except pydantic.ValidationError as exc:
             raise validation_error(exc, loc, what="graph input") from None
+
+
+async def _shown_sources(
+    events: AsyncIterator[ChatEvent], shown: SourcePaths
+) -> AsyncIterator[ChatEvent]:
+    """``events`` with each source's path as a client may see it (no server paths)."""
+
+    def refs(sources: list[SourceRef]) -> list[SourceRef]:
+        return [
+            s.model_copy(update={"source": shown.path(s.source)}) if s.source else s
+            for s in sources
+        ]
+
+    async with _closing(events) as stream:
+        async for event in stream:
+            if isinstance(event, ChatSources):
+                yield ChatSources(refs(event.sources))
+            elif isinstance(event, ChatDone):
+                output = event.output
+                yield ChatDone(output.model_copy(update={"sources": refs(output.sources)}))
+            else:
+                yield event
 
 
 def _answers(graph: CompiledGraph[Any, Any]) -> bool:
@@ -612,14 +649,11 @@ def _routes(server: _Server) -> list[Route | Mount]:
                 fields=[{"field": str(exc), "message": "expected role 'user'"}],
             ) from None
         graph = server.chat_graph(body.model if body.model in server.all_graphs() else None)
-        issued = await server.bind(request, graph, [_session_of(graph, chat_input, None)])
         events = server.chat_events(graph, chat_input)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            sse = _completion_sse(events, body.model, include_usage)
-            return _owned(_event_stream(server, sse), issued)
-        completion = await _unless_gone(request, _completion(events, body.model))
-        return _owned(JSONResponse(completion), issued)
+            return _event_stream(server, _completion_sse(events, body.model, include_usage))
+        return JSONResponse(await _unless_gone(request, _completion(events, body.model)))
 
     async def session(request: Request) -> Response:
         session_id = request.path_params["session_id"]
@@ -646,7 +680,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
             if api.status >= 500:
                 logger.error("graph '%s' failed", name, exc_info=exc)
             raise api from None
-        return _owned(JSONResponse({"output": _jsonable(output)}), issued)
+        return _owned(JSONResponse({"output": server.shown(_jsonable(output))}), issued)
 
     async def stream(request: Request) -> Response:
         name = request.path_params["name"]
@@ -655,7 +689,8 @@ def _routes(server: _Server) -> list[Route | Mount]:
         value = server.validate_input(name, graph, body.input, ("input",))
         config = _run_config(graph, value, body.session_id)
         issued = await server.bind(request, graph, [_session_of(graph, value, body.session_id)])
-        return _owned(_event_stream(server, _graph_sse(graph, value, config)), issued)
+        sse = _graph_sse(graph, value, config, server.shown)
+        return _owned(_event_stream(server, sse), issued)
 
     async def batch(request: Request) -> Response:
         name = request.path_params["name"]
@@ -695,7 +730,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
                     logger.error("graph '%s' failed on a batch input", name, exc_info=result)
                 outputs.append(error_body(api.status, api.message, type=api.type))
             else:
-                outputs.append({"output": _jsonable(result)})
+                outputs.append({"output": server.shown(_jsonable(result))})
         return _owned(JSONResponse({"outputs": outputs}), issued)
 
     return [
@@ -771,7 +806,7 @@ async def _chat_sse(
 
 
 async def _graph_sse(
-    graph: CompiledGraph[Any, Any], value: Any, config: RunnableConfig
+    graph: CompiledGraph[Any, Any], value: Any, config: RunnableConfig, shown: SourcePaths
 ) -> AsyncIterator[bytes]:
     n = 0
     try:
@@ -783,9 +818,10 @@ async def _graph_sse(
                 data = {"path": event.path, "text": _chunk_text(event.chunk), "final": event.final}
                 yield _sse("chunk", n, data)
             elif isinstance(event, NodeFinished):
-                yield _sse("node_finished", n, {"path": event.path, "output": event.output})
+                output = shown(_jsonable(event.output))
+                yield _sse("node_finished", n, {"path": event.path, "output": output})
             elif isinstance(event, FinalOutput):
-                yield _sse("done", n, {"output": event.output})
+                yield _sse("done", n, {"output": shown(_jsonable(event.output))})
     except Exception as exc:
         yield _sse("error", n + 1, _error_data(exc))
 
@@ -880,6 +916,7 @@ def create_app(
     readiness: Mapping[str, ReadinessCheck] | None = None,
     tracing: OTelHandler | bool = True,
     freeze_gc: bool = False,
+    source_root: str | Path | None = None,
 ) -> Starlette:
     """Make the server's ASGI app.
 
@@ -900,9 +937,12 @@ def create_app(
             again. For a process that runs this one app, as ``weft serve`` does; objects
             frozen there are freed by reference counting alone, so an app made and dropped
             many times in one process should leave it off.
+        source_root: the folder the graphs' document sources are shown relative to; sources
+            elsewhere show as their file name, never as a server path. With the default graphs,
+            the deepest folder holding every file of the knowledge base if None.
     """
     settings = settings if settings is not None else get_settings()
-    server = _Server(settings, graphs, chat, chat_graph, readiness, tracing, freeze_gc)
+    server = _Server(settings, graphs, chat, chat_graph, readiness, tracing, freeze_gc, source_root)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
