@@ -141,6 +141,21 @@ def test_without_keys_a_session_belongs_to_the_owner_token_the_server_issued(
         assert bad.status_code == 400 and OWNER in bad.json()["error"]["message"]
 
 
+def test_a_conversation_stored_before_sessions_had_owners_is_nobodys(sea_data: Path) -> None:
+    from weft.graphs.knowledge import KnowledgeBase
+    from weft.graphs.rag import build_rag_graph
+    from weft.graphs.schema import ChatInput
+
+    session = "stored-without-owner"
+    settings = Settings(data_dir=sea_data)
+    graph = build_rag_graph(KnowledgeBase(settings), checkpointer=str(settings.checkpoint_path))
+    graph.invoke(ChatInput(question="How do otters sleep?", session_id=session))
+    with serve(sea_data, KEY_A) as server:
+        assert_not_found(history(server.url, session, auth(KEY_A)), session)
+        body = {"question": "What did I ask?", "session_id": session}
+        assert_not_found(chat(server.url, body, auth(KEY_A)), session)
+
+
 def test_two_owners_racing_for_one_new_session_cannot_both_hold_it(tmp_path: Path) -> None:
     path = tmp_path / "sessions.sqlite"
     first, second = SessionOwners(path), SessionOwners(path)  # two processes' views

@@ -25,7 +25,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,16 +132,26 @@ class SessionOwners:
         row = db.execute("SELECT owner FROM owners WHERE session = ?", (session,)).fetchone()
         return None if row is None else str(row[0])
 
-    def claim(self, session: str, owner: str) -> bool:
-        """Bind ``session`` to ``owner`` unless it is bound already; whether ``owner`` holds it."""
+    def claim(
+        self, session: str, owner: str, kept: Callable[[str], bool] = lambda session: False
+    ) -> bool:
+        """Bind ``session`` to ``owner`` unless it is bound already; whether ``owner`` holds it.
+
+        ``kept`` says whether a conversation is stored under that id already: one stored with no
+        owner (before owners were recorded) is nobody's, so it is not bound to the first caller
+        that names it."""
         with self._lock:
             db = self._open()
-            with db:
-                db.execute(
-                    "INSERT OR IGNORE INTO owners (session, owner, created) VALUES (?, ?, ?)",
-                    (session, owner, time.time()),
-                )
             bound = self._owner(db, session)
+            if bound is None:
+                if kept(session):
+                    return False
+                with db:
+                    db.execute(
+                        "INSERT OR IGNORE INTO owners (session, owner, created) VALUES (?, ?, ?)",
+                        (session, owner, time.time()),
+                    )
+                bound = self._owner(db, session)
         return bound is not None and hmac.compare_digest(bound, owner)
 
     def owns(self, session: str, owner: str) -> bool:

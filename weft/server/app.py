@@ -374,8 +374,14 @@ class _Server:
             return None
         keys = self.settings.api_keys
         owner = owner_of(request.scope, keys)
+        saver = graph.checkpointer
+
+        def kept(session: str) -> bool:
+            return saver.get_tuple(thread(session)) is not None
+
         for session in named:
-            if not await anyio.to_thread.run_sync(self.owners.claim, session, owner.fingerprint):
+            claim = self.owners.claim
+            if not await anyio.to_thread.run_sync(claim, session, owner.fingerprint, kept):
                 raise not_found(session, keys)
         return owner.issued
 
