@@ -28,9 +28,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import anyio.to_thread
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from starlette.types import Scope
 
+from weft.core.compiled import thread
 from weft.server._errors import ApiError
 from weft.server._guards import bearer_token
 
@@ -109,10 +113,12 @@ def not_found(session_id: str, keys: Sequence[str]) -> ApiError:
 
 
 class SessionOwners:
-    """The session bindings in one SQLite file (opened, and made, on first use)."""
+    """The session bindings in one SQLite file (opened, and made, on first use); ``keys`` are
+    the server's API keys (none: callers are owner tokens)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keys: Sequence[str] = ()) -> None:
         self.path = path
+        self.keys = list(keys)
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -161,6 +167,31 @@ class SessionOwners:
         with self._lock:
             bound = self._owner(self._open(), session)
         return bound is not None and hmac.compare_digest(bound, owner)
+
+    async def bind(
+        self, scope: Scope, saver: BaseCheckpointSaver[Any] | None, sessions: list[str | None]
+    ) -> str | None:
+        """Bind each session a run names to its caller, or 404 for one another caller holds.
+        Only a graph with a checkpointer (``saver``) keeps a session. Returns an owner token
+        issued for this request, for its response to carry."""
+        named = list(dict.fromkeys(s for s in sessions if s))
+        if saver is None or not named:
+            return None
+        owner = owner_of(scope, self.keys)
+
+        def kept(session: str) -> bool:
+            return saver.get_tuple(thread(session)) is not None
+
+        for session in named:
+            if not await anyio.to_thread.run_sync(self.claim, session, owner.fingerprint, kept):
+                raise not_found(session, self.keys)
+        return owner.issued
+
+    async def check(self, scope: Scope, session: str) -> None:
+        """404 unless the request's caller holds ``session``."""
+        owner = owner_of(scope, self.keys)
+        if not await anyio.to_thread.run_sync(self.owns, session, owner.fingerprint):
+            raise not_found(session, self.keys)
 
     def close(self) -> None:
         with self._lock:

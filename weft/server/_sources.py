@@ -22,10 +22,12 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-__all__ = ["SourcePaths", "common_root"]
+from weft.graphs.schema import ChatDone, ChatEvent, ChatSources, SourceRef
+
+__all__ = ["SourcePaths", "common_root", "knowledge_base_sources"]
 
 _WINDOWS = re.compile(r"^[A-Za-z]:[\\/]")
 _PAGE = 5000
@@ -89,3 +91,26 @@ class SourcePaths:
         if isinstance(value, list):
             return [self(v) for v in value]
         return value
+
+    def refs(self, sources: list[SourceRef]) -> list[SourceRef]:
+        """``sources`` with their paths as a client sees them."""
+        return [
+            s.model_copy(update={"source": self.path(s.source)}) if s.source else s for s in sources
+        ]
+
+    async def events(self, events: AsyncIterator[ChatEvent]) -> AsyncIterator[ChatEvent]:
+        """A chat's ``events`` with their sources' paths as a client sees them. Closing this
+        closes ``events`` (a client gone cancels the run)."""
+        try:
+            async for event in events:
+                if isinstance(event, ChatSources):
+                    yield ChatSources(self.refs(event.sources))
+                elif isinstance(event, ChatDone):
+                    output = event.output
+                    yield ChatDone(output.model_copy(update={"sources": self.refs(output.sources)}))
+                else:
+                    yield event
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()

@@ -63,7 +63,6 @@ from weft.graphs.schema import (
     ChatSources,
     ChatToken,
     ChatUsage,
-    SourceRef,
 )
 from weft.server import _openai
 from weft.server._errors import (
@@ -77,7 +76,7 @@ from weft.server._errors import (
 )
 from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard, RunSlots
 from weft.server._metrics import AccessMetrics, ServerMetrics
-from weft.server._sessions import OWNER_HEADER, SessionOwners, not_found, owner_of, valid_key
+from weft.server._sessions import OWNER_HEADER, SessionOwners, valid_key
 from weft.server._sources import SourcePaths, common_root, knowledge_base_sources
 from weft.server._sse import EventStream, disconnected
 
@@ -263,7 +262,7 @@ class _Server:
         self.metrics = ServerMetrics()
         self.slots = RunSlots(settings.max_concurrent_runs, on_change=self.metrics.run_change)
         self.startup_error: str | None = None
-        self.owners = SessionOwners(settings.data_dir / "sessions.sqlite")
+        self.owners = SessionOwners(settings.data_dir / "sessions.sqlite", settings.api_keys)
         self._failing: dict[str, str] = {}  # readiness check -> the error it last logged
         self._adapters: dict[str, TypeAdapter[Any] | None] = {}
 
@@ -344,7 +343,7 @@ class _Server:
             events = self.chat(graph, chat_input, settings=self.settings)
         else:
             events = _stream_plain_graph(graph, chat_input, settings=self.settings)
-        return _shown_sources(events, self.shown)
+        return self.shown.events(events)
 
     # -- readiness ------------------------------------------------------------------------------
 
@@ -361,36 +360,6 @@ class _Server:
     def check_passed(self, name: str) -> None:
         if self._failing.pop(name, None) is not None:
             logger.info("readiness check '%s' passes again", name)
-
-    # -- sessions -------------------------------------------------------------------------------
-
-    async def bind(
-        self, request: Request, graph: CompiledGraph[Any, Any], sessions: list[str | None]
-    ) -> str | None:
-        """Bind each named session of a run to the caller, or 404 for one another caller holds.
-        Only a graph with a checkpointer keeps a session; returns an owner token issued now."""
-        named = list(dict.fromkeys(s for s in sessions if s))
-        if graph.checkpointer is None or not named:
-            return None
-        keys = self.settings.api_keys
-        owner = owner_of(request.scope, keys)
-        saver = graph.checkpointer
-
-        def kept(session: str) -> bool:
-            return saver.get_tuple(thread(session)) is not None
-
-        for session in named:
-            claim = self.owners.claim
-            if not await anyio.to_thread.run_sync(claim, session, owner.fingerprint, kept):
-                raise not_found(session, keys)
-        return owner.issued
-
-    async def owned(self, request: Request, session: str) -> None:
-        """404 unless the caller holds ``session``."""
-        keys = self.settings.api_keys
-        owner = owner_of(request.scope, keys)
-        if not await anyio.to_thread.run_sync(self.owners.owns, session, owner.fingerprint):
-            raise not_found(session, keys)
 
     def adapter(self, name: str, graph: CompiledGraph[Any, Any]) -> TypeAdapter[Any] | None:
         if name not in self._adapters:
@@ -410,28 +379,6 @@ class _Server:
             return adapter.validate_python(value)
         except pydantic.ValidationError as exc:
             raise validation_error(exc, loc, what="graph input") from None
-
-
-async def _shown_sources(
-    events: AsyncIterator[ChatEvent], shown: SourcePaths
-) -> AsyncIterator[ChatEvent]:
-    """``events`` with each source's path as a client may see it (no server paths)."""
-
-    def refs(sources: list[SourceRef]) -> list[SourceRef]:
-        return [
-            s.model_copy(update={"source": shown.path(s.source)}) if s.source else s
-            for s in sources
-        ]
-
-    async with _closing(events) as stream:
-        async for event in stream:
-            if isinstance(event, ChatSources):
-                yield ChatSources(refs(event.sources))
-            elif isinstance(event, ChatDone):
-                output = event.output
-                yield ChatDone(output.model_copy(update={"sources": refs(output.sources)}))
-            else:
-                yield event
 
 
 def _answers(graph: CompiledGraph[Any, Any]) -> bool:
@@ -581,6 +528,12 @@ def _event_stream(server: _Server, content: AsyncIterator[bytes]) -> EventStream
 
 
 def _routes(server: _Server) -> list[Route | Mount]:
+    async def bind(
+        request: Request, graph: CompiledGraph[Any, Any], *sessions: str | None
+    ) -> str | None:
+        # The sessions a run names, bound to its caller; an owner token issued now, if any.
+        return await server.owners.bind(request.scope, graph.checkpointer, list(sessions))
+
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
@@ -636,7 +589,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
     async def chat(request: Request) -> Response:
         chat_input = ChatInput.model_validate(dict(await _body(request, ChatRequest)))
         graph = server.chat_graph(request.query_params.get("graph"))
-        issued = await server.bind(request, graph, [_session_of(graph, chat_input, None)])
+        issued = await bind(request, graph, _session_of(graph, chat_input, None))
         arrived: float = request.scope.get(_T0, time.perf_counter())
         return _owned(_event_stream(server, _chat_sse(server, graph, chat_input, arrived)), issued)
 
@@ -664,7 +617,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
     async def session(request: Request) -> Response:
         session_id = request.path_params["session_id"]
         graph = server.chat_graph(request.query_params.get("graph"))
-        await server.owned(request, session_id)
+        await server.owners.check(request.scope, session_id)
         history: list[Any] = []
         if graph.checkpointer is not None:
             state = await anyio.to_thread.run_sync(graph.get_state, thread(session_id))
@@ -678,7 +631,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
         config = _run_config(graph, value, body.session_id)
-        issued = await server.bind(request, graph, [_session_of(graph, value, body.session_id)])
+        issued = await bind(request, graph, _session_of(graph, value, body.session_id))
         try:
             output = await _unless_gone(request, graph.ainvoke(value, config))
         except Exception as exc:
@@ -694,7 +647,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
         config = _run_config(graph, value, body.session_id)
-        issued = await server.bind(request, graph, [_session_of(graph, value, body.session_id)])
+        issued = await bind(request, graph, _session_of(graph, value, body.session_id))
         sse = _graph_sse(graph, value, config, server.shown)
         return _owned(_event_stream(server, sse), issued)
 
@@ -711,7 +664,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         if refused:  # every bad input at once, not only the first
             raise invalid("graph input", [f for exc in refused for f in exc.fields or ()])
         configs = [_run_config(graph, v, None) for v in values]
-        issued = await server.bind(request, graph, [_session_of(graph, v, None) for v in values])
+        issued = await bind(request, graph, *[_session_of(graph, v, None) for v in values])
         for c in configs:
             c["max_concurrency"] = body.max_concurrency
         # The request holds one run slot; the batch's other concurrent runs take theirs too.
