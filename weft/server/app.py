@@ -4,7 +4,7 @@ Routes::
 
     GET  /                              the web chat page
     POST /v1/chat                       SSE: token, sources, usage, done (or error) events
-    GET  /v1/chat/sessions/{id}         a conversation's history (graphs with memory)
+    GET  /v1/chat/sessions/{id}         a conversation's history, for the caller that owns it
     POST /v1/chat/completions           OpenAI-compatible, stream true or false
     GET  /v1/models                     the graphs, as OpenAI models
     POST /v1/graphs/{name}/invoke       run a graph: {"input": ...} -> {"output": ...}
