@@ -274,12 +274,15 @@ class _Server:
         if self.graphs is None and self.factory is not None:
             try:
                 self.graphs = dict(await anyio.to_thread.run_sync(self.factory, self.settings))
-                if self.factory is _default_graphs and self.shown.root is None:
-                    root = await anyio.to_thread.run_sync(_default_source_root, self.settings)
-                    self.shown = SourcePaths(root)
             except Exception as exc:
                 logger.exception("the graphs could not be built")
                 self.startup_error = f"the graphs could not be built: {from_exception(exc).message}"
+        if self.graphs is not None and self.factory is _default_graphs and not self.shown.root:
+            try:
+                root = await anyio.to_thread.run_sync(_default_source_root, self.settings)
+                self.shown = SourcePaths(root)
+            except Exception:  # sources then show as file names alone
+                logger.exception("the knowledge base's folder could not be found")
         if self.freeze_gc:
             # What start-up built lives as long as the process. Frozen, the cycle collector's
             # full passes skip it and walk only what requests made: under a burst of streams
