@@ -265,3 +265,23 @@ class ServeProcess:
 @pytest.fixture
 def fake_chat() -> FakeChat:
     return FakeChat()
+
+
+SEA_DOCS = {
+    "otters.md": "# Otters\n\nSea otters hold hands while they sleep so they do not drift apart.\n",
+    "sea/kelp.md": "# Kelp\n\nGiant kelp grows up to half a metre a day in cold coastal water.\n",
+}
+
+
+@pytest.fixture(scope="session")
+def sea_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with a small knowledge base ingested from ``docs/``: ``otters.md`` and
+    ``sea/kelp.md``. Tests share it, so each uses its own session ids."""
+    from weft.graphs.knowledge import KnowledgeBase
+
+    base = tmp_path_factory.mktemp("sea")
+    for name, text in SEA_DOCS.items():
+        (base / "docs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / "docs" / name).write_text(text)
+    KnowledgeBase(Settings(data_dir=base / "data")).ingest(base / "docs", progress=False)
+    return base / "data"

@@ -37,6 +37,14 @@ new MutationObserver((records) => {
 }).observe(document.getElementById('log'), {childList: true, subtree: true});
 """
 
+# The session's history read without, then with, the owner token the page keeps.
+READ_WITH_AND_WITHOUT_OWNER = """
+const done = arguments[arguments.length - 1];
+const url = "/v1/chat/sessions/" + encodeURIComponent(localStorage.getItem("weft.session"));
+const owner = {"X-Weft-Owner": localStorage.getItem("weft.owner") || ""};
+Promise.all([fetch(url), fetch(url, {headers: owner})]).then((rs) => done(rs.map((r) => r.status)));
+"""
+
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
@@ -110,3 +118,10 @@ def test_page_streams_an_answer_with_sources_and_keeps_the_session(
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".turn .question"))
         turns = browser.find_elements(By.CSS_SELECTOR, ".turn .question")
         assert [t.text for t in turns] == ["How do I install weft?"]
+
+        # The conversation belongs to the owner token the server issued with its first answer,
+        # which the page keeps: without it, the session is a 404.
+        owner = browser.execute_script('return localStorage.getItem("weft.owner")')
+        assert owner and len(owner) >= 32
+        statuses = browser.execute_async_script(READ_WITH_AND_WITHOUT_OWNER)
+        assert statuses == [404, 200]

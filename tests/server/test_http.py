@@ -256,13 +256,22 @@ def test_memory_survives_a_server_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     session = "restart-session"
 
+    owner: dict[str, str] = {}  # the token the server issues with the session's first answer
+
     def ask(url: str, question: str) -> dict[str, Any]:
         body = {"question": question, "session_id": session}
-        with httpx.stream("POST", url + "/v1/chat", json=body, timeout=30) as response:
+        chat = httpx.stream("POST", url + "/v1/chat", json=body, headers=owner, timeout=30)
+        with chat as response:
+            owner.setdefault("X-Weft-Owner", response.headers.get("X-Weft-Owner", ""))
             records = [r for r in read_sse(response.iter_lines()) if r["event"]]
         assert records[-1]["event"] == "done", records[-1]
         done: dict[str, Any] = json.loads(records[-1]["data"])
         return done
+
+    def history(url: str) -> list[dict[str, str]]:
+        found = httpx.get(f"{url}/v1/chat/sessions/{session}", headers=owner, timeout=10)
+        turns: list[dict[str, str]] = found.json()["history"]
+        return turns
 
     with ServeProcess(data_dir) as first:
         answer = ask(first.url, "How do I install weft?")
@@ -270,13 +279,13 @@ def test_memory_survives_a_server_restart(tmp_path: Path) -> None:
     assert first.proc is not None and first.proc.returncode is not None
 
     with ServeProcess(data_dir) as second:
-        before = httpx.get(f"{second.url}/v1/chat/sessions/{session}").json()["history"]
+        before = history(second.url)
         assert before == [
             {"role": "user", "content": "How do I install weft?"},
             {"role": "assistant", "content": answer["answer"]},
         ]
         ask(second.url, "And what does make test run?")
-        after = httpx.get(f"{second.url}/v1/chat/sessions/{session}").json()["history"]
+        after = history(second.url)
     assert [t["content"] for t in after if t["role"] == "user"] == [
         "How do I install weft?",
         "And what does make test run?",

@@ -5,6 +5,9 @@ The body follows OpenAI's error shape, so the ``openai`` client and chat UIs rea
     {"error": {"message": "...", "type": "not_found", "code": 404, "fields": [...]}}
 
 ``fields`` appears on 422 only: one ``{"field": "question", "message": "..."}`` per failing field.
+
+A message never carries a URL (a model provider's address, say): each is replaced with
+``<URL hidden>``; the server log has the whole error.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ _TYPES = {
     504: "timeout",
 }
 _MAX_MESSAGE = 800
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
 
 
 class ApiError(Exception):
@@ -93,7 +97,7 @@ def error_body(
     """The JSON body of an error response, in OpenAI's shape (``param``: the first failing
     field, if any) with weft's ``fields`` added."""
     err: dict[str, Any] = {
-        "message": message[:_MAX_MESSAGE],
+        "message": _URL.sub("<URL hidden>", message)[:_MAX_MESSAGE],
         "type": type or _TYPES.get(status, "error"),
         "param": fields[0].get("field") if fields else None,
         "code": status,
@@ -192,9 +196,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = exc.detail if exc.status_code != 404 else f"no route {request.url.path}"
+    path = request.url.path
+    message = exc.detail if exc.status_code != 404 else f"no route {path}"
+    if exc.status_code == 404 and len(path) > 1 and path.endswith("/"):
+        message += f" (no route ends with '/': try {path.rstrip('/') or '/'})"
     if exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
+        message = f"{request.method} is not allowed on {path}"
     return error_response(exc.status_code, message, headers=exc.headers)
 
 

@@ -4,7 +4,7 @@ Routes::
 
     GET  /                              the web chat page
     POST /v1/chat                       SSE: token, sources, usage, done (or error) events
-    GET  /v1/chat/sessions/{id}         a conversation's history (graphs with memory)
+    GET  /v1/chat/sessions/{id}         a conversation's history, for the caller that owns it
     POST /v1/chat/completions           OpenAI-compatible, stream true or false
     GET  /v1/models                     the graphs, as OpenAI models
     POST /v1/graphs/{name}/invoke       run a graph: {"input": ...} -> {"output": ...}
@@ -76,6 +76,8 @@ from weft.server._errors import (
 )
 from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard, RunSlots
 from weft.server._metrics import AccessMetrics, ServerMetrics
+from weft.server._sessions import OWNER_HEADER, SessionOwners, valid_key
+from weft.server._sources import SourcePaths, common_root, knowledge_base_sources
 from weft.server._sse import EventStream, disconnected
 
 __all__ = ["ChatStreamer", "GraphsFactory", "Graphs", "ReadinessCheck", "create_app"]
@@ -87,6 +89,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _MAX_BATCH = 100
 _T0 = "weft.t0"  # scope key: when the request arrived
 T = TypeVar("T")
+R = TypeVar("R", bound=Response)
 
 
 class ChatStreamer(Protocol):
@@ -138,6 +141,12 @@ def _default_readiness(settings: Settings) -> dict[str, ReadinessCheck]:
             )
 
     return {"knowledge_base": stores_open}
+
+
+def _default_source_root(settings: Settings) -> str | None:
+    from weft.graphs.registry import knowledge_base
+
+    return common_root(knowledge_base_sources(knowledge_base(settings).store))
 
 
 # -- records --------------------------------------------------------------------------------------
@@ -230,8 +239,10 @@ class _Server:
         readiness: Mapping[str, ReadinessCheck] | None,
         tracing: OTelHandler | bool,
         freeze_gc: bool,
+        source_root: str | Path | None = None,
     ) -> None:
         self.settings = settings
+        self.shown = SourcePaths(source_root)
         self.freeze_gc = freeze_gc
         self.factory: GraphsFactory | None = None
         self.graphs: dict[str, CompiledGraph[Any, Any]] | None = None
@@ -251,6 +262,8 @@ class _Server:
         self.metrics = ServerMetrics()
         self.slots = RunSlots(settings.max_concurrent_runs, on_change=self.metrics.run_change)
         self.startup_error: str | None = None
+        self.owners = SessionOwners(settings.data_dir / "sessions.sqlite", settings.api_keys)
+        self._failing: dict[str, str] = {}  # readiness check -> the error it last logged
         self._adapters: dict[str, TypeAdapter[Any] | None] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -264,6 +277,12 @@ class _Server:
             except Exception as exc:
                 logger.exception("the graphs could not be built")
                 self.startup_error = f"the graphs could not be built: {from_exception(exc).message}"
+        if self.graphs is not None and self.factory is _default_graphs and not self.shown.root:
+            try:
+                root = await anyio.to_thread.run_sync(_default_source_root, self.settings)
+                self.shown = SourcePaths(root)
+            except Exception:  # sources then show as file names alone
+                logger.exception("the knowledge base's folder could not be found")
         if self.freeze_gc:
             # What start-up built lives as long as the process. Frozen, the cycle collector's
             # full passes skip it and walk only what requests made: under a burst of streams
@@ -276,6 +295,7 @@ class _Server:
             disable_tracing(self.handler)
             self.handler = None
         self.metrics.shutdown()
+        self.owners.close()
 
     # -- graphs ---------------------------------------------------------------------------------
 
@@ -323,8 +343,26 @@ class _Server:
         self, graph: CompiledGraph[Any, Any], chat_input: ChatInput
     ) -> AsyncIterator[ChatEvent]:
         if _takes_chat_input(graph):
-            return self.chat(graph, chat_input, settings=self.settings)
-        return _stream_plain_graph(graph, chat_input, settings=self.settings)
+            events = self.chat(graph, chat_input, settings=self.settings)
+        else:
+            events = _stream_plain_graph(graph, chat_input, settings=self.settings)
+        return self.shown.events(events)
+
+    # -- readiness ------------------------------------------------------------------------------
+
+    def check_failed(self, name: str, exc: Exception) -> str:
+        """The message of a failed readiness check; its traceback is logged once, not on every
+        poll: again only when the error changes or after the check has passed."""
+        message = from_exception(exc).message
+        seen = f"{type(exc).__name__}: {message}"
+        if self._failing.get(name) != seen:
+            self._failing[name] = seen
+            logger.warning("readiness check '%s' failed", name, exc_info=exc)
+        return message
+
+    def check_passed(self, name: str) -> None:
+        if self._failing.pop(name, None) is not None:
+            logger.info("readiness check '%s' passes again", name)
 
     def adapter(self, name: str, graph: CompiledGraph[Any, Any]) -> TypeAdapter[Any] | None:
         if name not in self._adapters:
@@ -384,6 +422,19 @@ def _run_config(graph: CompiledGraph[Any, Any], value: Any, session: str | None)
         # A chat graph picks its thread from the input's session_id (a throwaway one without).
         return thread(session) if session else {}
     return thread(session or uuid.uuid4().hex)
+
+
+def _session_of(graph: CompiledGraph[Any, Any], value: Any, session: str | None) -> str | None:
+    """The conversation a run continues: ``session``, else a chat input's own."""
+    own = getattr(value, "session_id", None) if _takes_chat_input(graph) else None
+    return session or (own if isinstance(own, str) else None)
+
+
+def _owned(response: R, issued: str | None) -> R:
+    """``response``, carrying the owner token issued for this request, if any."""
+    if issued is not None:
+        response.headers[OWNER_HEADER] = issued
+    return response
 
 
 def _is_json(content_type: str) -> bool:
@@ -480,6 +531,12 @@ def _event_stream(server: _Server, content: AsyncIterator[bytes]) -> EventStream
 
 
 def _routes(server: _Server) -> list[Route | Mount]:
+    async def bind(
+        request: Request, graph: CompiledGraph[Any, Any], *sessions: str | None
+    ) -> str | None:
+        # The sessions a run names, bound to its caller; an owner token issued now, if any.
+        return await server.owners.bind(request.scope, graph.checkpointer, list(sessions))
+
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
@@ -505,11 +562,15 @@ def _routes(server: _Server) -> list[Route | Mount]:
                     if inspect.isawaitable(result):
                         await result
                 checks[name] = "ok"
+                server.check_passed(name)
             except Exception as exc:
                 ready = False
-                logger.warning("readiness check '%s' failed", name, exc_info=exc)
-                checks[name] = f"failed: {from_exception(exc).message}"
-        body = {"status": "ready" if ready else "not ready", "checks": checks}
+                checks[name] = f"failed: {server.check_failed(name, exc)}"
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
+        keys = server.settings.api_keys
+        if not keys or valid_key(request.scope, keys):
+            # What failed and where (paths, store errors) is for the operator, not any caller.
+            body["checks"] = checks
         return JSONResponse(body, 200 if ready else 503, headers={"Cache-Control": "no-cache"})
 
     async def metrics(request: Request) -> Response:
@@ -531,8 +592,9 @@ def _routes(server: _Server) -> list[Route | Mount]:
     async def chat(request: Request) -> Response:
         chat_input = ChatInput.model_validate(dict(await _body(request, ChatRequest)))
         graph = server.chat_graph(request.query_params.get("graph"))
+        issued = await bind(request, graph, _session_of(graph, chat_input, None))
         arrived: float = request.scope.get(_T0, time.perf_counter())
-        return _event_stream(server, _chat_sse(server, graph, chat_input, arrived))
+        return _owned(_event_stream(server, _chat_sse(server, graph, chat_input, arrived)), issued)
 
     async def completions(request: Request) -> Response:
         body: _openai.CompletionRequest = await _body(request, _openai.CompletionRequest)
@@ -558,6 +620,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
     async def session(request: Request) -> Response:
         session_id = request.path_params["session_id"]
         graph = server.chat_graph(request.query_params.get("graph"))
+        await server.owners.check(request.scope, session_id)
         history: list[Any] = []
         if graph.checkpointer is not None:
             state = await anyio.to_thread.run_sync(graph.get_state, thread(session_id))
@@ -570,15 +633,16 @@ def _routes(server: _Server) -> list[Route | Mount]:
         graph = server.graph(name)
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
+        config = _run_config(graph, value, body.session_id)
+        issued = await bind(request, graph, _session_of(graph, value, body.session_id))
         try:
-            config = _run_config(graph, value, body.session_id)
             output = await _unless_gone(request, graph.ainvoke(value, config))
         except Exception as exc:
             api = from_exception(exc)
             if api.status >= 500:
                 logger.error("graph '%s' failed", name, exc_info=exc)
             raise api from None
-        return JSONResponse({"output": _jsonable(output)})
+        return _owned(JSONResponse({"output": server.shown(_jsonable(output))}), issued)
 
     async def stream(request: Request) -> Response:
         name = request.path_params["name"]
@@ -586,7 +650,9 @@ def _routes(server: _Server) -> list[Route | Mount]:
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
         config = _run_config(graph, value, body.session_id)
-        return _event_stream(server, _graph_sse(graph, value, config))
+        issued = await bind(request, graph, _session_of(graph, value, body.session_id))
+        sse = _graph_sse(graph, value, config, server.shown)
+        return _owned(_event_stream(server, sse), issued)
 
     async def batch(request: Request) -> Response:
         name = request.path_params["name"]
@@ -601,6 +667,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         if refused:  # every bad input at once, not only the first
             raise invalid("graph input", [f for exc in refused for f in exc.fields or ()])
         configs = [_run_config(graph, v, None) for v in values]
+        issued = await bind(request, graph, *[_session_of(graph, v, None) for v in values])
         for c in configs:
             c["max_concurrency"] = body.max_concurrency
         # The request holds one run slot; the batch's other concurrent runs take theirs too.
@@ -625,8 +692,8 @@ def _routes(server: _Server) -> list[Route | Mount]:
                     logger.error("graph '%s' failed on a batch input", name, exc_info=result)
                 outputs.append(error_body(api.status, api.message, type=api.type))
             else:
-                outputs.append({"output": _jsonable(result)})
-        return JSONResponse({"outputs": outputs})
+                outputs.append({"output": server.shown(_jsonable(result))})
+        return _owned(JSONResponse({"outputs": outputs}), issued)
 
     return [
         Route("/", index, methods=["GET"]),
@@ -701,7 +768,7 @@ async def _chat_sse(
 
 
 async def _graph_sse(
-    graph: CompiledGraph[Any, Any], value: Any, config: RunnableConfig
+    graph: CompiledGraph[Any, Any], value: Any, config: RunnableConfig, shown: SourcePaths
 ) -> AsyncIterator[bytes]:
     n = 0
     try:
@@ -713,9 +780,10 @@ async def _graph_sse(
                 data = {"path": event.path, "text": _chunk_text(event.chunk), "final": event.final}
                 yield _sse("chunk", n, data)
             elif isinstance(event, NodeFinished):
-                yield _sse("node_finished", n, {"path": event.path, "output": event.output})
+                output = shown(_jsonable(event.output))
+                yield _sse("node_finished", n, {"path": event.path, "output": output})
             elif isinstance(event, FinalOutput):
-                yield _sse("done", n, {"output": event.output})
+                yield _sse("done", n, {"output": shown(_jsonable(event.output))})
     except Exception as exc:
         yield _sse("error", n + 1, _error_data(exc))
 
@@ -810,6 +878,7 @@ def create_app(
     readiness: Mapping[str, ReadinessCheck] | None = None,
     tracing: OTelHandler | bool = True,
     freeze_gc: bool = False,
+    source_root: str | Path | None = None,
 ) -> Starlette:
     """Make the server's ASGI app.
 
@@ -830,9 +899,12 @@ def create_app(
             again. For a process that runs this one app, as ``weft serve`` does; objects
             frozen there are freed by reference counting alone, so an app made and dropped
             many times in one process should leave it off.
+        source_root: the folder the graphs' document sources are shown relative to; sources
+            elsewhere show as their file name, never as a server path. With the default graphs,
+            the deepest folder holding every file of the knowledge base if None.
     """
     settings = settings if settings is not None else get_settings()
-    server = _Server(settings, graphs, chat, chat_graph, readiness, tracing, freeze_gc)
+    server = _Server(settings, graphs, chat, chat_graph, readiness, tracing, freeze_gc, source_root)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -852,7 +924,7 @@ def create_app(
                 allow_methods=["GET", "POST"],
                 # Any request header: OpenAI clients send their own (x-stainless-*) on every call.
                 allow_headers=["*"],
-                expose_headers=["Retry-After"],
+                expose_headers=["Retry-After", OWNER_HEADER],
                 max_age=600,
             )
         )
@@ -875,5 +947,8 @@ def create_app(
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    # Starlette would answer /metrics/ with a redirect to an absolute URL built from the
+    # request's Host header; a path that is not a route is a 404 instead.
+    app.router.redirect_slashes = False
     app.state.weft = server
     return app

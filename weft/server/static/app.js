@@ -13,6 +13,9 @@ function newId() {
 
 let session = localStorage.getItem("weft.session") || newId();
 localStorage.setItem("weft.session", session);
+// Without API keys, the server binds a conversation to an owner token it issues with the first
+// answer (the X-Weft-Owner header); without the token, the conversation cannot be read again.
+let owner = localStorage.getItem("weft.owner") || "";
 keyInput.value = localStorage.getItem("weft.apiKey") || "";
 let running = null; // the AbortController of the answer being streamed
 
@@ -20,7 +23,16 @@ function headers() {
   const h = { "Content-Type": "application/json" };
   const key = keyInput.value.trim();
   if (key) h["Authorization"] = "Bearer " + key;
+  if (owner) h["X-Weft-Owner"] = owner;
   return h;
+}
+
+function keepOwner(response) {
+  const issued = response.headers.get("X-Weft-Owner");
+  if (issued) {
+    owner = issued;
+    localStorage.setItem("weft.owner", owner);
+  }
 }
 
 function showSession() { $("session").textContent = "session " + session; }
@@ -164,6 +176,7 @@ async function ask(q) {
       question.value = q;
       return;
     }
+    keepOwner(response);
     if (keyInput.value.trim()) localStorage.setItem("weft.apiKey", keyInput.value.trim());
     for await (const ev of sseEvents(response)) {
       if (ev.event === "token") {
