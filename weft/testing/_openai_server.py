@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -110,13 +111,19 @@ class Fault:
     ``kind="status"`` answers with an HTTP error and OpenAI's error JSON
     (``{"error": {"message", "type", "param", "code"}}``); ``"drop"`` closes the connection after
     ``after_chunks`` SSE events (or mid-body when not streaming); ``"malformed"`` sends a chunk
-    that is not JSON after ``after_chunks`` events (or a broken JSON body). Use the constructors.
+    that is not JSON after ``after_chunks`` events (or a broken JSON body); ``"hang"`` sends
+    nothing for ``seconds``, then a 504. Use the constructors.
+
+    A stream's first event is the role-only chunk (``{"role": "assistant", "content": ""}``),
+    as OpenAI sends it, so ``after_chunks=1`` fails the stream before any content and
+    ``after_chunks=3`` after two pieces of it. For a slow first byte, script a
+    ``Reply(text, delay=seconds)``.
 
     Example:
         >>> server = OpenAIServer([Fault.rate_limit(retry_after=0.1), "ok"])
     """
 
-    kind: Literal["status", "drop", "malformed"]
+    kind: Literal["status", "drop", "malformed", "hang"]
     status: int = 500
     message: str = ""
     error_type: str = "server_error"
@@ -124,6 +131,8 @@ class Fault:
     retry_after: float | None = None
     """Seconds sent as ``Retry-After``; the openai SDK waits this long before its retry."""
     after_chunks: int = 1
+    seconds: float = 0.0
+    """How long a ``"hang"`` holds the request."""
 
     @classmethod
     def rate_limit(cls, retry_after: float | None = 1.0) -> Fault:
@@ -178,6 +187,12 @@ class Fault:
         """Send a chunk that is not valid JSON after ``after_chunks`` SSE events."""
         return cls("malformed", after_chunks=after_chunks)
 
+    @classmethod
+    def hang(cls, seconds: float = 3600.0) -> Fault:
+        """Send nothing, not even headers, for ``seconds``; then HTTP 504. A provider that
+        hangs: only the client's own timeout ends the wait."""
+        return cls("hang", 504, "The upstream timed out.", "server_error", seconds=seconds)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -187,6 +202,7 @@ class Fault:
             "code": self.code,
             "retry_after": self.retry_after,
             "after_chunks": self.after_chunks,
+            "seconds": self.seconds,
         }
 
     @classmethod
@@ -370,6 +386,12 @@ def _split_args(arguments: str, size: int = 12) -> list[str]:
     return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
 
 
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone (its body already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 class _Dropped(Exception):
     """Raised inside the app to make uvicorn close the connection mid-response."""
 
@@ -499,7 +521,10 @@ class _App:
         if reply.delay > 0:
             await asyncio.sleep(reply.delay)
         fault = reply.fault
-        if fault is not None and fault.kind == "status":
+        if fault is not None and fault.kind == "hang":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_disconnected(request), fault.seconds)
+        if fault is not None and fault.kind in ("status", "hang"):
             return self._status(fault, recorded)
         if recorded.stream:
             return _RawResponse(self._sse_events(reply, recorded), "text/event-stream", fault)
