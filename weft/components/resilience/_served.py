@@ -9,8 +9,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
 from weft.components.resilience._breaker import CircuitBreaker
+from weft.components.resilience._fallback import with_fallback
 from weft.components.resilience._retry import RetrySettings
 from weft.components.resilience._stack import resilient
+from weft.components.resilience._timeout import TimeoutRunnable
 from weft.core.settings import Settings, get_settings
 
 __all__ = ["served_chat_model"]
@@ -56,10 +58,9 @@ def served_chat_model(settings: Settings | None = None) -> Runnable[Any, Any]:
         breaker = CircuitBreaker(
             cfg.model_breaker_failures, cfg.model_breaker_reset, name=f"model {cfg.model}"
         )
-    return resilient(
-        remote,
-        retry=retry,
-        breaker=breaker,
-        deadline=cfg.model_timeout,
-        fallback=offline if cfg.model_fallback else None,
+    guarded = resilient(remote, retry=retry, breaker=breaker)
+    # resilient(deadline=...) but with the setting to raise named in its error
+    bounded = TimeoutRunnable(
+        guarded, cfg.model_timeout, stream_timeout="each_chunk", setting="WEFT_MODEL_TIMEOUT"
     )
+    return with_fallback(bounded, offline) if cfg.model_fallback else bounded

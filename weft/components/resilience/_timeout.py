@@ -78,6 +78,7 @@ class TimeoutRunnable(RunnableWrapper[Input, Output]):
         seconds: float,
         *,
         stream_timeout: StreamTimeout = "first_chunk",
+        setting: str = "timeout=...",
         name: str | None = None,
     ) -> None:
         super().__init__(bound, name=name)
@@ -90,11 +91,13 @@ class TimeoutRunnable(RunnableWrapper[Input, Output]):
             )
         self.seconds = seconds
         self.stream_timeout: StreamTimeout = stream_timeout
+        self.setting = setting
+        """What sets the limit, as the timeout error names it (e.g. ``WEFT_MODEL_TIMEOUT``)."""
 
     def _message(self, what: str = "finish") -> str:
         return (
             f"'{self.component}' did not {what} within its {self.seconds:g}s timeout; raise "
-            f"the limit (timeout=...) or make the call cheaper"
+            f"the limit ({self.setting}) or make the call cheaper"
         )
 
     def invoke(self, input: Input, config: RunnableConfig | None = None, **kwargs: Any) -> Output:
