@@ -49,13 +49,15 @@ class FallbackRunnable(RunnableWrapper[Input, Output]):
     component fails, the first one's error is raised.
 
     Example:
+        >>> from langchain_core.messages import AIMessage
         >>> from langchain_core.runnables import RunnableLambda
-        >>> def broken(x: str) -> str:
+        >>> def down(x: str) -> AIMessage:
         ...     raise ConnectionError("down")
-        >>> def cached_answer(x: str) -> str:
-        ...     return "from fallback"
-        >>> FallbackRunnable(RunnableLambda(broken), [RunnableLambda(cached_answer)]).invoke("q")
-        'from fallback'
+        >>> def offline(x: str) -> AIMessage:
+        ...     return AIMessage("a stand-in answer")
+        >>> answer = FallbackRunnable(RunnableLambda(down), [RunnableLambda(offline)]).invoke("q")
+        >>> answer.text, is_fallback_answer(answer)
+        ('a stand-in answer', True)
     """
 
     def __init__(
@@ -77,74 +79,85 @@ class FallbackRunnable(RunnableWrapper[Input, Output]):
         """The component, then its fallbacks, in the order they are tried."""
         return [self.bound, *self.fallbacks]
 
-    def _failed(self, exc: Exception, first: Exception | None, last: bool) -> Exception:
-        """The first error so far; raises it when there is nothing left to try."""
-        if not matches(self.exceptions, exc):
-            raise exc
-        first = first or exc
-        if last:
-            raise first
-        return first
-
     def invoke(self, input: Input, config: RunnableConfig | None = None, **kwargs: Any) -> Output:
-        first: Exception | None = None
-        for i, runnable in enumerate(self.runnables):
+        tries = _Tries(self)
+        for i, runnable in tries:
             try:
                 out = runnable.invoke(input, config, **kwargs)
             except Exception as exc:
-                first = self._failed(exc, first, i == len(self.fallbacks))
+                tries.failed(exc, i)
                 continue
-            return _marked(out) if i else out
+            return tries.out(i, [out])[0]  # type: ignore[no-any-return]
         raise AssertionError("unreachable: the last failure raises")  # pragma: no cover
 
     async def ainvoke(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Output:
-        first: Exception | None = None
-        for i, runnable in enumerate(self.runnables):
+        tries = _Tries(self)
+        for i, runnable in tries:
             try:
                 out = await runnable.ainvoke(input, config, **kwargs)
             except Exception as exc:
-                first = self._failed(exc, first, i == len(self.fallbacks))
+                tries.failed(exc, i)
                 continue
-            return _marked(out) if i else out
+            return tries.out(i, [out])[0]  # type: ignore[no-any-return]
         raise AssertionError("unreachable: the last failure raises")  # pragma: no cover
 
     def stream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[Output]:
-        first: Exception | None = None
-        for i, runnable in enumerate(self.runnables):
+        tries = _Tries(self)
+        for i, runnable in tries:
             gate = ContentGate()
             try:
                 for chunk in runnable.stream(input, config, **kwargs):
-                    for ready in gate.feed(chunk):
-                        yield _marked(ready) if i else ready
-                for ready in gate.end():
-                    yield _marked(ready) if i else ready
+                    yield from tries.out(i, gate.feed(chunk))
+                yield from tries.out(i, gate.end())
                 return
             except Exception as exc:
-                if gate.opened:
-                    raise
-                first = self._failed(exc, first, i == len(self.fallbacks))
+                tries.failed(exc, i, gate)
 
     async def astream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> AsyncIterator[Output]:
-        first: Exception | None = None
-        for i, runnable in enumerate(self.runnables):
+        tries = _Tries(self)
+        for i, runnable in tries:
             gate = ContentGate()
             try:
                 async for chunk in runnable.astream(input, config, **kwargs):
-                    for ready in gate.feed(chunk):
-                        yield _marked(ready) if i else ready
-                for ready in gate.end():
-                    yield _marked(ready) if i else ready
+                    for ready in tries.out(i, gate.feed(chunk)):
+                        yield ready
+                for ready in tries.out(i, gate.end()):
+                    yield ready
                 return
             except Exception as exc:
-                if gate.opened:
-                    raise
-                first = self._failed(exc, first, i == len(self.fallbacks))
+                tries.failed(exc, i, gate)
+
+
+class _Tries:
+    """One call's way through a component and its fallbacks, shared by the four ways to call:
+    which failures move on to the next, the error raised at the end, and marking output."""
+
+    def __init__(self, owner: FallbackRunnable[Any, Any]) -> None:
+        self.owner = owner
+        self.first: Exception | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, Runnable[Any, Any]]]:
+        return enumerate(self.owner.runnables)
+
+    def failed(self, exc: Exception, i: int, gate: ContentGate | None = None) -> None:
+        """Go on to the next, or raise: the error itself when it is not one to fall back on or
+        its stream showed content, the first error when nothing is left to try."""
+        if (gate is not None and gate.opened) or not matches(self.owner.exceptions, exc):
+            raise exc
+        self.first = self.first or exc
+        if i == len(self.owner.fallbacks):
+            raise self.first
+
+    @staticmethod
+    def out(i: int, values: list[Any]) -> list[Any]:
+        """``values`` as the caller gets them: marked when a fallback (not ``i == 0``) made them."""
+        return [_marked(v) for v in values] if i else values
 
 
 def with_fallback(
