@@ -19,7 +19,7 @@ from weft.components.resilience import (
     ConcurrencyLimitedRunnable,
     ConcurrencyLimiter,
     RateLimitedRunnable,
-    RetryPolicy,
+    RetrySettings,
     TimeoutRunnable,
     TokenBucket,
     is_transient,
@@ -693,7 +693,7 @@ def test_resilient_retries_inside_the_breaker_and_falls_back_outside_it() -> Non
     model = Echo(fail=ConnectionError("down"))
     safe = resilient(
         model,
-        retry=RetryPolicy(attempts=3, jitter=0.0, sleep=clock.sleep),
+        retry=RetrySettings(attempts=3, jitter=0.0, sleep=clock.sleep),
         breaker=breaker,
         fallback=RunnableLambda(lambda x: "fallback"),
         timeout=5.0,
@@ -713,7 +713,7 @@ def test_resilient_rate_limits_every_retry_attempt() -> None:
     fn = Flaky(ConnectionError(), ConnectionError())
     safe = resilient(
         RunnableLambda(fn),
-        retry=RetryPolicy(attempts=3, initial_wait=0.0, jitter=0.0, sleep=clock.sleep),
+        retry=RetrySettings(attempts=3, initial_wait=0.0, jitter=0.0, sleep=clock.sleep),
         rate_limit=TokenBucket(1.0, clock=clock, sleep=clock.sleep),
     )
     assert safe.invoke("x") == "x"

@@ -106,7 +106,8 @@ def test_chat_streams_an_answer_then_its_sources(data_dir: Path) -> None:
 def test_chat_json_prints_one_object_with_answer_sources_and_usage(data_dir: Path) -> None:
     code, text = _run("chat", "What is BM25?", "--json", "--data-dir", str(data_dir))
     payload = json.loads(text)
-    assert code == 0 and set(payload) == {"answer", "sources", "usage"}
+    assert code == 0 and set(payload) == {"answer", "sources", "usage", "fallback"}
+    assert payload["fallback"] is False
     assert "BM25" in payload["answer"]
     assert set(payload["sources"][0]) == {"index", "id", "title", "source", "snippet", "score"}
     assert set(payload["usage"]) == {"input_tokens", "output_tokens", "total_tokens", "estimated"}

@@ -294,6 +294,40 @@ def test_slow_first_byte_still_answers_a_patient_client(server: OpenAIServer) ->
     assert chat(server).json()["choices"][0]["message"]["content"] == "late"
 
 
+def test_a_hang_sends_nothing_until_the_client_gives_up(server: OpenAIServer) -> None:
+    server.script(Fault.hang(), "after the hang")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{server.base_url}/chat/completions",
+            json={"model": "m", "messages": MESSAGES, "stream": True},
+            timeout=httpx.Timeout(5, read=0.2),
+        )
+    assert chat(server).json()["choices"][0]["message"]["content"] == "after the hang"
+
+
+def test_a_hang_that_ends_is_a_504(server: OpenAIServer) -> None:
+    server.script(Fault.hang(seconds=0.1))
+    response = chat(server)
+    assert response.status_code == 504
+    assert response.json()["error"]["type"] == "server_error"
+
+
+def test_drop_after_one_event_cuts_a_stream_before_its_content(server: OpenAIServer) -> None:
+    server.script(Reply("never shown", fault=Fault.drop(after_chunks=1)))
+    payload = {"model": "m", "messages": MESSAGES, "stream": True}
+    received: list[dict[str, Any]] = []
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream("POST", f"{server.base_url}/chat/completions", json=payload) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                received.append(json.loads(line.removeprefix("data: ")))
+    assert [c["choices"][0]["delta"] for c in received] == [
+        {"role": "assistant", "content": "", "refusal": None}
+    ]
+
+
 def test_drop_closes_the_stream_after_the_given_number_of_events(server: OpenAIServer) -> None:
     server.script(Reply("one two three four", fault=Fault.drop(after_chunks=3)))
     received: list[bytes] = []
@@ -466,6 +500,8 @@ def test_replies_and_faults_survive_a_json_round_trip() -> None:
     restored = Reply.from_dict(json.loads(json.dumps(reply.to_dict())))
     assert restored.to_dict() == reply.to_dict()
     assert restored.fault == reply.fault
+    hang = Fault.hang(seconds=2.5)
+    assert Fault.from_dict(json.loads(json.dumps(hang.to_dict()))) == hang
 
 
 def test_every_exported_name_resolves() -> None:

@@ -52,6 +52,10 @@ class RunnableWrapper(Runnable[Input, Output]):
         (4, <class 'int'>)
     """
 
+    __weft_wrapper__ = True
+    """Tells the compiler (which may not import components) to look at ``bound`` for the kind
+    and types of component this is."""
+
     def __init__(self, bound: Runnable[Input, Output], *, name: str | None = None) -> None:
         if not isinstance(bound, Runnable):
             raise ComponentTypeError(

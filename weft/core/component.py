@@ -339,10 +339,13 @@ class ComponentSpec:
 
 
 def _unwrap(runnable: Runnable[Any, Any]) -> Runnable[Any, Any]:
-    """The component inside bindings, retries and fallbacks (``model.bind_tools(...)``)."""
+    """The component inside bindings, retries, fallbacks and weft's wrappers (timeouts,
+    breakers, limits, caches: each marks itself ``__weft_wrapper__``)."""
     while True:
-        if isinstance(runnable, RunnableBindingBase):
-            runnable = runnable.bound
+        if isinstance(runnable, RunnableBindingBase) or getattr(
+            runnable, "__weft_wrapper__", False
+        ):
+            runnable = runnable.bound  # type: ignore[attr-defined]
         elif isinstance(runnable, RunnableWithFallbacks):
             runnable = runnable.runnable
         else:

@@ -84,6 +84,31 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=0, description="per client; 0 = off")
     max_concurrent_runs: int = Field(default=64, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # -- the remote chat model weft serve runs (OPENAI_API_KEY / OPENAI_BASE_URL) --------------
+    model_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds for one model call until its first token, retries included; "
+        "then the longest wait between tokens",
+    )
+    model_attempt_timeout: float = Field(
+        default=10.0, gt=0, description="seconds one HTTP request to the provider may wait"
+    )
+    model_retries: int = Field(
+        default=2, ge=0, description="retries of a failed model call, before its first token"
+    )
+    model_retry_wait: float = Field(
+        default=0.5, ge=0, description="backoff before the first retry; doubles, with jitter"
+    )
+    model_breaker_failures: int = Field(
+        default=5, ge=0, description="failed calls in a row that open the breaker; 0 = off"
+    )
+    model_breaker_reset: float = Field(
+        default=30.0, ge=0, description="seconds an open breaker fails fast before a probe"
+    )
+    model_fallback: bool = Field(
+        default=True, description="answer with the offline extractive model when the call fails"
+    )
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

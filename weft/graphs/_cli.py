@@ -299,7 +299,8 @@ def add_commands(subparsers: Any) -> None:
     chat.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object {answer, sources, usage} per question instead of streaming",
+        help="print one JSON object {answer, sources, usage, fallback} per question instead "
+        "of streaming",
     )
     chat.add_argument("--session", metavar="ID", help="continue (or start) the session ID")
     chat.add_argument("--data-dir", help=_DATA_DIR_HELP)

@@ -47,11 +47,12 @@ from typing import Annotated, Any, Literal, TypedDict
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from weft.components.models import NO_ANSWER, ExtractiveChatModel, default_chat_model, parse_sources
 from weft.components.prompts import ContextPacker, PackedContext, PackedSource
+from weft.components.resilience import is_fallback_answer
 from weft.components.tokens import count_message_tokens, count_tokens, count_tokens_around
 from weft.core._checkpoint import open_sqlite_checkpointer
 from weft.core.compiled import CompiledGraph, thread
@@ -322,7 +323,7 @@ def _usage_of(message: BaseMessage) -> dict[str, int] | None:
 
 
 def _condense_with_model(
-    model: BaseChatModel, question: str, history: Sequence[ChatTurn], config: RunnableConfig
+    model: Runnable[Any, Any], question: str, history: Sequence[ChatTurn], config: RunnableConfig
 ) -> tuple[str, dict[str, int]]:
     conversation = "\n".join(f"{t.role}: {t.content}" for t in history)
     messages: list[BaseMessage] = [
@@ -330,6 +331,8 @@ def _condense_with_model(
         HumanMessage(f"Conversation:\n{conversation}\n\nFollow-up question: {question}"),
     ]
     reply = model.invoke(messages, config)
+    if is_fallback_answer(reply):  # the offline stand-in answers questions; it cannot rewrite
+        return condense_heuristic(question, history), {}
     text = reply.text.strip() if isinstance(reply, AIMessage) else ""
     usage = _usage_of(reply)
     if usage is None:
@@ -523,7 +526,7 @@ class _RagGraph(CompiledGraph[ChatInput, ChatOutput]):
 def build_rag_graph(
     kb: KnowledgeBase,
     *,
-    model: BaseChatModel | None = None,
+    model: BaseChatModel | Runnable[Any, Any] | None = None,
     settings: Settings | None = None,
     checkpointer: BaseCheckpointSaver[Any] | str | Literal[True] | None = None,
     name: str = "rag",
@@ -532,7 +535,8 @@ def build_rag_graph(
 
     Args:
         kb: the knowledge base to retrieve from.
-        model: the chat model; :func:`~weft.components.models.default_chat_model` if None.
+        model: the chat model, bare or under resilience wrappers (``with_timeout(model, 5)``);
+            :func:`~weft.components.models.default_chat_model` if None.
         settings: ``top_k``, ``score_threshold``, ``context_tokens``; the knowledge base's if None.
         checkpointer: ``True`` for the SQLite file ``settings.checkpoint_path``, a path, a
             LangGraph checkpointer, ``"memory"``, or None for no memory across calls.
@@ -565,6 +569,7 @@ def build_rag_graph(
             answer=message.text.strip(),
             sources=list(state.get("sources") or []),
             usage=_total_usage(message, state),
+            fallback=is_fallback_answer(message),
         )
 
     def refuse(docs: list[Document], state: RagState) -> ChatOutput:

@@ -11,6 +11,9 @@ name       what it is                                  input -> output
            (:mod:`weft.graphs.demo`)
 =========  ==========================================  =================================
 
+The ``rag`` graph's chat model is :func:`~weft.components.resilience.served_chat_model`: a remote
+model behind the ``WEFT_MODEL_*`` timeout, retries, breaker and fallback, or the offline one.
+
 Example:
     >>> graphs = default_graphs(Settings(data_dir=tmp))  # doctest: +SKIP
     >>> sorted(graphs)  # doctest: +SKIP
@@ -78,9 +81,11 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
         return knowledge_base(self.settings)
 
     def _rag(self) -> CompiledGraph[Any, Any]:
+        from weft.components.resilience import served_chat_model
         from weft.graphs.rag import build_rag_graph
 
-        return build_rag_graph(self.kb, settings=self.settings, checkpointer=True)
+        model = served_chat_model(self.settings)
+        return build_rag_graph(self.kb, model=model, settings=self.settings, checkpointer=True)
 
     def _hybrid(self) -> CompiledGraph[Any, Any]:
         from weft.graphs.hybrid import build_hybrid_graph

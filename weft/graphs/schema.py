@@ -70,6 +70,9 @@ class ChatOutput(BaseModel):
     answer: str
     sources: list[SourceRef] = Field(default_factory=list)
     usage: dict[str, Any] = Field(default_factory=dict)
+    fallback: bool = False
+    """True when the chat model failed before its first token and its fallback (for
+    ``weft serve``, the offline extractive model) answered instead."""
 
 
 @dataclass(frozen=True)

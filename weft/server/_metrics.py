@@ -3,7 +3,9 @@
 - ``http.server.request.duration`` (s): every request, by method, route template and status;
 - ``weft.server.active_runs``: graph runs going now;
 - ``weft.server.rejected_requests``: requests the guards turned away, by reason;
-- ``weft.server.time_to_first_token`` (s): from a chat request's arrival to its first token.
+- ``weft.server.time_to_first_token`` (s): from a chat request's arrival to its first token;
+- ``weft.server.model_fallbacks``: chat answers the fallback model gave because the chat model
+  failed before its first token.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weft.core.tracing import PrometheusTextReader
+from weft.graphs.schema import ChatOutput
 
 __all__ = ["ServerMetrics"]
 
@@ -53,6 +56,17 @@ class ServerMetrics:
             description="From a chat request's arrival to its first answer token",
             explicit_bucket_boundaries_advisory=_LATENCY_BUCKETS,
         )
+
+        self.fallbacks = meter.create_counter(
+            "weft.server.model_fallbacks",
+            unit="{answer}",
+            description="Chat answers given by the fallback model, the chat model having failed",
+        )
+
+    def answered(self, output: ChatOutput) -> None:
+        """Count a chat answer that came from the fallback model."""
+        if output.fallback:
+            self.fallbacks.add(1)
 
     def reject(self, reason: str) -> None:
         self.rejected.add(1, {"reason": reason})

@@ -82,9 +82,15 @@ def _sources(sources: list[SourceRef]) -> list[dict[str, Any]]:
 
 
 def completion(
-    cid: str, model: str, answer: str, usage: dict[str, Any], sources: list[SourceRef]
+    cid: str,
+    model: str,
+    answer: str,
+    usage: dict[str, Any],
+    sources: list[SourceRef],
+    fallback: bool = False,
 ) -> dict[str, Any]:
-    """A ``chat.completion`` object; ``sources`` is weft's extra field."""
+    """A ``chat.completion`` object; ``sources`` and ``fallback`` (the answer is the fallback
+    model's, the chat model having failed) are weft's extra fields."""
     return {
         "id": cid,
         "object": "chat.completion",
@@ -100,6 +106,7 @@ def completion(
         ],
         "usage": openai_usage(usage),
         "sources": _sources(sources),
+        "fallback": fallback,
     }
 
 
@@ -113,8 +120,10 @@ def chunk(
     finish: bool = False,
     usage: dict[str, Any] | None = None,
     sources: list[SourceRef] | None = None,
+    fallback: bool | None = None,
 ) -> dict[str, Any]:
-    """A ``chat.completion.chunk``; with ``usage`` it is the final, choice-less usage chunk."""
+    """A ``chat.completion.chunk``; with ``usage`` it is the final, choice-less usage chunk.
+    The finishing chunk carries weft's ``sources`` and ``fallback`` fields."""
     out: dict[str, Any] = {
         "id": cid,
         "object": "chat.completion.chunk",
@@ -135,4 +144,6 @@ def chunk(
     ]
     if sources is not None:
         out["sources"] = _sources(sources)
+    if fallback is not None:
+        out["fallback"] = fallback
     return out

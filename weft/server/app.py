@@ -614,8 +614,10 @@ def _routes(server: _Server) -> list[Route | Mount]:
         events = server.chat_events(graph, chat_input)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return _event_stream(server, _completion_sse(events, body.model, include_usage))
-        return JSONResponse(await _unless_gone(request, _completion(events, body.model)))
+            frames = _completion_sse(events, body.model, include_usage, server.metrics)
+            return _event_stream(server, frames)
+        completion = _completion(events, body.model, server.metrics)
+        return JSONResponse(await _unless_gone(request, completion))
 
     async def session(request: Request) -> Response:
         session_id = request.path_params["session_id"]
@@ -753,6 +755,7 @@ async def _chat_sse(
                 elif isinstance(event, ChatUsage):
                     yield _sse("usage", n, {"usage": event.usage})
                 elif isinstance(event, ChatDone):
+                    server.metrics.answered(event.output)
                     done = time.perf_counter()
                     data = event.output.model_dump(mode="json")
                     data["session_id"] = chat_input.session_id
@@ -788,7 +791,9 @@ async def _graph_sse(
         yield _sse("error", n + 1, _error_data(exc))
 
 
-async def _completion(events: AsyncIterator[ChatEvent], model: str) -> dict[str, Any]:
+async def _completion(
+    events: AsyncIterator[ChatEvent], model: str, metrics: ServerMetrics
+) -> dict[str, Any]:
     parts: list[str] = []
     output: ChatOutput | None = None
     try:
@@ -798,6 +803,7 @@ async def _completion(events: AsyncIterator[ChatEvent], model: str) -> dict[str,
                     parts.append(event.text)
                 elif isinstance(event, ChatDone):
                     output = event.output
+                    metrics.answered(output)
     except Exception as exc:
         api = from_exception(exc)
         if api.status >= 500:
@@ -805,7 +811,9 @@ async def _completion(events: AsyncIterator[ChatEvent], model: str) -> dict[str,
         raise api from None
     if output is None:
         output = ChatOutput(answer="".join(parts))
-    return _openai.completion(_openai.new_id(), model, output.answer, output.usage, output.sources)
+    return _openai.completion(
+        _openai.new_id(), model, output.answer, output.usage, output.sources, output.fallback
+    )
 
 
 def _data(payload: Any) -> bytes:
@@ -813,7 +821,7 @@ def _data(payload: Any) -> bytes:
 
 
 async def _completion_sse(
-    events: AsyncIterator[ChatEvent], model: str, include_usage: bool
+    events: AsyncIterator[ChatEvent], model: str, include_usage: bool, metrics: ServerMetrics
 ) -> AsyncIterator[bytes]:
     cid, created = _openai.new_id(), int(time.time())
     usage: dict[str, Any] = {}
@@ -826,12 +834,14 @@ async def _completion_sse(
                 elif isinstance(event, ChatUsage):
                     usage = event.usage
                 elif isinstance(event, ChatDone):
-                    usage = event.output.usage or usage
-                    yield _data(
-                        _openai.chunk(
-                            cid, model, created, finish=True, sources=event.output.sources
-                        )
-                    )
+                    output = event.output
+                    metrics.answered(output)
+                    usage = output.usage or usage
+                    finish = _openai.chunk(
+                        cid, model, created, finish=True, sources=output.sources,
+                        fallback=output.fallback,
+                    )  # fmt: skip
+                    yield _data(finish)
         if include_usage:
             yield _data(_openai.chunk(cid, model, created, usage=usage))
     except Exception as exc:
