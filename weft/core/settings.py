@@ -84,6 +84,26 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=0, description="per client; 0 = off")
     max_concurrent_runs: int = Field(default=64, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # -- what `weft serve` admits, before any work (docs/server.md, "Limits and guarantees") --
+    server_max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="the request line and headers, together"
+    )
+    server_max_headers: int = Field(default=100, ge=1, description="headers in one request")
+    server_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="to send the request line and headers"
+    )
+    server_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="to send the whole request body"
+    )
+    server_keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="an idle connection between requests"
+    )
+    server_max_connections_per_client: int = Field(
+        default=100, ge=0, description="open connections from one address; 0 = no cap"
+    )
+    server_max_question_chars: int = Field(
+        default=8000, ge=1, description="a question's length (chat, completions, graph input)"
+    )
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
