@@ -142,11 +142,15 @@ def fake_graphs() -> dict[str, CompiledGraph[Any, Any]]:
 
 
 class LiveServer:
-    """``app`` under real uvicorn on 127.0.0.1 and a free port, in a background thread."""
+    """``app`` under real uvicorn on 127.0.0.1 and a free port, in a background thread;
+    ``config`` goes to ``uvicorn.Config`` (``**uvicorn_options(settings)`` serves it as
+    ``weft serve`` does)."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, **config: Any) -> None:
         self.uvicorn = ThreadedUvicorn(
-            app, name="test server", log_level="warning", timeout_graceful_shutdown=1
+            app,
+            name="test server",
+            **{"log_level": "warning", "timeout_graceful_shutdown": 1, **config},
         )
 
     @property

@@ -7,7 +7,8 @@ a route, so a rejected request costs no graph work:
   ``Authorization: Bearer <key>``; otherwise 401.
 - :class:`RateLimitGuard`: a token bucket per client (its API key, else its IP address) on
   ``/v1/*``; an empty bucket is 429 with ``Retry-After``.
-- :class:`HeaderCountGuard`: a request with too many headers is 431, connection closed.
+- :class:`HeaderLimitGuard`: a request with too many headers, or headers too large, is 431,
+  connection closed.
 - :class:`BodyLimitGuard`: a body over the limit is 413, by ``Content-Length`` or while it is
   read (chunked uploads); a body not all read within the body timeout is 408, connection closed.
 - :class:`RunCapGuard`: at most N graph runs at once (:class:`RunSlots`). A route takes its
@@ -31,12 +32,13 @@ from weft.server._errors import ApiError, error_response
 __all__ = [
     "AuthGuard",
     "BodyLimitGuard",
-    "HeaderCountGuard",
+    "HeaderLimitGuard",
     "RateLimitGuard",
     "RunCapGuard",
     "RunSlots",
     "TokenBuckets",
     "bearer_token",
+    "head_size",
     "is_run",
     "take_run_slots",
 ]
@@ -230,25 +232,48 @@ class RateLimitGuard:
         await response(scope, receive, send)
 
 
-class HeaderCountGuard:
-    """431 for a request with more than ``max_headers`` headers; the connection is closed."""
+def head_size(scope: Scope) -> int:
+    """The bytes of the request line and headers, as the client sent them."""
+    query = scope.get("query_string", b"")
+    line = len(scope["method"]) + len(scope.get("raw_path") or b"") + len(query) + 13
+    return line + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
 
-    def __init__(self, app: ASGIApp, *, max_headers: int, reject: Reject) -> None:
+
+class HeaderLimitGuard:
+    """431 for a request with more than ``max_headers`` headers, or a request line and headers
+    over ``max_bytes``; the connection is closed.
+
+    ``weft serve`` stops reading a request line and headers once they pass ``max_bytes``
+    (:mod:`weft.server._http`), so this guard sees at most one network read more.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_headers: int, max_bytes: int, reject: Reject) -> None:
         self.app = app
         self.max_headers = max_headers
+        self.max_bytes = max_bytes
         self.reject = reject
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def problem(self, scope: Scope) -> str | None:
         count = len(scope.get("headers", ()))
-        if scope["type"] != "http" or count <= self.max_headers:
+        if count > self.max_headers:
+            return (
+                f"the request has {count} headers, more than the {self.max_headers} the server "
+                "accepts (WEFT_SERVER_MAX_HEADERS); send fewer"
+            )
+        if head_size(scope) > self.max_bytes:
+            return (
+                f"the request line and headers are larger than {self.max_bytes} bytes "
+                "(WEFT_SERVER_MAX_HEADER_BYTES); send fewer or shorter headers"
+            )
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = self.problem(scope) if scope["type"] == "http" else None
+        if problem is None:
             await self.app(scope, receive, send)
             return
         self.reject("headers")
-        message = (
-            f"the request has {count} headers, more than the {self.max_headers} the server "
-            "accepts (WEFT_SERVER_MAX_HEADERS); send fewer"
-        )
-        response = error_response(431, message, type="headers_too_large", headers=_CLOSE)
+        response = error_response(431, problem, type="headers_too_large", headers=_CLOSE)
         await response(scope, receive, send)
 
 

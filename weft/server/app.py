@@ -77,7 +77,7 @@ from weft.server._errors import (
 from weft.server._guards import (
     AuthGuard,
     BodyLimitGuard,
-    HeaderCountGuard,
+    HeaderLimitGuard,
     RateLimitGuard,
     RunCapGuard,
     RunSlots,
@@ -884,7 +884,12 @@ def create_app(
         )
     middleware += [
         Middleware(AccessMetrics, metrics=server.metrics),
-        Middleware(HeaderCountGuard, max_headers=settings.server_max_headers, reject=reject),
+        Middleware(
+            HeaderLimitGuard,
+            max_headers=settings.server_max_headers,
+            max_bytes=settings.server_max_header_bytes,
+            reject=reject,
+        ),
         # Before auth, so wrong keys are limited too (by address).
         Middleware(
             RateLimitGuard,
