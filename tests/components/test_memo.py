@@ -1,0 +1,94 @@
+"""The text memos on the question path hold a bounded number of bytes, however large and many
+the distinct texts they see: the extractive model's term and sentence memos, and the BM25
+tokenizer's word memo."""
+
+from __future__ import annotations
+
+import gc
+import random
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from weft.components import models
+from weft.components._memo import BytesMemo, size_of
+from weft.components._tokenize import Tokenizer
+
+MB = 2**20
+
+
+def texts(seed: int, count: int, words: int, *, length: int = 8, sep: str = " ") -> list[str]:
+    """``count`` distinct texts of ``words`` random words each, made cheaply."""
+    rng = random.Random(seed)
+    made = []
+    for _ in range(count):
+        letters = rng.randbytes(words * length // 2).hex()
+        made.append(sep.join(letters[i : i + length] for i in range(0, len(letters), length)))
+    return made
+
+
+def held_after(call: Callable[[str], Any], inputs: list[str]) -> int:
+    """The bytes still allocated once ``call`` has seen a fresh copy of each input: what it
+    keeps of them."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for text in inputs:
+            call(text[1:])  # a new string, allocated while traced
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_term_memo_keeps_large_distinct_questions_within_its_byte_budget() -> None:
+    models._terms.cache_clear()
+    # Texts of 2,000 words are kept until the budget is full; one of 20,000 is never kept.
+    held = held_after(models._terms, texts(7, 30, 2000, length=40) + texts(8, 1, 20_000))
+    budget = 8 * MB
+    assert held < budget + MB
+    assert isinstance(models._terms, BytesMemo)
+    assert 0 < models._terms.bytes <= budget
+    models._terms.cache_clear()
+
+
+def test_the_sentence_memo_keeps_large_distinct_texts_within_its_byte_budget() -> None:
+    models._sentences.cache_clear()
+    held = held_after(models._sentences, texts(9, 35, 1000, length=80, sep=". "))
+    budget = 4 * MB
+    assert held < budget + MB
+    assert isinstance(models._sentences, BytesMemo)
+    assert 0 < models._sentences.bytes <= budget
+    models._sentences.cache_clear()
+
+
+def test_the_tokenizer_word_memo_is_bounded_by_bytes_and_keeps_no_long_runs() -> None:
+    tokenizer = Tokenizer()
+    runs = ["z" * 100_000 + str(i) for i in range(20)]  # "words" of 100 KB, with no space
+    held = held_after(tokenizer, texts(10, 50, 1000, length=40) + runs)
+    assert held < 8 * MB + MB
+    assert tokenizer.memo_bytes <= 8 * MB
+    assert tokenizer("the glassy weaves") == ["glassy", "weave"]
+
+
+def test_a_bytes_memo_drops_the_least_recently_used_past_its_budget() -> None:
+    calls: list[str] = []
+
+    def shout(text: str) -> str:
+        calls.append(text)
+        return text.upper()
+
+    memo = BytesMemo(shout, max_bytes=16 * size_of("a" * 100, "A" * 100))
+    first, second = "a" * 100, "b" * 100
+    memo(first)
+    memo(second)
+    memo(first)  # first is now the most recently used
+    for i in range(15):
+        memo(f"{i:03}" + "c" * 97)  # the budget fills up: second goes, first stays
+    assert memo.bytes <= memo.max_bytes and len(memo) == 16
+    calls.clear()
+    memo(first)
+    memo(second)
+    assert calls == [second]
+    assert memo(first * 30) == (first * 30).upper()  # over a sixteenth of the budget: not kept
+    assert first * 30 not in memo._entries
