@@ -5,8 +5,10 @@ uvicorn's own protocol reads any number of header bytes, waits forever for a req
 keeps connections that never send one, and answers bytes that are not HTTP with a ``text/plain``
 "Invalid HTTP request received.". The protocol :func:`http_protocol` makes from the settings:
 
-- answers a request line and headers over ``WEFT_SERVER_MAX_HEADER_BYTES`` with a JSON 431 and
-  closes the connection (h11 stops reading there: ``h11_max_incomplete_event_size``);
+- stops reading a request line and headers once they pass ``WEFT_SERVER_MAX_HEADER_BYTES``
+  (h11's ``h11_max_incomplete_event_size``): a JSON 431, and the connection closed. Headers
+  that arrived whole in one read, over the limit by less than that read, get the same 431 from
+  the app's :class:`~weft.server._guards.HeaderLimitGuard`;
 - gives a request ``WEFT_SERVER_HEADER_TIMEOUT_SECONDS`` to send its request line and headers,
   from the moment the connection opens or its first byte arrives: then a JSON 408 and the
   connection closed (one that sent nothing is closed without a word);
@@ -19,7 +21,8 @@ keeps connections that never send one, and answers bytes that are not HTTP with 
 
 h11, not httptools, so that the header size limit holds whichever uvicorn extras are installed
 (httptools reads headers of any size). The header count, the body-read timeout and the size of
-the body are the app's guards (:mod:`weft.server._guards`), which hold under any ASGI server.
+the body are the app's guards (:mod:`weft.server._guards`), which hold under any ASGI server;
+the limits here hold where uvicorn runs with :func:`uvicorn_options`, as ``weft serve`` does.
 """
 
 from __future__ import annotations
