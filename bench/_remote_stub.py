@@ -1,10 +1,11 @@
 """A real weft server whose chat graph stands in for a remote model: it spends no CPU.
 
 ``python -m bench._remote_stub`` serves one graph, ``remote``, on a free port with the same
-app, middleware, guards, tracing and HTTP protocol (h11, with its limits) as ``weft serve``. Its only node waits ``--ttft`` seconds
-(the model's time to first token, as a remote API would take it) and then streams ``--tokens``
-tokens ``--gap`` seconds apart. Whatever a client sees beyond that wait is what the server
-adds: HTTP, validation, guards, the graph runtime, tracing and SSE framing.
+app, middleware, guards, tracing and HTTP protocol (h11, with its limits) as ``weft serve``. Its
+only node waits ``--ttft`` seconds (the model's time to first token, as a remote API would take
+it) and then streams ``--tokens`` tokens ``--gap`` seconds apart. Whatever a client sees beyond
+that wait is what the server adds: HTTP, validation, guards, the graph runtime, tracing and SSE
+framing.
 
 ``--bare`` serves the same stand-in from the plainest Starlette app instead, the peer: one route
 that reads the JSON body and streams the model's tokens as the same SSE events through
@@ -29,7 +30,7 @@ import uvicorn
 
 from weft import END, START, Graph
 from weft.core.settings import Settings
-from weft.server._http import uvicorn_options
+from weft.server import uvicorn_options
 from weft.server.app import create_app
 
 

@@ -17,8 +17,7 @@ import pytest
 
 from tests.server.conftest import FakeChat, LiveServer, ServeProcess, fake_graphs
 from weft.core.settings import Settings
-from weft.server import create_app
-from weft.server._http import uvicorn_options
+from weft.server import create_app, uvicorn_options
 
 pytestmark = pytest.mark.server
 
