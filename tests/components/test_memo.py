@@ -10,6 +10,8 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from weft.components import models
 from weft.components._memo import BytesMemo, size_of
 from weft.components._tokenize import Tokenizer
@@ -41,25 +43,24 @@ def held_after(call: Callable[[str], Any], inputs: list[str]) -> int:
         tracemalloc.stop()
 
 
-def test_the_term_memo_keeps_large_distinct_questions_within_its_byte_budget() -> None:
-    models._terms.cache_clear()
-    # Texts of 2,000 words are kept until the budget is full; one of 20,000 is never kept.
-    held = held_after(models._terms, texts(7, 30, 2000, length=40) + texts(8, 1, 20_000))
-    budget = 8 * MB
+@pytest.mark.parametrize(
+    ("name", "budget", "inputs"),
+    [
+        # Texts of 2,000 words are kept until the budget is full; one of 20,000 is never kept.
+        ("_terms", 8 * MB, lambda: texts(7, 30, 2000, length=40) + texts(8, 1, 20_000)),
+        ("_sentences", 4 * MB, lambda: texts(9, 35, 1000, length=80, sep=". ")),
+    ],
+)
+def test_the_extractive_models_memos_keep_large_distinct_texts_within_their_budget(
+    name: str, budget: int, inputs: Callable[[], list[str]]
+) -> None:
+    memo = getattr(models, name)
+    memo.cache_clear()
+    held = held_after(memo, inputs())
     assert held < budget + MB
-    assert isinstance(models._terms, BytesMemo)
-    assert 0 < models._terms.bytes <= budget
-    models._terms.cache_clear()
-
-
-def test_the_sentence_memo_keeps_large_distinct_texts_within_its_byte_budget() -> None:
-    models._sentences.cache_clear()
-    held = held_after(models._sentences, texts(9, 35, 1000, length=80, sep=". "))
-    budget = 4 * MB
-    assert held < budget + MB
-    assert isinstance(models._sentences, BytesMemo)
-    assert 0 < models._sentences.bytes <= budget
-    models._sentences.cache_clear()
+    assert isinstance(memo, BytesMemo)
+    assert 0 < memo.bytes <= budget
+    memo.cache_clear()
 
 
 def test_the_tokenizer_word_memo_is_bounded_by_bytes_and_keeps_no_long_runs() -> None:
