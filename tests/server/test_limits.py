@@ -4,24 +4,28 @@ requests with a whole, valid body take."""
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.server.conftest import FakeChat, LiveServer, ServeProcess, fake_graphs
+from tests.server.conftest import (
+    JSON,
+    FakeChat,
+    LiveServer,
+    closes,
+    connect,
+    fake_graphs,
+    read_response,
+)
 from weft.core.settings import Settings
 from weft.server import create_app, uvicorn_options
 
 pytestmark = pytest.mark.server
-
-JSON = "application/json"
 
 
 @contextmanager
@@ -31,45 +35,6 @@ def serve(**settings: Any) -> Iterator[tuple[LiveServer, Any]]:
     app = create_app(config, graphs=fake_graphs(), chat=FakeChat(), tracing=False)
     with LiveServer(app, **uvicorn_options(config)) as server:
         yield server, app
-
-
-def connect(url: str, timeout: float = 5.0) -> socket.socket:
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=timeout)
-    return sock
-
-
-def read_response(sock: socket.socket) -> tuple[int, dict[str, Any], bool]:
-    """The status and JSON body of the response on ``sock``, and whether the server then
-    closed the connection; ``socket.timeout`` if neither comes within the socket's timeout."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed without a response; got {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    length = int(headers["content-length"])
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    assert headers["content-type"] == JSON, data
-    closed = closes(sock)
-    return int(lines[0].split()[1]), json.loads(body[:length]), closed
-
-
-def closes(sock: socket.socket) -> bool:
-    """Whether the server closes ``sock`` (rather than leaving it open until the timeout)."""
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
 
 
 def stall_body(url: str, path: str) -> socket.socket:
@@ -249,29 +214,3 @@ def test_a_question_over_the_limit_is_a_422_naming_the_setting() -> None:
         fits = http.post("/v1/graphs/words/invoke", json={"input": "why " * 25})
         assert fits.status_code == 200
         assert app.state.weft.slots.active == 0
-
-
-# -- weft serve -----------------------------------------------------------------------------------
-
-
-def test_weft_serve_applies_the_limits_from_its_settings(tmp_path: Path) -> None:
-    env = {
-        "WEFT_SERVER_HEADER_TIMEOUT_SECONDS": "1",
-        "WEFT_SERVER_MAX_HEADER_BYTES": "2048",
-        "WEFT_SERVER_MAX_HEADERS": "30",
-        "WEFT_SERVER_MAX_CONNECTIONS_PER_CLIENT": "4",
-    }
-    with ServeProcess(tmp_path / "data", **env) as weft, ExitStack() as stack:
-        big = stack.enter_context(connect(weft.url))
-        big.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"a" * 4000 + b"\r\n\r\n")
-        assert read_response(big)[0] == 431
-        slow = stack.enter_context(connect(weft.url))
-        slow.sendall(b"GET /healthz HTTP/1.1\r\n")
-        assert read_response(slow)[0] == 408
-        with httpx.Client(timeout=10) as http:
-            many = {f"X-Loom-{i}": "jacquard" for i in range(40)}
-            assert http.get(weft.url + "/healthz", headers=many).status_code == 431
-        for _ in range(4):
-            stack.enter_context(connect(weft.url))
-        time.sleep(0.1)  # accepted, and well within the header timeout
-        assert read_response(stack.enter_context(connect(weft.url)))[0] == 429
