@@ -21,7 +21,7 @@ _TOKEN_RE = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 # The word memo is bounded by bytes, so neither a long-running ingest of unbounded vocabulary
 # nor queries of long distinct "words" (runs of letters with no space) can grow it for ever;
 # runs longer than _MEMO_WORD are no words worth keeping.
-_MEMO_BYTES = 8 * 2**20
+_MEMO_BYTES = 4 * 2**20
 _MEMO_WORD = 64
 
 

@@ -412,7 +412,7 @@ def _stem(word: str) -> str:
     return word
 
 
-@memo_by_bytes(8 * 2**20)
+@memo_by_bytes(4 * 2**20)
 def _terms(text: str) -> frozenset[str]:
     # Cached: a knowledge base's sentences come back in answer after answer. By bytes, so that
     # large distinct questions cannot grow it without bound.
@@ -429,7 +429,7 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(terms)
 
 
-@memo_by_bytes(4 * 2**20)
+@memo_by_bytes(2 * 2**20)
 def _sentences(text: str) -> tuple[str, ...]:
     # Cached like _terms: the same knowledge-base chunks are split answer after answer.
     return tuple(s.strip() for s in _SENTENCE_BREAK.split(text) if s and s.strip())
