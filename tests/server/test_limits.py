@@ -161,6 +161,20 @@ def test_idle_connections_are_closed_before_and_between_requests() -> None:
         kept.close()
 
 
+def test_a_body_the_app_answered_without_reading_gets_the_body_timeout() -> None:
+    settings = {"server_body_timeout_seconds": 1.0, "server_keep_alive_seconds": 0.5}
+    with serve(**settings) as (server, _), connect(server.url) as sock:
+        head = b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n"
+        sock.sendall(head + b"lace")
+        assert b"405 Method Not Allowed" in sock.recv(65536)
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            for _ in range(50):  # a byte every 0.2 s, each sooner than the keep-alive time
+                sock.sendall(b"x")
+                time.sleep(0.2)
+        assert time.monotonic() - started < 4
+
+
 # -- connections per client -----------------------------------------------------------------------
 
 

@@ -13,7 +13,8 @@ keeps connections that never send one, and answers bytes that are not HTTP with 
   from the moment the connection opens or its first byte arrives: then a JSON 408 and the
   connection closed (one that sent nothing is closed without a word);
 - closes a connection idle between requests after ``WEFT_SERVER_KEEP_ALIVE_SECONDS``
-  (uvicorn's ``timeout_keep_alive``);
+  (uvicorn's ``timeout_keep_alive``), and one still sending a body that the app answered without
+  reading (a 401, a 405) ``WEFT_SERVER_BODY_TIMEOUT_SECONDS`` after the answer;
 - accepts at most ``WEFT_SERVER_MAX_CONNECTIONS_PER_CLIENT`` open connections from one address:
   one more gets a JSON 429 and is closed;
 - answers every other request it cannot parse with a JSON 400, in OpenAI's error shape
@@ -81,9 +82,11 @@ class JsonHTTPProtocol(H11Protocol):
 
     max_header_bytes: int = Settings.model_fields["server_max_header_bytes"].default
     header_timeout: float = Settings.model_fields["server_header_timeout_seconds"].default
+    body_timeout: float = Settings.model_fields["server_body_timeout_seconds"].default
     max_connections_per_client: int = 0
 
     _head_timer: asyncio.TimerHandle | None = None
+    _drain_timer: asyncio.TimerHandle | None = None
     _head_started = False
     _counted: str | None = None
 
@@ -107,6 +110,8 @@ class JsonHTTPProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
         if self._counted is not None:
             clients = _CLIENTS.get(self.server_state)
             if clients is not None:
@@ -124,6 +129,22 @@ class JsonHTTPProtocol(H11Protocol):
         if self.conn.their_state is not h11.IDLE:  # the request line and headers are in
             self._stop_head_timer()
             self._head_started = False
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
+            # Answered before the body was read: uvicorn reads the rest and drops it, and each
+            # byte that comes resets its keep-alive timer, so the body gets a deadline here.
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
+            self._drain_timer = self.loop.call_later(
+                self.body_timeout, self._drain_timed_out, self.cycle
+            )
+
+    def _drain_timed_out(self, cycle: object) -> None:
+        self._drain_timer = None
+        if self.cycle is cycle and self.conn.their_state is h11.SEND_BODY:
+            self.transport.close()
 
     def _await_head(self) -> None:
         self._stop_head_timer()
@@ -170,6 +191,7 @@ def http_protocol(settings: Settings) -> type[JsonHTTPProtocol]:
     class Protocol(JsonHTTPProtocol):
         max_header_bytes = settings.server_max_header_bytes
         header_timeout = settings.server_header_timeout_seconds
+        body_timeout = settings.server_body_timeout_seconds
         max_connections_per_client = settings.server_max_connections_per_client
 
     return Protocol
