@@ -199,9 +199,12 @@ def http_protocol(settings: Settings) -> type[JsonHTTPProtocol]:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The ``uvicorn.Config`` arguments that apply the connection limits of ``settings``:
-    ``http=``, ``h11_max_incomplete_event_size=`` and ``timeout_keep_alive=``."""
+    ``http=``, ``h11_max_incomplete_event_size=`` and ``timeout_keep_alive=``; and ``ws="none"``,
+    since the server has no WebSocket routes (an upgraded connection would leave this protocol
+    and its count of connections per client)."""
     return {
         "http": http_protocol(settings),
+        "ws": "none",
         "h11_max_incomplete_event_size": settings.server_max_header_bytes,
         "timeout_keep_alive": settings.server_keep_alive_seconds,
     }

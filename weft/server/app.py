@@ -597,9 +597,9 @@ def _routes(server: _Server) -> list[Route | Mount]:
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
         server.check_question(value, "input")
+        config = _run_config(graph, value, body.session_id)
+        take_run_slots(request.scope)
         try:
-            config = _run_config(graph, value, body.session_id)
-            take_run_slots(request.scope)
             output = await _unless_gone(request, graph.ainvoke(value, config))
         except Exception as exc:
             api = from_exception(exc)
