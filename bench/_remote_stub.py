@@ -1,10 +1,11 @@
 """A real weft server whose chat graph stands in for a remote model: it spends no CPU.
 
 ``python -m bench._remote_stub`` serves one graph, ``remote``, on a free port with the same
-app, middleware, guards and tracing as ``weft serve``. Its only node waits ``--ttft`` seconds
-(the model's time to first token, as a remote API would take it) and then streams ``--tokens``
-tokens ``--gap`` seconds apart. Whatever a client sees beyond that wait is what the server
-adds: HTTP, validation, guards, the graph runtime, tracing and SSE framing.
+app, middleware, guards, tracing and HTTP protocol (h11, with its limits) as ``weft serve``. Its
+only node waits ``--ttft`` seconds (the model's time to first token, as a remote API would take
+it) and then streams ``--tokens`` tokens ``--gap`` seconds apart. Whatever a client sees beyond
+that wait is what the server adds: HTTP, validation, guards, the graph runtime, tracing and SSE
+framing.
 
 ``--bare`` serves the same stand-in from the plainest Starlette app instead, the peer: one route
 that reads the JSON body and streams the model's tokens as the same SSE events through
@@ -29,6 +30,7 @@ import uvicorn
 
 from weft import END, START, Graph
 from weft.core.settings import Settings
+from weft.server import uvicorn_options
 from weft.server.app import create_app
 
 
@@ -92,7 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bare", action="store_true", help="serve from a bare Starlette app")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="weft-remote-stub-") as tmp:
-        settings = Settings(data_dir=tmp, rate_limit_per_minute=0, max_concurrent_runs=1000)
+        settings = Settings(
+            data_dir=tmp,
+            rate_limit_per_minute=0,
+            max_concurrent_runs=1000,
+            server_max_connections_per_client=0,
+        )
         app = (
             bare_app(args.ttft, args.tokens, args.gap)
             if args.bare
@@ -109,7 +116,12 @@ def main(argv: list[str] | None = None) -> None:
             gc.freeze()  # as weft serve does once it has started
         sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
         port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
+        # The weft stand-in is admitted as weft serve admits requests; the bare peer as plain
+        # uvicorn does.
+        limits = {} if args.bare else uvicorn_options(settings)
+        config = uvicorn.Config(
+            app, **limits, log_level="warning", access_log=False, server_header=False
+        )
         print(f"open http://127.0.0.1:{port}/ to chat", flush=True)
         uvicorn.Server(config).run(sockets=[sock])
     sys.exit(0)

@@ -93,6 +93,7 @@ class Server:
             "PYTHONUNBUFFERED": "1",
             "WEFT_RATE_LIMIT_PER_MINUTE": "0",
             "WEFT_MAX_CONCURRENT_RUNS": "1000",
+            "WEFT_SERVER_MAX_CONNECTIONS_PER_CLIENT": "0",  # every stream comes from here
         }
         serve = ["-m", "weft.cli", "serve", "--port", "0", "--data-dir", str(data_dir)]
         self.proc = subprocess.Popen(

@@ -6,13 +6,17 @@
   and one whose node raises.
 - :class:`LiveServer` runs an app under real uvicorn on 127.0.0.1 and a free port, in a thread.
 - :class:`ServeProcess` runs ``weft serve`` as a subprocess against a data directory.
+- :func:`connect` opens a raw connection; :func:`read_response` reads a JSON response from it,
+  and :func:`closes` tells whether the server then closed it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -47,6 +51,7 @@ SOURCES = [
     SourceRef(index=1, id="compiling", title="Compiling", source="kb/compile.md", snippet="..."),
     SourceRef(index=2, id="streaming", title="Streaming", source="kb/stream.md", snippet="..."),
 ]
+JSON = "application/json"
 USAGE = {"input_tokens": 12, "output_tokens": 5, "total_tokens": 17, "estimated": True}
 
 
@@ -142,11 +147,15 @@ def fake_graphs() -> dict[str, CompiledGraph[Any, Any]]:
 
 
 class LiveServer:
-    """``app`` under real uvicorn on 127.0.0.1 and a free port, in a background thread."""
+    """``app`` under real uvicorn on 127.0.0.1 and a free port, in a background thread;
+    ``config`` goes to ``uvicorn.Config`` (``**uvicorn_options(settings)`` serves it as
+    ``weft serve`` does)."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, **config: Any) -> None:
         self.uvicorn = ThreadedUvicorn(
-            app, name="test server", log_level="warning", timeout_graceful_shutdown=1
+            app,
+            name="test server",
+            **{"log_level": "warning", "timeout_graceful_shutdown": 1, **config},
         )
 
     @property
@@ -260,6 +269,45 @@ class ServeProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def connect(url: str, timeout: float = 5.0) -> socket.socket:
+    """A raw TCP connection to the server at ``url``."""
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, Any], bool]:
+    """The status and JSON body of the response on ``sock``, and whether the server then
+    closed the connection; ``socket.timeout`` if neither comes within the socket's timeout."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed without a response; got {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers["content-length"])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    assert headers["content-type"] == JSON, data
+    closed = closes(sock)
+    return int(lines[0].split()[1]), json.loads(body[:length]), closed
+
+
+def closes(sock: socket.socket) -> bool:
+    """Whether the server closes ``sock`` (rather than leaving it open until the timeout)."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
 
 
 @pytest.fixture

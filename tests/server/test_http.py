@@ -1,7 +1,8 @@
 """The server over real HTTP: uvicorn on 127.0.0.1 and a free port, httpx and the openai client.
 
 Most tests serve fake graphs and a fake chat streamer in a thread; the restart test runs
-``weft serve`` twice, as processes, with the real RAG graph over the bundled knowledge base.
+``weft serve`` twice, as processes, with the real RAG graph over the bundled knowledge base, and
+the tests of what ``weft serve`` admits share one process with small limits.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,9 @@ from tests.server.conftest import (
     FakeChat,
     LiveServer,
     ServeProcess,
+    connect,
     fake_graphs,
+    read_response,
     read_sse,
 )
 from weft.core.settings import Settings
@@ -348,13 +352,46 @@ NOT_HTTP = {
 }
 
 
-def test_weft_serve_answers_requests_that_are_not_http_with_a_json_400(tmp_path: Path) -> None:
-    with ServeProcess(tmp_path / "data") as server:
-        for what, raw in NOT_HTTP.items():
-            response = _raw_exchange(server.url, raw)
-            error = assert_json_error(response, 400)
-            assert "could not be read as HTTP/1.1" in error["message"], what
-            assert error["type"] == "bad_request"
-            assert response.headers["connection"] == "close"
-        # the server goes on serving
-        assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+@pytest.fixture(scope="module")
+def weft_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One ``weft serve``, with small limits, for the tests of what it admits."""
+    env = {
+        "WEFT_SERVER_HEADER_TIMEOUT_SECONDS": "1",
+        "WEFT_SERVER_MAX_HEADER_BYTES": "2048",
+        "WEFT_SERVER_MAX_HEADERS": "30",
+        "WEFT_SERVER_MAX_CONNECTIONS_PER_CLIENT": "4",
+    }
+    with ServeProcess(tmp_path_factory.mktemp("serve") / "data", **env) as server:
+        yield server
+
+
+def test_weft_serve_answers_requests_that_are_not_http_with_a_json_400(
+    weft_serve: ServeProcess,
+) -> None:
+    for what, raw in NOT_HTTP.items():
+        response = _raw_exchange(weft_serve.url, raw)
+        error = assert_json_error(response, 400)
+        assert "could not be read as HTTP/1.1" in error["message"], what
+        assert error["type"] == "bad_request"
+        assert response.headers["connection"] == "close"
+    # the server goes on serving
+    assert httpx.get(weft_serve.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_weft_serve_applies_the_limits_from_its_settings(weft_serve: ServeProcess) -> None:
+    """The limits' settings reach the protocol that ``weft serve`` gives uvicorn."""
+    url = weft_serve.url
+    with ExitStack() as stack:
+        big = stack.enter_context(connect(url))
+        big.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"a" * 4000 + b"\r\n\r\n")
+        assert read_response(big)[0] == 431
+        slow = stack.enter_context(connect(url))
+        slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+        assert read_response(slow)[0] == 408
+        with httpx.Client(timeout=10) as http:
+            many = {f"X-Loom-{i}": "jacquard" for i in range(40)}
+            assert http.get(url + "/healthz", headers=many).status_code == 431
+        for _ in range(4):
+            stack.enter_context(connect(url))
+        time.sleep(0.1)  # accepted, and well within the header timeout
+        assert read_response(stack.enter_context(connect(url)))[0] == 429

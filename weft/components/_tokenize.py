@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 
 from bm25s.stopwords import STOPWORDS_EN
@@ -17,8 +18,16 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(STOPWORDS_EN)
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN_RE = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 
-# Bounded so a long-running ingest of unbounded vocabulary cannot grow the memo forever.
-_MEMO_LIMIT = 500_000
+# The word memo is bounded by bytes, so neither a long-running ingest of unbounded vocabulary
+# nor queries of long distinct "words" (runs of letters with no space) can grow it for ever;
+# runs longer than _MEMO_WORD are no words worth keeping.
+_MEMO_BYTES = 4 * 2**20
+_MEMO_WORD = 64
+
+
+def _entry_size(word: str) -> int:
+    # The key, a value at most as large, and the dict's slot for them.
+    return 2 * sys.getsizeof(word) + 24
 
 
 def s_stem(word: str) -> str:
@@ -59,6 +68,7 @@ class Tokenizer:
         self.stem = stem
         # Word → token (or None for a stopword); natural text repeats words a lot.
         self._memo: dict[str, str | None] = {}
+        self.memo_bytes = 0
 
     def _word(self, raw: str) -> str | None:
         token = self._memo.get(raw, "")
@@ -68,9 +78,13 @@ class Tokenizer:
         result: str | None = None
         if word not in self.stopwords:
             result = s_stem(word) if self.stem else word
-        if len(self._memo) >= _MEMO_LIMIT:
-            self._memo.clear()
-        self._memo[raw] = result
+        if len(raw) <= _MEMO_WORD:
+            size = _entry_size(raw)
+            if self.memo_bytes + size > _MEMO_BYTES:
+                self._memo.clear()
+                self.memo_bytes = 0
+            self._memo[raw] = result
+            self.memo_bytes += size
         return result
 
     def __call__(self, text: str) -> list[str]:

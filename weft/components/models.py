@@ -19,7 +19,6 @@ per line; a short prefix ending in ``": "`` is the source's title::
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -39,6 +38,7 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_openai import ChatOpenAI
 from pydantic import ConfigDict, Field
 
+from weft.components._memo import memo_by_bytes
 from weft.components.tokens import count_tokens
 from weft.core.errors import (
     AuthenticationError,
@@ -412,9 +412,10 @@ def _stem(word: str) -> str:
     return word
 
 
-@functools.lru_cache(maxsize=65536)
+@memo_by_bytes(4 * 2**20)
 def _terms(text: str) -> frozenset[str]:
-    # Cached: a knowledge base's sentences come back in answer after answer.
+    # Cached: a knowledge base's sentences come back in answer after answer. By bytes, so that
+    # large distinct questions cannot grow it without bound.
     terms: set[str] = set()
     for run in _TERM.findall(text.lower()):
         if "\u3040" <= run[0] <= "\ufaff":
@@ -428,7 +429,7 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(terms)
 
 
-@functools.lru_cache(maxsize=4096)
+@memo_by_bytes(2 * 2**20)
 def _sentences(text: str) -> tuple[str, ...]:
     # Cached like _terms: the same knowledge-base chunks are split answer after answer.
     return tuple(s.strip() for s in _SENTENCE_BREAK.split(text) if s and s.strip())

@@ -109,6 +109,26 @@ class Settings(BaseSettings):
     model_fallback: bool = Field(
         default=True, description="answer with the offline extractive model when the call fails"
     )
+    # -- what `weft serve` admits, before any work (docs/server.md, "Limits and guarantees") --
+    server_max_header_bytes: int = Field(
+        default=16_384, ge=1024, description="the request line and headers, together"
+    )
+    server_max_headers: int = Field(default=100, ge=1, description="headers in one request")
+    server_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="to send the request line and headers"
+    )
+    server_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="to send the whole request body"
+    )
+    server_keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="an idle connection between requests"
+    )
+    server_max_connections_per_client: int = Field(
+        default=100, ge=0, description="open connections from one address; 0 = no cap"
+    )
+    server_max_question_chars: int = Field(
+        default=8000, ge=1, description="a question's length (chat, completions, graph input)"
+    )
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

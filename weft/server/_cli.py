@@ -3,7 +3,9 @@
 ``weft serve [--host HOST] [--port PORT] [--data-dir DIR] [--trace]`` ingests the bundled
 knowledge base on first start, prints the URL to open, and serves the chat page and the API. A
 port it cannot listen on, a data directory that is a file, or damaged stored data end it with
-exit code 2 and one line on stderr, as every weft command.
+exit code 2 and one line on stderr, as every weft command. What it admits (header size and
+count, header, body and keep-alive timeouts, connections per client) comes from the
+``WEFT_SERVER_*`` settings, through :func:`weft.server._http.uvicorn_options`.
 """
 
 from __future__ import annotations
@@ -150,11 +152,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     except BaseException:
         sock.close()
         raise
-    from weft.server._http import JsonHTTPProtocol
+    from weft.server._http import uvicorn_options
 
     config = uvicorn.Config(
         app,
-        http=JsonHTTPProtocol,
+        **uvicorn_options(settings),
         log_level="warning",
         access_log=args.access_log,
         timeout_graceful_shutdown=5,

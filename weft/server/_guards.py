@@ -1,4 +1,4 @@
-"""The server's guards, as plain ASGI middleware: API keys, rate limit, body size, run cap.
+"""The server's guards, as plain ASGI middleware: API keys, rate limit, headers, body, run cap.
 
 Each answers with the JSON error shape of :mod:`weft.server._errors` before the request reaches
 a route, so a rejected request costs no graph work:
@@ -7,14 +7,18 @@ a route, so a rejected request costs no graph work:
   ``Authorization: Bearer <key>``; otherwise 401.
 - :class:`RateLimitGuard`: a token bucket per client (its API key, else its IP address) on
   ``/v1/*``; an empty bucket is 429 with ``Retry-After``.
+- :class:`HeaderLimitGuard`: a request with too many headers, or headers too large, is 431,
+  connection closed.
 - :class:`BodyLimitGuard`: a body over the limit is 413, by ``Content-Length`` or while it is
-  read (chunked uploads).
-- :class:`RunCapGuard`: at most N graph runs at once (:class:`RunSlots`); one more is 503 with
-  ``Retry-After``.
+  read (chunked uploads); a body not all read within the body timeout is 408, connection closed.
+- :class:`RunCapGuard`: at most N graph runs at once (:class:`RunSlots`). A route takes its
+  slot with :func:`take_run_slots` once it has read and validated the body, so a client that is
+  slow to send one holds no slot; one run more than the cap is 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import math
 import time
@@ -28,16 +32,22 @@ from weft.server._errors import ApiError, error_response
 __all__ = [
     "AuthGuard",
     "BodyLimitGuard",
+    "HeaderLimitGuard",
     "RateLimitGuard",
     "RunCapGuard",
     "RunSlots",
     "TokenBuckets",
     "bearer_token",
+    "head_size",
     "is_run",
+    "take_run_slots",
 ]
 
 Reject = Callable[[str], None]
-"""Called with the reason ("auth", "rate_limit", "body_size", "concurrency") of a rejection."""
+"""Called with the reason ("auth", "rate_limit", "headers", "body_size", "body_timeout",
+"concurrency") of a rejection."""
+
+_CLOSE = {"Connection": "close"}
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -222,17 +232,87 @@ class RateLimitGuard:
         await response(scope, receive, send)
 
 
-class BodyLimitGuard:
-    """413 for a body over ``max_bytes``: at once by ``Content-Length``, or while it is read."""
+def head_size(scope: Scope) -> int:
+    """The bytes of the request line and headers, as the client sent them."""
+    query = scope.get("query_string", b"")
+    line = len(scope["method"]) + len(scope.get("raw_path") or b"") + len(query) + 13
+    return line + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, reject: Reject) -> None:
+
+class HeaderLimitGuard:
+    """431 for a request with more than ``max_headers`` headers, or a request line and headers
+    over ``max_bytes``; the connection is closed.
+
+    ``weft serve`` stops reading a request line and headers once they pass ``max_bytes``
+    (:mod:`weft.server._http`), so this guard sees at most one network read more.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_headers: int, max_bytes: int, reject: Reject) -> None:
         self.app = app
+        self.max_headers = max_headers
         self.max_bytes = max_bytes
         self.reject = reject
+
+    def problem(self, scope: Scope) -> str | None:
+        count = len(scope.get("headers", ()))
+        if count > self.max_headers:
+            return (
+                f"the request has {count} headers, more than the {self.max_headers} the server "
+                "accepts (WEFT_SERVER_MAX_HEADERS); send fewer"
+            )
+        if head_size(scope) > self.max_bytes:
+            return (
+                f"the request line and headers are larger than {self.max_bytes} bytes "
+                "(WEFT_SERVER_MAX_HEADER_BYTES); send fewer or shorter headers"
+            )
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = self.problem(scope) if scope["type"] == "http" else None
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        self.reject("headers")
+        response = error_response(431, problem, type="headers_too_large", headers=_CLOSE)
+        await response(scope, receive, send)
+
+
+class BodyLimitGuard:
+    """413 for a body over ``max_bytes``: at once by ``Content-Length``, or while it is read.
+    408 for a body not all read ``timeout`` seconds after the headers (None: no limit).
+
+    Either is raised from ``receive`` inside the route, whose handler answers it; the 408
+    closes the connection, so the rest of the body is never waited for.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        reject: Reject,
+        timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.reject = reject
+        self.clock = clock
 
     def _too_large(self) -> ApiError:
         self.reject("body_size")
         return ApiError(413, f"the request body is larger than {self.max_bytes} bytes")
+
+    def _too_slow(self) -> ApiError:
+        self.reject("body_timeout")
+        return ApiError(
+            408,
+            f"the request body did not arrive within {self.timeout:g} s "
+            "(WEFT_SERVER_BODY_TIMEOUT_SECONDS); send it at once",
+            type="request_timeout",
+            headers=_CLOSE,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -244,10 +324,19 @@ class BodyLimitGuard:
             await error_response(413, err.message)(scope, receive, send)
             return
         seen = 0
+        deadline = None if self.timeout is None else self.clock() + self.timeout
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline
+            if deadline is None:  # no timeout, or the body is all in
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), deadline - self.clock())
+                except asyncio.TimeoutError:
+                    raise self._too_slow() from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                deadline = None  # later calls wait for the disconnect, with no deadline
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
@@ -297,12 +386,52 @@ class RunSlots:
         )
 
 
-class RunCapGuard:
-    """503 with ``Retry-After`` when every run slot is taken.
+_HELD = "weft.run_slots"  # scope key: the run slots a request holds
 
-    The slot is held until the response is finished, so a stream holds it while it streams,
-    and gives it back when the client goes away. A route that runs more than one graph at once
-    (a batch) takes the extra slots from the same :class:`RunSlots`.
+
+class _Held:
+    """The run slots one request holds, given back when its response is finished."""
+
+    def __init__(self, slots: RunSlots, reject: Reject) -> None:
+        self.slots = slots
+        self.reject = reject
+        self.count = 0
+
+    def take(self, n: int, what: str) -> None:
+        if not self.slots.take(n):
+            self.reject("concurrency")
+            raise self.slots.busy(what)
+        self.count += n
+
+    def give_back(self) -> None:
+        if self.count:
+            self.slots.give_back(self.count)
+            self.count = 0
+
+
+def take_run_slots(scope: Scope, n: int = 1, *, what: str = "one more") -> None:
+    """Take ``n`` run slots for the request of ``scope``, until its response is finished.
+
+    A route calls this once the body is read and validated, right before the run.
+
+    Raises:
+        ApiError: 503 with ``Retry-After`` when fewer than ``n`` slots are free; ``what`` says
+            what would go over the limit ("one more", "3 runs at once (a batch...)").
+    """
+    held = scope.get(_HELD)
+    if not isinstance(held, _Held):
+        raise RuntimeError(
+            "a graph run outside RunCapGuard: only a request to a run route holds run slots"
+        )
+    held.take(n, what)
+
+
+class RunCapGuard:
+    """Gives back, once the response is finished, the run slots the request's route took with
+    :func:`take_run_slots`.
+
+    So a stream holds its slot while it streams, and gives it back when the client goes away. A
+    route that runs more than one graph at once (a batch) takes a slot for each.
     """
 
     def __init__(self, app: ASGIApp, *, slots: RunSlots, reject: Reject) -> None:
@@ -314,12 +443,8 @@ class RunCapGuard:
         if scope["type"] != "http" or not is_run(scope):
             await self.app(scope, receive, send)
             return
-        if not self.slots.take():
-            self.reject("concurrency")
-            err = self.slots.busy("one more")
-            await error_response(503, err.message, headers=err.headers)(scope, receive, send)
-            return
+        held = scope[_HELD] = _Held(self.slots, self.reject)
         try:
             await self.app(scope, receive, send)
         finally:
-            self.slots.give_back()
+            held.give_back()

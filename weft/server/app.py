@@ -74,7 +74,15 @@ from weft.server._errors import (
     invalid,
     validation_error,
 )
-from weft.server._guards import AuthGuard, BodyLimitGuard, RateLimitGuard, RunCapGuard, RunSlots
+from weft.server._guards import (
+    AuthGuard,
+    BodyLimitGuard,
+    HeaderLimitGuard,
+    RateLimitGuard,
+    RunCapGuard,
+    RunSlots,
+    take_run_slots,
+)
 from weft.server._metrics import AccessMetrics, ServerMetrics
 from weft.server._sessions import OWNER_HEADER, SessionOwners, valid_key
 from weft.server._sources import SourcePaths, common_root, knowledge_base_sources
@@ -383,6 +391,20 @@ class _Server:
         except pydantic.ValidationError as exc:
             raise validation_error(exc, loc, what="graph input") from None
 
+    def check_question(self, value: Any, where: str) -> None:
+        """422 for a question over ``WEFT_SERVER_MAX_QUESTION_CHARS``: a chat input's question,
+        or a graph's string input (every string a weft graph takes is a question)."""
+        question, field = value, where
+        if isinstance(value, ChatInput):
+            question, field = value.question, f"{where}.question" if where else "question"
+        limit = self.settings.server_max_question_chars
+        if isinstance(question, str) and len(question) > limit:
+            message = (
+                f"the question is {len(question)} characters long, more than the {limit} the "
+                "server accepts (WEFT_SERVER_MAX_QUESTION_CHARS); ask a shorter one"
+            )
+            raise invalid("request body", [{"field": field, "message": message}])
+
 
 def _answers(graph: CompiledGraph[Any, Any]) -> bool:
     """Whether chat can use ``graph``: it takes a ChatInput, or a question as a string and
@@ -591,8 +613,10 @@ def _routes(server: _Server) -> list[Route | Mount]:
 
     async def chat(request: Request) -> Response:
         chat_input = ChatInput.model_validate(dict(await _body(request, ChatRequest)))
+        server.check_question(chat_input, "")
         graph = server.chat_graph(request.query_params.get("graph"))
         issued = await bind(request, graph, _session_of(graph, chat_input, None))
+        take_run_slots(request.scope)
         arrived: float = request.scope.get(_T0, time.perf_counter())
         return _owned(_event_stream(server, _chat_sse(server, graph, chat_input, arrived)), issued)
 
@@ -610,7 +634,9 @@ def _routes(server: _Server) -> list[Route | Mount]:
                 "the last message must be the user's question",
                 fields=[{"field": str(exc), "message": "expected role 'user'"}],
             ) from None
+        server.check_question(chat_input.question, f"messages.{len(body.messages) - 1}.content")
         graph = server.chat_graph(body.model if body.model in server.all_graphs() else None)
+        take_run_slots(request.scope)
         events = server.chat_events(graph, chat_input)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -635,8 +661,10 @@ def _routes(server: _Server) -> list[Route | Mount]:
         graph = server.graph(name)
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
+        server.check_question(value, "input")
         config = _run_config(graph, value, body.session_id)
         issued = await bind(request, graph, _session_of(graph, value, body.session_id))
+        take_run_slots(request.scope)
         try:
             output = await _unless_gone(request, graph.ainvoke(value, config))
         except Exception as exc:
@@ -651,8 +679,10 @@ def _routes(server: _Server) -> list[Route | Mount]:
         graph = server.graph(name)
         body: InvokeRequest = await _body(request, InvokeRequest)
         value = server.validate_input(name, graph, body.input, ("input",))
+        server.check_question(value, "input")
         config = _run_config(graph, value, body.session_id)
         issued = await bind(request, graph, _session_of(graph, value, body.session_id))
+        take_run_slots(request.scope)
         sse = _graph_sse(graph, value, config, server.shown)
         return _owned(_event_stream(server, sse), issued)
 
@@ -664,6 +694,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         for i, v in enumerate(body.inputs):
             try:
                 values.append(server.validate_input(name, graph, v, ("inputs", i)))
+                server.check_question(values[-1], f"inputs.{i}")
             except ApiError as exc:
                 refused.append(exc)
         if refused:  # every bad input at once, not only the first
@@ -672,20 +703,15 @@ def _routes(server: _Server) -> list[Route | Mount]:
         issued = await bind(request, graph, *[_session_of(graph, v, None) for v in values])
         for c in configs:
             c["max_concurrency"] = body.max_concurrency
-        # The request holds one run slot; the batch's other concurrent runs take theirs too.
-        extra = min(len(values), body.max_concurrency) - 1
-        if not server.slots.take(extra):
-            server.metrics.reject("concurrency")
-            raise server.slots.busy(
-                f"{extra + 1} runs at once (a batch of {len(values)} inputs at max_concurrency "
-                f"{body.max_concurrency}; a smaller max_concurrency may fit)"
-            )
-        try:
-            results = await _unless_gone(
-                request, _batch(graph, values, configs, body.max_concurrency)
-            )
-        finally:
-            server.slots.give_back(extra)
+        # A slot for each run the batch has going at once.
+        at_once = min(len(values), body.max_concurrency)
+        take_run_slots(
+            request.scope,
+            at_once,
+            what=f"{at_once} runs at once (a batch of {len(values)} inputs at max_concurrency "
+            f"{body.max_concurrency}; a smaller max_concurrency may fit)",
+        )
+        results = await _unless_gone(request, _batch(graph, values, configs, body.max_concurrency))
         outputs: list[dict[str, Any]] = []
         for result in results:
             if isinstance(result, Exception):
@@ -940,6 +966,12 @@ def create_app(
         )
     middleware += [
         Middleware(AccessMetrics, metrics=server.metrics),
+        Middleware(
+            HeaderLimitGuard,
+            max_headers=settings.server_max_headers,
+            max_bytes=settings.server_max_header_bytes,
+            reject=reject,
+        ),
         # Before auth, so wrong keys are limited too (by address).
         Middleware(
             RateLimitGuard,
@@ -948,7 +980,12 @@ def create_app(
             reject=reject,
         ),
         Middleware(AuthGuard, keys=settings.api_keys, reject=reject),
-        Middleware(BodyLimitGuard, max_bytes=settings.max_body_bytes, reject=reject),
+        Middleware(
+            BodyLimitGuard,
+            max_bytes=settings.max_body_bytes,
+            timeout=settings.server_body_timeout_seconds,
+            reject=reject,
+        ),
         Middleware(RunCapGuard, slots=server.slots, reject=reject),
     ]
     app = Starlette(
