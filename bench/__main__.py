@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("overhead", "retrieval", "embedders", "graphs", "sse_load")
+BENCHMARKS = ("overhead", "retrieval", "embedders", "graphs", "sse_load", "chaos")
 
 
 def main() -> None:

@@ -370,6 +370,8 @@ async def _attacker(
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+        if not stop.is_set():
+            await asyncio.sleep(0.5)  # then the next connection, as a patient attacker would
 
 
 def _questions() -> Iterator[str]:

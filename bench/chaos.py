@@ -12,11 +12,12 @@ started, past ``--limit``).
   plain port, seeded byte mutations of valid requests), counted by status class. Goal: 0 5xx.
 - ``attack``: a normal client (two chats back to back) on an idle server, then beside 70
   slowloris connections (headers trickled, one line a second), 70 stalled bodies
-  (``Content-Length: 100``, then 10 bytes) and 35 of each, from 127.0.0.2, each reopened when
+  (``Content-Length: 100``, then 10 bytes) and 70 of each, from 127.0.0.2, each reopened when
   the server closes it. Goal: >= 99% success and p95 within 2x of idle.
-- ``memory``: distinct questions of 50-900 KB (1,000; ``--quick``: 30) to a freshly started
+- ``memory``: distinct questions of 50-900 KB (1,000; ``--quick``: 20) to a freshly started
   server, with its RSS (``VmRSS``) before, at the peak and after. A 422 for an over-long
-  question counts as handled. Goal: RSS growth <= 50 MB.
+  question counts as handled; it stops sending after 60 s (``--quick``) or 600 s. Goal:
+  RSS growth <= 50 MB.
 - ``faults``: weft's local OpenAI-compatible test server (:mod:`weft.testing`) as the provider,
   failing 20% and then 100% of chat completions with each fault that comes before the first
   content token (500, 503, 429, a stream dropped after its role-only chunk, a malformed stream,
@@ -27,9 +28,10 @@ started, past ``--limit``).
   folders of made-up city bylaws into one data directory, started 0-1.5 s apart; then the
   chunks in Chroma and in BM25 against what the ingests reported. Goal: 0 chunks lost.
 
-Settings a fixed server is expected to take (:data:`SERVER_ENV`) are passed as environment
-variables whether or not this version knows them; when a server refuses them it is started
-again without them, and the table says so.
+The settings in :data:`SERVER_ENV` (and any ``--server-env``) are passed as environment
+variables whether or not the server being measured has them: an unknown ``WEFT_`` variable in
+the environment is ignored, and a server that refuses one is started again without those
+settings, which the table then says.
 """
 
 from __future__ import annotations
@@ -118,13 +120,13 @@ def part_fuzz(server: Serve, quick: bool) -> str:
 
 
 def part_attack(server: Serve, quick: bool) -> str:
-    seconds = 10.0 if quick else 30.0
+    seconds = 8.0 if quick else 30.0
     rows: list[AttackRow] = []
     for attack, connections in (
         ("none", 0),
         ("slowloris", 70),
         ("stalled body", 70),
-        ("both", 35),
+        ("both", 70),
     ):
         print(f"  {attack}: {connections} attack connections, {seconds:.0f} s", flush=True)
         rows.append(asyncio.run(under_attack(server.url, attack, connections, seconds)))
@@ -160,7 +162,7 @@ def part_attack(server: Serve, quick: bool) -> str:
 
 
 def part_memory(server: Serve, quick: bool) -> str:
-    count, budget = (30, 120.0) if quick else (1000, 1500.0)
+    count, budget = (20, 60.0) if quick else (1000, 600.0)
     run: LargeRun = asyncio.run(large_questions(server, count, budget))
     growth = run.rss_after - run.rss_before
     statuses = ", ".join(f"{k} x{v}" for k, v in sorted(run.statuses.items()))
@@ -311,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     parts = args.part or list(PARTS)
     env = _server_env(args.server_env)
-    children = Children(args.limit or (900 if args.quick else 5400))
+    children = Children(args.limit or (900 if args.quick else 3600))
     if not attacker_address_works():
         print("note: 127.0.0.2 cannot be bound here; attack connections come from 127.0.0.1")
     try:
