@@ -327,7 +327,9 @@ class AttackRow:
 
     @property
     def p95_ms(self) -> float:
-        return pct([r.seconds * 1000 for r in self.results], 0.95)
+        """p95 latency of the requests that were answered (a refusal is no service, however
+        fast); nan when none was."""
+        return pct([r.seconds * 1000 for r in self.results if r.ok], 0.95)
 
 
 async def _attacker(
@@ -404,7 +406,10 @@ async def under_attack(
 
     async def client() -> None:
         while time.monotonic() < deadline:
-            row.results.append(await chat(url, next(questions), timeout=15))
+            result = await chat(url, next(questions), timeout=15)
+            row.results.append(result)
+            if not result.ok:
+                await asyncio.sleep(0.2)  # a client backs off after a failure
 
     try:
         await asyncio.gather(*(client() for _ in range(clients)))
