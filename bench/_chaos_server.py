@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,17 +25,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ChatResult", "Children", "Exchange", "Serve", "chat", "exchange", "pct"]
+from bench.sse_load import _pct as pct
+
+__all__ = ["ChatResult", "Children", "Exchange", "Serve", "chat", "end", "exchange", "pct"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pct(values: list[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` (nearest rank); nan when there are none."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+def end(procs: list[subprocess.Popen[Any]], grace_s: float = 15) -> None:
+    """Terminate every one of ``procs`` still running; kill those still there after
+    ``grace_s``."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Children:
@@ -58,23 +67,16 @@ class Children:
         return self.deadline - time.monotonic()
 
     def kill_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        end(self.procs)
 
     def _watch(self) -> None:
         while self.left() > 0:
             time.sleep(1)
         print("\nchaos: the time limit has passed; stopping every process it started", flush=True)
         self.kill_all()
-        os.kill(os.getpid(), signal.SIGTERM)
+        _thread.interrupt_main()  # the main thread's finally blocks remove what it wrote
+        time.sleep(30)
+        os._exit(3)
 
 
 class Serve:
@@ -154,13 +156,7 @@ class Serve:
         return result.body.decode("utf-8", "replace") if result.status == 200 else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end([self.proc])
         self._reader.join(timeout=5)
         if self.proc.stdout is not None:
             self.proc.stdout.close()

@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
                 _run_part(
                     "concurrent ingests", lambda: part_ingest(children, work, args.quick, args.seed)
                 )
+    except KeyboardInterrupt:
+        raise SystemExit("chaos: stopped before every part had run") from None
     finally:
         children.kill_all()
 
