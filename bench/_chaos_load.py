@@ -160,7 +160,7 @@ class FaultRow:
 
     @property
     def fallbacks(self) -> int:
-        return sum(_marked_fallback(r.done) for r in self.results if r.ok)
+        return sum(r.marked_fallback or _marked_fallback(r.done) for r in self.results if r.ok)
 
     @property
     def p95_s(self) -> float:

@@ -249,6 +249,8 @@ class ChatResult:
     error: str = ""
     done: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    marked_fallback: bool = False
+    """A response header or an event whose name says "fallback" came with it."""
 
 
 def _dechunk(body: bytes) -> bytes:
@@ -297,7 +299,12 @@ async def _chat(url: str, body: bytes, result: ChatResult) -> None:
         return
     if b"transfer-encoding: chunked" in head.lower():
         payload = _dechunk(payload)
-    for name, data in _events(payload.decode("utf-8", "replace")):
+    events = _events(payload.decode("utf-8", "replace"))
+    names = [h.partition(b":")[0] for h in head.lower().split(b"\r\n")[1:]]
+    result.marked_fallback = any(b"fallback" in n for n in names) or any(
+        "fallback" in name.lower() for name, _ in events
+    )
+    for name, data in events:
         if name == "error":
             result.error = f"error event: {data[:160]}"
         elif name == "done":
