@@ -17,7 +17,7 @@ started, past ``--limit``).
   the server closes it. Goal: >= 99% success and p95 within 2x of idle.
 - ``memory``: distinct questions of 50-900 KB (1,000; ``--quick``: 20) to a freshly started
   server, with its RSS (``VmRSS``) before, at the peak and after. A 422 for an over-long
-  question counts as handled; it stops sending after 60 s (``--quick``) or 600 s. Goal:
+  question counts as handled; it stops sending after 45 s (``--quick``) or 600 s. Goal:
   RSS growth <= 50 MB.
 - ``faults``: weft's local OpenAI-compatible test server (:mod:`weft.testing`) as the provider,
   failing 20% and then 100% of chat completions with each fault that comes before the first
@@ -25,9 +25,10 @@ started, past ``--limit``).
   a first byte later than the model's timeout). Breaker metrics and fallback-marked answers are
   reported when the server exposes them. Goal: 0 failed user requests at 20%; at 100%, every
   answer a marked fallback.
-- ``ingest``: rounds of two (``--quick``) or three ``weft ingest`` processes on different
-  folders of made-up city bylaws into one data directory, started 0-1.5 s apart; then the
-  chunks in Chroma and in BM25 against what the ingests reported. Goal: 0 chunks lost.
+- ``ingest``: two (``--quick``) or four rounds of three ``weft ingest`` processes on different
+  folders of made-up city bylaws into one new data directory, each started 0-1.5 s after the
+  one before; then the chunks in Chroma and in BM25 against what the ingests reported. Goal:
+  0 chunks lost.
 
 The settings in :data:`SERVER_ENV` (and any ``--server-env``) are passed as environment
 variables whether or not the server being measured has them: an unknown ``WEFT_`` variable in
@@ -176,7 +177,7 @@ def part_attack(server: Serve, quick: bool) -> str:
 
 
 def part_memory(server: Serve, quick: bool) -> str:
-    count, budget = (20, 60.0) if quick else (1000, 600.0)
+    count, budget = (20, 45.0) if quick else (1000, 600.0)
     run: LargeRun = asyncio.run(large_questions(server, count, budget))
     growth = run.rss_after - run.rss_before
     statuses = ", ".join(f"{k} x{v}" for k, v in sorted(run.statuses.items()))
@@ -249,7 +250,7 @@ def part_faults(children: Children, data_dir: Path, quick: bool, env: dict[str, 
 
 def part_ingest(children: Children, work: Path, quick: bool, seed: int) -> str:
     rng = random.Random(seed)
-    ingests, files, rounds = (2, 12, 2) if quick else (3, 30, 4)
+    ingests, files, rounds = (3, 24, 2) if quick else (3, 40, 4)
     folders = []
     for i in range(ingests):
         folders.append(work / "docs" / f"town-{i}")
