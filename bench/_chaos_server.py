@@ -177,9 +177,16 @@ class Exchange:
     seconds: float = 0.0
 
 
+def _final(data: bytes) -> bytes:
+    """``data`` without the interim (1xx) responses in front of the final one."""
+    while re.match(rb"HTTP/\d\.\d 1\d\d", data) and b"\r\n\r\n" in data:
+        data = data.partition(b"\r\n\r\n")[2]
+    return data
+
+
 def _response_done(data: bytes) -> bool:
     """True once ``data`` holds a whole response: head, and the body its framing announces."""
-    head, sep, body = data.partition(b"\r\n\r\n")
+    head, sep, body = _final(data).partition(b"\r\n\r\n")
     if not sep:
         return False
     lowered = head.lower()
@@ -226,6 +233,7 @@ def exchange(
             data += piece
     finally:
         sock.close()
+    data = _final(data)
     found = re.match(rb"HTTP/\d\.\d (\d{3})", data)
     if found:
         result.status = int(found.group(1))
