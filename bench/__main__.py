@@ -1,7 +1,8 @@
 """Run every benchmark and print its tables: ``python -m bench [--quick]`` (``make bench``).
 
-Each benchmark measures weft against the peer named in its table in the same run; the results
-are recorded, with the machine they ran on, in docs/benchmarks.md.
+Each benchmark measures weft against the peer named in its table in the same run (chaos, a real
+server under attack and failure, against its goals); the results are recorded, with the machine
+they ran on, in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("overhead", "retrieval", "embedders", "graphs", "sse_load")
+BENCHMARKS = ("overhead", "retrieval", "embedders", "graphs", "sse_load", "chaos")
 
 
 def main() -> None:
