@@ -1,4 +1,5 @@
-"""Fakes for testing weft graphs and your own: a scripted chat model, a local OpenAI-compatible server."""
+"""Fakes for testing weft graphs and your own: a scripted chat model (``ScriptedChatModel``) and
+a local OpenAI-compatible server (``OpenAIServer``)."""
 
 from __future__ import annotations
 

@@ -110,7 +110,7 @@ class ScriptedChatModel(BaseChatModel):
         for i, word in enumerate(words):
             piece = word if i == len(words) - 1 else word + " "
             if piece:
-                chunk = ChatGenerationChunk(message=AIMessageChunk(piece, id=reply.id))
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece, id=reply.id))
                 if run_manager:
                     run_manager.on_llm_new_token(piece, chunk=chunk)
                 yield chunk
@@ -118,12 +118,14 @@ class ScriptedChatModel(BaseChatModel):
             args = json.dumps(call["args"])
             half = len(args) // 2
             pieces = [
-                tool_call_chunk(name=call["name"], args=args[:half], id=call.get("id"), index=index),
+                tool_call_chunk(
+                    name=call["name"], args=args[:half], id=call.get("id"), index=index
+                ),
                 tool_call_chunk(args=args[half:], index=index),
             ]
             for piece_ in pieces:
                 chunk = ChatGenerationChunk(
-                    message=AIMessageChunk("", id=reply.id, tool_call_chunks=[piece_])
+                    message=AIMessageChunk(content="", id=reply.id, tool_call_chunks=[piece_])
                 )
                 if run_manager:
                     run_manager.on_llm_new_token("", chunk=chunk)

@@ -168,7 +168,8 @@ class Tool(StructuredTool):
             name: The tool's name; defaults to the function's name.
             description: Overrides the docstring's description.
             return_direct: Whether an agent should stop after this tool and return its result.
-            **kwargs: Passed to ``StructuredTool`` (``response_format``, ``handle_tool_error``).
+            **kwargs: Passed to ``StructuredTool`` (``response_format``, ``handle_tool_error``,
+                ``coroutine``: an async twin of a sync ``func``, used by ``ainvoke``).
 
         Raises:
             ComponentTypeError: a parameter lacks an annotation, the docstring describes an
@@ -185,16 +186,21 @@ class Tool(StructuredTool):
                 f"choose it, so write one or pass description=..."
             )
         args_schema, return_type = _schema(func, tool_name, arg_docs)
+        twin = kwargs.pop("coroutine", None)
         is_async = inspect.iscoroutinefunction(func)
         made = cls(
             name=tool_name,
             description=description,
             args_schema=args_schema,
             func=None if is_async else func,
-            coroutine=func if is_async else None,
+            coroutine=func if is_async else twin,
             return_direct=return_direct,
             **kwargs,
         )
+        if made.response_format == "content_and_artifact":
+            # Called with plain arguments, such a tool returns only the content.
+            parts = typing.get_args(return_type)
+            return_type = parts[0] if parts else Any
         made._return_type = return_type
         return made
 
