@@ -63,7 +63,7 @@ def test_a_message_list_ending_with_the_tool_calls_is_accepted() -> None:
 
 
 def test_input_that_is_not_a_tool_calling_message_fails_clearly() -> None:
-    with pytest.raises(ToolCallError, match="takes an AIMessage with tool_calls.*got HumanMessage"):
+    with pytest.raises(ToolCallError, match=r"with tool_calls.*got HumanMessage"):
         ToolNode([add]).invoke([HumanMessage("hi")])
 
 
@@ -101,7 +101,7 @@ async def test_a_raised_exception_is_returned_to_the_model() -> None:
 
 async def test_raise_mode_raises_tool_call_error_with_the_cause() -> None:
     node = ToolNode([add, explode], on_error="raise")
-    with pytest.raises(ToolCallError, match="unknown tool 'mul'.*tool call id 'c0'"):
+    with pytest.raises(ToolCallError, match=r"unknown tool 'mul'.*tool call id 'c0'"):
         node.invoke(calls(("mul", {})))
     with pytest.raises(ToolCallError, match="the fuse blew") as err:
         await node.ainvoke(calls(("add", {"a": 1, "b": 1}), ("explode", {"reason": "x"})))
