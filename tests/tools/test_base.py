@@ -92,7 +92,7 @@ async def test_async_function_runs_sync_and_async() -> None:
     assert await shout.ainvoke({"text": "hey"}) == "HEY"
     # invoke from a thread with no running loop runs the coroutine there
     assert await asyncio.to_thread(shout.invoke, {"text": "ho"}) == "HO"
-    with pytest.raises(ComponentTypeError, match="use ainvoke"):
+    with pytest.raises(ComponentTypeError, match="use the async API"):
         shout.invoke({"text": "inside a loop"})
 
 

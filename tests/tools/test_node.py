@@ -23,7 +23,7 @@ from weft.core.callbacks import CallbackBridge
 from weft.core.errors import ComponentTypeError, ToolCallError
 from weft.core.tracing import OTelHandler
 from weft.testing import ScriptedChatModel
-from weft.tools import ToolNode, tool
+from weft.tools import Tool, ToolNode, tool
 
 
 @tool
@@ -110,7 +110,8 @@ async def test_raise_mode_raises_tool_call_error_with_the_cause() -> None:
         node.invoke(calls(("add", {})))
 
 
-async def test_async_calls_run_in_parallel() -> None:
+def ping_pong() -> list[Tool]:
+    """Two async tools that each wait for the other: only concurrent calls both finish."""
     first, second = asyncio.Event(), asyncio.Event()
 
     @tool
@@ -127,33 +128,20 @@ async def test_async_calls_run_in_parallel() -> None:
         await first.wait()
         return "pong"
 
-    # Each tool waits for the other: only concurrent calls can both finish.
-    out = await ToolNode([ping, pong], timeout=5).ainvoke(calls(("ping", {}), ("pong", {})))
+    return [ping, pong]
+
+
+async def test_async_calls_run_in_parallel() -> None:
+    out = await ToolNode(ping_pong(), timeout=5).ainvoke(calls(("ping", {}), ("pong", {})))
     assert [m.content for m in out] == ["ping", "pong"]
 
 
 async def test_async_calls_respect_the_concurrency_bound() -> None:
-    first, second = asyncio.Event(), asyncio.Event()
-
-    @tool
-    async def ping() -> str:
-        """Wait for pong."""
-        first.set()
-        await second.wait()
-        return "ping"
-
-    @tool
-    async def pong() -> str:
-        """Wait for ping."""
-        second.set()
-        await first.wait()
-        return "pong"
-
-    node = ToolNode([ping, pong], max_concurrency=1, timeout=0.2)
+    node = ToolNode(ping_pong(), max_concurrency=1, timeout=0.2)
     out = await node.ainvoke(calls(("ping", {}), ("pong", {})))
     # One slot: ping waits alone until its timeout, then pong runs and finds ping's event set.
-    assert (
-        out[0].content == "tool 'ping' timed out after 0.2 s; try simpler arguments or another tool"
+    assert out[0].content == (
+        "tool 'ping' timed out after 0.2 s; try simpler arguments or another tool"
     )
     assert out[1].content == "pong"
 

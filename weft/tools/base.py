@@ -24,11 +24,10 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import re
 import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, overload
 
 from langchain_core.callbacks import CallbackManagerForToolRun
@@ -36,6 +35,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field, PrivateAttr, create_model
 
+from weft.core.component import _run_coroutine
 from weft.core.errors import ComponentTypeError
 from weft.core.types import typed_dict
 
@@ -224,20 +224,8 @@ class Tool(StructuredTool):
         **kwargs: Any,
     ) -> Any:
         if self.func is None and self.coroutine is not None:
-            return _run_coroutine(self.name, self._arun(*args, config=config, **kwargs))
+            return _run_coroutine(self._arun(*args, config=config, **kwargs))
         return super()._run(*args, config=config, run_manager=run_manager, **kwargs)
-
-
-def _run_coroutine(name: str, coro: Coroutine[Any, Any, Any]) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    coro.close()
-    raise ComponentTypeError(
-        f"tool '{name}' is async and was called synchronously from inside a running event loop; "
-        f"use ainvoke"
-    )
 
 
 @overload

@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from weft.core.component import _run_coroutine
 from weft.core.errors import ComponentTypeError
-from weft.tools.base import Tool, _run_coroutine
+from weft.tools.base import Tool
 
 __all__ = ["current_time", "format_citations", "knowledge_base_search"]
 
@@ -124,7 +125,7 @@ def knowledge_base_search(
             query: What to look for, in a few words.
         """
         if is_async:
-            found: tuple[str, list[Document]] = _run_coroutine(name, asearch(query))
+            found: tuple[str, list[Document]] = _run_coroutine(asearch(query))
             return found
         return cite(query, runnable.invoke(query))
 
