@@ -92,13 +92,6 @@ def _where(fn: Callable[..., Any]) -> str:
     return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code else str(name)
 
 
-def _is_config(annotation: Any) -> bool:
-    return annotation is RunnableConfig or (
-        typing.get_origin(annotation) is typing.Union
-        and RunnableConfig in typing.get_args(annotation)
-    )
-
-
 def _schema(
     fn: Callable[..., Any], name: str, arg_docs: dict[str, str]
 ) -> tuple[type[BaseModel], Any]:
@@ -112,7 +105,8 @@ def _schema(
         ) from exc
     fields: dict[str, Any] = {}
     for param in inspect.signature(fn).parameters.values():
-        if param.name in _SKIPPED or _is_config(hints.get(param.name)):
+        # LangChain fills in a parameter annotated exactly RunnableConfig with the run's config.
+        if param.name in _SKIPPED or hints.get(param.name) is RunnableConfig:
             continue
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ComponentTypeError(
