@@ -16,6 +16,8 @@ The hierarchy::
     ├── DocumentLoadError          a file could not be loaded (undecodable, encrypted, empty)
     ├── EmptyQueryError            (also ValueError) an empty or whitespace-only query
     ├── RetrievalError             every branch of a retriever failed
+    ├── ToolCallError              a tool call named an unknown tool, had invalid arguments,
+    │                              failed or timed out (ToolNode with on_error="raise")
     ├── ModelError                 a chat or embedding model call failed
     │   ├── AuthenticationError    401 from the provider
     │   ├── BadRequestError        400 from the provider, or an unknown model
@@ -49,6 +51,7 @@ __all__ = [
     "ResilienceError",
     "RetrievalError",
     "StepLimitError",
+    "ToolCallError",
     "WeftError",
 ]
 
@@ -143,6 +146,10 @@ class EmptyQueryError(WeftError, ValueError):
 
 class RetrievalError(WeftError):
     """Retrieval failed in every branch."""
+
+
+class ToolCallError(WeftError):
+    """A tool call could not run or failed; the tool's own exception, if any, is chained."""
 
 
 class ModelError(WeftError):

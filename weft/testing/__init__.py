@@ -1,4 +1,5 @@
-"""Fakes for testing weft graphs and your own: scripted models, a local OpenAI-compatible server."""
+"""Fakes for testing weft graphs and your own: a scripted chat model (``ScriptedChatModel``) and
+a local OpenAI-compatible server (``OpenAIServer``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
         Reply,
         ToolCall,
     )
+    from weft.testing._scripted import ScriptedChatModel
 
 __all__ = [
     "Fault",
@@ -21,12 +23,14 @@ __all__ = [
     "OpenAIServerProcess",
     "RecordedRequest",
     "Reply",
+    "ScriptedChatModel",
     "ToolCall",
 ]
 
 # Imported on first use: `python -m weft.testing._openai_server` must find its module unimported
 # (runpy warns otherwise), and `import weft.testing` should not pay for what a test never uses.
 _LAZY = {name: "weft.testing._openai_server" for name in __all__}
+_LAZY["ScriptedChatModel"] = "weft.testing._scripted"
 
 
 def __getattr__(name: str) -> Any:
