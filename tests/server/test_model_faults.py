@@ -22,6 +22,7 @@ import pytest
 from tests.server.conftest import ServeProcess, read_sse
 from weft.core.settings import Settings
 from weft.graphs.knowledge import KnowledgeBase
+from weft.server._sessions import OWNER_HEADER
 from weft.testing import Fault, OpenAIServer, Reply
 
 pytestmark = pytest.mark.server
@@ -87,6 +88,8 @@ def chat(http: httpx.Client, url: str, **body: Any) -> list[dict[str, Any]]:
     with http.stream("POST", url + "/v1/chat", json={"question": QUESTION, **body}) as response:
         assert response.status_code == 200
         records = [r for r in read_sse(response.iter_lines()) if r["event"]]
+    if owner := response.headers.get(OWNER_HEADER):  # the session is this client's from now on
+        http.headers[OWNER_HEADER] = owner
     return [{"event": r["event"], **json.loads(r["data"])} for r in records]
 
 
