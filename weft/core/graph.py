@@ -21,16 +21,18 @@ Example:
 from __future__ import annotations
 
 import collections.abc as cabc
+import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Generic, Literal, TypeVar, get_args, get_origin
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from typing_extensions import Self, is_typeddict
 
-from weft.core.component import ComponentSpec, as_component
+from weft.core.component import ComponentSpec, spec_of
 from weft.core.errors import GraphCompileError
 from weft.core.types import (
     BaseMessage,
@@ -44,7 +46,7 @@ from weft.core.types import (
 if typing.TYPE_CHECKING:
     from weft.core.compiled import CompiledGraph
 
-__all__ = ["END", "START", "Graph", "Trigger"]
+__all__ = ["END", "START", "BranchDef", "Graph", "GraphPlan", "NodeDef", "Trigger"]
 
 START = "__start__"
 """The virtual node whose output is the graph's input."""
@@ -58,9 +60,9 @@ Trigger = Literal["all", "any"]
 _RESERVED_CHARS = (":", "|", "\n")
 
 
-@dataclass
+@dataclass(frozen=True)
 class NodeDef:
-    """A node as declared on the builder."""
+    """A node as declared on the builder; frozen, so a compiled plan can share it safely."""
 
     name: str
     spec: ComponentSpec | None  # None: a passthrough
@@ -70,34 +72,47 @@ class NodeDef:
     post: Callable[..., Any] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class BranchDef:
     """A conditional edge: ``condition(output)`` names one or several targets."""
 
     source: str
     condition: Callable[..., Any]
-    targets: dict[str, str]  # label -> node name
+    targets: Mapping[str, str]  # label -> node name, read-only
     wants_state: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class GraphPlan:
-    """What compile() resolved: everything the runtime needs, fixed once."""
+    """What compile() resolved: everything the runtime needs, fixed once.
+
+    A plan holds its own read-only copies of what it took from the builder, so nothing done
+    to the builder afterwards reaches a graph compiled from it.
+    """
 
     name: str
     input_type: Any
     output_type: Any
-    nodes: dict[str, NodeDef]
-    preds: dict[str, list[str]]  # plain-edge predecessors (START included)
-    branch_preds: dict[str, list[str]]  # predecessors through a branch
-    succs: dict[str, list[str]]  # plain-edge successors (END included)
-    branches: dict[str, BranchDef]
-    triggers: dict[str, Trigger]
-    in_types: dict[str, Any]
-    out_types: dict[str, Any]
+    nodes: Mapping[str, NodeDef]
+    preds: Mapping[str, tuple[str, ...]]  # plain-edge predecessors (START included)
+    branch_preds: Mapping[str, tuple[str, ...]]  # predecessors through a branch
+    succs: Mapping[str, tuple[str, ...]]  # plain-edge successors (END included)
+    branches: Mapping[str, BranchDef]
+    triggers: Mapping[str, Trigger]
+    in_types: Mapping[str, Any]
+    out_types: Mapping[str, Any]
     state: Any
     has_cycle: bool
     end_nodes: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class _Subgraph:
+    """A ``Graph`` builder added as a node: compiled, and checked, with its parent."""
+
+    graph: Graph[Any, Any]
+    input_type: Any
+    output_type: Any
 
 
 class Graph(Generic[InT, OutT]):
@@ -134,6 +149,7 @@ class Graph(Generic[InT, OutT]):
         self.nodes: dict[str, NodeDef] = {}
         self.edges: list[tuple[str, str]] = []
         self.branches: list[BranchDef] = []
+        self._subgraphs: dict[str, _Subgraph] = {}
         self._problems: list[str] = []
 
     # -- building -----------------------------------------------------------------------------
@@ -155,7 +171,8 @@ class Graph(Generic[InT, OutT]):
         Args:
             name: Unique within the graph.
             component: A langchain-core Runnable, a compiled weft graph (a subgraph), a
-                ``Graph`` builder (compiled with this graph), or a function with annotations.
+                ``Graph`` builder (checked and compiled by this graph's ``compile()``, its
+                problems listed with this graph's), or a function with annotations.
             input_type: Override the component's declared input type.
             output_type: Override the component's declared output type.
             merge: For a fan-in node: turns ``{upstream: output}`` into the node's input.
@@ -170,17 +187,28 @@ class Graph(Generic[InT, OutT]):
             )
             return self
         if isinstance(component, Graph):
-            component = component.compile()
-        spec = as_component(component, input_type=input_type, output_type=output_type)
+            self._subgraphs[name] = _Subgraph(component, input_type, output_type)
+            spec = ComponentSpec(component, "graph", component.name, Any, Any)
+        else:
+            spec = spec_of(component, input_type=input_type, output_type=output_type)
         self.nodes[name] = NodeDef(name, spec, merge, trigger, pre, post)
         return self
 
-    def add_passthrough(self, name: str, *, trigger: Trigger | None = None) -> Self:
-        """Add a node that outputs its input unchanged (a fan-out or fan-in point)."""
+    def add_passthrough(
+        self,
+        name: str,
+        *,
+        trigger: Trigger | None = None,
+        merge: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Self:
+        """Add a node that outputs its input unchanged (a fan-out or fan-in point).
+
+        ``merge`` turns a fan-in's ``{upstream: output}`` into what it passes on.
+        """
         if name in self.nodes:
             self._problems.append(f"duplicate node name '{name}'")
             return self
-        self.nodes[name] = NodeDef(name, None, trigger=trigger)
+        self.nodes[name] = NodeDef(name, None, merge=merge, trigger=trigger)
         return self
 
     def add_edge(self, source: str, target: str) -> Self:
@@ -203,7 +231,9 @@ class Graph(Generic[InT, OutT]):
             targets: The possible targets: node names (``END`` allowed), or a mapping from
                 the labels the condition returns to node names.
         """
-        mapping = dict(targets) if isinstance(targets, Mapping) else {t: t for t in targets}
+        mapping = MappingProxyType(
+            dict(targets) if isinstance(targets, Mapping) else {t: t for t in targets}
+        )
         try:
             wants_state = "state" in inspect.signature(condition).parameters
         except (TypeError, ValueError):
@@ -223,14 +253,40 @@ class Graph(Generic[InT, OutT]):
                 out_t = args[1] if out_t is None else out_t
         return in_t, out_t
 
-    def plan(self, *, step_limit: int | None = None) -> GraphPlan:
+    def _resolved_nodes(self, problems: list[str]) -> dict[str, NodeDef]:
+        """The nodes with every subgraph builder compiled now; its problems join ``problems``."""
+        nodes = dict(self.nodes)
+        for n, sub in self._subgraphs.items():
+            try:
+                compiled = sub.graph.compile()
+            except GraphCompileError as exc:
+                problems.extend(f"node '{n}' (subgraph '{exc.graph}'): {p}" for p in exc.problems)
+                spec = ComponentSpec(
+                    sub.graph,
+                    "graph",
+                    sub.graph.name,
+                    Any if sub.input_type is None else sub.input_type,
+                    Any if sub.output_type is None else sub.output_type,
+                )
+            else:
+                spec = spec_of(compiled, input_type=sub.input_type, output_type=sub.output_type)
+            nodes[n] = dataclasses.replace(nodes[n], spec=spec)
+        return nodes
+
+    def plan(self, *, step_limit: int | None = None, name: str | None = None) -> GraphPlan:
         """Check the graph and resolve what running it needs; raise on any problem.
+
+        The plan is a snapshot: later changes to this builder (or to a subgraph builder added
+        as a node) do not reach it. ``name`` names the plan instead of the builder's name.
 
         Raises:
             GraphCompileError: listing every problem found, each with its fix.
         """
+        graph_name = self.name if name is None else name
+        sub_problems: list[str] = []
+        nodes = self._resolved_nodes(sub_problems)
         problems = list(self._problems)
-        names = set(self.nodes)
+        names = set(nodes)
         known = ", ".join(sorted(names)) or "(none)"
         for n in names:
             if n in (START, END) or any(c in n for c in _RESERVED_CHARS):
@@ -293,8 +349,8 @@ class Graph(Generic[InT, OutT]):
             problems.append("no edge from START; add one: add_edge(START, '<first node>')")
         if not end_preds:
             problems.append("no edge into END; add one: add_edge('<last node>', END)")
-        if problems:
-            raise GraphCompileError(self.name, problems)
+        if problems or sub_problems:
+            raise GraphCompileError(graph_name, [*sub_problems, *problems])
 
         # Reachability, both ways.
         forward: dict[str, set[str]] = {n: set(s) for n, s in succs.items()}
@@ -323,7 +379,7 @@ class Graph(Generic[InT, OutT]):
         # Triggers and fan-ins.
         triggers: dict[str, Trigger] = {}
         for n in names:
-            node = self.nodes[n]
+            node = nodes[n]
             n_in = len(preds[n]) + len(branch_preds[n])
             if node.trigger is not None:
                 triggers[n] = node.trigger
@@ -346,36 +402,36 @@ class Graph(Generic[InT, OutT]):
         graph_in, graph_out = self._declared_types()
         first_nodes = succs[START]
         if graph_in is None:
-            graph_in = _common_type([self._node_in_type(n) for n in first_nodes])
+            graph_in = _common_type([_node_in_type(nodes[n]) for n in first_nodes])
         out_types[START] = graph_in
         for n in _topo_order(names, forward):
-            self._resolve_types(n, preds, branch_preds, triggers, in_types, out_types, problems)
+            _resolve_types(nodes[n], preds, branch_preds, triggers, in_types, out_types)
         if graph_out is None:
             graph_out = _union([out_types.get(n, Any) for n in dict.fromkeys(end_preds)])
 
         # Type checks on every edge.
         for n in sorted(names):
-            self._check_inputs(n, preds[n], branch_preds[n], triggers[n], out_types, problems)
+            _check_inputs(nodes, n, preds[n] + branch_preds[n], triggers[n], out_types, problems)
         for n in dict.fromkeys(end_preds):
             if not is_assignable(out_types.get(n, Any), graph_out):
                 problems.append(
                     f"graph output: node '{n}' outputs {type_name(out_types[n])} but the graph "
                     f"returns {type_name(graph_out)}; change the graph's output type or the node"
                 )
-        if problems:
-            raise GraphCompileError(self.name, problems)
+        if problems or sub_problems:
+            raise GraphCompileError(graph_name, [*sub_problems, *problems])
         return GraphPlan(
-            name=self.name,
+            name=graph_name,
             input_type=graph_in,
             output_type=graph_out,
-            nodes=dict(self.nodes),
-            preds=preds,
-            branch_preds=branch_preds,
-            succs=succs,
-            branches=branches,
-            triggers=triggers,
-            in_types=in_types,
-            out_types=out_types,
+            nodes=MappingProxyType(nodes),
+            preds=_frozen(preds),
+            branch_preds=_frozen(branch_preds),
+            succs=_frozen(succs),
+            branches=MappingProxyType(branches),
+            triggers=MappingProxyType(triggers),
+            in_types=MappingProxyType(in_types),
+            out_types=MappingProxyType(out_types),
             state=self.state,
             has_cycle=bool(cycle),
             end_nodes=frozenset(end_preds),
@@ -409,14 +465,7 @@ class Graph(Generic[InT, OutT]):
         """
         from weft.core.compiled import CompiledGraph
 
-        if name is not None and name != self.name:
-            self.name, old = name, self.name
-            try:
-                plan = self.plan(step_limit=step_limit)
-            finally:
-                self.name = old
-        else:
-            plan = self.plan(step_limit=step_limit)
+        plan = self.plan(step_limit=step_limit, name=name)
         unknown = [n for n in [*interrupt_before, *interrupt_after] if n not in plan.nodes]
         if unknown:
             raise GraphCompileError(
@@ -435,79 +484,80 @@ class Graph(Generic[InT, OutT]):
             durability=durability,
         )
 
-    # -- type resolution ------------------------------------------------------------------------
 
-    def _node_in_type(self, n: str) -> Any:
-        node = self.nodes[n]
-        if node.pre is not None:
-            hint = _param_type(node.pre, 0)
-            if hint is not None:
-                return hint
-        return node.spec.input_type if node.spec is not None else Any
+# -- type resolution ------------------------------------------------------------------------------
 
-    def _resolve_types(
-        self,
-        n: str,
-        preds: dict[str, list[str]],
-        branch_preds: dict[str, list[str]],
-        triggers: dict[str, Trigger],
-        in_types: dict[str, Any],
-        out_types: dict[str, Any],
-        problems: list[str],
-    ) -> None:
-        node = self.nodes[n]
-        sources = preds[n] + branch_preds[n]
-        if node.spec is not None:
-            in_types[n] = self._node_in_type(n)
-            out_types[n] = node.spec.output_type
-            return
-        # A passthrough outputs what it receives.
-        if triggers[n] == "all" and len(sources) > 1:
-            t = _return_type(node.merge) if node.merge is not None else dict[str, Any]
-        else:
-            t = _union([out_types.get(s, Any) for s in sources])
-        in_types[n] = t
-        out_types[n] = t
 
-    def _check_inputs(
-        self,
-        n: str,
-        plain: list[str],
-        via_branch: list[str],
-        trigger: Trigger,
-        out_types: dict[str, Any],
-        problems: list[str],
-    ) -> None:
-        node = self.nodes[n]
-        if node.spec is None:
-            return
-        want = self._node_in_type(n)
-        sources = plain + via_branch
-        if trigger == "all" and len(sources) > 1:
-            if node.merge is None:
-                if not _is_mapping_type(want):
-                    problems.append(
-                        f"node '{n}' has {len(sources)} inputs ({', '.join(sources)}) but no "
-                        f"merge; pass merge=fn to add_node, give it a Mapping input (it gets "
-                        f"{{upstream: output}}), or trigger='any' if only one runs per pass"
-                    )
-                return
-            merged = _return_type(node.merge)
-            if merged is not None and not is_assignable(merged, want):
+def _node_in_type(node: NodeDef) -> Any:
+    if node.pre is not None:
+        hint = _param_type(node.pre, 0)
+        if hint is not None:
+            return hint
+    return node.spec.input_type if node.spec is not None else Any
+
+
+def _resolve_types(
+    node: NodeDef,
+    preds: dict[str, list[str]],
+    branch_preds: dict[str, list[str]],
+    triggers: dict[str, Trigger],
+    in_types: dict[str, Any],
+    out_types: dict[str, Any],
+) -> None:
+    n = node.name
+    sources = preds[n] + branch_preds[n]
+    if node.spec is not None:
+        in_types[n] = _node_in_type(node)
+        out_types[n] = node.spec.output_type
+        return
+    # A passthrough outputs what it receives.
+    if triggers[n] == "all" and len(sources) > 1:
+        t = _return_type(node.merge) if node.merge is not None else dict[str, Any]
+    else:
+        t = _union([out_types.get(s, Any) for s in sources])
+    in_types[n] = t
+    out_types[n] = t
+
+
+def _check_inputs(
+    nodes: dict[str, NodeDef],
+    n: str,
+    sources: list[str],
+    trigger: Trigger,
+    out_types: dict[str, Any],
+    problems: list[str],
+) -> None:
+    node = nodes[n]
+    if node.spec is None:
+        return
+    want = _node_in_type(node)
+    if trigger == "all" and len(sources) > 1:
+        if node.merge is None:
+            if not _is_mapping_type(want):
                 problems.append(
-                    f"node '{n}': its merge returns {type_name(merged)} but the node takes "
-                    f"{type_name(want)}"
+                    f"node '{n}' has {len(sources)} inputs ({', '.join(sources)}) but no "
+                    f"merge; pass merge=fn to add_node, give it a Mapping input (it gets "
+                    f"{{upstream: output}}), or trigger='any' if only one runs per pass"
                 )
             return
-        for src in sources:
-            have = out_types.get(src, Any)
-            if not is_assignable(have, want):
-                problems.append(_edge_message(src, n, have, want, node.spec, self.nodes))
+        merged = _return_type(node.merge)
+        if merged is not None and not is_assignable(merged, want):
+            problems.append(
+                f"node '{n}': its merge returns {type_name(merged)} but the node takes "
+                f"{type_name(want)}"
+            )
+        return
+    for src in sources:
+        have = out_types.get(src, Any)
+        if not is_assignable(have, want):
+            problems.append(_edge_message(src, n, have, want, node.spec))
 
 
-def _edge_message(
-    src: str, dst: str, have: Any, want: Any, spec: ComponentSpec, nodes: dict[str, NodeDef]
-) -> str:
+def _frozen(adjacency: dict[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({k: tuple(v) for k, v in adjacency.items()})
+
+
+def _edge_message(src: str, dst: str, have: Any, want: Any, spec: ComponentSpec) -> str:
     who = "the graph input" if src == START else f"'{src}'"
     head = f"edge '{src}' -> '{dst}': {who} outputs {type_name(have)} but '{dst}' takes "
     missing = missing_typeddict_keys(have, want)
