@@ -349,7 +349,7 @@ class Graph(Generic[InT, OutT]):
             problems.append("no edge from START; add one: add_edge(START, '<first node>')")
         if not end_preds:
             problems.append("no edge into END; add one: add_edge('<last node>', END)")
-        if problems or sub_problems:
+        if problems:  # the checks below need a well-formed graph; a subgraph's problems don't
             raise GraphCompileError(graph_name, [*sub_problems, *problems])
 
         # Reachability, both ways.
