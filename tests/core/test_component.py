@@ -139,3 +139,11 @@ def test_wrapped_chat_models_and_prompts_keep_their_types() -> None:
     prompt = ChatPromptTemplate.from_messages([("human", "{q}")]).with_retry()
     spec = spec_of(prompt)
     assert spec.kind == "prompt" and spec.input_type.__required_keys__ == frozenset({"q"})
+
+
+def test_as_component_is_a_deprecated_alias_that_says_what_to_use() -> None:
+    from weft.core.component import as_component
+
+    with pytest.warns(DeprecationWarning, match=r"weft\.lambda_\(fn, \.\.\.\)"):
+        spec = as_component(len, input_type=str, output_type=int)
+    assert (spec.kind, spec.input_type, spec.output_type) == ("lambda", str, int)
