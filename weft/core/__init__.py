@@ -2,9 +2,10 @@
 
 What lives where: ``types.py`` (messages, documents, type checks), ``component.py`` (the
 component contract and :func:`lambda_`), ``graph.py`` and ``chain.py`` (the builders and their
-compile-time checks), ``compiled.py`` (the compiled graph that runs on LangGraph),
-``stream.py`` (typed stream events), ``callbacks.py`` (handlers), ``tracing.py`` and
-``usage.py`` (OpenTelemetry spans and token usage), ``errors.py`` (the error hierarchy).
+compile-time checks), ``plan.py`` (the frozen plan ``compile()`` makes), ``compiled.py`` (the
+compiled graph that runs on LangGraph), ``stream.py`` (typed stream events), ``callbacks.py``
+(handlers), ``tracing.py`` and ``usage.py`` (OpenTelemetry spans and token usage), ``errors.py``
+(the error hierarchy).
 """
 
 from weft.core.callbacks import (

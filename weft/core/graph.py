@@ -2,7 +2,8 @@
 
 A :class:`Graph` is mutable and runs nothing. :meth:`Graph.compile` checks it (types on every
 edge, names, reachability, fan-ins, cycles) and returns an immutable
-:class:`~weft.core.compiled.CompiledGraph` that runs on LangGraph.
+:class:`~weft.core.compiled.CompiledGraph` that runs on LangGraph, from a frozen
+:class:`~weft.core.plan.GraphPlan` (the checks themselves are in ``_checks.py``).
 
 Data flows along edges: a node's input is the output of the node before it. A node with several
 incoming edges waits for all of them (fan-in) and receives a mapping ``{upstream: output}``,
@@ -20,90 +21,43 @@ Example:
 
 from __future__ import annotations
 
-import collections.abc as cabc
 import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Generic, Literal, TypeVar, get_args, get_origin
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from typing_extensions import Self, is_typeddict
+from typing_extensions import Self
 
+from weft.core._checks import (
+    check_inputs,
+    closure,
+    common_type,
+    cycle_nodes,
+    exclusive,
+    find_cycle,
+    frozen,
+    node_in_type,
+    resolve_types,
+    topo_order,
+    union,
+)
 from weft.core.component import ComponentSpec, spec_of
 from weft.core.errors import GraphCompileError
-from weft.core.types import (
-    BaseMessage,
-    Document,
-    PromptValue,
-    is_assignable,
-    missing_typeddict_keys,
-    type_name,
-)
+from weft.core.plan import END, START, BranchDef, GraphPlan, NodeDef, Trigger
+from weft.core.types import is_assignable, type_name
 
 if typing.TYPE_CHECKING:
     from weft.core.compiled import CompiledGraph
 
 __all__ = ["END", "START", "BranchDef", "Graph", "GraphPlan", "NodeDef", "Trigger"]
 
-START = "__start__"
-"""The virtual node whose output is the graph's input."""
-END = "__end__"
-"""The virtual node whose input becomes the graph's output."""
-
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
-Trigger = Literal["all", "any"]
-
 _RESERVED_CHARS = (":", "|", "\n")
-
-
-@dataclass(frozen=True)
-class NodeDef:
-    """A node as declared on the builder; frozen, so a compiled plan can share it safely."""
-
-    name: str
-    spec: ComponentSpec | None  # None: a passthrough
-    merge: Callable[[dict[str, Any]], Any] | None = None
-    trigger: Trigger | None = None
-    pre: Callable[..., Any] | None = None
-    post: Callable[..., Any] | None = None
-
-
-@dataclass(frozen=True)
-class BranchDef:
-    """A conditional edge: ``condition(output)`` names one or several targets."""
-
-    source: str
-    condition: Callable[..., Any]
-    targets: Mapping[str, str]  # label -> node name, read-only
-    wants_state: bool = False
-
-
-@dataclass(frozen=True)
-class GraphPlan:
-    """What compile() resolved: everything the runtime needs, fixed once.
-
-    A plan holds its own read-only copies of what it took from the builder, so nothing done
-    to the builder afterwards reaches a graph compiled from it.
-    """
-
-    name: str
-    input_type: Any
-    output_type: Any
-    nodes: Mapping[str, NodeDef]
-    preds: Mapping[str, tuple[str, ...]]  # plain-edge predecessors (START included)
-    branch_preds: Mapping[str, tuple[str, ...]]  # predecessors through a branch
-    succs: Mapping[str, tuple[str, ...]]  # plain-edge successors (END included)
-    branches: Mapping[str, BranchDef]
-    triggers: Mapping[str, Trigger]
-    in_types: Mapping[str, Any]
-    out_types: Mapping[str, Any]
-    state: Any
-    has_cycle: bool
-    end_nodes: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
@@ -356,12 +310,12 @@ class Graph(Generic[InT, OutT]):
         forward: dict[str, set[str]] = {n: set(s) for n, s in succs.items()}
         for src, b in branches.items():
             forward[src].update(b.targets.values())
-        reach = _closure(START, forward)
+        reach = closure(START, forward)
         backward: dict[str, set[str]] = {n: set() for n in [*names, START, END]}
         for src, dsts in forward.items():
             for d in dsts:
                 backward.setdefault(d, set()).add(src)
-        coreach = _closure(END, backward)
+        coreach = closure(END, backward)
         for n in sorted(names):
             if n not in reach:
                 problems.append(
@@ -369,7 +323,7 @@ class Graph(Generic[InT, OutT]):
                 )
             elif n not in coreach:
                 problems.append(f"node '{n}' cannot reach END; add an edge from it toward END")
-        cycle = _find_cycle(forward)
+        cycle = find_cycle(forward)
         if cycle and step_limit is None:
             problems.append(
                 f"the graph has a cycle ({' -> '.join(cycle)}) but no step limit; pass "
@@ -385,8 +339,8 @@ class Graph(Generic[InT, OutT]):
                 triggers[n] = node.trigger
             elif n_in > 1 and (
                 branch_preds[n]
-                or (cycle and n in _cycle_nodes(forward, n))
-                or _exclusive(preds[n], branches, forward)
+                or (cycle and n in cycle_nodes(forward, n))
+                or exclusive(preds[n], branches, forward)
             ):
                 triggers[n] = "any"
             else:
@@ -402,16 +356,16 @@ class Graph(Generic[InT, OutT]):
         graph_in, graph_out = self._declared_types()
         first_nodes = succs[START]
         if graph_in is None:
-            graph_in = _common_type([_node_in_type(nodes[n]) for n in first_nodes])
+            graph_in = common_type([node_in_type(nodes[n]) for n in first_nodes])
         out_types[START] = graph_in
-        for n in _topo_order(names, forward):
-            _resolve_types(nodes[n], preds, branch_preds, triggers, in_types, out_types)
+        for n in topo_order(names, forward):
+            resolve_types(nodes[n], preds, branch_preds, triggers, in_types, out_types)
         if graph_out is None:
-            graph_out = _union([out_types.get(n, Any) for n in dict.fromkeys(end_preds)])
+            graph_out = union([out_types.get(n, Any) for n in dict.fromkeys(end_preds)])
 
         # Type checks on every edge.
         for n in sorted(names):
-            _check_inputs(nodes, n, preds[n] + branch_preds[n], triggers[n], out_types, problems)
+            check_inputs(nodes, n, preds[n] + branch_preds[n], triggers[n], out_types, problems)
         for n in dict.fromkeys(end_preds):
             if not is_assignable(out_types.get(n, Any), graph_out):
                 problems.append(
@@ -425,9 +379,9 @@ class Graph(Generic[InT, OutT]):
             input_type=graph_in,
             output_type=graph_out,
             nodes=MappingProxyType(nodes),
-            preds=_frozen(preds),
-            branch_preds=_frozen(branch_preds),
-            succs=_frozen(succs),
+            preds=frozen(preds),
+            branch_preds=frozen(branch_preds),
+            succs=frozen(succs),
             branches=MappingProxyType(branches),
             triggers=MappingProxyType(triggers),
             in_types=MappingProxyType(in_types),
@@ -483,217 +437,3 @@ class Graph(Generic[InT, OutT]):
             step_limit=step_limit,
             durability=durability,
         )
-
-
-# -- type resolution ------------------------------------------------------------------------------
-
-
-def _node_in_type(node: NodeDef) -> Any:
-    if node.pre is not None:
-        hint = _param_type(node.pre, 0)
-        if hint is not None:
-            return hint
-    return node.spec.input_type if node.spec is not None else Any
-
-
-def _resolve_types(
-    node: NodeDef,
-    preds: dict[str, list[str]],
-    branch_preds: dict[str, list[str]],
-    triggers: dict[str, Trigger],
-    in_types: dict[str, Any],
-    out_types: dict[str, Any],
-) -> None:
-    n = node.name
-    sources = preds[n] + branch_preds[n]
-    if node.spec is not None:
-        in_types[n] = _node_in_type(node)
-        out_types[n] = node.spec.output_type
-        return
-    # A passthrough outputs what it receives.
-    if triggers[n] == "all" and len(sources) > 1:
-        t = _return_type(node.merge) if node.merge is not None else dict[str, Any]
-    else:
-        t = _union([out_types.get(s, Any) for s in sources])
-    in_types[n] = t
-    out_types[n] = t
-
-
-def _check_inputs(
-    nodes: dict[str, NodeDef],
-    n: str,
-    sources: list[str],
-    trigger: Trigger,
-    out_types: dict[str, Any],
-    problems: list[str],
-) -> None:
-    node = nodes[n]
-    if node.spec is None:
-        return
-    want = _node_in_type(node)
-    if trigger == "all" and len(sources) > 1:
-        if node.merge is None:
-            if not _is_mapping_type(want):
-                problems.append(
-                    f"node '{n}' has {len(sources)} inputs ({', '.join(sources)}) but no "
-                    f"merge; pass merge=fn to add_node, give it a Mapping input (it gets "
-                    f"{{upstream: output}}), or trigger='any' if only one runs per pass"
-                )
-            return
-        merged = _return_type(node.merge)
-        if merged is not None and not is_assignable(merged, want):
-            problems.append(
-                f"node '{n}': its merge returns {type_name(merged)} but the node takes "
-                f"{type_name(want)}"
-            )
-        return
-    for src in sources:
-        have = out_types.get(src, Any)
-        if not is_assignable(have, want):
-            problems.append(_edge_message(src, n, have, want, node.spec))
-
-
-def _frozen(adjacency: dict[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
-    return MappingProxyType({k: tuple(v) for k, v in adjacency.items()})
-
-
-def _edge_message(src: str, dst: str, have: Any, want: Any, spec: ComponentSpec) -> str:
-    who = "the graph input" if src == START else f"'{src}'"
-    head = f"edge '{src}' -> '{dst}': {who} outputs {type_name(have)} but '{dst}' takes "
-    missing = missing_typeddict_keys(have, want)
-    if missing:
-        return (
-            f"edge '{src}' -> '{dst}': '{dst}' needs the keys {', '.join(missing)} that {who} "
-            f"does not output ({type_name(have)}); add them upstream or give them defaults"
-        )
-    shown = "list[BaseMessage]" if spec.kind == "chat_model" else type_name(want)
-    head += shown
-    if spec.kind == "chat_model" and is_assignable(have, list[Document]):
-        return head + "; put a prompt template between them"
-    if spec.kind == "prompt":
-        return head + "; pass a dict of the prompt's variables, e.g. a lambda returning one"
-    if is_assignable(have, BaseMessage) and is_assignable(str, want):
-        return head + "; add an output parser (StrOutputParser) or a lambda between them"
-    if is_assignable(have, PromptValue):
-        return head + "; a prompt's output goes to a chat model"
-    return head + f"; add a lambda that turns {type_name(have)} into {type_name(want)} between them"
-
-
-def _closure(start: str, graph: dict[str, set[str]]) -> set[str]:
-    seen = {start}
-    stack = [start]
-    while stack:
-        for nxt in graph.get(stack.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
-
-
-def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
-    """One cycle as a list of names (first repeated at the end), or [] if acyclic."""
-    color: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str]:
-        color[n] = 1
-        stack.append(n)
-        for m in sorted(graph.get(n, ())):
-            if color.get(m) == 1:
-                return [*stack[stack.index(m) :], m]
-            if color.get(m) is None:
-                found = visit(m)
-                if found:
-                    return found
-        stack.pop()
-        color[n] = 2
-        return []
-
-    for n in sorted(graph):
-        if color.get(n) is None:
-            found = visit(n)
-            if found:
-                return found
-    return []
-
-
-def _cycle_nodes(graph: dict[str, set[str]], n: str) -> set[str]:
-    """The nodes on some cycle through ``n`` (``n`` itself when it is on one)."""
-    back = {m for m in _closure(n, graph) if n in graph.get(m, set())}
-    return {n} if back or n in graph.get(n, set()) else set()
-
-
-def _exclusive(
-    preds: list[str], branches: dict[str, BranchDef], forward: dict[str, set[str]]
-) -> bool:
-    """Whether the predecessors sit behind different choices of one branch (only one runs)."""
-    for b in branches.values():
-        targets = set(b.targets.values()) - {END}
-        reach = {t: _closure(t, forward) for t in targets}
-        owners = []
-        for p in preds:
-            hits = [t for t in targets if p in reach[t]]
-            if len(hits) != 1:
-                break
-            owners.append(hits[0])
-        else:
-            if len(set(owners)) > 1:
-                return True
-    return False
-
-
-def _topo_order(names: set[str], graph: dict[str, set[str]]) -> list[str]:
-    """Nodes in an order where each comes after its predecessors (cycles broken anywhere)."""
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(n: str) -> None:
-        if n in seen or n in (START, END):
-            return
-        seen.add(n)
-        for p in sorted(q for q, dsts in graph.items() if n in dsts):
-            visit(p)
-        order.append(n)
-
-    for n in sorted(names):
-        visit(n)
-    return order
-
-
-def _union(types_: list[Any]) -> Any:
-    unique = list(dict.fromkeys(types_))
-    if not unique:
-        return Any
-    if Any in unique:
-        return Any
-    if len(unique) == 1:
-        return unique[0]
-    return typing.Union[tuple(unique)]  # noqa: UP007
-
-
-def _common_type(types_: list[Any]) -> Any:
-    unique = list(dict.fromkeys(types_))
-    return unique[0] if len(unique) == 1 else Any
-
-
-def _is_mapping_type(tp: Any) -> bool:
-    if tp is Any or is_typeddict(tp):
-        return True
-    origin = get_origin(tp) or tp
-    return isinstance(origin, type) and issubclass(origin, cabc.Mapping)
-
-
-def _param_type(fn: Callable[..., Any], index: int) -> Any:
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        return None
-    return hints.get(params[index].name) if len(params) > index else None
-
-
-def _return_type(fn: Callable[..., Any]) -> Any:
-    try:
-        return typing.get_type_hints(fn).get("return")
-    except Exception:
-        return None
