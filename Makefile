@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck pytest bench install browser clean
+.PHONY: run test test-pythons lint typecheck pytest bench install browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ pytest: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# tests/core on the oldest and newest supported Pythons, each in a throwaway virtualenv.
+PYTHONS ?= 3.10 3.13
+test-pythons:
+	.ci/core-pythons $(PYTHONS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -73,3 +73,40 @@ def test_public_modules_declare_all_and_export_what_they_name(module: str) -> No
 
 def test_package_ships_py_typed() -> None:
     assert (ROOT / "py.typed").exists()
+
+
+def test_weft_exports_exactly_the_names_of_weft_core() -> None:
+    import weft.core
+
+    assert sorted(weft.__all__) == sorted([*weft.core.__all__, "__version__"])
+    assert len(set(weft.core.__all__)) == len(weft.core.__all__)
+    for name in weft.core.__all__:
+        assert getattr(weft, name) is getattr(weft.core, name)
+
+
+def test_handlers_can_be_removed_and_the_step_limit_caught_from_weft() -> None:
+    from weft.core.callbacks import remove_handler
+    from weft.core.errors import StepLimitError
+
+    assert (weft.remove_handler, weft.StepLimitError) == (remove_handler, StepLimitError)
+
+
+def test_one_public_name_makes_a_component_of_a_function() -> None:
+    made = {"lambda_", "TypedLambda", "as_component"} & set(weft.__all__)
+    assert made == {"lambda_"}
+
+
+def test_ready_graphs_are_exported_and_every_factory_is_a_build_function() -> None:
+    import weft.graphs
+
+    factories = [n for n in weft.graphs.__all__ if n.endswith("_graph")]
+    assert sorted(factories) == ["build_demo_graph", "build_hybrid_graph", "build_rag_graph"]
+    assert "KnowledgeBase" in weft.graphs.__all__
+    for name in weft.graphs.__all__:
+        value = getattr(weft.graphs, name)
+        assert value.__module__.startswith("weft.graphs."), name
+    for module in _public_modules():
+        if module.startswith("weft.graphs."):
+            mod = importlib.import_module(module)
+            names = [n for n in mod.__all__ if n.endswith("_graph") and callable(getattr(mod, n))]
+            assert all(n.startswith("build_") for n in names), (module, names)

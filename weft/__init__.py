@@ -1,70 +1,15 @@
 """weft: typed components compiled into LangGraph graphs.
 
 Build a :class:`Graph` or :class:`Chain` of typed components, ``compile()`` it (edges are
-type-checked), then ``invoke``, ``stream`` or ``batch`` it, sync or async.
+type-checked), then ``invoke``, ``stream`` or ``batch`` it, sync or async. The names here are
+those of :mod:`weft.core`; the layers above it (``weft.components``, ``weft.graphs``, ...) are
+imported by their own names.
 """
 
-from weft.core import (
-    END,
-    START,
-    Chain,
-    Chunk,
-    CompiledGraph,
-    ConsoleHandler,
-    FinalOutput,
-    Graph,
-    GraphCompileError,
-    GraphInputError,
-    Handler,
-    Interrupted,
-    MemoryHandler,
-    NodeError,
-    NodeFinished,
-    NodeStarted,
-    RunInfo,
-    StreamEvent,
-    TypedLambda,
-    UsageTracker,
-    WeftError,
-    add_handler,
-    as_component,
-    disable_tracing,
-    enable_tracing,
-    lambda_,
-    thread,
-    track_usage,
-)
+from weft import core
+from weft.core import *  # noqa: F403
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "END",
-    "START",
-    "Chain",
-    "Chunk",
-    "CompiledGraph",
-    "ConsoleHandler",
-    "FinalOutput",
-    "Graph",
-    "GraphCompileError",
-    "GraphInputError",
-    "Handler",
-    "Interrupted",
-    "MemoryHandler",
-    "NodeError",
-    "NodeFinished",
-    "NodeStarted",
-    "RunInfo",
-    "StreamEvent",
-    "TypedLambda",
-    "UsageTracker",
-    "WeftError",
-    "__version__",
-    "add_handler",
-    "as_component",
-    "disable_tracing",
-    "enable_tracing",
-    "lambda_",
-    "thread",
-    "track_usage",
-]
+__all__ = ["__version__"]
+__all__ += core.__all__

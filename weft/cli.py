@@ -34,7 +34,7 @@ DEBUG_VARIABLE = "WEFT_DEBUG"
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from weft.core.callbacks import ConsoleHandler
     from weft.core.stream import Chunk, NodeFinished
-    from weft.graphs.demo import demo_graph
+    from weft.graphs.demo import build_demo_graph
 
     if not args.question.strip():
         print(
@@ -43,7 +43,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             file=sys.stderr,
         )
         return 2
-    graph = demo_graph()
+    graph = build_demo_graph()
     config: dict[str, Any] = {"callbacks": [ConsoleHandler()]} if args.trace else {}
     out.write(f"Q: {args.question}\nA: ")
     sources: list[Any] = []

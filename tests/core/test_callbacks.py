@@ -12,8 +12,8 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ContextThreadPoolExecutor
 
 from tests.core._graphs import Shelf, parallel_graph
-from weft import END, START, ConsoleHandler, Graph, MemoryHandler, add_handler
-from weft.core.callbacks import CallbackEvent, remove_handler
+from weft import END, START, ConsoleHandler, Graph, MemoryHandler, add_handler, remove_handler
+from weft.core.callbacks import CallbackEvent, global_handlers
 
 
 def check_tree(events: list[CallbackEvent]) -> dict[str, Any]:
@@ -315,3 +315,101 @@ def test_langchain_handlers_see_the_graph_run_under_weft_s_run_id() -> None:
     rec = MemoryHandler()
     _inner_graph().invoke("x", {"callbacks": [rec, Roots()]})
     assert roots == [rec.of("start", "graph")[0].info.run_id]
+
+
+class PlainRecorder:
+    """A handler written as docs/core.md sketches it: a plain class with the four hooks."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    def on_start(self, info: Any, input: Any) -> None:
+        self.seen.append(("start", info.kind, info.name))
+
+    def on_end(self, info: Any, output: Any) -> None:
+        self.seen.append(("end", info.kind, info.name))
+
+    def on_error(self, info: Any, error: BaseException) -> None:
+        self.seen.append(("error", info.kind, info.name))
+
+    def on_stream_chunk(self, info: Any, chunk: Any) -> None:
+        self.seen.append(("chunk", info.kind, info.name))
+
+
+def test_a_plain_class_with_the_hooks_works_as_a_global_handler() -> None:
+    plain = PlainRecorder()
+    add_handler(plain)
+    try:
+        parallel_graph().invoke("q")
+    finally:
+        remove_handler(plain)
+    assert ("start", "graph", "par") in plain.seen and ("end", "graph", "par") in plain.seen
+    assert ("start", "chat_model", "GenericFakeChatModel") in plain.seen
+    count = len(plain.seen)
+    parallel_graph().invoke("q")  # removed by the object it was added as
+    assert len(plain.seen) == count
+
+
+async def test_a_plain_handler_in_the_config_sees_only_its_nodes() -> None:
+    plain = PlainRecorder()
+    plain.nodes = {"right"}  # type: ignore[attr-defined]
+    await parallel_graph().ainvoke("q", {"callbacks": [plain]})
+    assert {kind for _, kind, _ in plain.seen} == {"node", "chat_model"}
+    assert ("start", "node", "right") in plain.seen
+
+
+def test_a_handler_needs_only_the_hooks_it_uses() -> None:
+    class Starts:
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def on_start(self, info: Any, input: Any) -> None:
+            self.names.append(info.name)
+
+    starts = Starts()
+    parallel_graph().invoke("q", {"callbacks": [starts]})
+    assert starts.names[0] == "par" and "left" in starts.names
+
+
+class NoHooks:
+    def handle(self, event: Any) -> None: ...
+
+
+class Misspelt(PlainRecorder):
+    def on_chunk(self, info: Any, chunk: Any) -> None: ...
+
+
+class NotCallable:
+    on_start = "start"
+
+
+@pytest.mark.parametrize(
+    ("handler", "message"),
+    [
+        (NoHooks(), "it has none of the hooks; subclass weft.Handler"),
+        (Misspelt(), "has on_chunk, which no weft hook is called"),
+        (NotCallable(), "its on_start is not callable; subclass weft.Handler"),
+        (print, "it has none of the hooks; subclass weft.Handler"),
+    ],
+    ids=["no-hooks", "misspelt-hook", "hook-not-callable", "a-function"],
+)
+def test_add_handler_refuses_what_is_no_handler_and_says_to_subclass_handler(
+    handler: Any, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        add_handler(handler)
+    assert handler not in [getattr(h, "target", h) for h in global_handlers()]
+
+
+def test_a_langchain_callback_handler_is_pointed_to_the_config() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    with pytest.raises(TypeError, match=r"langchain-core callback handler.*config=\{'callbacks'"):
+        add_handler(BaseCallbackHandler())
+
+
+def test_something_that_is_no_handler_in_the_config_fails_before_the_run() -> None:
+    rec = MemoryHandler()
+    with pytest.raises(TypeError, match=r"subclass weft\.Handler"):
+        parallel_graph().invoke("q", {"callbacks": [rec, NoHooks()]})
+    assert rec.events == []

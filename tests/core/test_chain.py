@@ -6,6 +6,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.prompts import ChatPromptTemplate
 
 from weft import END, START, Chain, Chunk, Graph, GraphCompileError, lambda_
+from weft.core.errors import ComponentTypeError
 
 
 def strip(s: str) -> str:
@@ -87,3 +88,33 @@ def test_auto_names_are_unique() -> None:
     compiled = chain.compile()
     assert len(compiled.plan.nodes) == 3
     assert compiled.invoke("a") == "A"
+
+
+def test_a_step_may_take_the_name_the_chain_uses_for_its_last_join() -> None:
+    chain = (
+        Chain[str, str]("c")
+        .then(strip, name="chain_join")
+        .branch(lambda s: "a" if s.isupper() else "b", {"a": lower, "b": upper})
+    )
+    compiled = chain.compile()
+    assert (compiled.invoke(" ABC "), compiled.invoke(" abc ")) == ("abc", "ABC")
+    assert chain.compile().invoke("x") == "X"  # compiling again finds the chain as it was
+
+
+def test_steps_added_after_compile_reach_only_later_compiles() -> None:
+    chain = Chain[str, Any]("c").then(strip)
+    first = chain.compile()
+    chain.then(length)
+    assert (first.invoke(" ab "), chain.compile().invoke(" ab ")) == ("ab", 2)
+
+
+def test_a_parallel_step_may_run_graph_builders() -> None:
+    up = Graph[str, str]("up").add_node("u", upper)
+    up.add_edge(START, "u").add_edge("u", END)
+    chain = Chain[str, Any]("p").parallel({"up": up, "low": lower})
+    assert chain.compile().invoke("Ab") == {"up": "AB", "low": "ab"}
+
+
+def test_a_bad_function_step_fails_when_it_is_added() -> None:
+    with pytest.raises(ComponentTypeError, match="has no type annotation for its input"):
+        Chain[str, str]("c").then(lambda s: s)

@@ -12,7 +12,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from typing_extensions import is_typeddict
 
-from weft.core.component import TypedLambda, as_component, lambda_
+from weft.core.component import TypedLambda, lambda_, spec_of
 from weft.core.errors import ComponentTypeError
 from weft.core.types import MessagesInput
 
@@ -88,8 +88,8 @@ def test_missing_return_annotation_is_an_error() -> None:
 
 def test_plain_lambda_needs_explicit_types() -> None:
     with pytest.raises(ComponentTypeError):
-        as_component(lambda x: x)
-    spec = as_component(lambda_(lambda x: x * 2, input_type=int, output_type=int))
+        spec_of(lambda x: x)
+    spec = spec_of(lambda_(lambda x: x * 2, input_type=int, output_type=int))
     assert (spec.kind, spec.input_type, spec.output_type) == ("lambda", int, int)
     assert spec.component.invoke(4) == 8
 
@@ -110,13 +110,13 @@ class _Retriever(BaseRetriever):
 def test_langchain_components_resolve_their_types(
     component: Any, kind: str, in_t: Any, out_t: Any
 ) -> None:
-    spec = as_component(component)
+    spec = spec_of(component)
     assert (spec.kind, spec.input_type, spec.output_type) == (kind, in_t, out_t)
 
 
 def test_prompt_template_input_is_a_typeddict_of_its_variables() -> None:
     prompt = ChatPromptTemplate.from_messages([("human", "{context}\n\n{question}")])
-    spec = as_component(prompt)
+    spec = spec_of(prompt)
     assert spec.kind == "prompt" and spec.output_type is PromptValue
     assert is_typeddict(spec.input_type)
     assert spec.input_type.__required_keys__ == frozenset({"context", "question"})
@@ -124,18 +124,26 @@ def test_prompt_template_input_is_a_typeddict_of_its_variables() -> None:
 
 def test_non_component_is_rejected() -> None:
     with pytest.raises(ComponentTypeError, match="is not a component"):
-        as_component(42)
+        spec_of(42)
 
 
 def test_wrapped_chat_models_and_prompts_keep_their_types() -> None:
     model = GenericFakeChatModel(messages=iter([]))
     for wrapped in (model.with_retry(), model.with_fallbacks([model]), model.bind(stop=["x"])):
-        spec = as_component(wrapped)
+        spec = spec_of(wrapped)
         assert (spec.kind, spec.input_type, spec.output_type) == (
             "chat_model",
             MessagesInput,
             AIMessage,
         )
     prompt = ChatPromptTemplate.from_messages([("human", "{q}")]).with_retry()
-    spec = as_component(prompt)
+    spec = spec_of(prompt)
     assert spec.kind == "prompt" and spec.input_type.__required_keys__ == frozenset({"q"})
+
+
+def test_as_component_is_a_deprecated_alias_that_says_what_to_use() -> None:
+    from weft.core.component import as_component
+
+    with pytest.warns(DeprecationWarning, match=r"weft\.lambda_\(fn, \.\.\.\)"):
+        spec = as_component(len, input_type=str, output_type=int)
+    assert (spec.kind, spec.input_type, spec.output_type) == ("lambda", str, int)

@@ -1,6 +1,8 @@
 """Every compile-time check, with the message it gives."""
 
+import contextlib
 from collections.abc import Callable
+from dataclasses import FrozenInstanceError
 from typing import Any
 
 import pytest
@@ -241,3 +243,95 @@ def test_lambda_helper_types_are_checked_on_edges() -> None:
     g = linear(("len", lambda_(len, input_type=str, output_type=int)), ("b", same))
     with pytest.raises(GraphCompileError, match="'len' outputs int but 'b' takes str"):
         g.compile()
+
+
+def shout(x: str) -> str:
+    return x.upper() + "!"
+
+
+def test_editing_a_node_on_the_builder_after_compile_changes_nothing_compiled() -> None:
+    g = linear(("a", same), graph=Graph[str, str]("g"))
+    compiled = g.compile()
+    with contextlib.suppress(FrozenInstanceError):
+        g.nodes["a"].pre = lambda x, state: "changed"  # type: ignore[misc]
+    with contextlib.suppress(FrozenInstanceError):
+        g.nodes["a"].post = lambda y, state: {"x": 1}  # type: ignore[misc]
+    g.nodes["a"] = g.nodes["a"].__class__("a", None)
+    g.add_node("later", shout).add_edge("a", "later").add_edge("later", END)
+    assert compiled.invoke("hi") == "hi"
+    assert list(compiled.plan.nodes) == ["a"]
+
+
+def test_editing_a_branch_on_the_builder_after_compile_changes_nothing_compiled() -> None:
+    g = Graph[str, str]("g").add_node("a", same).add_node("loud", shout)
+    g.add_edge(START, "a").add_branch(
+        "a", lambda x: "up" if x else "stop", {"up": "loud", "stop": END}
+    )
+    g.add_edge("loud", END)
+    compiled = g.compile()
+    with contextlib.suppress(TypeError):
+        g.branches[0].targets["up"] = END  # type: ignore[index]
+    with contextlib.suppress(FrozenInstanceError):
+        g.branches[0].condition = lambda x: "stop"  # type: ignore[misc]
+    assert compiled.invoke("hi") == "HI!"
+
+
+def test_a_compiled_plan_is_read_only() -> None:
+    compiled = linear(("a", same), graph=Graph[str, str]("g")).compile()
+    with pytest.raises(TypeError):
+        compiled.plan.nodes["b"] = compiled.plan.nodes["a"]  # type: ignore[index]
+    with pytest.raises(FrozenInstanceError):
+        compiled.plan.name = "other"  # type: ignore[misc]
+
+
+class _WatchedGraph(Graph[str, str]):
+    """Records every attribute written once ``watching`` is set."""
+
+    watching = False
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.writes: list[str] = []
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if self.watching:
+            self.writes.append(key)
+        super().__setattr__(key, value)
+
+
+def test_compile_with_a_name_never_renames_the_builder() -> None:
+    g = _WatchedGraph("builder")
+    linear(("a", same), graph=g)
+    object.__setattr__(g, "watching", True)
+    compiled = g.compile(name="renamed")
+    assert (compiled.name, g.name, g.writes) == ("renamed", "builder", [])
+
+
+def test_a_subgraph_builder_is_checked_with_its_parent_and_its_problems_listed_there() -> None:
+    inner = Graph[str, str]("inner").add_node("u", shout)  # no edges yet
+    outer = Graph[str, int]("outer").add_node("sub", inner).add_node("len", to_int)
+    outer.add_edge(START, "sub").add_edge("sub", "len").add_edge("len", END)
+    outer.add_node("orphan", to_int).add_edge("orphan", END)
+    with pytest.raises(GraphCompileError) as err:
+        outer.compile()
+    problems = err.value.problems
+    assert "node 'sub' (subgraph 'inner'): no edge from START; add one" in problems[0]
+    assert any(p.startswith("node 'sub' (subgraph 'inner'): no edge into END") for p in problems)
+    assert any("node 'orphan' is unreachable from START" in p for p in problems)
+    assert str(err.value).startswith("graph 'outer' cannot compile, 3 problems")
+
+
+def test_a_subgraph_builder_is_compiled_when_its_parent_compiles() -> None:
+    inner = Graph[str, str]("inner").add_node("u", shout)
+    outer = linear(("sub", inner), ("len", to_int), graph=Graph[str, int]("outer"))
+    inner.add_edge(START, "u").add_edge("u", END)  # finished after it was added
+    compiled = outer.compile()
+    inner.add_node("more", same)  # after the parent compiled: reaches nothing compiled
+    assert compiled.invoke("abc") == 4
+
+
+def test_a_subgraph_builder_type_mismatch_is_reported_on_the_parent_edge() -> None:
+    inner = linear(("u", shout), graph=Graph[str, str]("inner"))
+    outer = linear(("sub", inner), ("n", lambda_(abs, input_type=int, output_type=int)))
+    with pytest.raises(GraphCompileError, match="'sub' outputs str but 'n' takes int"):
+        outer.compile()

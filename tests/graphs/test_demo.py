@@ -3,21 +3,21 @@ import io
 from weft.cli import main
 from weft.components.models import NO_ANSWER
 from weft.core.stream import Chunk
-from weft.graphs.demo import demo_graph
+from weft.graphs.demo import build_demo_graph
 
 
 def test_demo_answers_with_a_cited_quote_from_its_passages() -> None:
-    answer = demo_graph().invoke("What does compile check?")
+    answer = build_demo_graph().invoke("What does compile check?")
     assert str(answer.content).startswith("Graph.compile checks every edge")
     assert "[1]" in str(answer.content)
 
 
 def test_demo_says_when_it_has_no_answer() -> None:
-    assert demo_graph().invoke("Who won the 1998 world cup?").content == NO_ANSWER
+    assert build_demo_graph().invoke("Who won the 1998 world cup?").content == NO_ANSWER
 
 
 def test_demo_streams_the_answer_token_by_token() -> None:
-    chunks = [e for e in demo_graph().stream("How do tokens stream?") if isinstance(e, Chunk)]
+    chunks = [e for e in build_demo_graph().stream("How do tokens stream?") if isinstance(e, Chunk)]
     assert len(chunks) > 5 and all(c.path == ("model",) for c in chunks)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,11 @@ def open_sqlite_checkpointer(path: str | Path, allowed: Iterable[type] = ()) -> 
     serde = JsonPlusSerializer(
         allowed_msgpack_modules=[(cls.__module__, cls.__qualname__) for cls in allowed]
     )
-    return ThreadedSqliteSaver(conn, serde=serde)
+    saver = ThreadedSqliteSaver(conn, serde=serde)
+    # The connection lives as long as the checkpointer and is closed with it: a connection left
+    # to the garbage collector unclosed is a ResourceWarning from Python 3.13 on.
+    weakref.finalize(saver, conn.close)
+    return saver
 
 
 def _connect(file: Path) -> sqlite3.Connection:

@@ -8,7 +8,9 @@ of the node.
 
 Register a handler for every run with :func:`add_handler`, or for one call by putting it in the
 config: ``graph.invoke(x, config={"callbacks": [handler]})``. Set ``handler.nodes`` to receive
-only the events of chosen nodes.
+only the events of chosen nodes. A handler is a :class:`Handler` subclass, or any object with
+some of the four hooks (``on_start``, ``on_end``, ``on_error``, ``on_stream_chunk``); anything
+else is refused when it is added, with an error saying to subclass :class:`Handler`.
 
 Example:
     >>> recorder = MemoryHandler()
@@ -40,6 +42,7 @@ __all__ = [
     "RunInfo",
     "RunKind",
     "add_handler",
+    "as_handler",
     "global_handlers",
     "remove_handler",
 ]
@@ -92,22 +95,93 @@ class Handler:
         """A streaming run produced ``chunk`` (a token, a message chunk, a lambda's yield)."""
 
 
+HOOKS = ("on_start", "on_end", "on_error", "on_stream_chunk")
+
+
+class _Hooks(Handler):
+    """An object that has the hooks but is no :class:`Handler`, seen as one."""
+
+    def __init__(self, target: Any, nodes: frozenset[str] | None) -> None:
+        self.target = target
+        self.nodes = nodes
+        for hook in HOOKS:
+            fn = getattr(target, hook, None)
+            if fn is not None:
+                setattr(self, hook, fn)
+
+
+def as_handler(handler: Any) -> Handler:
+    """``handler`` as a :class:`Handler`: itself, or an object with the hooks, wrapped.
+
+    Raises:
+        TypeError: ``handler`` has none of the hooks, a hook that is not callable, an ``on_``
+            method that is no hook (a misspelt one), or is a langchain-core callback handler.
+    """
+    if isinstance(handler, Handler):
+        return handler
+    what = f"{type(handler).__name__} object {handler!r}"
+    fix = (
+        "subclass weft.Handler and override the hooks you need (on_start, on_end, on_error, "
+        "on_stream_chunk)"
+    )
+    if isinstance(handler, BaseCallbackHandler):
+        raise TypeError(
+            f"{what} is a langchain-core callback handler, not a weft handler; pass it in the "
+            f"config (config={{'callbacks': [handler]}}) or {fix}"
+        )
+    present = [h for h in HOOKS if getattr(handler, h, None) is not None]
+    if not present:
+        raise TypeError(f"{what} is not a weft handler: it has none of the hooks; {fix}")
+    for hook in present:
+        if not callable(getattr(handler, hook)):
+            raise TypeError(f"{what}: its {hook} is not callable; {fix}")
+    unknown = sorted(
+        n for n in dir(handler) if n.startswith("on_") and n not in HOOKS and not n.startswith("__")
+    )
+    if unknown:
+        raise TypeError(
+            f"{what} has {', '.join(unknown)}, which no weft hook is called; the hooks are "
+            f"{', '.join(HOOKS)}: rename it, or {fix}"
+        )
+    nodes = getattr(handler, "nodes", None)
+    if nodes is not None:
+        if isinstance(nodes, str) or not all(isinstance(n, str) for n in nodes):
+            raise TypeError(f"{what}: its nodes must be a set of node names or None, got {nodes!r}")
+        nodes = frozenset(nodes)
+    return _Hooks(handler, nodes)
+
+
 _GLOBAL: list[Handler] = []
 _GLOBAL_LOCK = threading.Lock()
 
 
-def add_handler(handler: Handler) -> None:
-    """Register ``handler`` for every graph run in this process."""
+def _registered(handler: Any) -> Handler | None:
+    return next(
+        (h for h in _GLOBAL if h is handler or (isinstance(h, _Hooks) and h.target is handler)),
+        None,
+    )
+
+
+def add_handler(handler: Handler | Any) -> None:
+    """Register ``handler`` for every graph run in this process.
+
+    ``handler`` is a :class:`Handler`, or any object with some of its four hooks.
+
+    Raises:
+        TypeError: ``handler`` is neither; the message says to subclass :class:`Handler`.
+    """
+    adapted = as_handler(handler)
     with _GLOBAL_LOCK:
-        if handler not in _GLOBAL:
-            _GLOBAL.append(handler)
+        if _registered(handler) is None:
+            _GLOBAL.append(adapted)
 
 
-def remove_handler(handler: Handler) -> None:
+def remove_handler(handler: Handler | Any) -> None:
     """Stop sending events to a handler registered with :func:`add_handler`."""
     with _GLOBAL_LOCK:
-        if handler in _GLOBAL:
-            _GLOBAL.remove(handler)
+        found = _registered(handler)
+        if found is not None:
+            _GLOBAL.remove(found)
 
 
 def global_handlers() -> tuple[Handler, ...]:
@@ -145,8 +219,8 @@ class CallbackBridge(BaseCallbackHandler):
 
     run_inline = True  # keep events in order; the hooks are cheap
 
-    def __init__(self, handlers: Iterable[Handler]) -> None:
-        self.handlers = list(handlers)
+    def __init__(self, handlers: Iterable[Handler | Any]) -> None:
+        self.handlers = [as_handler(h) for h in handlers]
         self._runs: dict[UUID, _Tracked] = {}
         # Most handlers take every event; only those with ``nodes`` need a check per event.
         self._filtered = any(h.nodes is not None for h in self.handlers)
@@ -394,12 +468,12 @@ def split(callbacks: Any) -> tuple[Any, list[Handler] | None]:
     handlers: list[Handler] = []
     others: list[Any] = []
     for h in callbacks:
-        if isinstance(h, Handler):
-            handlers.append(h)
-        elif isinstance(h, CallbackBridge):
+        if isinstance(h, CallbackBridge):
             handlers.extend(h.handlers)
-        else:
+        elif isinstance(h, BaseCallbackHandler):
             others.append(h)
+        else:
+            handlers.append(as_handler(h))
     if not handlers:
         return callbacks, None
     return others or None, handlers

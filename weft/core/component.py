@@ -1,9 +1,11 @@
 """The component contract: a langchain-core Runnable whose input and output types are known.
 
 langchain-core classes work as they are (chat models, retrievers, tools, prompt templates, any
-Runnable with ``InputType``/``OutputType``). A plain Python function becomes a
-:class:`TypedLambda` from its annotations: sync, async, generator (streaming) or async generator.
-Everything is inspected once, when the lambda is made, never per call.
+Runnable with ``InputType``/``OutputType``). A plain Python function works as it is too, typed by
+its annotations: sync, async, generator (streaming) or async generator. :func:`lambda_` is the
+one way to make a typed component of a function by hand, to declare its types or name it; it
+returns a :class:`TypedLambda`. Everything is inspected once, when the lambda is made, never per
+call.
 
 Example:
     >>> from weft.core.component import lambda_
@@ -18,6 +20,7 @@ import asyncio
 import collections.abc as cabc
 import inspect
 import typing
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
@@ -40,7 +43,6 @@ __all__ = [
     "ComponentKind",
     "ComponentSpec",
     "TypedLambda",
-    "as_component",
     "lambda_",
     "prompt_input_type",
 ]
@@ -78,9 +80,10 @@ def _chunk_type(tp: Any, mode: _LambdaMode) -> Any:
 
 
 class TypedLambda(Runnable[Any, Any]):
-    """A Python function as a typed component; its types come from its annotations.
+    """A Python function as a typed component: what :func:`lambda_` returns.
 
-    The first parameter is the input. A parameter named ``config`` receives the
+    Make one with :func:`lambda_`; the class is public for ``isinstance`` checks and type
+    annotations. The first parameter is the input. A parameter named ``config`` receives the
     ``RunnableConfig``; one named ``state`` receives the graph's shared state. A generator
     function streams: its chunks are yielded as they come and its output is their concatenation.
 
@@ -88,7 +91,7 @@ class TypedLambda(Runnable[Any, Any]):
         >>> def words(text: str) -> Iterator[str]:
         ...     for w in text.split():
         ...         yield w + " "
-        >>> TypedLambda(words).invoke("a b")
+        >>> lambda_(words).invoke("a b")
         'a b '
     """
 
@@ -304,7 +307,23 @@ def lambda_(
     output_type: Any = None,
     name: str | None = None,
 ) -> TypedLambda:
-    """Make a typed component from a function, from its annotations or explicit types.
+    """Make a typed component of a function, typed by its annotations or by explicit types.
+
+    This is the one way to wrap a function by hand; a function passed to ``add_node`` or
+    ``Chain.then`` as it is gets wrapped the same way.
+
+    Args:
+        fn: A sync, async, generator or async generator function. Its first parameter is the
+            input; parameters named ``config`` and ``state`` get the run's config and the
+            graph's shared state.
+        input_type: The input type, when the first parameter is not annotated (or to override).
+        output_type: The output type (a generator's item type), when the return is not
+            annotated (or to override).
+        name: The component's name (defaults to the function's).
+
+    Raises:
+        ComponentTypeError: ``fn`` is not callable, takes no input, or lacks annotations that
+            are not declared here.
 
     Example:
         >>> lambda_(len, input_type=str, output_type=int).invoke("abc")
@@ -364,10 +383,8 @@ def _runnable_types(runnable: Runnable[Any, Any]) -> tuple[Any, Any]:
     return in_t, out_t
 
 
-def as_component(
-    component: Any, *, input_type: Any = None, output_type: Any = None
-) -> ComponentSpec:
-    """Resolve anything usable as a node into a :class:`ComponentSpec`.
+def spec_of(component: Any, *, input_type: Any = None, output_type: Any = None) -> ComponentSpec:
+    """Resolve anything usable as a node into a :class:`ComponentSpec` (what ``add_node`` does).
 
     Raises:
         ComponentTypeError: the object is not a Runnable or a function, or a function lacks
@@ -412,6 +429,20 @@ def as_component(
     if output_type is not None:
         out_t = output_type
     return ComponentSpec(component, kind, name, in_t, out_t)
+
+
+def as_component(
+    component: Any, *, input_type: Any = None, output_type: Any = None
+) -> ComponentSpec:
+    """Deprecated: pass the component to ``add_node`` as it is, or wrap a function with
+    :func:`lambda_`. Kept so old code runs; it warns and resolves as :func:`spec_of` does."""
+    warnings.warn(
+        "weft.as_component is deprecated and will be removed: pass the component to add_node "
+        "as it is, or make a typed component of a function with weft.lambda_(fn, ...)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return spec_of(component, input_type=input_type, output_type=output_type)
 
 
 def to_message(value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 A :class:`Graph` is mutable and runs nothing. :meth:`Graph.compile` checks it (types on every
 edge, names, reachability, fan-ins, cycles) and returns an immutable
-:class:`~weft.core.compiled.CompiledGraph` that runs on LangGraph.
+:class:`~weft.core.compiled.CompiledGraph` that runs on LangGraph, from a frozen
+:class:`~weft.core.plan.GraphPlan` (the checks themselves are in ``_checks.py``).
 
 Data flows along edges: a node's input is the output of the node before it. A node with several
 incoming edges waits for all of them (fan-in) and receives a mapping ``{upstream: output}``,
@@ -20,84 +21,52 @@ Example:
 
 from __future__ import annotations
 
-import collections.abc as cabc
+import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar, get_args, get_origin
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from typing_extensions import Self, is_typeddict
+from typing_extensions import Self
 
-from weft.core.component import ComponentSpec, as_component
-from weft.core.errors import GraphCompileError
-from weft.core.types import (
-    BaseMessage,
-    Document,
-    PromptValue,
-    is_assignable,
-    missing_typeddict_keys,
-    type_name,
+from weft.core._checks import (
+    check_inputs,
+    closure,
+    common_type,
+    cycle_nodes,
+    exclusive,
+    find_cycle,
+    frozen,
+    node_in_type,
+    resolve_types,
+    topo_order,
+    union,
 )
+from weft.core.component import ComponentSpec, spec_of
+from weft.core.errors import GraphCompileError
+from weft.core.plan import END, START, BranchDef, GraphPlan, NodeDef, Trigger
+from weft.core.types import is_assignable, type_name
 
 if typing.TYPE_CHECKING:
     from weft.core.compiled import CompiledGraph
 
-__all__ = ["END", "START", "Graph", "Trigger"]
-
-START = "__start__"
-"""The virtual node whose output is the graph's input."""
-END = "__end__"
-"""The virtual node whose input becomes the graph's output."""
+__all__ = ["END", "START", "BranchDef", "Graph", "GraphPlan", "NodeDef", "Trigger"]
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
-Trigger = Literal["all", "any"]
-
 _RESERVED_CHARS = (":", "|", "\n")
 
 
-@dataclass
-class NodeDef:
-    """A node as declared on the builder."""
+@dataclass(frozen=True)
+class _Subgraph:
+    """A ``Graph`` builder added as a node: compiled, and checked, with its parent."""
 
-    name: str
-    spec: ComponentSpec | None  # None: a passthrough
-    merge: Callable[[dict[str, Any]], Any] | None = None
-    trigger: Trigger | None = None
-    pre: Callable[..., Any] | None = None
-    post: Callable[..., Any] | None = None
-
-
-@dataclass
-class BranchDef:
-    """A conditional edge: ``condition(output)`` names one or several targets."""
-
-    source: str
-    condition: Callable[..., Any]
-    targets: dict[str, str]  # label -> node name
-    wants_state: bool = False
-
-
-@dataclass
-class GraphPlan:
-    """What compile() resolved: everything the runtime needs, fixed once."""
-
-    name: str
+    graph: Graph[Any, Any]
     input_type: Any
     output_type: Any
-    nodes: dict[str, NodeDef]
-    preds: dict[str, list[str]]  # plain-edge predecessors (START included)
-    branch_preds: dict[str, list[str]]  # predecessors through a branch
-    succs: dict[str, list[str]]  # plain-edge successors (END included)
-    branches: dict[str, BranchDef]
-    triggers: dict[str, Trigger]
-    in_types: dict[str, Any]
-    out_types: dict[str, Any]
-    state: Any
-    has_cycle: bool
-    end_nodes: frozenset[str] = field(default_factory=frozenset)
 
 
 class Graph(Generic[InT, OutT]):
@@ -134,6 +103,7 @@ class Graph(Generic[InT, OutT]):
         self.nodes: dict[str, NodeDef] = {}
         self.edges: list[tuple[str, str]] = []
         self.branches: list[BranchDef] = []
+        self._subgraphs: dict[str, _Subgraph] = {}
         self._problems: list[str] = []
 
     # -- building -----------------------------------------------------------------------------
@@ -155,7 +125,8 @@ class Graph(Generic[InT, OutT]):
         Args:
             name: Unique within the graph.
             component: A langchain-core Runnable, a compiled weft graph (a subgraph), a
-                ``Graph`` builder (compiled with this graph), or a function with annotations.
+                ``Graph`` builder (checked and compiled by this graph's ``compile()``, its
+                problems listed with this graph's), or a function with annotations.
             input_type: Override the component's declared input type.
             output_type: Override the component's declared output type.
             merge: For a fan-in node: turns ``{upstream: output}`` into the node's input.
@@ -170,17 +141,28 @@ class Graph(Generic[InT, OutT]):
             )
             return self
         if isinstance(component, Graph):
-            component = component.compile()
-        spec = as_component(component, input_type=input_type, output_type=output_type)
+            self._subgraphs[name] = _Subgraph(component, input_type, output_type)
+            spec = ComponentSpec(component, "graph", component.name, Any, Any)
+        else:
+            spec = spec_of(component, input_type=input_type, output_type=output_type)
         self.nodes[name] = NodeDef(name, spec, merge, trigger, pre, post)
         return self
 
-    def add_passthrough(self, name: str, *, trigger: Trigger | None = None) -> Self:
-        """Add a node that outputs its input unchanged (a fan-out or fan-in point)."""
+    def add_passthrough(
+        self,
+        name: str,
+        *,
+        trigger: Trigger | None = None,
+        merge: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Self:
+        """Add a node that outputs its input unchanged (a fan-out or fan-in point).
+
+        ``merge`` turns a fan-in's ``{upstream: output}`` into what it passes on.
+        """
         if name in self.nodes:
             self._problems.append(f"duplicate node name '{name}'")
             return self
-        self.nodes[name] = NodeDef(name, None, trigger=trigger)
+        self.nodes[name] = NodeDef(name, None, merge=merge, trigger=trigger)
         return self
 
     def add_edge(self, source: str, target: str) -> Self:
@@ -203,7 +185,9 @@ class Graph(Generic[InT, OutT]):
             targets: The possible targets: node names (``END`` allowed), or a mapping from
                 the labels the condition returns to node names.
         """
-        mapping = dict(targets) if isinstance(targets, Mapping) else {t: t for t in targets}
+        mapping = MappingProxyType(
+            dict(targets) if isinstance(targets, Mapping) else {t: t for t in targets}
+        )
         try:
             wants_state = "state" in inspect.signature(condition).parameters
         except (TypeError, ValueError):
@@ -223,14 +207,40 @@ class Graph(Generic[InT, OutT]):
                 out_t = args[1] if out_t is None else out_t
         return in_t, out_t
 
-    def plan(self, *, step_limit: int | None = None) -> GraphPlan:
+    def _resolved_nodes(self, problems: list[str]) -> dict[str, NodeDef]:
+        """The nodes with every subgraph builder compiled now; its problems join ``problems``."""
+        nodes = dict(self.nodes)
+        for n, sub in self._subgraphs.items():
+            try:
+                compiled = sub.graph.compile()
+            except GraphCompileError as exc:
+                problems.extend(f"node '{n}' (subgraph '{exc.graph}'): {p}" for p in exc.problems)
+                spec = ComponentSpec(
+                    sub.graph,
+                    "graph",
+                    sub.graph.name,
+                    Any if sub.input_type is None else sub.input_type,
+                    Any if sub.output_type is None else sub.output_type,
+                )
+            else:
+                spec = spec_of(compiled, input_type=sub.input_type, output_type=sub.output_type)
+            nodes[n] = dataclasses.replace(nodes[n], spec=spec)
+        return nodes
+
+    def plan(self, *, step_limit: int | None = None, name: str | None = None) -> GraphPlan:
         """Check the graph and resolve what running it needs; raise on any problem.
+
+        The plan is a snapshot: later changes to this builder (or to a subgraph builder added
+        as a node) do not reach it. ``name`` names the plan instead of the builder's name.
 
         Raises:
             GraphCompileError: listing every problem found, each with its fix.
         """
+        graph_name = self.name if name is None else name
+        sub_problems: list[str] = []
+        nodes = self._resolved_nodes(sub_problems)
         problems = list(self._problems)
-        names = set(self.nodes)
+        names = set(nodes)
         known = ", ".join(sorted(names)) or "(none)"
         for n in names:
             if n in (START, END) or any(c in n for c in _RESERVED_CHARS):
@@ -293,19 +303,19 @@ class Graph(Generic[InT, OutT]):
             problems.append("no edge from START; add one: add_edge(START, '<first node>')")
         if not end_preds:
             problems.append("no edge into END; add one: add_edge('<last node>', END)")
-        if problems:
-            raise GraphCompileError(self.name, problems)
+        if problems:  # the checks below need a well-formed graph; a subgraph's problems don't
+            raise GraphCompileError(graph_name, [*sub_problems, *problems])
 
         # Reachability, both ways.
         forward: dict[str, set[str]] = {n: set(s) for n, s in succs.items()}
         for src, b in branches.items():
             forward[src].update(b.targets.values())
-        reach = _closure(START, forward)
+        reach = closure(START, forward)
         backward: dict[str, set[str]] = {n: set() for n in [*names, START, END]}
         for src, dsts in forward.items():
             for d in dsts:
                 backward.setdefault(d, set()).add(src)
-        coreach = _closure(END, backward)
+        coreach = closure(END, backward)
         for n in sorted(names):
             if n not in reach:
                 problems.append(
@@ -313,7 +323,7 @@ class Graph(Generic[InT, OutT]):
                 )
             elif n not in coreach:
                 problems.append(f"node '{n}' cannot reach END; add an edge from it toward END")
-        cycle = _find_cycle(forward)
+        cycle = find_cycle(forward)
         if cycle and step_limit is None:
             problems.append(
                 f"the graph has a cycle ({' -> '.join(cycle)}) but no step limit; pass "
@@ -323,14 +333,14 @@ class Graph(Generic[InT, OutT]):
         # Triggers and fan-ins.
         triggers: dict[str, Trigger] = {}
         for n in names:
-            node = self.nodes[n]
+            node = nodes[n]
             n_in = len(preds[n]) + len(branch_preds[n])
             if node.trigger is not None:
                 triggers[n] = node.trigger
             elif n_in > 1 and (
                 branch_preds[n]
-                or (cycle and n in _cycle_nodes(forward, n))
-                or _exclusive(preds[n], branches, forward)
+                or (cycle and n in cycle_nodes(forward, n))
+                or exclusive(preds[n], branches, forward)
             ):
                 triggers[n] = "any"
             else:
@@ -346,36 +356,36 @@ class Graph(Generic[InT, OutT]):
         graph_in, graph_out = self._declared_types()
         first_nodes = succs[START]
         if graph_in is None:
-            graph_in = _common_type([self._node_in_type(n) for n in first_nodes])
+            graph_in = common_type([node_in_type(nodes[n]) for n in first_nodes])
         out_types[START] = graph_in
-        for n in _topo_order(names, forward):
-            self._resolve_types(n, preds, branch_preds, triggers, in_types, out_types, problems)
+        for n in topo_order(names, forward):
+            resolve_types(nodes[n], preds, branch_preds, triggers, in_types, out_types)
         if graph_out is None:
-            graph_out = _union([out_types.get(n, Any) for n in dict.fromkeys(end_preds)])
+            graph_out = union([out_types.get(n, Any) for n in dict.fromkeys(end_preds)])
 
         # Type checks on every edge.
         for n in sorted(names):
-            self._check_inputs(n, preds[n], branch_preds[n], triggers[n], out_types, problems)
+            check_inputs(nodes, n, preds[n] + branch_preds[n], triggers[n], out_types, problems)
         for n in dict.fromkeys(end_preds):
             if not is_assignable(out_types.get(n, Any), graph_out):
                 problems.append(
                     f"graph output: node '{n}' outputs {type_name(out_types[n])} but the graph "
                     f"returns {type_name(graph_out)}; change the graph's output type or the node"
                 )
-        if problems:
-            raise GraphCompileError(self.name, problems)
+        if problems or sub_problems:
+            raise GraphCompileError(graph_name, [*sub_problems, *problems])
         return GraphPlan(
-            name=self.name,
+            name=graph_name,
             input_type=graph_in,
             output_type=graph_out,
-            nodes=dict(self.nodes),
-            preds=preds,
-            branch_preds=branch_preds,
-            succs=succs,
-            branches=branches,
-            triggers=triggers,
-            in_types=in_types,
-            out_types=out_types,
+            nodes=MappingProxyType(nodes),
+            preds=frozen(preds),
+            branch_preds=frozen(branch_preds),
+            succs=frozen(succs),
+            branches=MappingProxyType(branches),
+            triggers=MappingProxyType(triggers),
+            in_types=MappingProxyType(in_types),
+            out_types=MappingProxyType(out_types),
             state=self.state,
             has_cycle=bool(cycle),
             end_nodes=frozenset(end_preds),
@@ -409,14 +419,7 @@ class Graph(Generic[InT, OutT]):
         """
         from weft.core.compiled import CompiledGraph
 
-        if name is not None and name != self.name:
-            self.name, old = name, self.name
-            try:
-                plan = self.plan(step_limit=step_limit)
-            finally:
-                self.name = old
-        else:
-            plan = self.plan(step_limit=step_limit)
+        plan = self.plan(step_limit=step_limit, name=name)
         unknown = [n for n in [*interrupt_before, *interrupt_after] if n not in plan.nodes]
         if unknown:
             raise GraphCompileError(
@@ -434,216 +437,3 @@ class Graph(Generic[InT, OutT]):
             step_limit=step_limit,
             durability=durability,
         )
-
-    # -- type resolution ------------------------------------------------------------------------
-
-    def _node_in_type(self, n: str) -> Any:
-        node = self.nodes[n]
-        if node.pre is not None:
-            hint = _param_type(node.pre, 0)
-            if hint is not None:
-                return hint
-        return node.spec.input_type if node.spec is not None else Any
-
-    def _resolve_types(
-        self,
-        n: str,
-        preds: dict[str, list[str]],
-        branch_preds: dict[str, list[str]],
-        triggers: dict[str, Trigger],
-        in_types: dict[str, Any],
-        out_types: dict[str, Any],
-        problems: list[str],
-    ) -> None:
-        node = self.nodes[n]
-        sources = preds[n] + branch_preds[n]
-        if node.spec is not None:
-            in_types[n] = self._node_in_type(n)
-            out_types[n] = node.spec.output_type
-            return
-        # A passthrough outputs what it receives.
-        if triggers[n] == "all" and len(sources) > 1:
-            t = _return_type(node.merge) if node.merge is not None else dict[str, Any]
-        else:
-            t = _union([out_types.get(s, Any) for s in sources])
-        in_types[n] = t
-        out_types[n] = t
-
-    def _check_inputs(
-        self,
-        n: str,
-        plain: list[str],
-        via_branch: list[str],
-        trigger: Trigger,
-        out_types: dict[str, Any],
-        problems: list[str],
-    ) -> None:
-        node = self.nodes[n]
-        if node.spec is None:
-            return
-        want = self._node_in_type(n)
-        sources = plain + via_branch
-        if trigger == "all" and len(sources) > 1:
-            if node.merge is None:
-                if not _is_mapping_type(want):
-                    problems.append(
-                        f"node '{n}' has {len(sources)} inputs ({', '.join(sources)}) but no "
-                        f"merge; pass merge=fn to add_node, give it a Mapping input (it gets "
-                        f"{{upstream: output}}), or trigger='any' if only one runs per pass"
-                    )
-                return
-            merged = _return_type(node.merge)
-            if merged is not None and not is_assignable(merged, want):
-                problems.append(
-                    f"node '{n}': its merge returns {type_name(merged)} but the node takes "
-                    f"{type_name(want)}"
-                )
-            return
-        for src in sources:
-            have = out_types.get(src, Any)
-            if not is_assignable(have, want):
-                problems.append(_edge_message(src, n, have, want, node.spec, self.nodes))
-
-
-def _edge_message(
-    src: str, dst: str, have: Any, want: Any, spec: ComponentSpec, nodes: dict[str, NodeDef]
-) -> str:
-    who = "the graph input" if src == START else f"'{src}'"
-    head = f"edge '{src}' -> '{dst}': {who} outputs {type_name(have)} but '{dst}' takes "
-    missing = missing_typeddict_keys(have, want)
-    if missing:
-        return (
-            f"edge '{src}' -> '{dst}': '{dst}' needs the keys {', '.join(missing)} that {who} "
-            f"does not output ({type_name(have)}); add them upstream or give them defaults"
-        )
-    shown = "list[BaseMessage]" if spec.kind == "chat_model" else type_name(want)
-    head += shown
-    if spec.kind == "chat_model" and is_assignable(have, list[Document]):
-        return head + "; put a prompt template between them"
-    if spec.kind == "prompt":
-        return head + "; pass a dict of the prompt's variables, e.g. a lambda returning one"
-    if is_assignable(have, BaseMessage) and is_assignable(str, want):
-        return head + "; add an output parser (StrOutputParser) or a lambda between them"
-    if is_assignable(have, PromptValue):
-        return head + "; a prompt's output goes to a chat model"
-    return head + f"; add a lambda that turns {type_name(have)} into {type_name(want)} between them"
-
-
-def _closure(start: str, graph: dict[str, set[str]]) -> set[str]:
-    seen = {start}
-    stack = [start]
-    while stack:
-        for nxt in graph.get(stack.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
-
-
-def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
-    """One cycle as a list of names (first repeated at the end), or [] if acyclic."""
-    color: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str]:
-        color[n] = 1
-        stack.append(n)
-        for m in sorted(graph.get(n, ())):
-            if color.get(m) == 1:
-                return [*stack[stack.index(m) :], m]
-            if color.get(m) is None:
-                found = visit(m)
-                if found:
-                    return found
-        stack.pop()
-        color[n] = 2
-        return []
-
-    for n in sorted(graph):
-        if color.get(n) is None:
-            found = visit(n)
-            if found:
-                return found
-    return []
-
-
-def _cycle_nodes(graph: dict[str, set[str]], n: str) -> set[str]:
-    """The nodes on some cycle through ``n`` (``n`` itself when it is on one)."""
-    back = {m for m in _closure(n, graph) if n in graph.get(m, set())}
-    return {n} if back or n in graph.get(n, set()) else set()
-
-
-def _exclusive(
-    preds: list[str], branches: dict[str, BranchDef], forward: dict[str, set[str]]
-) -> bool:
-    """Whether the predecessors sit behind different choices of one branch (only one runs)."""
-    for b in branches.values():
-        targets = set(b.targets.values()) - {END}
-        reach = {t: _closure(t, forward) for t in targets}
-        owners = []
-        for p in preds:
-            hits = [t for t in targets if p in reach[t]]
-            if len(hits) != 1:
-                break
-            owners.append(hits[0])
-        else:
-            if len(set(owners)) > 1:
-                return True
-    return False
-
-
-def _topo_order(names: set[str], graph: dict[str, set[str]]) -> list[str]:
-    """Nodes in an order where each comes after its predecessors (cycles broken anywhere)."""
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(n: str) -> None:
-        if n in seen or n in (START, END):
-            return
-        seen.add(n)
-        for p in sorted(q for q, dsts in graph.items() if n in dsts):
-            visit(p)
-        order.append(n)
-
-    for n in sorted(names):
-        visit(n)
-    return order
-
-
-def _union(types_: list[Any]) -> Any:
-    unique = list(dict.fromkeys(types_))
-    if not unique:
-        return Any
-    if Any in unique:
-        return Any
-    if len(unique) == 1:
-        return unique[0]
-    return typing.Union[tuple(unique)]  # noqa: UP007
-
-
-def _common_type(types_: list[Any]) -> Any:
-    unique = list(dict.fromkeys(types_))
-    return unique[0] if len(unique) == 1 else Any
-
-
-def _is_mapping_type(tp: Any) -> bool:
-    if tp is Any or is_typeddict(tp):
-        return True
-    origin = get_origin(tp) or tp
-    return isinstance(origin, type) and issubclass(origin, cabc.Mapping)
-
-
-def _param_type(fn: Callable[..., Any], index: int) -> Any:
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        return None
-    return hints.get(params[index].name) if len(params) > index else None
-
-
-def _return_type(fn: Callable[..., Any]) -> Any:
-    try:
-        return typing.get_type_hints(fn).get("return")
-    except Exception:
-        return None

@@ -9,7 +9,7 @@ Example:
     >>> from weft.evals import Case, Contains, Dataset, Suite, run_suite
     >>> suite = Suite(
     ...     name="demo",
-    ...     graph="weft.graphs.demo:demo_graph",
+    ...     graph="weft.graphs.demo:build_demo_graph",
     ...     dataset=Dataset(cases=[Case(inputs="What does compile check?",
     ...                                 expected_output="every edge")]),
     ...     evaluators=[Contains()],

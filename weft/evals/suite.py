@@ -25,12 +25,12 @@ naming a compiled graph (any Runnable) or a factory that returns one; a factory 
 
 Example:
     >>> from weft.evals import Case, Contains, Dataset
-    >>> suite = Suite(name="s", graph="weft.graphs.demo:demo_graph",
+    >>> suite = Suite(name="s", graph="weft.graphs.demo:build_demo_graph",
     ...               dataset=Dataset(cases=[Case(inputs="What does compile check?",
     ...                                           expected_output="every edge")]),
     ...               evaluators=[Contains()], thresholds={"contains": 1.0})
     >>> suite.variants()
-    {'weft.graphs.demo:demo_graph': 'weft.graphs.demo:demo_graph'}
+    {'weft.graphs.demo:build_demo_graph': 'weft.graphs.demo:build_demo_graph'}
 """
 
 from __future__ import annotations

@@ -1,3 +1,65 @@
-"""Ready graphs: hybrid retrieval, RAG chat, resume analysis and health consultation."""
+"""Ready graphs, each made by a ``build_*`` factory, and the knowledge base they read.
 
-__all__: list[str] = []
+- :func:`build_rag_graph` (``rag.py``): RAG chat over a knowledge base, with history and sources.
+- :func:`build_hybrid_graph` (``hybrid.py``): vector and BM25 retrieval side by side, fused.
+- :func:`build_demo_graph` (``demo.py``): a small offline question-answering graph.
+- :class:`KnowledgeBase` (``knowledge.py``): ingest files into Chroma and BM25, and retrieve.
+- :func:`default_graphs` (``registry.py``): the graphs above compiled once per settings.
+- ``schema.py``: the chat graphs' input, output and event types.
+
+The names load their module when first used, so importing one graph does not import the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from weft.graphs.demo import build_demo_graph
+    from weft.graphs.hybrid import GraphRetriever, build_hybrid_graph
+    from weft.graphs.knowledge import KnowledgeBase
+    from weft.graphs.rag import astream_chat, build_rag_graph, stream_chat
+    from weft.graphs.registry import GraphRegistry, default_graphs
+    from weft.graphs.schema import ChatInput, ChatOutput
+
+__all__ = [
+    "ChatInput",
+    "ChatOutput",
+    "GraphRegistry",
+    "GraphRetriever",
+    "KnowledgeBase",
+    "astream_chat",
+    "build_demo_graph",
+    "build_hybrid_graph",
+    "build_rag_graph",
+    "default_graphs",
+    "stream_chat",
+]
+
+_HOME = {
+    "ChatInput": "schema",
+    "ChatOutput": "schema",
+    "GraphRegistry": "registry",
+    "GraphRetriever": "hybrid",
+    "KnowledgeBase": "knowledge",
+    "astream_chat": "rag",
+    "build_demo_graph": "demo",
+    "build_hybrid_graph": "hybrid",
+    "build_rag_graph": "rag",
+    "default_graphs": "registry",
+    "stream_chat": "rag",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'weft.graphs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"weft.graphs.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -242,13 +242,13 @@ def _drawable(name: str, settings: Any) -> Any:
     """Graph ``name`` as :func:`~weft.graphs.registry.default_graphs` builds it, over an empty
     knowledge base in ``settings.data_dir`` and without memory."""
     from weft.components.embeddings import HashingEmbeddings
-    from weft.graphs.demo import demo_graph
+    from weft.graphs.demo import build_demo_graph
     from weft.graphs.hybrid import build_hybrid_graph
     from weft.graphs.knowledge import KnowledgeBase
     from weft.graphs.rag import build_rag_graph
 
     if name == "demo":
-        return demo_graph()
+        return build_demo_graph()
     kb = KnowledgeBase(settings, embedding=HashingEmbeddings())
     if name == "hybrid":
         return build_hybrid_graph(kb, k=settings.top_k)

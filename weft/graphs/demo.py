@@ -6,7 +6,7 @@ merge (question and numbered sources meet in the prompt's variables), a prompt t
 the offline :class:`~weft.components.models.ExtractiveChatModel`, whose tokens stream out.
 
 Example:
-    >>> graph = demo_graph()
+    >>> graph = build_demo_graph()
     >>> print(graph.invoke("What does compile check?").content)  # doctest: +SKIP
 """
 
@@ -23,7 +23,7 @@ from weft.components.prompts import chat_prompt
 from weft.core.compiled import CompiledGraph
 from weft.core.graph import END, START, Graph
 
-__all__ = ["DEMO_PASSAGES", "demo_graph"]
+__all__ = ["DEMO_PASSAGES", "build_demo_graph"]
 
 DEMO_PASSAGES: dict[str, str] = {
     "Components": (
@@ -61,7 +61,7 @@ def _prompt_input(parts: dict[str, Any]) -> dict[str, str]:
     return {"question": parts["question"], "context": format_sources(parts["retrieve"])}
 
 
-def demo_graph(k: int = 3) -> CompiledGraph[str, AIMessage]:
+def build_demo_graph(k: int = 3) -> CompiledGraph[str, AIMessage]:
     """Build the demo graph: question -> (BM25 retrieval, question) -> prompt -> model."""
     docs = [
         Document(page_content=text, metadata={"title": title}, id=title.lower())

@@ -93,9 +93,9 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
         return build_hybrid_graph(self.kb, k=self.settings.top_k)
 
     def _demo(self) -> CompiledGraph[Any, Any]:
-        from weft.graphs.demo import demo_graph
+        from weft.graphs.demo import build_demo_graph
 
-        return demo_graph()
+        return build_demo_graph()
 
     def __getitem__(self, name: str) -> CompiledGraph[Any, Any]:
         builder = self._builders.get(name)
