@@ -190,7 +190,7 @@ def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
             n: (lambda g=weft[n]: traced_spans_only(g)) for n in SIZES
         },
         "langgraph invoke": {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in SIZES},
-        "weft stream": {n: (lambda g=weft[n]: list(g.stream(0))) for n in SIZES},
+        "weft stream": {n: (lambda g=weft[n]: list(g.events(0))) for n in SIZES},
         "langgraph stream": {
             n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="updates")))
             for n in SIZES
