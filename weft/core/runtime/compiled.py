@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -265,7 +267,8 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         cfg, report = self._config(config, Emitter(pipe.put), input, False)
         ctx = nested_context(cfg) or contextvars.copy_context()
         with report:
-            run = _pool().submit(ctx.run, self.langgraph.invoke, values, cfg, **self._run_kw)
+            work = functools.partial(self.langgraph.invoke, values, cfg, **self._run_kw)
+            run = _pool().submit(ctx.run, work)
             run.add_done_callback(pipe.done)
             try:
                 while (event := pipe.get()) is not None:
@@ -397,23 +400,31 @@ def _validator(graph: str, tp: Any) -> Callable[[Any], Any] | None:
     if tp is Any or tp is object:
         return None
     try:
-        adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(tp)
+        return _adapter(tp, None).validate_python
     except Exception:
-        try:
-            adapter = pydantic.TypeAdapter(
-                tp, config=pydantic.ConfigDict(arbitrary_types_allowed=True)
-            )
-        except Exception as exc:
-            raise GraphCompileError(
-                graph,
-                [
-                    f"input type {type_name(tp)} cannot be validated by pydantic "
-                    f"({type(exc).__name__}: {str(exc).splitlines()[0]}); declare an input type "
-                    f"pydantic can check (a class, TypedDict, pydantic model, or a builtin "
-                    f"container of those), or Any to take inputs unchecked"
-                ],
-            ) from None
-    return adapter.validate_python
+        pass
+    try:
+        return _adapter(tp, pydantic.ConfigDict(arbitrary_types_allowed=True)).validate_python
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    raise GraphCompileError(
+        graph,
+        [
+            f"input type {type_name(tp)} cannot be validated by pydantic ({reason}); declare an "
+            f"input type pydantic can check (a class, TypedDict, pydantic model, or a builtin "
+            f"container of those), or Any to take inputs unchecked"
+        ],
+    )
+
+
+def _adapter(tp: Any, config: pydantic.ConfigDict | None) -> pydantic.TypeAdapter[Any]:
+    """A type adapter for ``tp``, built now: one pydantic would build lazily (a forward
+    reference) or one that would check nothing (it warns) is an error here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(tp, config=config)
+        adapter.rebuild(raise_errors=True)
+    return adapter
 
 
 def _describe(exc: pydantic.ValidationError, value: Any) -> str:

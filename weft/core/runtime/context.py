@@ -58,9 +58,9 @@ def merged_config(config: RunnableConfig | None) -> dict[str, Any]:
     parent = var_child_runnable_config.get()
     if parent is None:
         return dict(config) if config else {}
-    explicit = (config or {}).get(CONF) or {}
+    explicit: Mapping[str, Any] = (config or {}).get("configurable") or {}
     if any(explicit.get(k) for k in _COORDINATES):
-        parent = {**parent, CONF: {}}
+        parent = {**parent, "configurable": {}}
     return dict(merge_configs(parent, config))
 
 

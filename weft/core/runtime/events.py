@@ -189,7 +189,7 @@ def answer_nodes(
 
 
 def produces(kind: str, yields_chunks: bool) -> bool:
-    """Whether a node of component ``kind`` produces output of its own (see :func:`answer_nodes`)."""
+    """Whether a node of component ``kind`` produces output of its own (:func:`answer_nodes`)."""
     return kind in _PRODUCERS or yields_chunks
 
 

@@ -118,7 +118,9 @@ def plan_out_keys(plan: GraphPlan, name: str) -> list[str]:
 
 def _layout(plan: GraphPlan, n: str) -> Layout:
     in_key = _in_key(plan, n)
-    fan_in = () if in_key else tuple((p, IN if p == START else _out_key(p)) for p in _preds(plan, n))
+    fan_in = (
+        () if in_key else tuple((p, IN if p == START else _out_key(p)) for p in _preds(plan, n))
+    )
     return Layout(in_key, fan_in, tuple(plan_out_keys(plan, n)))
 
 
@@ -132,9 +134,7 @@ class _Step(Runnable[Any, Any]):
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return _write(self.runner.run(input, config or {}))
 
-    async def ainvoke(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Any:
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return _write(await self.runner.arun(input, config or {}))
 
 
@@ -164,7 +164,10 @@ def build(
     fields[IN] = Any
     fields[OUT] = Annotated[Any, _last]
     succs = {
-        n: [*plan.succs.get(n, ()), *(plan.branches[n].targets.values() if n in plan.branches else ())]
+        n: [
+            *plan.succs.get(n, ()),
+            *(plan.branches[n].targets.values() if n in plan.branches else ()),
+        ]
         for n in plan.nodes
     }
     producers = [
@@ -197,20 +200,22 @@ def build(
     name = _safe(plan.name)
     sg: StateGraph[Any, Any, Any, Any] = StateGraph(
         typed_dict(f"{name}State", fields),
-        input_schema=typed_dict(
-            f"{name}Input", {k: fields[k] for k in [IN, OUT, *start_inboxes]}
-        ),
+        input_schema=typed_dict(f"{name}Input", {k: fields[k] for k in [IN, OUT, *start_inboxes]}),
         output_schema=typed_dict(f"{name}Output", {OUT: Annotated[Any, _last]}),
     )
     for n, runner in nodes.items():
-        reads = [runner.layout.in_key] if runner.layout.in_key else [k for _, k in runner.layout.fan_in]
+        reads = (
+            [runner.layout.in_key] if runner.layout.in_key else [k for _, k in runner.layout.fan_in]
+        )
         if runner.wants_state:
             reads += state_keys
         targets = runner.branch.targets.values() if runner.branch is not None else ()
         sg.add_node(
             n,
             _Step(runner),
-            input_schema=typed_dict(f"{_safe(n)}Input", {k: fields[k] for k in dict.fromkeys(reads)}),
+            input_schema=typed_dict(
+                f"{_safe(n)}Input", {k: fields[k] for k in dict.fromkeys(reads)}
+            ),
             metadata=dict(runner.meta),
             destinations=tuple(t for t in targets if t != END) or None,
         )

@@ -23,7 +23,7 @@ from weft.core import callbacks as _cb
 from weft.core.component import ComponentSpec, TypedLambda, to_message
 from weft.core.errors import NodeError
 from weft.core.graph import END, BranchDef, NodeDef
-from weft.core.runtime.context import CONF, EMIT, NodeRun, begin_node, end_node
+from weft.core.runtime.context import EMIT, NodeRun, begin_node, end_node
 from weft.core.runtime.events import TAP, Emitter, NodeTap
 from weft.core.stream import concat_chunks as _concat
 
@@ -176,7 +176,7 @@ class NodeRunner:
         self, values: Mapping[str, Any], config: RunnableConfig
     ) -> Generator[_Work, Any, Update]:
         """A run of the node: yields the call to make and is sent its result."""
-        conf = config.get(CONF) or {}
+        conf: Mapping[str, Any] = config.get("configurable") or {}
         run = None
         y = None
         try:
@@ -281,4 +281,3 @@ def _finish(steps: Generator[_Work, Any, Update], y: Any) -> Update:
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
     raise RuntimeError("a node run asked for a second call")  # pragma: no cover
-
