@@ -18,6 +18,7 @@ from typing import Any
 
 import pydantic
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
 
 from weft.core import callbacks as _cb
 from weft.core.component import ComponentSpec, TypedLambda, to_message
@@ -190,14 +191,20 @@ class NodeRunner:
             if emitter is not None:
                 tap = emitter.node(self.name, self.answer, tokens=not self.yields)
                 tap.start(raw)
-            if tap is None:
-                y = yield _Work(x, state, config, None, run)
-            else:
-                active = TAP.set(tap)
-                try:
-                    y = yield _Work(x, state, config, tap, run)
-                finally:
+            # The executor may not have made this node's config the current one: LangGraph
+            # cannot on Python 3.10, where a task cannot be given a context. The models and
+            # graphs the node calls find it there.
+            own = var_child_runnable_config.get() is not config
+            current = var_child_runnable_config.set(config) if own else None
+            active = TAP.set(tap) if tap is not None else None
+            try:
+                y = yield _Work(x, state, config, tap, run)
+            finally:
+                if active is not None:
                     TAP.reset(active)
+                if current is not None:
+                    var_child_runnable_config.reset(current)
+            if tap is not None:
                 tap.end(y)
             update = self.write(y, state)
         except BaseException as exc:
