@@ -297,20 +297,20 @@ def test_pydantic_state_model_is_given_to_nodes() -> None:
 def test_unknown_keyword_arguments_are_an_error_naming_them() -> None:
     compiled = chain_graph(inc)
     with pytest.raises(
-        TypeError, match="graph 'g': invoke\\(\\) got unexpected keyword .*'retries'"
+        TypeError, match=r"graph 'g': invoke\(\) got unexpected keyword .*'retries'"
     ):
         compiled.invoke(1, retries=3)
-    with pytest.raises(TypeError, match="stream\\(\\) got unexpected keyword"):
+    with pytest.raises(TypeError, match=r"stream\(\) got unexpected keyword"):
         list(compiled.stream(1, mode="values"))
-    with pytest.raises(TypeError, match="invoke\\(\\) got unexpected keyword"):
+    with pytest.raises(TypeError, match=r"invoke\(\) got unexpected keyword"):
         compiled.batch([1, 2], verbose=True)
 
 
 async def test_unknown_keyword_arguments_are_an_error_in_async_runs_too() -> None:
     compiled = chain_graph(inc)
-    with pytest.raises(TypeError, match="ainvoke\\(\\) got unexpected keyword .*'timeout'"):
+    with pytest.raises(TypeError, match=r"ainvoke\(\) got unexpected keyword .*'timeout'"):
         await compiled.ainvoke(1, timeout=3)
-    with pytest.raises(TypeError, match="astream\\(\\) got unexpected keyword"):
+    with pytest.raises(TypeError, match=r"astream\(\) got unexpected keyword"):
         _ = [c async for c in compiled.astream(1, mode="values")]
 
 
@@ -329,6 +329,6 @@ def test_an_input_type_pydantic_cannot_check_is_a_compile_error() -> None:
     g.add_node("take", lambda_(take, input_type=Any, output_type=str))
     g.add_edge(START, "take").add_edge("take", END)
     with pytest.raises(
-        GraphCompileError, match="input type .*UndefinedRecord.* cannot be validated"
+        GraphCompileError, match=r"input type .*UndefinedRecord.* cannot be validated"
     ):
         g.compile()
