@@ -370,3 +370,17 @@ def test_a_tool_calling_turn_is_never_the_answer() -> None:
     assert texts([c.chunk for c in chunks if c.final]) == "the sum of both is 42"
     output = events[-1]
     assert isinstance(output, FinalOutput) and output.output.content == "the sum of both is 42"
+
+
+def test_a_langchain_chain_used_as_a_node_streams_its_models_tokens() -> None:
+    from langchain_core.output_parsers import StrOutputParser
+
+    prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
+    chain = prompt | fake_model("ice ages recur") | StrOutputParser()
+    g = Graph[str, str]("lcel").add_node("ask", ask).add_node("chain", chain)
+    compiled = g.add_edge(START, "ask").add_edge("ask", "chain").add_edge("chain", END).compile()
+    events = list(compiled.events("why?"))
+    chunks = [e for e in events if isinstance(e, Chunk)]
+    assert len(chunks) > 2 and {(c.path, c.final) for c in chunks} == {(("chain",), True)}
+    assert texts([c.chunk for c in chunks]) == "ice ages recur"
+    assert events[-1] == FinalOutput("ice ages recur")

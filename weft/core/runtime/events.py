@@ -111,7 +111,8 @@ class NodeTap(BaseCallbackHandler):
     ) -> None:
         if not self._mine():
             return
-        piece = getattr(chunk, "message", None) or chunk or token
+        # A chat model's chunk carries its message chunk; a completion model's, only text.
+        piece = chunk.message if hasattr(chunk, "message") else token
         held = self._held.get(run_id)
         if held is not None:
             held.append(piece)
