@@ -1,10 +1,10 @@
 """Per-node and per-call overhead of weft against raw LangGraph and plain Python.
 
 Linear graphs of 2, 10 and 50 trivial typed lambdas are built three ways: with weft, directly in
-LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and with
-``stream``. LangGraph streams twice: in its default ``updates`` mode (one event per node) and in
-``tasks`` mode, which carries what weft's stream does (each node's start with its input and its
-finish with its output). Three more rows run the same weft graphs with a callback handler that
+LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and streamed:
+weft with ``events()`` (its typed events), LangGraph twice: in its default ``updates`` mode (one
+event per node) and in ``tasks`` mode, which carries what weft's events do (each node's start
+with its input and its finish with its output). Three more rows run the same weft graphs with a callback handler that
 does nothing (the cost of reporting runs at all), with the OpenTelemetry handler exporting to an
 in-memory exporter through a ``SimpleSpanProcessor``, metrics included, and with that handler's
 per-node latency histogram turned off (``node_metrics=False``). Rounds are interleaved so drift
