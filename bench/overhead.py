@@ -3,15 +3,15 @@
 Linear graphs of 2, 10 and 50 trivial typed lambdas are built three ways: with weft, directly in
 LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and streamed:
 weft with ``events()`` (its typed events), LangGraph twice: in its default ``updates`` mode (one
-event per node) and in ``tasks`` mode, which carries what weft's events do (each node's start
-with its input and its finish with its output). Three more rows run the same weft graphs with a
+event per node) and in ``tasks`` mode, which carries what weft's events do (each node's start with
+its input and its finish with its output). Three more rows run the same weft graphs with a
 callback handler that does nothing (the cost of reporting runs at all), with the OpenTelemetry
 handler exporting to an in-memory exporter through a ``SimpleSpanProcessor``, metrics included,
-and with that handler's per-node latency histogram turned off (``node_metrics=False``). Rounds are interleaved so drift
-hits every contender alike. Each sample is the mean of ``--reps`` calls and the reported number
-is the best sample of the rounds, as ``timeit`` advises: on a shared machine the noise only ever
-adds time. The per-node cost is the slope of time against node count (least squares), and the
-fixed cost per call is its intercept.
+and with that handler's per-node latency histogram turned off (``node_metrics=False``). Rounds are
+interleaved so drift hits every contender alike. Each sample is the mean of ``--reps`` calls and
+the reported number is the best sample of the rounds, as ``timeit`` advises: on a shared machine
+the noise only ever adds time. The per-node cost is the slope of time against node count (least
+squares), and the fixed cost per call is its intercept.
 
 Run: ``python -m bench.overhead [--rounds N] [--quick]``
 """
