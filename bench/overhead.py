@@ -1,17 +1,17 @@
 """Per-node and per-call overhead of weft against raw LangGraph and plain Python.
 
 Linear graphs of 2, 10 and 50 trivial typed lambdas are built three ways: with weft, directly in
-LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and with
-``stream``. LangGraph streams twice: in its default ``updates`` mode (one event per node) and in
-``tasks`` mode, which carries what weft's stream does (each node's start with its input and its
-finish with its output). Three more rows run the same weft graphs with a callback handler that
-does nothing (the cost of reporting runs at all), with the OpenTelemetry handler exporting to an
-in-memory exporter through a ``SimpleSpanProcessor``, metrics included, and with that handler's
-per-node latency histogram turned off (``node_metrics=False``). Rounds are interleaved so drift
-hits every contender alike. Each sample is the mean of ``--reps`` calls and the reported number
-is the best sample of the rounds, as ``timeit`` advises: on a shared machine the noise only ever
-adds time. The per-node cost is the slope of time against node count (least squares), and the
-fixed cost per call is its intercept.
+LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and streamed:
+weft with ``events()`` (its typed events), LangGraph twice: in its default ``updates`` mode (one
+event per node) and in ``tasks`` mode, which carries what weft's events do (each node's start with
+its input and its finish with its output). Three more rows run the same weft graphs with a
+callback handler that does nothing (the cost of reporting runs at all), with the OpenTelemetry
+handler exporting to an in-memory exporter through a ``SimpleSpanProcessor``, metrics included,
+and with that handler's per-node latency histogram turned off (``node_metrics=False``). Rounds are
+interleaved so drift hits every contender alike. Each sample is the mean of ``--reps`` calls and
+the reported number is the best sample of the rounds, as ``timeit`` advises: on a shared machine
+the noise only ever adds time. The per-node cost is the slope of time against node count (least
+squares), and the fixed cost per call is its intercept.
 
 Run: ``python -m bench.overhead [--rounds N] [--quick]``
 """
@@ -190,7 +190,7 @@ def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
             n: (lambda g=weft[n]: traced_spans_only(g)) for n in SIZES
         },
         "langgraph invoke": {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in SIZES},
-        "weft stream": {n: (lambda g=weft[n]: list(g.stream(0))) for n in SIZES},
+        "weft stream": {n: (lambda g=weft[n]: list(g.events(0))) for n in SIZES},
         "langgraph stream": {
             n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="updates")))
             for n in SIZES

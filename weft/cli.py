@@ -47,7 +47,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     config: dict[str, Any] = {"callbacks": [ConsoleHandler()]} if args.trace else {}
     out.write(f"Q: {args.question}\nA: ")
     sources: list[Any] = []
-    for event in graph.stream(args.question, config):  # type: ignore[arg-type]
+    for event in graph.events(args.question, config):  # type: ignore[arg-type]
         if isinstance(event, Chunk) and event.final:
             out.write(str(event.chunk.content))
             out.flush()

@@ -131,7 +131,7 @@ def test_stream_chunk_hook_fires_for_model_tokens_and_lambda_chunks() -> None:
     rec = MemoryHandler()
     g = Graph[str, str]("s").add_node("model", model).add_node("words", words)
     g.add_edge(START, "model").add_edge("model", "words").add_edge("words", END)
-    list(g.compile().stream("q", {"callbacks": [rec]}))
+    list(g.compile().events("q", {"callbacks": [rec]}))
     chunks = rec.of("chunk")
     model_tokens = [e.payload.content for e in chunks if e.info.kind == "chat_model"]
     assert "".join(model_tokens) == "a b"
@@ -276,7 +276,7 @@ def test_a_graph_streamed_inside_a_node_with_its_own_handlers_reports_to_them_on
     own = MemoryHandler()
 
     def call_inner(s: str) -> str:
-        events = list(inner.stream(s, {"callbacks": [own], "run_id": uuid.uuid4()}))
+        events = list(inner.events(s, {"callbacks": [own], "run_id": uuid.uuid4()}))
         return str(events[-1].output.content)
 
     rec = MemoryHandler()

@@ -78,7 +78,7 @@ def test_subgraph_step_and_streaming_through_the_chain() -> None:
         .then(model, name="model")
     )
     compiled = chain.compile()
-    events = list(compiled.stream("hi"))
+    events = list(compiled.events("hi"))
     tokens = [e.chunk.content for e in events if isinstance(e, Chunk) and e.final]
     assert "".join(tokens) == "one two three"
 

@@ -129,7 +129,7 @@ def test_dynamic_interrupt_in_a_node_resumes_with_a_value() -> None:
 async def test_sqlite_checkpointer_serves_async_runs(tmp_path: Path) -> None:
     graph = chat_graph(str(tmp_path / "ckpt.sqlite"))
     assert await graph.ainvoke("hi", thread("a")) == "hi after 0"  # type: ignore[attr-defined]
-    events = [e async for e in graph.astream("again", thread("a"))]  # type: ignore[attr-defined]
+    events = [e async for e in graph.aevents("again", thread("a"))]  # type: ignore[attr-defined]
     assert events[-1].output == "again after 1"
 
 

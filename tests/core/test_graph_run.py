@@ -12,6 +12,7 @@ from weft import (
     END,
     START,
     Graph,
+    GraphCompileError,
     GraphInputError,
     NodeError,
     lambda_,
@@ -288,3 +289,46 @@ def test_pydantic_state_model_is_given_to_nodes() -> None:
     g.add_node("again", show)
     g.add_edge(START, "show").add_edge("show", "again").add_edge("again", END)
     assert g.compile().invoke("a") == "a:0:5"
+
+
+# -- the Runnable contract ------------------------------------------------------------------------
+
+
+def test_unknown_keyword_arguments_are_an_error_naming_them() -> None:
+    compiled = chain_graph(inc)
+    with pytest.raises(
+        TypeError, match=r"graph 'g': invoke\(\) got unexpected keyword .*'retries'"
+    ):
+        compiled.invoke(1, retries=3)
+    with pytest.raises(TypeError, match=r"stream\(\) got unexpected keyword"):
+        list(compiled.stream(1, mode="values"))
+    with pytest.raises(TypeError, match=r"invoke\(\) got unexpected keyword"):
+        compiled.batch([1, 2], verbose=True)
+
+
+async def test_unknown_keyword_arguments_are_an_error_in_async_runs_too() -> None:
+    compiled = chain_graph(inc)
+    with pytest.raises(TypeError, match=r"ainvoke\(\) got unexpected keyword .*'timeout'"):
+        await compiled.ainvoke(1, timeout=3)
+    with pytest.raises(TypeError, match=r"astream\(\) got unexpected keyword"):
+        _ = [c async for c in compiled.astream(1, mode="values")]
+
+
+def test_stream_yields_output_chunks_like_any_runnable() -> None:
+    compiled = chain_graph(inc, double)
+    assert list(compiled.stream(1)) == [4]
+    # Inside an LCEL sequence the graph streams its output, as a Runnable does.
+    assert list((RunnableLambda(lambda x: x + 1) | compiled).stream(1)) == [6]
+
+
+def test_an_input_type_pydantic_cannot_check_is_a_compile_error() -> None:
+    def take(x: Any) -> str:
+        return str(x)
+
+    g = Graph[Any, str]("unchecked", input_type="UndefinedRecord")
+    g.add_node("take", lambda_(take, input_type=Any, output_type=str))
+    g.add_edge(START, "take").add_edge("take", END)
+    with pytest.raises(
+        GraphCompileError, match=r"input type .*UndefinedRecord.* cannot be validated"
+    ):
+        g.compile()

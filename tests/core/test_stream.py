@@ -1,11 +1,14 @@
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Annotated, Any
 
+import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.prompts import ChatPromptTemplate
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
 
 from weft import END, START, Chunk, FinalOutput, Graph, NodeFinished, NodeStarted, lambda_
 from weft.core.stream import concat_chunks
@@ -30,7 +33,7 @@ def rag_like(answer: str = "tokens arrive in order") -> Any:
 
 
 def test_chat_model_in_the_middle_streams_tokens_in_order() -> None:
-    events = list(rag_like().stream("why?"))
+    events = list(rag_like().events("why?"))
     kinds = [(type(e).__name__, getattr(e, "path", None)) for e in events]
     model_chunks = [e.chunk.content for e in events if isinstance(e, Chunk)]
     assert "".join(model_chunks) == "tokens arrive in order"
@@ -51,7 +54,7 @@ def test_chat_model_in_the_middle_streams_tokens_in_order() -> None:
 def test_tokens_stream_out_of_a_subgraph_with_their_path() -> None:
     outer = Graph[str, str]("outer").add_node("sub", rag_like("deep tokens here"))
     outer = outer.add_edge(START, "sub").add_edge("sub", END)
-    events = list(outer.compile().stream("q"))
+    events = list(outer.compile().events("q"))
     chunks = [e for e in events if isinstance(e, Chunk)]
     assert {c.path for c in chunks} == {("sub", "model")}
     assert "".join(c.chunk.content for c in chunks) == "deep tokens here"
@@ -73,8 +76,12 @@ def test_stream_output_yields_only_the_final_outputs_chunks() -> None:
         g.add_edge(START, "upper").add_edge("upper", "words").add_edge("words", END).compile()
     )
     assert list(compiled.stream_output("a b c")) == ["A ", "B ", "C "]
-    # A graph whose last node does not stream yields its whole output once.
-    assert list(rag_like("x y").stream_output("q")) == ["X Y"]
+    assert list(compiled.stream("a b c")) == ["A ", "B ", "C "]
+    # A graph whose output nothing streams yields its whole output once.
+    plain = Graph[str, str]("plain").add_node("upper", upper)
+    assert list(plain.add_edge(START, "upper").add_edge("upper", END).compile().stream("x")) == [
+        "X"
+    ]
 
 
 def test_chunks_are_delivered_while_the_node_is_still_running() -> None:
@@ -109,7 +116,7 @@ def test_non_streaming_node_downstream_receives_concatenated_value() -> None:
         g.add_edge(START, "parts").add_edge("parts", "count").add_edge("count", END).compile()
     )
     assert compiled.invoke("a") == 2
-    assert list(compiled.stream("a"))[-1] == FinalOutput(2)
+    assert list(compiled.events("a"))[-1] == FinalOutput(2)
 
 
 async def test_astream_matches_stream() -> None:
@@ -120,12 +127,12 @@ async def test_astream_matches_stream() -> None:
 
     g = Graph[str, str]("a").add_node("chars", agen)
     compiled = g.add_edge(START, "chars").add_edge("chars", END).compile()
-    events = [e async for e in compiled.astream("abc")]
+    events = [e async for e in compiled.aevents("abc")]
     assert [e.chunk for e in events if isinstance(e, Chunk)] == ["a", "b", "c"]
     assert events[-1] == FinalOutput("abc")
     assert [c async for c in compiled.astream_output("xy")] == ["x", "y"]
-    sync_events = await asyncio.to_thread(lambda: list(rag_like().stream("q")))
-    async_events = [e async for e in rag_like().astream("q")]
+    sync_events = await asyncio.to_thread(lambda: list(rag_like().events("q")))
+    async_events = [e async for e in rag_like().aevents("q")]
     assert [type(e) for e in sync_events] == [type(e) for e in async_events]
     assert sync_events[-1] == async_events[-1]
 
@@ -155,7 +162,7 @@ def test_graph_without_streaming_nodes_streams_node_events_and_output() -> None:
     g = Graph[int, int]("plain").add_node("a", inc).add_node("b", inc)
     g.add_node("sum", lambda_(lambda x: x * 10, input_type=int, output_type=int), merge=total)
     g.add_edge(START, "a").add_edge(START, "b").add_edge("a", "sum").add_edge("b", "sum")
-    events = list(g.add_edge("sum", END).compile().stream(1))
+    events = list(g.add_edge("sum", END).compile().events(1))
     started = {e.node: e.input for e in events if isinstance(e, NodeStarted)}
     finished = {e.node: e.output for e in events if isinstance(e, NodeFinished)}
     assert started == {"a": 1, "b": 1, "sum": 4}
@@ -175,9 +182,9 @@ def test_stream_of_an_interrupted_run_ends_with_interrupted() -> None:
     g = Graph[str, str]("pause").add_node("a", up).add_node("b", up)
     g.add_edge(START, "a").add_edge("a", "b").add_edge("b", END)
     compiled = g.compile(checkpointer="memory", interrupt_before=["b"])
-    events = list(compiled.stream("x", thread("p")))
+    events = list(compiled.events("x", thread("p")))
     assert events[-1] == FinalOutput(Interrupted(next=("b",)))
-    resumed = list(compiled.stream(None, thread("p")))  # type: ignore[arg-type]
+    resumed = list(compiled.events(None, thread("p")))  # type: ignore[arg-type]
     assert resumed[-1] == FinalOutput("X")
 
 
@@ -194,10 +201,10 @@ async def test_astream_of_a_streaming_graph_paused_at_a_breakpoint_ends_with_int
     g = Graph[str, str]("pause").add_node("a", chars).add_node("b", up)
     g.add_edge(START, "a").add_edge("a", "b").add_edge("b", END)
     compiled = g.compile(checkpointer="memory", interrupt_before=["b"])
-    events = [e async for e in compiled.astream("xy", thread("ap"))]
+    events = [e async for e in compiled.aevents("xy", thread("ap"))]
     assert [e.chunk for e in events if isinstance(e, Chunk)] == ["x", "y"]
     assert events[-1] == FinalOutput(Interrupted(next=("b",)))
-    resumed = [e async for e in compiled.astream(None, thread("ap"))]  # type: ignore[arg-type]
+    resumed = [e async for e in compiled.aevents(None, thread("ap"))]  # type: ignore[arg-type]
     assert resumed[-1] == FinalOutput("XY")
 
 
@@ -221,11 +228,159 @@ async def test_closing_an_astream_early_cancels_the_run() -> None:
 
 
 async def test_astream_sink_takes_events_from_other_threads() -> None:
-    from weft.core.compiled import _Sink
+    from weft.core.runtime.events import Sink
 
-    sink = _Sink(asyncio.get_running_loop())
+    sink = Sink(asyncio.get_running_loop())
     waiting = asyncio.ensure_future(sink.wait())
     await asyncio.sleep(0)
     threading.Thread(target=sink.put, args=("from a thread",)).start()
     await asyncio.wait_for(waiting, timeout=2)
     assert list(sink.items) == ["from a thread"]
+
+
+# -- which tokens stream, and which are the answer ------------------------------------------------
+
+
+def fake_model(*answers: str) -> GenericFakeChatModel:
+    return GenericFakeChatModel(messages=iter([AIMessage(content=a) for a in answers]))
+
+
+def texts(chunks: list[Any]) -> str:
+    return "".join(str(getattr(c, "content", c)) for c in chunks)
+
+
+def test_a_model_called_inside_a_lambda_streams_its_tokens_as_the_answer() -> None:
+    model = fake_model("rivers carve canyons slowly")
+
+    def explain(q: str) -> str:
+        return str(model.invoke(q).content)
+
+    g = Graph[str, str]("explain").add_node("explain", explain)
+    compiled = g.add_edge(START, "explain").add_edge("explain", END).compile()
+    events = list(compiled.events("how do canyons form?"))
+    chunks = [e for e in events if isinstance(e, Chunk)]
+    assert len(chunks) > 3
+    assert {(c.path, c.final) for c in chunks} == {(("explain",), True)}
+    assert texts([c.chunk for c in chunks]) == "rivers carve canyons slowly"
+    assert events[-1] == FinalOutput("rivers carve canyons slowly")
+
+
+def test_generate_then_format_streams_the_generated_tokens_as_the_answer() -> None:
+    graph = rag_like("tides follow the moon")  # prompt -> model -> text (upper-cases) -> END
+    chunks = [e for e in graph.events("why tides?") if isinstance(e, Chunk)]
+    assert chunks and all(c.final and c.path == ("model",) for c in chunks)
+    streamed = list(graph.stream("why tides?"))
+    assert len(streamed) > 3
+    assert texts(streamed) == "tides follow the moon"
+    assert graph.invoke("why tides?") == "TIDES FOLLOW THE MOON"
+
+
+def test_a_model_whose_output_a_later_model_rewrites_is_not_the_answer() -> None:
+    draft, final = fake_model("rough draft"), fake_model("polished text")
+
+    def review(m: AIMessage) -> list[BaseMessage]:
+        return [HumanMessage(f"improve: {m.content}")]
+
+    g = Graph[str, AIMessage]("edit").add_node("draft", draft).add_node("review", review)
+    g.add_node("edit", final).add_edge(START, "draft").add_edge("draft", "review")
+    g.add_edge("review", "edit").add_edge("edit", END)
+    chunks = [e for e in g.compile().events("write") if isinstance(e, Chunk)]
+    assert texts([c.chunk for c in chunks if c.node == "draft"]) == "rough draft"
+    assert texts([c.chunk for c in chunks if c.final]) == "polished text"
+
+
+def test_a_nested_graph_streams_its_answer_tokens_through_the_outer_graph() -> None:
+    outer = Graph[str, str]("outer").add_node("sub", rag_like("glaciers move downhill"))
+    compiled = outer.add_edge(START, "sub").add_edge("sub", END).compile()
+    chunks = [e for e in compiled.events("q") if isinstance(e, Chunk)]
+    assert {(c.path, c.final) for c in chunks} == {(("sub", "model"), True)}
+    assert texts(list(compiled.stream("q"))) == "glaciers move downhill"
+
+
+def test_a_graph_run_inside_a_lambda_streams_under_the_lambdas_path() -> None:
+    inner = rag_like("volcanoes vent magma")
+
+    def ask_inner(q: str) -> str:
+        return str(inner.invoke(q))
+
+    g = Graph[str, str]("outer").add_node("wrap", ask_inner)
+    compiled = g.add_edge(START, "wrap").add_edge("wrap", END).compile()
+    events = list(compiled.events("q"))
+    chunks = [e for e in events if isinstance(e, Chunk)]
+    assert {(c.path, c.final) for c in chunks} == {(("wrap", "model"), True)}
+    starts = [e.path for e in events if isinstance(e, NodeStarted)]
+    assert starts[:2] == [("wrap",), ("wrap", "ask")]
+
+
+async def test_aevents_stream_a_model_inside_a_lambda_too() -> None:
+    model = fake_model("sand dunes migrate")
+
+    async def explain(q: str) -> str:
+        return str((await model.ainvoke(q)).content)
+
+    g = Graph[str, str]("explain").add_node("explain", explain)
+    compiled = g.add_edge(START, "explain").add_edge("explain", END).compile()
+    streamed = [c async for c in compiled.astream("q")]
+    assert len(streamed) > 2 and texts(streamed) == "sand dunes migrate"
+
+
+class Turns(TypedDict):
+    history: Annotated[list[AnyMessage], add_messages]
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@pytest.mark.server
+def test_a_tool_calling_turn_is_never_the_answer() -> None:
+    from weft.components.models import openai_chat_model
+    from weft.testing import OpenAIServer, Reply, ToolCall
+
+    def ask(q: str) -> list[BaseMessage]:
+        return [HumanMessage(q)]
+
+    def run_tools(m: AIMessage) -> list[BaseMessage]:
+        return [ToolMessage(str(add(**c["args"])), tool_call_id=c["id"]) for c in m.tool_calls]
+
+    def history(x: Any, state: Turns) -> list[AnyMessage]:
+        return state["history"]
+
+    turns = [
+        Reply(text="let me add that up", tool_calls=[ToolCall("add", {"a": 40, "b": 2})]),
+        Reply(text="the sum of both is 42"),
+    ]
+    with OpenAIServer(turns) as server:
+        model = openai_chat_model(base_url=server.base_url, api_key="sk-test", max_retries=0)
+        g = Graph[str, AIMessage]("adder", state=Turns)
+        g.add_node("ask", ask, post=lambda msgs, state: {"history": msgs})
+        g.add_node(
+            "model",
+            model.bind_tools([add]),
+            pre=history,
+            post=lambda m, state: {"history": [m]},
+        )
+        g.add_node("tools", run_tools, post=lambda msgs, state: {"history": msgs})
+        g.add_edge(START, "ask").add_edge("ask", "model").add_edge("tools", "model")
+        g.add_branch("model", lambda m: "tools" if m.tool_calls else END, ["tools", END])
+        events = list(g.compile(step_limit=20).events("what is 40 + 2?"))
+    chunks = [e for e in events if isinstance(e, Chunk)]
+    assert "let me add that up" in texts([c.chunk for c in chunks if not c.final])
+    assert texts([c.chunk for c in chunks if c.final]) == "the sum of both is 42"
+    output = events[-1]
+    assert isinstance(output, FinalOutput) and output.output.content == "the sum of both is 42"
+
+
+def test_a_langchain_chain_used_as_a_node_streams_its_models_tokens() -> None:
+    from langchain_core.output_parsers import StrOutputParser
+
+    prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
+    chain = prompt | fake_model("ice ages recur") | StrOutputParser()
+    g = Graph[str, str]("lcel").add_node("ask", ask).add_node("chain", chain)
+    compiled = g.add_edge(START, "ask").add_edge("ask", "chain").add_edge("chain", END).compile()
+    events = list(compiled.events("why?"))
+    chunks = [e for e in events if isinstance(e, Chunk)]
+    assert len(chunks) > 2 and {(c.path, c.final) for c in chunks} == {(("chain",), True)}
+    assert texts([c.chunk for c in chunks]) == "ice ages recur"
+    assert events[-1] == FinalOutput("ice ages recur")

@@ -268,7 +268,7 @@ def test_streamed_chat_call_records_usage_ttft_server_and_request_params(
         max_tokens=64,
         max_retries=0,
     )
-    events = list(model_graph(model).stream("Capital of France?", {"callbacks": [otel.handler]}))
+    events = list(model_graph(model).events("Capital of France?", {"callbacks": [otel.handler]}))
     final = events[-1].output  # type: ignore[union-attr]
     assert final.content == "Paris is the capital of France."
     named = otel.by_name()
@@ -391,7 +391,7 @@ def test_content_after_line_breaks_is_masked_and_stays_valid_json() -> None:
     otel = make_otel(capture_content=True)
     model = GenericFakeChatModel(messages=iter([AIMessage("Call\n13812345678 or\tli@x.io")]))
     list(
-        model_graph(model).stream(
+        model_graph(model).events(
             "Mail:\nli.lei@example.com\nID:\t11010519491231002X", {"callbacks": [otel.handler]}
         )
     )

@@ -17,7 +17,7 @@ def test_demo_says_when_it_has_no_answer() -> None:
 
 
 def test_demo_streams_the_answer_token_by_token() -> None:
-    chunks = [e for e in build_demo_graph().stream("How do tokens stream?") if isinstance(e, Chunk)]
+    chunks = [e for e in build_demo_graph().events("How do tokens stream?") if isinstance(e, Chunk)]
     assert len(chunks) > 5 and all(c.path == ("model",) for c in chunks)
 
 

@@ -53,7 +53,7 @@ async def test_hybrid_graph_async_matches_sync(kb: KnowledgeBase) -> None:
 
 def test_hybrid_graph_runs_both_branches_as_nodes_then_fuses(kb: KnowledgeBase) -> None:
     graph = build_hybrid_graph(kb, k=2)
-    finished = [e.path for e in graph.stream(QUERIES[1]) if isinstance(e, NodeFinished)]
+    finished = [e.path for e in graph.events(QUERIES[1]) if isinstance(e, NodeFinished)]
     assert set(finished[:2]) == {("vector",), ("bm25",)} and finished[2] == ("fuse",)
     assert set(graph.plan.nodes) == {"vector", "bm25", "fuse"}
 

@@ -87,7 +87,7 @@ def test_off_topic_questions_get_the_no_answer_reply(kb: KnowledgeBase) -> None:
 def test_nothing_above_the_score_threshold_skips_generation(kb: KnowledgeBase) -> None:
     strict = kb.settings.model_copy(update={"score_threshold": 1.0})
     graph = build_rag_graph(kb, settings=strict)
-    events = list(graph.stream(ChatInput(question="Does weft need an API key?")))
+    events = list(graph.events(ChatInput(question="Does weft need an API key?")))
     ran = [e.path for e in events if type(e).__name__ == "NodeStarted"]
     assert ("refuse",) in ran and ("generate",) not in ran and ("pack",) not in ran
     out = events[-1].output  # type: ignore[attr-defined]

@@ -1,8 +1,9 @@
 """Typed stream events, and how a stream of chunks becomes one value.
 
-``CompiledGraph.stream`` yields :data:`StreamEvent` records in the order things happen: a node
-starts, its chunks arrive as it produces them (tokens of a chat model anywhere in the graph, or
-inside a subgraph), it finishes, and at the end the graph's final output.
+``CompiledGraph.events`` yields :data:`StreamEvent` records in the order things happen: a node
+starts, its chunks arrive as they are produced (the tokens of every chat model the run calls,
+wherever it is called, inside a subgraph too), it finishes, and at the end the graph's final
+output.
 
 Example:
     >>> concat_chunks(["Hel", "lo"])
@@ -43,10 +44,12 @@ class NodeStarted:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A piece of a node's output, produced while the node runs.
+    """A piece of output produced while a node runs: a chat model's token, or what a
+    streaming lambda yields.
 
-    ``final`` is true when the chunk is part of the graph's final output (it comes from a node
-    whose output is the graph's, directly or inside a subgraph).
+    ``final`` is true when the chunk is part of the run's answer: it comes from a node whose
+    output reaches END through nodes that only reshape it, and not from a model turn that ends
+    in tool calls.
     """
 
     path: tuple[str, ...]

@@ -506,21 +506,21 @@ class _RagGraph(CompiledGraph[ChatInput, ChatOutput]):
             return await oneoff.ainvoke(input, cfg, **kwargs)
         return await super().ainvoke(input, cfg, **kwargs)
 
-    def stream(  # type: ignore[override]
+    def events(
         self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[StreamEvent]:
         cfg, oneoff = self._session(input, config)
         if oneoff is not None:
-            return oneoff.stream(input, cfg, **kwargs)
-        return super().stream(input, cfg, **kwargs)
+            return oneoff.events(input, cfg, **kwargs)
+        return super().events(input, cfg, **kwargs)
 
-    def astream(  # type: ignore[override]
+    def aevents(
         self, input: ChatInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[StreamEvent]:
         cfg, oneoff = self._session(input, config)
         if oneoff is not None:
-            return oneoff.astream(input, cfg, **kwargs)
-        return super().astream(input, cfg, **kwargs)
+            return oneoff.aevents(input, cfg, **kwargs)
+        return super().aevents(input, cfg, **kwargs)
 
 
 def build_rag_graph(
@@ -642,7 +642,7 @@ class _Events:
         if isinstance(event, NodeFinished) and event.path == ("pack",):
             self.sources_sent = True
             yield ChatSources(_source_refs(event.output))
-        elif isinstance(event, Chunk) and event.path[-1:] == (GENERATE_NODE,):
+        elif isinstance(event, Chunk) and event.final:
             text = _chunk_text(event.chunk)
             if text:
                 if not self.sources_sent:
@@ -691,7 +691,7 @@ def stream_chat(
     """
     chat = _chat_input(input)
     events = _Events()
-    stream = graph.stream(chat, config)
+    stream = graph.events(chat, config)
     try:
         for event in stream:
             yield from events.feed(event)
@@ -712,7 +712,7 @@ async def astream_chat(
     cancels the run: the node running then, such as the model's stream, is cancelled."""
     chat = _chat_input(input)
     events = _Events()
-    stream = graph.astream(chat, config)
+    stream = graph.aevents(chat, config)
     try:
         async for event in stream:
             for chat_event in events.feed(event):

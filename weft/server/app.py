@@ -224,7 +224,7 @@ async def _stream_plain_graph(
 ) -> AsyncIterator[ChatEvent]:
     """Chat with a graph that takes the question as a string (e.g. the demo graph)."""
     parts: list[str] = []
-    async for event in graph.astream(chat_input.question, config):
+    async for event in graph.aevents(chat_input.question, config):
         if isinstance(event, Chunk) and event.final:
             text = _chunk_text(event.chunk)
             parts.append(text)
@@ -801,7 +801,7 @@ async def _graph_sse(
 ) -> AsyncIterator[bytes]:
     n = 0
     try:
-        async for event in graph.astream(value, config):
+        async for event in graph.aevents(value, config):
             n += 1
             if isinstance(event, NodeStarted):
                 yield _sse("node_started", n, {"path": event.path})

@@ -1,0 +1,436 @@
+"""The compiled graph: an immutable langchain-core Runnable backed by a compiled LangGraph graph.
+
+The LangGraph graph is exposed as :attr:`CompiledGraph.langgraph` for interop: checkpointers,
+interrupts and ``astream_events`` work as they do on any LangGraph graph.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import pydantic
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphRecursionError
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from weft.core import callbacks as _cb
+from weft.core.errors import GraphCompileError, GraphInputError, StepLimitError
+from weft.core.graph import GraphPlan
+from weft.core.runtime.context import (
+    CONF,
+    EMIT,
+    GraphReport,
+    create_task,
+    merged_config,
+    nested_context,
+    run_emitter,
+    start_graph_run,
+)
+from weft.core.runtime.events import AnswerChunks, Emitter, Pipe, Sink
+from weft.core.runtime.langgraph import IN, OUT, build, resolve_checkpointer, state_fields
+from weft.core.runtime.node import NodeRunner
+from weft.core.stream import FinalOutput, StreamEvent
+from weft.core.stream import concat_chunks as _concat
+from weft.core.types import type_name
+
+__all__ = ["CompiledGraph", "Interrupted", "thread"]
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+
+
+def thread(thread_id: str, **config: Any) -> RunnableConfig:
+    """A config that runs a graph in a conversation thread (needs a checkpointer).
+
+    Example:
+        >>> thread("session-1")
+        {'configurable': {'thread_id': 'session-1'}}
+    """
+    conf = dict(config.pop("configurable", {}))
+    conf["thread_id"] = thread_id
+    out: RunnableConfig = {**config, "configurable": conf}  # type: ignore[typeddict-item]
+    return out
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """What a run returns when it paused: at a breakpoint or an ``interrupt()`` in a node.
+
+    Resume with ``graph.invoke(None, config)`` (or ``Command(resume=value)`` for an
+    ``interrupt()``), using the same ``thread_id``.
+    """
+
+    next: tuple[str, ...]
+    interrupts: tuple[Any, ...] = ()
+
+
+# The threads that run the graphs a caller reads with ``events()``.
+_POOL_LOCK = threading.Lock()
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=64, thread_name_prefix="weft-run"))
+        return _POOL[0]
+
+
+class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
+    """A checked, immutable graph that runs. Made by ``Graph.compile()`` or ``Chain.compile()``.
+
+    It is a langchain-core Runnable: ``invoke``/``ainvoke``, ``batch``/``abatch`` (with
+    ``max_concurrency`` in the config and ``return_exceptions=True`` to keep one bad input from
+    sinking the rest), ``stream``/``astream`` (the output's chunks: the answer's tokens as they
+    come) and ``astream_events``. ``events``/``aevents`` yield typed :mod:`~weft.core.stream`
+    events: nodes starting and finishing, every chunk with its path, and the final output.
+
+    Example:
+        >>> for event in graph.events("hi"):  # doctest: +SKIP
+        ...     print(event)
+    """
+
+    __weft_graph__ = True
+
+    def __init__(
+        self,
+        plan: GraphPlan,
+        *,
+        checkpointer: BaseCheckpointSaver[Any] | str | None = None,
+        interrupt_before: tuple[str, ...] = (),
+        interrupt_after: tuple[str, ...] = (),
+        step_limit: int | None = None,
+        durability: Literal["sync", "async", "exit"] = "sync",
+    ) -> None:
+        validate = _validator(plan.name, plan.input_type)
+        saver = resolve_checkpointer(checkpointer)
+        built = build(plan, saver, interrupt_before, interrupt_after)
+        d = self.__dict__
+        d["name"] = plan.name
+        d["plan"] = plan
+        d["input_type"] = plan.input_type
+        d["output_type"] = plan.output_type
+        d["langgraph"] = built.graph
+        d["checkpointer"] = saver
+        d["interrupts"] = bool(interrupt_before or interrupt_after)
+        d["step_limit"] = step_limit or max(25, 2 * len(plan.nodes) + 5)
+        d["_start_inboxes"] = built.start_inboxes
+        d["_nodes"] = built.nodes
+        d["_validate"] = validate
+        # "sync" writes each step's checkpoint before the next step starts, so a process that
+        # dies mid-run resumes from its last completed step.
+        d["_run_kw"] = {"durability": durability} if saver is not None else {}
+
+    name: str
+    plan: GraphPlan
+    input_type: Any
+    output_type: Any
+    langgraph: CompiledStateGraph[Any, Any, Any, Any]
+    """The compiled LangGraph graph this runs on."""
+    checkpointer: BaseCheckpointSaver[Any] | None
+    interrupts: bool
+    step_limit: int
+    _start_inboxes: dict[str, Any]
+    _nodes: dict[str, NodeRunner]
+    _validate: Callable[[Any], Any] | None
+    _run_kw: dict[str, Any]
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(
+            f"compiled graph '{self.name}' is immutable; change the Graph builder and compile again"
+        )
+
+    @property
+    def InputType(self) -> Any:
+        return self.input_type
+
+    @property
+    def OutputType(self) -> Any:
+        return self.output_type
+
+    def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
+        return name or self.name
+
+    # -- preparing a run ------------------------------------------------------------------------
+
+    def _input(self, input: Any) -> Any:
+        if input is None and self.checkpointer is not None:
+            return None  # resume the thread's pending run
+        if isinstance(input, Command):
+            return input
+        if self._validate is not None:
+            try:
+                input = self._validate(input)
+            except pydantic.ValidationError as exc:
+                raise GraphInputError(
+                    self.name, type_name(self.input_type), _describe(exc, input)
+                ) from None
+        values = {IN: input, OUT: None}
+        for k in self._start_inboxes:
+            values[k] = input
+        return values
+
+    def _config(
+        self, config: RunnableConfig | None, stream: Emitter | None, input: Any, isolate: bool
+    ) -> tuple[RunnableConfig, GraphReport]:
+        """The config LangGraph runs with, and the report of this run to weft handlers (which
+        this starts, when any listen)."""
+        explicit = config or {}
+        callbacks, fresh = _cb.split(explicit.get("callbacks"))
+        if fresh is not None:
+            config = {**explicit, "callbacks": callbacks}
+        # Inside a run (a node calling this graph), what the config leaves out comes from the
+        # run's, so it is known here which run this continues, and the enclosing run's stream
+        # and handlers can be replaced below.
+        cfg = merged_config(config)
+        conf = dict(cfg.get(CONF) or {})
+        if conf.get("checkpoint_ns") or "recursion_limit" not in explicit:
+            cfg["recursion_limit"] = self.step_limit
+        conf[EMIT] = run_emitter(stream)
+        report = GraphReport(cfg, isolate, GraphRecursionError, lambda: self._limit(cfg))
+        start_graph_run(self.name, cfg, conf, fresh, input, report)
+        cfg[CONF] = conf
+        return cfg, report  # type: ignore[return-value]
+
+    def _result(self, values: Any, cfg: RunnableConfig) -> Any:
+        if isinstance(values, dict):
+            if "__interrupt__" in values:
+                return Interrupted(self._next(cfg), tuple(values["__interrupt__"]))
+            if self.interrupts:
+                pending = self._next(cfg)
+                if pending:
+                    return Interrupted(pending)
+            return values.get(OUT)
+        return values
+
+    def _next(self, cfg: RunnableConfig) -> tuple[str, ...]:
+        if self.checkpointer is None:
+            return ()
+        return tuple(self.langgraph.get_state(cfg).next)
+
+    def _limit(self, cfg: Mapping[str, Any]) -> StepLimitError:
+        return StepLimitError(self.name, int(cfg.get("recursion_limit", self.step_limit)))
+
+    # -- running --------------------------------------------------------------------------------
+
+    def invoke(self, input: InT, config: RunnableConfig | None = None, **kwargs: Any) -> OutT:
+        _refuse(self.name, "invoke", kwargs)
+        values = self._input(input)
+        cfg, report = self._config(config, None, input, True)
+        with report:
+            out = self._result(self.langgraph.invoke(values, cfg, **self._run_kw), cfg)
+        report.done(out)
+        return out  # type: ignore[no-any-return]
+
+    async def ainvoke(
+        self, input: InT, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> OutT:
+        _refuse(self.name, "ainvoke", kwargs)
+        values = self._input(input)
+        cfg, report = self._config(config, None, input, True)
+        with report:
+            out = self._result(await self.langgraph.ainvoke(values, cfg, **self._run_kw), cfg)
+        report.done(out)
+        return out  # type: ignore[no-any-return]
+
+    def resume(self, config: RunnableConfig) -> OutT:
+        """Continue the thread's paused or crashed run from its last completed step."""
+        return self.invoke(None, config)  # type: ignore[arg-type]
+
+    async def aresume(self, config: RunnableConfig) -> OutT:
+        """Async :meth:`resume`."""
+        return await self.ainvoke(None, config)  # type: ignore[arg-type]
+
+    def events(
+        self, input: InT, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[StreamEvent]:
+        """Yield typed events as the run goes: nodes starting, chunks (the tokens of every chat
+        model the run calls, and what streaming lambdas yield) with the path they came from,
+        nodes finishing, and the final output last.
+
+        The graph runs on a worker thread, so chunks arrive while the node producing them runs.
+        Closing the iterator early ends the run at its next event.
+        """
+        _refuse(self.name, "events", kwargs)
+        values = self._input(input)
+        pipe = Pipe()
+        cfg, report = self._config(config, Emitter(pipe.put), input, False)
+        ctx = nested_context(cfg) or contextvars.copy_context()
+        with report:
+            work = functools.partial(self.langgraph.invoke, values, cfg, **self._run_kw)
+            run = _pool().submit(ctx.run, work)
+            run.add_done_callback(pipe.done)
+            try:
+                while (event := pipe.get()) is not None:
+                    yield event
+            finally:
+                pipe.closed = True  # a run still going ends at its next event
+            result = self._result(run.result(), cfg)
+        report.done(result)
+        yield FinalOutput(result)
+
+    async def aevents(
+        self, input: InT, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[StreamEvent]:
+        """Async :meth:`events`. Closing it early (``aclose()``) cancels the run."""
+        _refuse(self.name, "aevents", kwargs)
+        values = self._input(input)
+        # Nodes put their events straight into this run's sink, and the events that are ready
+        # are handed on together.
+        sink = Sink(asyncio.get_running_loop())
+        cfg, report = self._config(config, Emitter(sink.put), input, False)
+        with report:
+            coro = self.langgraph.ainvoke(values, cfg, **self._run_kw)
+            run = create_task(coro, nested_context(cfg))
+            run.add_done_callback(sink.wake)
+            try:
+                while True:
+                    while sink.items:
+                        yield sink.items.popleft()
+                    if run.done():
+                        break
+                    await sink.wait()
+                result = self._result(run.result(), cfg)
+            finally:
+                if not run.done():  # the consumer stopped early or was cancelled
+                    run.cancel()
+                    await asyncio.wait([run])
+                if not run.cancelled():
+                    run.exception()  # retrieved: raised above, or superseded by the consumer's
+        report.done(result)
+        yield FinalOutput(result)
+
+    def stream(
+        self, input: InT, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> Iterator[OutT]:
+        """Yield the output's chunks as they come: the tokens of the answer (see
+        :class:`~weft.core.stream.Chunk`), or the whole output once when none of it streams."""
+        _refuse(self.name, "stream", kwargs)
+        events = self.events(input, config)
+        pick = AnswerChunks()
+        try:
+            for event in events:
+                taken, piece = pick.take(event)
+                if taken:
+                    yield piece
+        finally:
+            events.close()  # type: ignore[attr-defined]
+
+    async def astream(
+        self, input: InT, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> AsyncIterator[OutT]:
+        """Async :meth:`stream`. Closing it early (``aclose()``) cancels the run."""
+        _refuse(self.name, "astream", kwargs)
+        events = self.aevents(input, config)
+        pick = AnswerChunks()
+        try:
+            async for event in events:
+                taken, piece = pick.take(event)
+                if taken:
+                    yield piece
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    def stream_output(self, input: InT, config: RunnableConfig | None = None) -> Iterator[OutT]:
+        """:meth:`stream`, by the name that says what it yields."""
+        return self.stream(input, config)
+
+    def astream_output(
+        self, input: InT, config: RunnableConfig | None = None
+    ) -> AsyncIterator[OutT]:
+        """Async :meth:`stream_output`."""
+        return self.astream(input, config)
+
+    def transform(
+        self, input: Iterator[InT], config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> Iterator[OutT]:
+        # Inside an LCEL sequence a graph streams its output, like any other Runnable.
+        yield from self.stream(_concat(list(input)), config, **kwargs)
+
+    async def atransform(
+        self,
+        input: AsyncIterator[InT],
+        config: RunnableConfig | None = None,
+        **kwargs: Any | None,
+    ) -> AsyncIterator[OutT]:
+        async for chunk in self.astream(_concat([x async for x in input]), config, **kwargs):
+            yield chunk
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def get_state(self, config: RunnableConfig) -> dict[str, Any]:
+        """The shared state of a thread (needs a checkpointer)."""
+        values = self.langgraph.get_state(config).values
+        return {k: values[k] for k in state_fields(self.plan.state) if k in values}
+
+    def get_graph(self, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.langgraph.get_graph(config, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledGraph({self.name!r}: {type_name(self.input_type)} -> "
+            f"{type_name(self.output_type)}, nodes={list(self.plan.nodes)})"
+        )
+
+
+def _refuse(graph: str, method: str, kwargs: Mapping[str, Any]) -> None:
+    """Unknown keyword arguments are a mistake to report, not options to drop."""
+    if kwargs:
+        names = ", ".join(repr(k) for k in sorted(kwargs))
+        raise TypeError(
+            f"graph '{graph}': {method}() got unexpected keyword arguments {names}; a weft graph "
+            f"takes its run options in the config, e.g. {method}(input, config={{'callbacks': "
+            f"[...], 'configurable': {{...}}}})"
+        )
+
+
+def _validator(graph: str, tp: Any) -> Callable[[Any], Any] | None:
+    """How a run's input is checked against the graph's input type. Raises
+    :class:`GraphCompileError` when pydantic cannot check that type."""
+    if tp is Any or tp is object:
+        return None
+    try:
+        return _adapter(tp, None).validate_python
+    except Exception:
+        pass
+    try:
+        return _adapter(tp, pydantic.ConfigDict(arbitrary_types_allowed=True)).validate_python
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    raise GraphCompileError(
+        graph,
+        [
+            f"input type {type_name(tp)} cannot be validated by pydantic ({reason}); declare an "
+            f"input type pydantic can check (a class, TypedDict, pydantic model, or a builtin "
+            f"container of those), or Any to take inputs unchecked"
+        ],
+    )
+
+
+def _adapter(tp: Any, config: pydantic.ConfigDict | None) -> pydantic.TypeAdapter[Any]:
+    """A type adapter for ``tp``, built now: one pydantic would build lazily (a forward
+    reference) or one that would check nothing (it warns) is an error here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(tp, config=config)
+        adapter.rebuild(raise_errors=True)
+    return adapter
+
+
+def _describe(exc: pydantic.ValidationError, value: Any) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "input"
+        parts.append(f"{loc}: {err['msg']}")
+    more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+    return "; ".join(parts) + more + f" (got {type(value).__name__})"

@@ -1,0 +1,290 @@
+"""The node runner: what one weft node does when it runs, whichever executor runs it.
+
+It reads the node's input from the values the executor hands it, applies ``pre``, calls the
+component (or streams it, when the run is streamed), applies ``post`` and ``merge``, and picks
+the branch targets. It knows no executor's types: the executor gives it a :class:`Layout` (the
+keys its input and output live under) and the exceptions it must let through untouched, and
+turns the ``(update, goto)`` it returns into its own kind of write.
+
+One generator (:meth:`NodeRunner.steps`) holds a run's logic; :meth:`NodeRunner.run` and
+:meth:`NodeRunner.arun` drive it, doing only the call itself their own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+
+from weft.core import callbacks as _cb
+from weft.core.component import ComponentSpec, TypedLambda, to_message
+from weft.core.errors import NodeError
+from weft.core.graph import END, BranchDef, NodeDef
+from weft.core.runtime.context import EMIT, NodeRun, begin_node, end_node
+from weft.core.runtime.events import TAP, Emitter, NodeTap
+from weft.core.stream import concat_chunks as _concat
+
+__all__ = ["Layout", "NodeRunner"]
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where a node's input and output live in the values an executor keeps.
+
+    ``in_key`` holds the input (empty for a fan-in, whose inputs are ``fan_in``: upstream node
+    name -> key); ``out_keys`` are the keys the output is written under.
+    """
+
+    in_key: str
+    fan_in: tuple[tuple[str, str], ...]
+    out_keys: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Work:
+    """The call a run of the node asks its driver to make."""
+
+    x: Any
+    state: Any
+    config: RunnableConfig
+    tap: NodeTap | None
+    run: NodeRun | None
+
+
+Update = tuple[dict[str, Any], list[str] | None]
+
+
+class NodeRunner:
+    """Runs one weft node: read its input, call the component, write its output."""
+
+    def __init__(
+        self,
+        graph: str,
+        node: NodeDef,
+        layout: Layout,
+        branch: BranchDef | None,
+        state_keys: list[str],
+        state_model: Any,
+        *,
+        answer: bool,
+        passthrough: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self.graph = graph
+        self.name = node.name
+        self.node = node
+        spec = node.spec
+        self.spec: ComponentSpec | None = spec
+        self.label = spec.type_label if spec else "passthrough"
+        self.component: Any = spec.component if spec else None
+        self.kind = spec.kind if spec else "passthrough"
+        self.meta: dict[str, Any] = {"weft_component": self.label, "weft_kind": self.kind}
+        self.lam: TypedLambda | None = self.component if self.kind == "lambda" else None
+        # A lambda given its config may hand it to a thread that does not copy the context,
+        # so its config carries the run's bridge as well.
+        self.takes_config = bool(self.lam is not None and self.lam.accepts_config)
+        # A lambda that yields chunks streams them itself; every other node's chunks are the
+        # tokens of the chat models it calls.
+        self.yields = bool(self.lam is not None and self.lam.streams)
+        self.answer = answer
+        self.passthrough = passthrough
+        self.layout = layout
+        self.branch = branch
+        self.state_keys = state_keys
+        self.state_model = state_model
+        self.wants_state = bool(state_keys) and (
+            node.pre is not None
+            or node.post is not None
+            or (self.lam is not None and self.lam.accepts_state)
+            or (branch is not None and branch.wants_state)
+        )
+
+    # -- inputs and outputs ---------------------------------------------------------------------
+
+    def input_of(self, values: Mapping[str, Any]) -> Any:
+        """The node's input (before its ``pre`` hook) from the values the executor hands it."""
+        if self.layout.in_key:
+            return values.get(self.layout.in_key)
+        x = {p: values.get(k) for p, k in self.layout.fan_in}
+        return self.node.merge(x) if self.node.merge is not None else x
+
+    def prepare(self, raw: Any, values: Mapping[str, Any]) -> tuple[Any, Any]:
+        """The input the component gets (after ``pre``) and the state view, if the node reads it."""
+        state = self.state_view(values) if self.wants_state else None
+        x = self.node.pre(raw, state) if self.node.pre is not None else raw
+        return x, state
+
+    def state_view(self, values: Mapping[str, Any]) -> Any:
+        view = {k: values[k] for k in self.state_keys if k in values}
+        if isinstance(self.state_model, type) and issubclass(self.state_model, pydantic.BaseModel):
+            return self.state_model.model_validate(view)
+        return view
+
+    def write(self, y: Any, state: Any) -> Update:
+        """What the node writes for output ``y``, and where it goes next when it branches."""
+        update = dict.fromkeys(self.layout.out_keys, y)
+        if self.node.post is not None:
+            extra = self.node.post(y, state)
+            if extra:
+                bad = [k for k in extra if k not in self.state_keys]
+                if bad:
+                    raise KeyError(
+                        f"post of node '{self.name}' updates unknown state keys {bad}; state "
+                        f"keys: {', '.join(self.state_keys) or '(no state declared)'}"
+                    )
+                update.update(extra)
+        return update, (None if self.branch is None else self.route(y, state))
+
+    def route(self, y: Any, state: Any) -> list[str]:
+        assert self.branch is not None
+        b = self.branch
+        picked = b.condition(y, state=state) if b.wants_state else b.condition(y)
+        labels = [picked] if isinstance(picked, str) else list(picked)
+        goto: list[str] = []
+        for label in labels:
+            target = b.targets.get(label)
+            if target is None:
+                raise ValueError(
+                    f"branch after '{self.name}' returned {label!r}; valid choices: "
+                    f"{', '.join(map(repr, b.targets))}"
+                )
+            if target != END:
+                goto.append(target)
+        return goto
+
+    def fail(self, exc: Exception) -> NodeError:
+        error = NodeError(self.graph, self.name, self.label, exc)
+        error.__cause__ = exc  # set now: handlers see the failure before it is raised
+        return error
+
+    def failed(self, run: NodeRun | None, exc: BaseException) -> BaseException:
+        """Report a failed run of this node; what to raise for ``exc``: a :class:`NodeError`
+        for an error, ``exc`` itself for the executor's own signals and for cancellation."""
+        error = (
+            self.fail(exc)
+            if isinstance(exc, Exception) and not isinstance(exc, self.passthrough)
+            else exc
+        )
+        end_node(run, None, error)
+        return error
+
+    # -- one run, driven sync or async -------------------------------------------------------------
+
+    def steps(
+        self, values: Mapping[str, Any], config: RunnableConfig
+    ) -> Generator[_Work, Any, Update]:
+        """A run of the node: yields the call to make and is sent its result."""
+        conf: Mapping[str, Any] = config.get("configurable") or {}
+        run = None
+        y = None
+        try:
+            raw = self.input_of(values)
+            run = begin_node(conf, config, self.graph, self.name, self.label, self.meta, raw)
+            if run is not None and self.takes_config:
+                config = _cb.with_bridge(config, run.bridge)
+            x, state = self.prepare(raw, values)
+            emitter: Emitter | None = conf.get(EMIT)
+            tap = None
+            if emitter is not None:
+                tap = emitter.node(self.name, self.answer, tokens=not self.yields)
+                tap.start(raw)
+            # The executor may not have made this node's config the current one: LangGraph
+            # cannot on Python 3.10, where a task cannot be given a context. The models and
+            # graphs the node calls find it there.
+            own = var_child_runnable_config.get() is not config
+            current = var_child_runnable_config.set(config) if own else None
+            active = TAP.set(tap) if tap is not None else None
+            try:
+                y = yield _Work(x, state, config, tap, run)
+            finally:
+                if active is not None:
+                    TAP.reset(active)
+                if current is not None:
+                    var_child_runnable_config.reset(current)
+            if tap is not None:
+                tap.end(y)
+            update = self.write(y, state)
+        except BaseException as exc:
+            raise self.failed(run, exc)  # noqa: B904 (a NodeError's cause is set by fail)
+        end_node(run, y, None)
+        return update
+
+    def run(self, values: Mapping[str, Any], config: RunnableConfig) -> Update:
+        steps = self.steps(values, config)
+        work = next(steps)
+        try:
+            y = self.call(work)
+        except BaseException as exc:
+            steps.throw(exc)
+            raise
+        return _finish(steps, y)
+
+    async def arun(self, values: Mapping[str, Any], config: RunnableConfig) -> Update:
+        steps = self.steps(values, config)
+        work = next(steps)
+        try:
+            y = await self.acall(work)
+        except BaseException as exc:
+            steps.throw(exc)
+            raise
+        return _finish(steps, y)
+
+    # -- the call itself ----------------------------------------------------------------------
+
+    def call(self, w: _Work) -> Any:
+        if self.lam is not None:
+            if w.tap is not None and self.yields:
+                collect = _Collect(w.tap, w.run)
+                for c in self.lam.call_stream(w.x, w.config, w.state):
+                    collect.add(c)
+                return collect.value()
+            return self.lam.call(w.x, w.config, w.state)
+        if self.component is None:
+            return w.x
+        return to_message(self.component.invoke(w.x, w.config))
+
+    async def acall(self, w: _Work) -> Any:
+        if self.lam is not None:
+            if w.tap is not None and self.yields:
+                collect = _Collect(w.tap, w.run)
+                async for c in self.lam.acall_stream(w.x, w.config, w.state):
+                    collect.add(c)
+                return collect.value()
+            return await self.lam.acall(w.x, w.config, w.state)
+        if self.component is None:
+            return w.x
+        return to_message(await self.component.ainvoke(w.x, w.config))
+
+    def __repr__(self) -> str:
+        return f"NodeRunner({self.graph!r}, {self.name!r}, {self.label})"
+
+
+class _Collect:
+    """The chunks a lambda yields: streamed as they come, reported to handlers, and added up."""
+
+    __slots__ = ("parts", "run", "tap")
+
+    def __init__(self, tap: NodeTap, run: NodeRun | None) -> None:
+        self.tap = tap
+        self.run = run
+        self.parts: list[Any] = []
+
+    def add(self, chunk: Any) -> None:
+        self.parts.append(chunk)
+        self.tap.chunk(chunk)
+        if self.run is not None:
+            self.run.bridge.chunk(self.run.run_id, chunk)
+
+    def value(self) -> Any:
+        return to_message(_concat(self.parts))
+
+
+def _finish(steps: Generator[_Work, Any, Update], y: Any) -> Update:
+    try:
+        steps.send(y)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    raise RuntimeError("a node run asked for a second call")  # pragma: no cover
