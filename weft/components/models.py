@@ -31,14 +31,16 @@ from typing import Any
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables.config import run_in_executor
 from langchain_openai import ChatOpenAI
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
+from weft.components._answering import QUESTION_FORM, cosine, fits_focus, focus_of, stem
 from weft.components.tokens import count_tokens
 from weft.core.errors import (
     AuthenticationError,
@@ -398,20 +400,6 @@ _CJK_STOP = re.compile(
 )
 
 
-def _stem(word: str) -> str:
-    if word.endswith("'s"):
-        word = word[:-2]
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) > 4 and word.endswith("ed"):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
 @functools.lru_cache(maxsize=65536)
 def _terms(text: str) -> frozenset[str]:
     # Cached: a knowledge base's sentences come back in answer after answer.
@@ -424,7 +412,7 @@ def _terms(text: str) -> frozenset[str]:
                     terms.add(segment)
                 terms.update(segment[i : i + 2] for i in range(len(segment) - 1))
         elif run not in _STOP_WORDS and (len(run) > 1 or run.isdigit()):
-            terms.add(_stem(run))
+            terms.add(stem(run))
     return frozenset(terms)
 
 
@@ -463,6 +451,11 @@ def _question(text: str) -> str:
     return "\n".join(kept).strip()
 
 
+_Candidate = tuple[int, str, frozenset[str]]
+_WORDS = re.compile(r"[^\W\d_][\w'-]*[^\W_]")
+_VECTORS_KEPT = 20_000
+
+
 @dataclass(frozen=True)
 class _Answer:
     text: str
@@ -493,14 +486,25 @@ class ExtractiveChatModel(BaseChatModel):
     """
 
     model_name: str = Field(default="extractive", alias="model")
-    min_relevance: float = 0.5
-    """The least share (0..1) of the question's weighted terms a quoted sentence must contain."""
+    min_relevance: float = 0.45
+    """The least relevance (0..1) a quoted sentence must have: the IDF-weighted share of the
+    question's stemmed terms it contains, blended with its semantic similarity to the question
+    when there are ``embeddings``."""
+    embeddings: Embeddings | None = Field(default=None, exclude=True)
+    """Embeds question and sentences for the semantic part of relevance; words only when None."""
+    semantic_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    """How much of relevance is the sentence's similarity to the question (the rest is the
+    term share)."""
+    synonym_similarity: float = Field(default=0.45, ge=0.0, le=1.0)
+    """How similar two words must be for one to stand in for the other."""
     max_sentences: int = 2
     """The most sentences an answer quotes."""
     token_counter: Callable[[str], int] | None = Field(default=None, exclude=True)
     """Counts tokens for usage metadata; tiktoken's ``cl100k_base`` when None."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    _vectors: dict[str, list[float]] = PrivateAttr(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
@@ -512,6 +516,7 @@ class ExtractiveChatModel(BaseChatModel):
             "model_name": self.model_name,
             "min_relevance": self.min_relevance,
             "max_sentences": self.max_sentences,
+            "semantic_weight": self.semantic_weight if self.embeddings is not None else 0.0,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -533,36 +538,84 @@ class ExtractiveChatModel(BaseChatModel):
             for source in parse_sources(_text(message)):
                 sources.setdefault(source.index, source)
         candidates = [
-            (source.index, sentence, _terms(sentence))
+            (source.index, sentence, _terms(sentence) | _terms(source.title or ""))
             for source in sources.values()
             for sentence in _sentences(source.text)
         ]
+        focus = focus_of(question)
         wanted = _terms(question)
+        if focus is not None:
+            # "How long is the warranty?" is about the warranty; "long" says what is asked.
+            wanted = wanted - {stem(w) for w in QUESTION_FORM} or wanted
         if not wanted or not candidates:
             return _Answer(NO_ANSWER, ())
-        total = len(candidates)
-        weights = {
-            term: math.log((total + 1) / (sum(term in c[2] for c in candidates) + 0.5))
-            for term in wanted
-        }
-        whole = sum(weights.values())
-        scored = sorted(
-            (
-                (sum(weights[t] for t in wanted & terms) / whole, order, index, sentence)
-                for order, (index, sentence, terms) in enumerate(candidates)
-            ),
-            key=lambda item: (-item[0], item[1]),
-        )
+        relevance = self._relevance(question, wanted, candidates)
+        ranked = sorted(range(len(candidates)), key=lambda i: (-relevance[i], i))
         quoted: list[tuple[int, str]] = []
-        for score, _order, index, sentence in scored:
-            if score < self.min_relevance or len(quoted) >= self.max_sentences:
+        for i in ranked:
+            index, sentence, _ = candidates[i]
+            if relevance[i] < self.min_relevance or len(quoted) >= self.max_sentences:
                 break
-            if sentence not in (s for _, s in quoted):
+            if fits_focus(focus, sentence, question) and sentence not in (s for _, s in quoted):
                 quoted.append((index, sentence))
         if not quoted:
             return _Answer(NO_ANSWER, ())
         text = " ".join(f"{sentence} [{index}]" for index, sentence in quoted)
         return _Answer(text, tuple(dict.fromkeys(index for index, _ in quoted)))
+
+    def _relevance(
+        self, question: str, wanted: frozenset[str], candidates: Sequence[_Candidate]
+    ) -> list[float]:
+        """Each candidate's relevance: the IDF-weighted share of the question's terms it holds.
+
+        With ``embeddings``, a question word the sentence lacks still counts in part when the
+        sentence has a word close in meaning ("heavy" and "weighs", "bigger" and "larger"): by
+        their similarity, from ``synonym_similarity`` up. The share is then blended with the
+        similarity of the whole sentence to the question (``semantic_weight``).
+        """
+        total = len(candidates)
+        weights = {
+            term: math.log((total + 1) / (sum(term in c[2] for c in candidates) + 0.5))
+            for term in wanted
+        }
+        whole = sum(weights.values()) or 1.0
+        lexical = [sum(weights[t] for t in wanted & terms) / whole for _, _, terms in candidates]
+        if self.embeddings is None:
+            return lexical
+        words = {stem(w): w for w in _WORDS.findall(question.lower()) if stem(w) in wanted}
+        sentence_words = [
+            {w for w in _WORDS.findall(sentence.lower()) if w not in _STOP_WORDS}
+            for _, sentence, _ in candidates
+        ]
+        vocabulary = sorted(set().union(*sentence_words) | set(words.values()))
+        vectors = dict(zip(vocabulary, self._embed(vocabulary), strict=True))
+        scores = []
+        whole_vectors = self._embed([question, *(sentence for _, sentence, _ in candidates)])
+        for i, (_, _, terms) in enumerate(candidates):
+            soft = lexical[i]
+            for term, word in words.items():
+                if term in terms or not sentence_words[i]:
+                    continue
+                close = max(cosine(vectors[word], vectors[w]) for w in sentence_words[i])
+                if close >= self.synonym_similarity:
+                    soft += weights[term] * close / whole
+            meaning = max(0.0, cosine(whole_vectors[0], whole_vectors[i + 1]))
+            scores.append((1.0 - self.semantic_weight) * soft + self.semantic_weight * meaning)
+        return scores
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        """Embeddings of ``texts``; sentences are remembered (up to ``_VECTORS_KEPT``)."""
+        assert self.embeddings is not None
+        known = self._vectors
+        found = {t: known.get(t) for t in texts}
+        missing = [t for t, vector in found.items() if vector is None]
+        if missing:
+            fresh = dict(zip(missing, self.embeddings.embed_documents(missing), strict=True))
+            found.update(fresh)
+            if len(known) + len(fresh) > _VECTORS_KEPT:
+                known.clear()
+            known.update(fresh)
+        return [v for v in (found[t] for t in texts) if v is not None]
 
     def _usage(self, messages: Sequence[BaseMessage], text: str) -> UsageMetadata:
         count = self.token_counter or count_tokens

@@ -39,7 +39,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any, Literal, TypedDict
@@ -80,6 +80,7 @@ __all__ = [
     "astream_chat",
     "build_rag_graph",
     "condense_heuristic",
+    "is_follow_up",
     "stream_chat",
 ]
 
@@ -127,13 +128,12 @@ class Condensed:
 # -- condensing ------------------------------------------------------------------------------------
 
 _WORD = re.compile(r"[^\W_][\w'.-]*[^\W_]|[^\W_]")
-_FOLLOW_UP_WORDS = frozenset(
+# Words that point back at something named earlier: "is it waterproof?", "the bigger one?".
+_ANAPHORS = frozenset(
     [
         "it",
         "its",
         "it's",
-        "that",
-        "this",
         "they",
         "them",
         "their",
@@ -145,11 +145,21 @@ _FOLLOW_UP_WORDS = frozenset(
         "him",
         "her",
         "his",
-        "there",
         "one",
         "ones",
         "same",
+        "there",
     ]
+)
+# "this" and "that" point back only when they stand alone ("is that free?"), not before a noun
+# ("does that lamp dim?" names its topic).
+_DEMONSTRATIVES = frozenset(["this", "that"])
+# Openings that continue the previous question with a new detail: "and for the larger model?",
+# "what about returns?", "how about the Max?".
+_CONTINUATIONS = re.compile(
+    r"^\s*(?:and|also|or|but|then|so|what\s+about|how\s+about|what\s+if|same\s+for|"
+    r"and\s+what\s+about|and\s+how\s+about)\b",
+    re.IGNORECASE,
 )
 _STOP = frozenset(
     [
@@ -270,36 +280,76 @@ _STOP = frozenset(
         "another",
     ]
 )
-_SHORT = 3
 
 
 def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
-def condense_heuristic(question: str, history: Sequence[ChatTurn]) -> str:
+def _points_back(words: Sequence[str]) -> bool:
+    for i, word in enumerate(words):
+        if word in _ANAPHORS:
+            return True
+        if word in _DEMONSTRATIVES:
+            after = words[i + 1] if i + 1 < len(words) else None
+            if after is None or after in _STOP:
+                return True
+    return False
+
+
+def is_follow_up(
+    question: str, previous: str, *, retrieves: Callable[[str], bool] | None = None
+) -> bool:
+    """Whether ``question`` continues ``previous`` rather than starting a new topic.
+
+    It does when it opens like a continuation ("and for the larger model?", "what about
+    returns?"), points back with a pronoun ("is it waterproof?", "the bigger one?"), or has no
+    content word of its own that ``retrieves`` anything (every word being a stop word, or unknown
+    to the knowledge base). Its length does not matter: "How do I factory reset the Orbit?"
+    after "Does the lamp work with HomeKit?" is a new topic.
+
+    Example:
+        >>> is_follow_up("And for the larger model?", "How much does the Orbit cost?")
+        True
+        >>> is_follow_up("How do I install weft?", "What is BM25?")
+        False
+    """
+    if not previous.strip():
+        return False
+    words = _words(question)
+    if _CONTINUATIONS.match(question) or _points_back(words):
+        return True
+    content = [w for w in words if w not in _STOP]
+    if not content:
+        return True
+    return retrieves is not None and not any(retrieves(w) for w in content)
+
+
+def condense_heuristic(
+    question: str, history: Sequence[ChatTurn], *, retrieves: Callable[[str], bool] | None = None
+) -> str:
     """The offline condense rule: a follow-up borrows the previous question's key terms.
 
-    A question is a follow-up when there is an earlier user turn and the question has at most
-    three content words (stop words aside) or uses a pronoun such as it, that, this or they.
-    Its standalone form is the question followed by the previous user question's content words
-    that it lacks. Any other question stands alone, unchanged.
+    A question that :func:`is_follow_up` of the previous user question becomes itself followed
+    by the content words of that question (itself condensed the same way, so a third turn still
+    reaches the first topic) that it lacks. Any other question stands alone, unchanged.
+    ``retrieves(word)`` says whether a word finds anything in the knowledge base.
 
     Example:
         >>> earlier = [ChatTurn(role="user", content="What is weft?")]
         >>> condense_heuristic("How do I install it?", earlier)
         'How do I install it? weft'
-        >>> condense_heuristic("Which file formats can the ingest command read?", earlier)
-        'Which file formats can the ingest command read?'
+        >>> condense_heuristic("How do I install weft?", [ChatTurn(role="user", content="BM25?")])
+        'How do I install weft?'
     """
-    previous = next((t.content for t in reversed(history) if t.role == "user"), None)
-    if previous is None:
+    users = [i for i, t in enumerate(history) if t.role == "user"]
+    if not users:
         return question
-    words = _words(question)
-    content = [w for w in words if w not in _STOP]
-    if len(content) > _SHORT and not _FOLLOW_UP_WORDS.intersection(words):
+    last = users[-1]
+    previous = condense_heuristic(history[last].content, history[:last], retrieves=retrieves)
+    if not is_follow_up(question, previous, retrieves=retrieves):
         return question
-    have = set(words)
+    have = set(_words(question))
     borrowed = [w for w in dict.fromkeys(_WORD.findall(previous)) if w.lower() not in _STOP | have]
     return f"{question} {' '.join(borrowed)}".strip() if borrowed else question
 
@@ -541,14 +591,21 @@ def build_rag_graph(
     cfg = settings if settings is not None else kb.settings
     chat_model = model if model is not None else default_chat_model()
     offline = isinstance(chat_model, ExtractiveChatModel)
+    if isinstance(chat_model, ExtractiveChatModel) and chat_model.embeddings is None:
+        # The knowledge base's embedder gives the extractive model the sentences' meaning.
+        chat_model = chat_model.model_copy(update={"embeddings": kb.store.embeddings})
     threshold = cfg.score_threshold
+
+    def _retrieves(word: str) -> bool:
+        return bool(kb.bm25.search(word, k=1))
 
     def condense(chat: ChatInput, config: RunnableConfig, state: RagState) -> Condensed:
         history = _history(chat, state)
         if not history:
             return Condensed(chat.question, chat.question)
         if offline:
-            return Condensed(chat.question, condense_heuristic(chat.question, history))
+            query = condense_heuristic(chat.question, history, retrieves=_retrieves)
+            return Condensed(chat.question, query)
         query, usage = _condense_with_model(chat_model, chat.question, history, config)
         return Condensed(chat.question, query, usage)
 
