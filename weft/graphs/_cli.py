@@ -121,7 +121,9 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
     from weft.graphs.rag import build_rag_graph
     from weft.graphs.registry import knowledge_base
 
-    if args.question is not None and not args.question.strip():
+    # The shell splits an unquoted question into words; they are one question again.
+    asked = " ".join(args.question) if args.question else None
+    if asked is not None and not asked.strip():
         raise _UsageError("the question is empty; ask something, or leave it out to chat")
     if args.session is not None and not 1 <= len(args.session.strip()) <= 200:
         raise _UsageError(
@@ -133,13 +135,14 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
     # The graph searches the knowledge base's own stores, so it sees what is ingested next.
     graph = build_rag_graph(kb, settings=settings, checkpointer=True)
     if kb.is_empty():
-        print(
-            f"The knowledge base in {settings.data_dir} is empty; ingesting weft's handbook...",
-            file=sys.stderr,
+        # A user's knowledge base holds only what they put in it: nothing is ingested for them.
+        raise _UsageError(
+            f"the knowledge base in {settings.data_dir} is empty; ingest your documents first "
+            f"(weft ingest PATH... --data-dir {settings.data_dir}), or try weft's own handbook "
+            f"with weft serve --demo"
         )
-        kb.ensure_demo(progress=False)
-    if args.question is not None:
-        _ask(graph, args.question, args.session, args.json, out)
+    if asked is not None:
+        _ask(graph, asked, args.session, args.json, out)
         return 0
     session = args.session or f"cli-{uuid.uuid4().hex[:12]}"
     interactive = sys.stdin.isatty()
@@ -287,7 +290,11 @@ def add_commands(subparsers: Any) -> None:
             "OPENAI_BASE_URL is set."
         ),
     )
-    chat.add_argument("question", nargs="?", help="the question; leave it out to chat in a loop")
+    chat.add_argument(
+        "question",
+        nargs="*",
+        help="the question (its words, quoted or not); leave it out to chat in a loop",
+    )
     chat.add_argument(
         "--json",
         action="store_true",
