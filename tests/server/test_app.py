@@ -419,6 +419,9 @@ async def test_page_and_its_script_are_served(client: httpx.AsyncClient) -> None
     page = await client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert '<script src="/static/app.js">' in page.text
+    # The greeting names the knowledge base (here an empty one), not weft.
+    assert "{{greeting}}" not in page.text and "Ask about weft" not in page.text
+    assert "The knowledge base '" in page.text
     script = await client.get("/static/app.js")
     assert "/v1/chat" in script.text
 
