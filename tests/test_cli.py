@@ -3,6 +3,7 @@ settings file every command reads."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -251,3 +252,15 @@ def test_errors_no_command_handles_end_in_one_line_unless_debugging(
     monkeypatch.setenv("WEFT_DEBUG", "1")
     with pytest.raises(LookupError):
         main(["demo"])
+
+
+def test_demo_trace_writes_the_trace_that_weft_trace_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    assert main(["demo", "What does compile check?", "--trace", *data], out=io.StringIO()) == 0
+    assert "read it with weft trace" in capsys.readouterr().err
+    assert (tmp_path / "traces.jsonl").is_file()
+    shown = io.StringIO()
+    assert main(["trace", *data], out=shown) == 0
+    assert "demo" in shown.getvalue() and "retrieve" in shown.getvalue()
