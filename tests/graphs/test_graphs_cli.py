@@ -179,9 +179,26 @@ def test_graph_show_prints_mermaid_and_ascii(data_dir: Path) -> None:
     mermaid, ascii_art = text.split("as ASCII:")
     assert code == 0
     assert "graph TD" in mermaid and "vector --> fuse" in mermaid
-    assert "| vector |  | bm25 |" in ascii_art and "    fuse --> __end__" in ascii_art
+    assert (
+        "| vector - lambda |  | bm25 - lambda |" in ascii_art
+        and "    fuse --> __end__" in ascii_art
+    )
     code, text = _run("graph", "show", "rag", "--data-dir", str(data_dir))
     assert code == 0 and "retrieve -.-> refuse" in text
+
+
+def test_graph_show_labels_carry_the_node_name_and_kind_only(data_dir: Path) -> None:
+    code, text = _run("graph", "show", "rag", "--data-dir", str(data_dir))
+    assert code == 0
+    assert "condense(condense - lambda)" in text and "| generate - chat_model |" in text
+    assert "weft_component" not in text and "ExtractiveChatModel" not in text
+
+
+def test_graph_list_names_every_ready_graph(data_dir: Path) -> None:
+    code, text = _run("graph", "list", "--data-dir", str(data_dir))
+    names = [line.split()[0] for line in text.splitlines()]
+    assert code == 0 and names == ["rag", "hybrid", "demo"]
+    assert "ChatInput -> ChatOutput" in text
 
 
 def test_ingest_of_no_document_exits_2_and_a_reset_keeps_the_knowledge_base(
@@ -264,7 +281,7 @@ def test_graph_show_of_an_unknown_graph_exits_2(
     assert "unknown graph 'nope'; choose one of rag, hybrid, demo" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["ingest"], ["chat"], ["graph", "show"]])
+@pytest.mark.parametrize("command", [["ingest"], ["chat"], ["graph", "show"], ["graph", "list"]])
 def test_every_command_has_help_with_data_dir(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
