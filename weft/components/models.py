@@ -454,6 +454,7 @@ def _question(text: str) -> str:
 _Candidate = tuple[int, str, frozenset[str]]
 _WORDS = re.compile(r"[^\W\d_][\w'-]*[^\W_]")
 _VECTORS_KEPT = 20_000
+_FOLLOWING = 0.5
 
 
 @dataclass(frozen=True)
@@ -486,17 +487,21 @@ class ExtractiveChatModel(BaseChatModel):
     """
 
     model_name: str = Field(default="extractive", alias="model")
-    min_relevance: float = 0.45
+    min_relevance: float | None = None
     """The least relevance (0..1) a quoted sentence must have: the IDF-weighted share of the
-    question's stemmed terms it contains, blended with its semantic similarity to the question
-    when there are ``embeddings``."""
+    question's stemmed terms it contains, close words counting in part when there are
+    ``embeddings``. None: 0.3 with embeddings, 0.5 without (words alone are a weaker signal of
+    meaning, so they must cover more of the question)."""
     embeddings: Embeddings | None = Field(default=None, exclude=True)
     """Embeds question and sentences for the semantic part of relevance; words only when None."""
     semantic_weight: float = Field(default=0.0, ge=0.0, le=1.0)
     """How much of relevance is the sentence's similarity to the question (the rest is the
     term share)."""
-    synonym_similarity: float = Field(default=0.45, ge=0.0, le=1.0)
+    synonym_similarity: float = Field(default=0.35, ge=0.0, le=1.0)
     """How similar two words must be for one to stand in for the other."""
+    unknown_weight: float = Field(default=3.0, ge=1.0)
+    """How many times its usual weight a question word that no source word matches, even in
+    part, counts in the share a sentence misses."""
     max_sentences: int = 2
     """The most sentences an answer quotes."""
     token_counter: Callable[[str], int] | None = Field(default=None, exclude=True)
@@ -514,7 +519,7 @@ class ExtractiveChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "model_name": self.model_name,
-            "min_relevance": self.min_relevance,
+            "min_relevance": self._least_relevance(),
             "max_sentences": self.max_sentences,
             "semantic_weight": self.semantic_weight if self.embeddings is not None else 0.0,
         }
@@ -552,16 +557,24 @@ class ExtractiveChatModel(BaseChatModel):
         relevance = self._relevance(question, wanted, candidates)
         ranked = sorted(range(len(candidates)), key=lambda i: (-relevance[i], i))
         quoted: list[tuple[int, str]] = []
+        least = self._least_relevance()
         for i in ranked:
             index, sentence, _ = candidates[i]
-            if relevance[i] < self.min_relevance or len(quoted) >= self.max_sentences:
+            if relevance[i] < least or len(quoted) >= self.max_sentences:
                 break
             if fits_focus(focus, sentence, question) and sentence not in (s for _, s in quoted):
                 quoted.append((index, sentence))
+                # A further sentence must be nearly as relevant as the first one quoted.
+                least = max(least, _FOLLOWING * relevance[i])
         if not quoted:
             return _Answer(NO_ANSWER, ())
         text = " ".join(f"{sentence} [{index}]" for index, sentence in quoted)
         return _Answer(text, tuple(dict.fromkeys(index for index, _ in quoted)))
+
+    def _least_relevance(self) -> float:
+        if self.min_relevance is not None:
+            return self.min_relevance
+        return 0.3 if self.embeddings is not None else 0.5
 
     def _relevance(
         self, question: str, wanted: frozenset[str], candidates: Sequence[_Candidate]
@@ -589,18 +602,30 @@ class ExtractiveChatModel(BaseChatModel):
         ]
         vocabulary = sorted(set().union(*sentence_words) | set(words.values()))
         vectors = dict(zip(vocabulary, self._embed(vocabulary), strict=True))
+        # A question word nothing in the sources matches, even in part, names something they
+        # do not cover ("the CEO", "a Zigbee hub"); it weighs more in the share they miss.
+        closeness: dict[str, list[float]] = {}
+        for term, word in words.items():
+            closeness[term] = [
+                1.0
+                if term in terms
+                else max((cosine(vectors[word], vectors[w]) for w in sentence_words[i]), default=0)
+                for i, (_, _, terms) in enumerate(candidates)
+            ]
+        unknown = [t for t, row in closeness.items() if max(row) < self.synonym_similarity]
+        whole += (self.unknown_weight - 1.0) * sum(weights[t] for t in unknown)
+        meanings = [0.0] * len(candidates)
+        if self.semantic_weight:
+            wholes = self._embed([question, *(sentence for _, sentence, _ in candidates)])
+            meanings = [max(0.0, cosine(wholes[0], v)) for v in wholes[1:]]
         scores = []
-        whole_vectors = self._embed([question, *(sentence for _, sentence, _ in candidates)])
         for i, (_, _, terms) in enumerate(candidates):
-            soft = lexical[i]
-            for term, word in words.items():
-                if term in terms or not sentence_words[i]:
-                    continue
-                close = max(cosine(vectors[word], vectors[w]) for w in sentence_words[i])
-                if close >= self.synonym_similarity:
-                    soft += weights[term] * close / whole
-            meaning = max(0.0, cosine(whole_vectors[0], whole_vectors[i + 1]))
-            scores.append((1.0 - self.semantic_weight) * soft + self.semantic_weight * meaning)
+            share = sum(weights[t] for t in wanted & terms)
+            for term, row in closeness.items():
+                if term not in terms and row[i] >= self.synonym_similarity:
+                    share += weights[term] * row[i]
+            soft = share / whole
+            scores.append((1.0 - self.semantic_weight) * soft + self.semantic_weight * meanings[i])
         return scores
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
