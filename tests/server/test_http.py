@@ -264,7 +264,7 @@ def test_memory_survives_a_server_restart(tmp_path: Path) -> None:
         done: dict[str, Any] = json.loads(records[-1]["data"])
         return done
 
-    with ServeProcess(data_dir) as first:
+    with ServeProcess(data_dir, demo=True) as first:
         answer = ask(first.url, "How do I install weft?")
         assert answer["sources"], "the bundled knowledge base was not ingested"
     assert first.proc is not None and first.proc.returncode is not None
@@ -349,3 +349,12 @@ def test_weft_serve_answers_requests_that_are_not_http_with_a_json_400(tmp_path:
             assert response.headers["connection"] == "close"
         # the server goes on serving
         assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_weft_serve_leaves_an_empty_data_dir_empty_without_demo(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path / "data") as server:
+        page = httpx.get(server.url + "/", timeout=10).text
+    said = "".join(server.output)
+    assert "is empty; ingest documents with weft ingest" in said and "--demo" in said
+    assert not (tmp_path / "data" / "bm25").exists()  # nothing of weft's own was ingested
+    assert "The knowledge base 'data' is empty" in page
