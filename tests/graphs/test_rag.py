@@ -123,6 +123,7 @@ def _asked(*questions: str) -> list[ChatTurn]:
         ("Does the lamp work with Apple HomeKit?", "How do I factory reset the Orbit?"),
         ("How much does the Orbit cost?", "Which courier delivers the parcels?"),
         ("Is that lamp dimmable?", "Where is the serial number printed?"),
+        ("How much does the Orbit cost?", "Is there a student discount?"),
     ],
 )
 def test_a_short_question_on_a_new_topic_is_never_rewritten(previous: str, question: str) -> None:
@@ -136,6 +137,7 @@ def test_a_short_question_on_a_new_topic_is_never_rewritten(previous: str, quest
         ("What about returns?", "price Orbit"),
         ("Is it waterproof?", "price Orbit"),
         ("And the bigger one?", "price Orbit"),
+        ("Do you ship there?", "price Orbit"),
     ],
 )
 def test_pronouns_and_ellipsis_make_a_follow_up(question: str, borrowed: str) -> None:

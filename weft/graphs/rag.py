@@ -148,7 +148,6 @@ _ANAPHORS = frozenset(
         "one",
         "ones",
         "same",
-        "there",
     ]
 )
 # "this" and "that" point back only when they stand alone ("is that free?"), not before a noun
@@ -290,11 +289,22 @@ def _points_back(words: Sequence[str]) -> bool:
     for i, word in enumerate(words):
         if word in _ANAPHORS:
             return True
+        if word == "there" and not _existential(words, i):
+            return True  # "can you ship there?", not "is there a discount?"
         if word in _DEMONSTRATIVES:
             after = words[i + 1] if i + 1 < len(words) else None
             if after is None or after in _STOP:
                 return True
     return False
+
+
+_BE = frozenset(["is", "are", "was", "were", "be", "been"])
+
+
+def _existential(words: Sequence[str], i: int) -> bool:
+    before = words[i - 1] if i > 0 else None
+    after = words[i + 1] if i + 1 < len(words) else None
+    return before in _BE or after in _BE
 
 
 def is_follow_up(
