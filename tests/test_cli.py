@@ -3,6 +3,7 @@ settings file every command reads."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -346,3 +347,15 @@ def test_ingest_no_wait_exits_2_in_one_line_while_another_ingest_runs(
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"weft ingest: error: another ingest of {kb} is running; ")
     assert not (kb / "chroma").exists() and not (kb / "bm25").exists()  # nothing written
+
+
+def test_demo_trace_writes_the_trace_that_weft_trace_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    assert main(["demo", "What does compile check?", "--trace", *data], out=io.StringIO()) == 0
+    assert "read it with weft trace" in capsys.readouterr().err
+    assert (tmp_path / "traces.jsonl").is_file()
+    shown = io.StringIO()
+    assert main(["trace", *data], out=shown) == 0
+    assert "demo" in shown.getvalue() and "retrieve" in shown.getvalue()

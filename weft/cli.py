@@ -33,7 +33,6 @@ DEBUG_VARIABLE = "WEFT_DEBUG"
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from weft.core.callbacks import ConsoleHandler
-    from weft.core.stream import Chunk, NodeFinished
     from weft.graphs.demo import build_demo_graph
 
     if not args.question.strip():
@@ -45,9 +44,31 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     graph = build_demo_graph()
     config: dict[str, Any] = {"callbacks": [ConsoleHandler()]} if args.trace else {}
-    out.write(f"Q: {args.question}\nA: ")
+    tracing = None
+    if args.trace:
+        from weft.core.settings import get_settings
+        from weft.core.tracing import enable_tracing
+
+        # The spans go where `weft trace` (with the same --data-dir) looks for them.
+        traces = get_settings(data_dir=args.data_dir).traces_path
+        tracing = enable_tracing("jsonl", path=str(traces))
+    try:
+        _demo_answer(graph, args.question, config, out)
+    finally:
+        if tracing is not None:
+            from weft.core.tracing import disable_tracing
+
+            disable_tracing(tracing)
+            print(f"Trace written to {traces}; read it with weft trace", file=sys.stderr)
+    return 0
+
+
+def _demo_answer(graph: Any, question: str, config: dict[str, Any], out: TextIO) -> None:
+    from weft.core.stream import Chunk, NodeFinished
+
+    out.write(f"Q: {question}\nA: ")
     sources: list[Any] = []
-    for event in graph.events(args.question, config):  # type: ignore[arg-type]
+    for event in graph.events(question, config):
         if isinstance(event, Chunk) and event.final:
             out.write(str(event.chunk.content))
             out.flush()
@@ -56,7 +77,6 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     out.write("\n\nSources:\n")
     for i, doc in enumerate(sources, start=1):
         out.write(f"  [{i}] {doc.metadata.get('title', doc.id)}\n")
-    return 0
 
 
 def _leaves(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> list[Any]:
@@ -97,9 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "question", nargs="?", default=DEFAULT_QUESTION, help=f"default: {DEFAULT_QUESTION!r}"
     )
-    demo.add_argument("--trace", action="store_true", help="print the run tree to stderr")
     demo.add_argument(
-        "--data-dir", help="accepted like on every command; the demo keeps no data, so unused"
+        "--trace",
+        action="store_true",
+        help="print the run tree to stderr and write its spans to DATA_DIR/traces.jsonl, "
+        "which weft trace reads",
+    )
+    demo.add_argument(
+        "--data-dir", help="where --trace writes traces.jsonl (default: $WEFT_DATA_DIR or ./.weft)"
     )
     demo.set_defaults(handler=_demo)
     add_trace_command(sub)

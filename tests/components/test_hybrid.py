@@ -19,6 +19,7 @@ from weft.components.bm25 import BM25Retriever
 from weft.components.hybrid import (
     BRANCH_FAILED_EVENT,
     HybridRetriever,
+    branch_confidence,
     mmr_select,
     reciprocal_rank_fusion,
     weighted_score_fusion,
@@ -134,8 +135,27 @@ def test_documents_without_ids_are_joined_by_content() -> None:
     assert len(fused) == 1 and fused[0].ranks == {"vector": 1, "bm25": 1}
 
 
+def test_a_confident_branch_outweighs_an_unsure_one() -> None:
+    # vector is unsure (0.51 vs 0.50), BM25 is sure (9.0 vs 1.0) of a different first document
+    vector = [doc("a", 0.51), doc("b", 0.50)]
+    bm25 = [doc("b", 9.0), doc("a", 1.0)]
+    assert branch_confidence(vector) == pytest.approx(0.01 / 0.51)
+    assert branch_confidence(bm25) == pytest.approx(8 / 9)
+    plain = reciprocal_rank_fusion({"vector": vector, "bm25": bm25}, rrf_k=5)
+    weighted = reciprocal_rank_fusion({"vector": vector, "bm25": bm25}, rrf_k=5, confidence=True)
+    assert plain[0].score == plain[1].score  # a tie, broken by id
+    assert [f.document.id for f in weighted] == ["b", "a"]
+    assert weighted[0].score == pytest.approx((1 + 8 / 9) / 6 + (1 + 0.01 / 0.51) / 7)
+
+
 def test_hybrid_returns_top_k_with_fused_score_ranks_and_branch_scores() -> None:
-    hybrid = HybridRetriever(vector=ListRetriever(docs=VECTOR), bm25=ListRetriever(docs=BM25), k=2)
+    hybrid = HybridRetriever(
+        vector=ListRetriever(docs=VECTOR),
+        bm25=ListRetriever(docs=BM25),
+        k=2,
+        rrf_k=60,
+        confidence=False,
+    )
     docs = hybrid.invoke("query")
     assert [d.id for d in docs] == ["a", "c"]
     assert docs[0].metadata["score"] == pytest.approx(1 / 61 + 1 / 62)

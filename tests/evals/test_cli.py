@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from weft.cli import main
+from weft.evals import EvalResult
 
 SUITE = """
 name: qa
@@ -80,11 +81,12 @@ def test_fail_under_and_a_baseline_regression_exit_1(tmp_path: Path) -> None:
         str(tmp_path / "new" / "results.json"),
     )
     assert (
-        code == 0
+        code == 1  # a regression fails the comparison without being asked to
         and "contains" in text
         and "-0.5 worse" in text
         and "newly failing (1): italy" in text
     )
+    assert run("eval", "compare", *[str(tmp_path / "base" / "results.json")] * 2)[0] == 0
     code, _ = run(
         "eval",
         "compare",
@@ -110,6 +112,7 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(
     assert "want METRIC=VALUE" in capsys.readouterr().err
     assert run("eval", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"))[0] == 2
     assert "a.json does not exist" in capsys.readouterr().err
+
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "name: x\ngraph: nowhere_module:graph\ndataset: cases.jsonl\nevaluators: [Contans]\n"
@@ -266,3 +269,17 @@ def test_a_tolerance_that_is_no_allowed_drop_is_refused(
         run("eval", "run", str(suite), "--tolerance", value)
     assert exit_.value.code == 2
     assert f"want a number of at least 0, got {value!r}" in capsys.readouterr().err
+
+
+def test_compare_refuses_runs_of_two_suites_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = EvalResult(suite="rag-chat", started_at="2026-01-01T00:00:00+00:00")
+    b = EvalResult(suite="hybrid-retrieval", started_at="2026-01-02T00:00:00+00:00")
+    a.save(tmp_path / "a.json")
+    b.save(tmp_path / "b.json")
+    paths = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    assert run("eval", "compare", *paths)[0] == 2
+    err = capsys.readouterr().err
+    assert "of suite 'rag-chat'" in err and "'hybrid-retrieval'" in err and "--force" in err
+    assert run("eval", "compare", "--force", *paths)[0] == 0

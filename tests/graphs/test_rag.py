@@ -25,6 +25,7 @@ from weft.graphs.rag import (
     astream_chat,
     build_rag_graph,
     condense_heuristic,
+    is_follow_up,
     stream_chat,
 )
 from weft.graphs.schema import (
@@ -109,6 +110,66 @@ def test_condense_heuristic_borrows_the_previous_questions_terms() -> None:
     long = "Which file formats can the ingest command read?"
     assert condense_heuristic(long, history) == long
     assert condense_heuristic("What is it?", []) == "What is it?"
+
+
+def _asked(*questions: str) -> list[ChatTurn]:
+    return [ChatTurn(role="user", content=q) for q in questions]
+
+
+@pytest.mark.parametrize(
+    ("previous", "question"),
+    [
+        ("What is BM25?", "How do I install weft?"),
+        ("Does the lamp work with Apple HomeKit?", "How do I factory reset the Orbit?"),
+        ("How much does the Orbit cost?", "Which courier delivers the parcels?"),
+        ("Is that lamp dimmable?", "Where is the serial number printed?"),
+        ("How much does the Orbit cost?", "Is there a student discount?"),
+    ],
+)
+def test_a_short_question_on_a_new_topic_is_never_rewritten(previous: str, question: str) -> None:
+    assert condense_heuristic(question, _asked(previous)) == question
+
+
+@pytest.mark.parametrize(
+    ("question", "borrowed"),
+    [
+        ("And for the larger model?", "price Orbit"),
+        ("What about returns?", "price Orbit"),
+        ("Is it waterproof?", "price Orbit"),
+        ("And the bigger one?", "price Orbit"),
+        ("Do you ship there?", "price Orbit"),
+    ],
+)
+def test_pronouns_and_ellipsis_make_a_follow_up(question: str, borrowed: str) -> None:
+    assert condense_heuristic(question, _asked("What is the price of the Orbit?")) == (
+        f"{question} {borrowed}"
+    )
+
+
+def test_a_question_whose_words_retrieve_nothing_is_a_follow_up() -> None:
+    known = {"orbit", "price", "warranty"}
+    assert condense_heuristic(
+        "Seriously, folks?", _asked("What is the Orbit warranty?"), retrieves=known.__contains__
+    ) == ("Seriously, folks? Orbit warranty")
+    assert is_follow_up("How long is the lifespan?", "Orbit price?", retrieves=known.__contains__)
+    assert not is_follow_up(
+        "How long is the warranty?", "Orbit price?", retrieves=known.__contains__
+    )
+
+
+def test_a_third_turn_reaches_the_first_topic_through_the_second() -> None:
+    history = _asked("What does the Orbit cost?", "And the Max?")
+    assert condense_heuristic("What about its warranty?", history) == (
+        "What about its warranty? Max Orbit cost"
+    )
+
+
+def test_a_new_topic_in_a_session_gets_its_own_answer(kb: KnowledgeBase) -> None:
+    alone = build_rag_graph(kb).invoke(ChatInput(question="How do I install weft?"))
+    after = build_rag_graph(kb).invoke(
+        ChatInput(question="How do I install weft?", history=_asked("What is BM25?"))
+    )
+    assert after.answer == alone.answer and "WEFT_DATA_DIR" not in after.answer
 
 
 def test_a_follow_up_is_answered_in_context_with_explicit_history(kb: KnowledgeBase) -> None:

@@ -197,10 +197,13 @@ def read_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
 
 
 class ServeProcess:
-    """``weft serve --port 0 --data-dir DIR`` in a subprocess; ``url`` once it is ready."""
+    """``weft serve --port 0 --data-dir DIR`` in a subprocess; ``url`` once it is ready.
 
-    def __init__(self, data_dir: Path, **env: str) -> None:
+    ``demo=True`` adds ``--demo``: an empty data dir gets weft's handbook first."""
+
+    def __init__(self, data_dir: Path, *, demo: bool = False, **env: str) -> None:
         self.data_dir = data_dir
+        self.demo = demo
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
@@ -209,7 +212,7 @@ class ServeProcess:
 
     def __enter__(self) -> ServeProcess:
         cmd = [sys.executable, "-m", "weft.cli", "serve", "--port", "0"]
-        cmd += ["--data-dir", str(self.data_dir)]
+        cmd += ["--data-dir", str(self.data_dir)] + (["--demo"] if self.demo else [])
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,

@@ -287,6 +287,23 @@ async def test_completions_rejects_a_conversation_not_ending_with_the_user(
 
 
 @pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"n": 2}, "n"),
+        ({"max_tokens": 16}, "max_tokens"),
+        ({"max_completion_tokens": 8}, "max_completion_tokens"),
+    ],
+)
+async def test_completions_refuse_parameters_they_cannot_honour_by_name(
+    client: httpx.AsyncClient, extra: dict[str, int], field: str
+) -> None:
+    body = {"model": "rag", "messages": [{"role": "user", "content": "hi"}], **extra}
+    error = assert_error(await client.post("/v1/chat/completions", json=body), 422)
+    assert [f["field"] for f in error["fields"]] == [field]
+    assert "not supported" in error["fields"][0]["message"]
+
+
+@pytest.mark.parametrize(
     ("path", "body", "field"),
     [
         ("/v1/chat/completions", {"stream": "yes"}, "stream"),
@@ -419,6 +436,9 @@ async def test_page_and_its_script_are_served(client: httpx.AsyncClient) -> None
     page = await client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert '<script src="/static/app.js">' in page.text
+    # The greeting names the knowledge base (here an empty one), not weft.
+    assert "{{greeting}}" not in page.text and "Ask about weft" not in page.text
+    assert "The knowledge base '" in page.text
     script = await client.get("/static/app.js")
     assert "/v1/chat" in script.text
 

@@ -81,7 +81,7 @@ def test_page_streams_an_answer_with_sources_and_keeps_the_session(
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    with ServeProcess(tmp_path / "data") as server:
+    with ServeProcess(tmp_path / "data", demo=True) as server:
         browser.get(server.url + "/")
         wait = WebDriverWait(browser, 20)
         question = wait.until(lambda d: d.find_element(By.ID, "question"))

@@ -277,7 +277,7 @@ def test_memory_survives_a_server_restart(tmp_path: Path) -> None:
         turns: list[dict[str, str]] = found.json()["history"]
         return turns
 
-    with ServeProcess(data_dir) as first:
+    with ServeProcess(data_dir, demo=True) as first:
         answer = ask(first.url, "How do I install weft?")
         assert answer["sources"], "the bundled knowledge base was not ingested"
     assert first.proc is not None and first.proc.returncode is not None
@@ -395,3 +395,12 @@ def test_weft_serve_applies_the_limits_from_its_settings(weft_serve: ServeProces
             stack.enter_context(connect(url))
         time.sleep(0.1)  # accepted, and well within the header timeout
         assert read_response(stack.enter_context(connect(url)))[0] == 429
+
+
+def test_weft_serve_leaves_an_empty_data_dir_empty_without_demo(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path / "data") as server:
+        page = httpx.get(server.url + "/", timeout=10).text
+    said = "".join(server.output)
+    assert "is empty; ingest documents with weft ingest" in said and "--demo" in said
+    assert not (tmp_path / "data" / "bm25").exists()  # nothing of weft's own was ingested
+    assert "The knowledge base 'data' is empty" in page

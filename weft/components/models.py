@@ -25,19 +25,21 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables.config import run_in_executor
 from langchain_openai import ChatOpenAI
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, PrivateAttr
 
+from weft.components._answering import QUESTION_FORM, cosine, fits_focus, focus_of, stem
 from weft.components._memo import memo_by_bytes
 from weft.components.tokens import count_tokens
 from weft.core.errors import (
@@ -398,20 +400,6 @@ _CJK_STOP = re.compile(
 )
 
 
-def _stem(word: str) -> str:
-    if word.endswith("'s"):
-        word = word[:-2]
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) > 4 and word.endswith("ed"):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
 @memo_by_bytes(4 * 2**20)
 def _terms(text: str) -> frozenset[str]:
     # Cached: a knowledge base's sentences come back in answer after answer. By bytes, so that
@@ -425,7 +413,7 @@ def _terms(text: str) -> frozenset[str]:
                     terms.add(segment)
                 terms.update(segment[i : i + 2] for i in range(len(segment) - 1))
         elif run not in _STOP_WORDS and (len(run) > 1 or run.isdigit()):
-            terms.add(_stem(run))
+            terms.add(stem(run))
     return frozenset(terms)
 
 
@@ -464,6 +452,12 @@ def _question(text: str) -> str:
     return "\n".join(kept).strip()
 
 
+_Candidate = tuple[int, str, frozenset[str]]
+_WORDS = re.compile(r"[^\W\d_][\w'-]*[^\W_]")
+_VECTORS_KEPT = 20_000
+_FOLLOWING = 0.5
+
+
 @dataclass(frozen=True)
 class _Answer:
     text: str
@@ -494,14 +488,29 @@ class ExtractiveChatModel(BaseChatModel):
     """
 
     model_name: str = Field(default="extractive", alias="model")
-    min_relevance: float = 0.5
-    """The least share (0..1) of the question's weighted terms a quoted sentence must contain."""
+    min_relevance: float | None = None
+    """The least relevance (0..1) a quoted sentence must have: the IDF-weighted share of the
+    question's stemmed terms it contains, close words counting in part when there are
+    ``embeddings``. None: 0.3 with embeddings, 0.5 without (words alone are a weaker signal of
+    meaning, so they must cover more of the question)."""
+    embeddings: Embeddings | None = Field(default=None, exclude=True)
+    """Embeds question and sentences for the semantic part of relevance; words only when None."""
+    semantic_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    """How much of relevance is the sentence's similarity to the question (the rest is the
+    term share)."""
+    synonym_similarity: float = Field(default=0.35, ge=0.0, le=1.0)
+    """How similar two words must be for one to stand in for the other."""
+    unknown_weight: float = Field(default=3.0, ge=1.0)
+    """How many times its usual weight a question word that no source word matches, even in
+    part, counts in the share a sentence misses."""
     max_sentences: int = 2
     """The most sentences an answer quotes."""
     token_counter: Callable[[str], int] | None = Field(default=None, exclude=True)
     """Counts tokens for usage metadata; tiktoken's ``cl100k_base`` when None."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    _vectors: dict[str, list[float]] = PrivateAttr(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
@@ -511,8 +520,9 @@ class ExtractiveChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "model_name": self.model_name,
-            "min_relevance": self.min_relevance,
+            "min_relevance": self._least_relevance(),
             "max_sentences": self.max_sentences,
+            "semantic_weight": self.semantic_weight if self.embeddings is not None else 0.0,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -534,44 +544,113 @@ class ExtractiveChatModel(BaseChatModel):
             for source in parse_sources(_text(message)):
                 sources.setdefault(source.index, source)
         candidates = [
-            (source.index, sentence, _terms(sentence))
+            (source.index, sentence, _terms(sentence) | _terms(source.title or ""))
             for source in sources.values()
             for sentence in _sentences(source.text)
         ]
+        focus = focus_of(question)
         wanted = _terms(question)
+        if focus is not None:
+            # "How long is the warranty?" is about the warranty; "long" says what is asked.
+            wanted = wanted - {stem(w) for w in QUESTION_FORM} or wanted
         if not wanted or not candidates:
             return _Answer(NO_ANSWER, ())
-        total = len(candidates)
-        weights = {
-            term: math.log((total + 1) / (sum(term in c[2] for c in candidates) + 0.5))
-            for term in wanted
-        }
-        whole = sum(weights.values())
-        scored = sorted(
-            (
-                (sum(weights[t] for t in wanted & terms) / whole, order, index, sentence)
-                for order, (index, sentence, terms) in enumerate(candidates)
-            ),
-            key=lambda item: (-item[0], item[1]),
-        )
+        relevance = self._relevance(question, wanted, candidates)
+        ranked = sorted(range(len(candidates)), key=lambda i: (-relevance[i], i))
         quoted: list[tuple[int, str]] = []
-        for score, _order, index, sentence in scored:
-            if score < self.min_relevance or len(quoted) >= self.max_sentences:
+        least = self._least_relevance()
+        for i in ranked:
+            index, sentence, _ = candidates[i]
+            if relevance[i] < least or len(quoted) >= self.max_sentences:
                 break
-            if sentence not in (s for _, s in quoted):
+            if fits_focus(focus, sentence, question) and sentence not in (s for _, s in quoted):
                 quoted.append((index, sentence))
+                # A further sentence must be nearly as relevant as the first one quoted.
+                least = max(least, _FOLLOWING * relevance[i])
         if not quoted:
             return _Answer(NO_ANSWER, ())
         text = " ".join(f"{sentence} [{index}]" for index, sentence in quoted)
         return _Answer(text, tuple(dict.fromkeys(index for index, _ in quoted)))
 
+    def _least_relevance(self) -> float:
+        if self.min_relevance is not None:
+            return self.min_relevance
+        return 0.3 if self.embeddings is not None else 0.5
+
+    def _relevance(
+        self, question: str, wanted: frozenset[str], candidates: Sequence[_Candidate]
+    ) -> list[float]:
+        """Each candidate's relevance: the IDF-weighted share of the question's terms it holds.
+
+        With ``embeddings``, a question word the sentence lacks still counts in part when the
+        sentence has a word close in meaning ("heavy" and "weighs", "bigger" and "larger"): by
+        their similarity, from ``synonym_similarity`` up. The share is then blended with the
+        similarity of the whole sentence to the question (``semantic_weight``).
+        """
+        total = len(candidates)
+        weights = {
+            term: math.log((total + 1) / (sum(term in c[2] for c in candidates) + 0.5))
+            for term in wanted
+        }
+        whole = sum(weights.values()) or 1.0
+        lexical = [sum(weights[t] for t in wanted & terms) / whole for _, _, terms in candidates]
+        if self.embeddings is None:
+            return lexical
+        words = {stem(w): w for w in _WORDS.findall(question.lower()) if stem(w) in wanted}
+        sentence_words = [
+            {w for w in _WORDS.findall(sentence.lower()) if w not in _STOP_WORDS}
+            for _, sentence, _ in candidates
+        ]
+        vocabulary = sorted(set().union(*sentence_words) | set(words.values()))
+        vectors = dict(zip(vocabulary, self._embed(vocabulary), strict=True))
+        # A question word nothing in the sources matches, even in part, names something they
+        # do not cover ("the CEO", "a Zigbee hub"); it weighs more in the share they miss.
+        closeness: dict[str, list[float]] = {}
+        for term, word in words.items():
+            closeness[term] = [
+                1.0
+                if term in terms
+                else max((cosine(vectors[word], vectors[w]) for w in sentence_words[i]), default=0)
+                for i, (_, _, terms) in enumerate(candidates)
+            ]
+        unknown = [t for t, row in closeness.items() if max(row) < self.synonym_similarity]
+        whole += (self.unknown_weight - 1.0) * sum(weights[t] for t in unknown)
+        meanings = [0.0] * len(candidates)
+        if self.semantic_weight:
+            wholes = self._embed([question, *(sentence for _, sentence, _ in candidates)])
+            meanings = [max(0.0, cosine(wholes[0], v)) for v in wholes[1:]]
+        scores = []
+        for i, (_, _, terms) in enumerate(candidates):
+            share = sum(weights[t] for t in wanted & terms)
+            for term, row in closeness.items():
+                if term not in terms and row[i] >= self.synonym_similarity:
+                    share += weights[term] * row[i]
+            soft = share / whole
+            scores.append((1.0 - self.semantic_weight) * soft + self.semantic_weight * meanings[i])
+        return scores
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        """Embeddings of ``texts``; sentences are remembered (up to ``_VECTORS_KEPT``)."""
+        assert self.embeddings is not None
+        known = self._vectors
+        found = {t: known.get(t) for t in texts}
+        missing = [t for t, vector in found.items() if vector is None]
+        if missing:
+            fresh = dict(zip(missing, self.embeddings.embed_documents(missing), strict=True))
+            found.update(fresh)
+            if len(known) + len(fresh) > _VECTORS_KEPT:
+                known.clear()
+            known.update(fresh)
+        return [v for v in (found[t] for t in texts) if v is not None]
+
     def _usage(self, messages: Sequence[BaseMessage], text: str) -> UsageMetadata:
         count = self.token_counter or count_tokens
         prompt = sum(count(_text(m)) for m in messages)
         completion = count(text)
-        return UsageMetadata(
-            input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion
-        )
+        # A cast, not the TypedDict's call: langchain-core's NotRequired keys read as required
+        # to a checker that targets Python 3.10.
+        usage = {"input_tokens": prompt, "output_tokens": completion}
+        return cast(UsageMetadata, {**usage, "total_tokens": prompt + completion})
 
     def _metadata(self, answer: _Answer) -> dict[str, Any]:
         return {

@@ -160,12 +160,17 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
     from weft.evals.results import EvalResult, compare
 
     a, b = EvalResult.load(args.a), EvalResult.load(args.b)
+    if a.suite != b.suite and not args.force:
+        raise _BadInput(
+            f"{args.a} is a run of suite {a.suite!r} and {args.b} of suite {b.suite!r}; their "
+            "metrics do not compare. Compare runs of one suite, or pass --force to compare anyway"
+        )
     out.write(
         f"A = {args.a} ({a.suite}, {a.started_at})\nB = {args.b} ({b.suite}, {b.started_at})\n"
     )
     comparison = compare(b, a, tolerance=args.tolerance)
     print_comparison(comparison, out)
-    return 1 if args.fail_on_regression and comparison.regressions else 0
+    return 1 if comparison.regressions else 0
 
 
 def _guarded(handler: Any) -> Any:
@@ -258,7 +263,12 @@ def add_commands(subparsers: Any) -> None:
     cmp.add_argument("b", metavar="B.json", help="the results.json to compare with it")
     cmp.add_argument("--tolerance", type=_tolerance, default=0.0, help="allowed drop (default: 0)")
     cmp.add_argument(
-        "--fail-on-regression", action="store_true", help="exit 1 when B regressed against A"
+        "--fail-on-regression",
+        action="store_true",
+        help="accepted for older scripts: compare always exits 1 when B regressed against A",
+    )
+    cmp.add_argument(
+        "--force", action="store_true", help="compare runs of two different suites anyway"
     )
     _data_dir(cmp)
     cmp.set_defaults(handler=_guarded(_compare))

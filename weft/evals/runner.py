@@ -370,11 +370,23 @@ def summarize(
 # -- the run ------------------------------------------------------------------------------------
 
 
-def _ensure_demo_kb(settings: Settings) -> None:
+def _suite_settings(suite: Suite, settings: Settings) -> Settings:
+    """The settings the suite's graphs run with: the suite's own knowledge base, ingested when
+    empty, in a data dir of its own, or the demo one in ``settings.data_dir``."""
     # The registry's shared KnowledgeBase, so the suite's graphs see what was ingested.
     from weft.graphs.registry import knowledge_base
 
-    knowledge_base(settings).ensure_demo()
+    folder = suite.knowledge_base_dir()
+    if folder is not None:
+        settings = settings.model_copy(
+            update={"data_dir": settings.data_dir / "suites" / folder.name}
+        )
+        kb = knowledge_base(settings)
+        if kb.is_empty():
+            kb.ingest([folder], progress=False)
+    elif suite.knowledge_base == "demo":
+        knowledge_base(settings).ensure_demo()
+    return settings
 
 
 class _Progress:
@@ -442,8 +454,8 @@ async def arun_suite(
     settings = settings or get_settings()
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
-    if suite.knowledge_base == "demo":
-        _ensure_demo_kb(settings)
+    store_dir = cache_dir or settings.data_dir / "evals" / "cache"
+    settings = _suite_settings(suite, settings)
     dataset = suite.load_dataset()
     variants = suite.variants()
     graphs = {v: resolve_graph(ref, settings) for v, ref in variants.items()}
@@ -458,7 +470,7 @@ async def arun_suite(
         for case in dataset.cases
         for r in range(repeats or suite.repeats)
     ]
-    store = OutputCache(cache_dir or settings.data_dir / "evals" / "cache") if cache else None
+    store = OutputCache(store_dir) if cache else None
     semaphore = asyncio.Semaphore(concurrency or suite.concurrency)
     results: list[CaseResult] = []
     try:

@@ -7,6 +7,7 @@ A suite is a YAML file or a :class:`Suite` built in Python. In YAML::
     graph: rag                       # a registered name, or module:attr
     dataset: rag_chat.yaml           # relative to this file; .jsonl, .yaml, .csv or a BEIR folder
     knowledge_base: demo             # ingest the bundled knowledge base first if it is missing
+                                     # (or a folder of documents, relative to this file)
     evaluators:
       - Contains
       - AnswerSupported: {min_overlap: 0.6}
@@ -43,7 +44,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import yaml
@@ -122,8 +123,20 @@ class Suite:
     timeout_s: float | None = None
     version: str | None = None
     """Part of the output cache key; by default a fingerprint of each graph's structure."""
-    knowledge_base: Literal["demo"] | None = None
-    """``"demo"``: ingest the bundled knowledge base into the data dir first when it is empty."""
+    knowledge_base: str | None = None
+    """``"demo"``: ingest the bundled knowledge base into the data dir first when it is empty.
+    A folder (relative to the suite's file): the suite runs over its own knowledge base of that
+    folder's documents, kept in ``<data_dir>/suites/<folder name>`` and ingested when empty."""
+
+    def knowledge_base_dir(self) -> Path | None:
+        """The folder of documents this suite's knowledge base holds; None for the demo or none."""
+        if self.knowledge_base in (None, "demo"):
+            return None
+        folder = Path(self.knowledge_base)
+        if not folder.is_absolute() and self.path is not None:
+            folder = self.path.parent / folder
+        return folder
+
     path: Path | None = None
     """The YAML file this suite was loaded from; relative dataset paths start there."""
 
@@ -397,8 +410,13 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(graphs, Mapping) or not isinstance(thresholds, Mapping):
         raise SuiteError(f"{p}: 'graphs' and 'thresholds' are mappings")
     kb = data.get("knowledge_base")
-    if kb not in (None, "demo"):
-        raise SuiteError(f"{p}: knowledge_base: {kb!r}; the one choice is 'demo'")
+    if kb is not None and (not isinstance(kb, str) or not kb.strip()):
+        raise SuiteError(f"{p}: knowledge_base: {kb!r}; give 'demo' or a folder of documents")
+    if kb not in (None, "demo") and not (p.parent / str(kb)).is_dir():
+        raise SuiteError(
+            f"{p}: knowledge_base: {kb!r} is not a folder next to the suite; give 'demo' or a "
+            f"folder of documents, relative to the suite's file"
+        )
     try:
         return Suite(
             name=str(data.get("name") or p.stem),

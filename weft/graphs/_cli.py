@@ -1,6 +1,7 @@
 """The `weft` commands of this package; `weft/cli.py` calls :func:`add_commands`.
 
-``weft ingest``, ``weft chat`` and ``weft graph show``. Every command takes ``--data-dir``;
+``weft ingest``, ``weft chat``, ``weft graph show`` and ``weft graph list``. Every command takes
+``--data-dir``;
 bad input ends with exit code 2 and a one-line message on stderr, never a traceback.
 """
 
@@ -123,7 +124,9 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
     from weft.graphs.rag import build_rag_graph
     from weft.graphs.registry import knowledge_base
 
-    if args.question is not None and not args.question.strip():
+    # The shell splits an unquoted question into words; they are one question again.
+    asked = " ".join(args.question) if args.question else None
+    if asked is not None and not asked.strip():
         raise _UsageError("the question is empty; ask something, or leave it out to chat")
     if args.session is not None and not 1 <= len(args.session.strip()) <= 200:
         raise _UsageError(
@@ -135,13 +138,14 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
     # The graph searches the knowledge base's own stores, so it sees what is ingested next.
     graph = build_rag_graph(kb, settings=settings, checkpointer=True)
     if kb.is_empty():
-        print(
-            f"The knowledge base in {settings.data_dir} is empty; ingesting weft's handbook...",
-            file=sys.stderr,
+        # A user's knowledge base holds only what they put in it: nothing is ingested for them.
+        raise _UsageError(
+            f"the knowledge base in {settings.data_dir} is empty; ingest your documents first "
+            f"(weft ingest PATH... --data-dir {settings.data_dir}), or try weft's own handbook "
+            f"with weft serve --demo"
         )
-        kb.ensure_demo(progress=False)
-    if args.question is not None:
-        _ask(graph, args.question, args.session, args.json, out)
+    if asked is not None:
+        _ask(graph, asked, args.session, args.json, out)
         return 0
     session = args.session or f"cli-{uuid.uuid4().hex[:12]}"
     interactive = sys.stdin.isatty()
@@ -167,13 +171,29 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
 # -- graph show ------------------------------------------------------------------------------------
 
 
+def _label(node: Any) -> str:
+    kind = (node.metadata or {}).get("weft_kind")
+    return f"{node.name} - {kind}" if kind else str(node.name)
+
+
+def _labelled(graph: Any) -> Any:
+    """The graph's drawing with each node labelled ``name - kind`` and nothing else (no
+    component class, no other metadata); start and end keep their names."""
+    drawn = graph.get_graph()
+    for key, node in list(drawn.nodes.items()):
+        drawn.nodes[key] = node._replace(name=_label(node), metadata=None)
+    return drawn
+
+
 def draw_ascii(graph: Any) -> str:
     """An ASCII drawing of a compiled graph: one row of boxes per layer, edges under each row.
 
-    ``-->`` is an edge, ``-.->`` a branch (conditional) edge. Needs no extra package.
+    ``-->`` is an edge, ``-.->`` a branch (conditional) edge. Each box is ``name - kind``. Needs
+    no extra package.
     """
     drawn = graph.get_graph()
     names = {key: node.name for key, node in drawn.nodes.items()}
+    boxes = {key: _label(node) for key, node in drawn.nodes.items()}
     outgoing: dict[str, list[tuple[str, bool]]] = {key: [] for key in names}
     for edge in drawn.edges:
         outgoing[edge.source].append((edge.target, bool(edge.conditional)))
@@ -210,7 +230,7 @@ def draw_ascii(graph: Any) -> str:
     lines: list[str] = []
     for depth in sorted(rows):
         keys = rows[depth]
-        labels = [names[k] for k in keys]
+        labels = [boxes[k] for k in keys]
         lines.append("  ".join("+" + "-" * (len(s) + 2) + "+" for s in labels))
         lines.append("  ".join(f"| {s} |" for s in labels))
         lines.append("  ".join("+" + "-" * (len(s) + 2) + "+" for s in labels))
@@ -232,9 +252,26 @@ def _graph_show(args: argparse.Namespace, out: TextIO) -> int:
     with tempfile.TemporaryDirectory(prefix="weft-show-") as scratch:
         graph = _drawable(args.name, settings.model_copy(update={"data_dir": Path(scratch)}))
         out.write(f"Graph '{args.name}' as Mermaid:\n\n")
-        out.write(graph.get_graph().draw_mermaid().rstrip() + "\n\n")
+        out.write(_labelled(graph).draw_mermaid().rstrip() + "\n\n")
         out.write(f"Graph '{args.name}' as ASCII:\n\n")
         out.write(draw_ascii(graph) + "\n")
+    return 0
+
+
+_ABOUT = {
+    "rag": ("ChatInput -> ChatOutput", "RAG chat: condense, hybrid retrieval, a cited answer"),
+    "hybrid": ("str -> list[Document]", "vector and BM25 retrieval, fused"),
+    "demo": ("str -> AIMessage", "the small offline demo over built-in passages"),
+}
+
+
+def _graph_list(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.graphs.registry import GRAPH_NAMES
+
+    width = max(len(n) for n in GRAPH_NAMES)
+    for name in GRAPH_NAMES:
+        types, about = _ABOUT.get(name, ("", ""))
+        out.write(f"{name:<{width}}  {types:<24}  {about}\n")
     return 0
 
 
@@ -295,7 +332,11 @@ def add_commands(subparsers: Any) -> None:
             "OPENAI_BASE_URL is set."
         ),
     )
-    chat.add_argument("question", nargs="?", help="the question; leave it out to chat in a loop")
+    chat.add_argument(
+        "question",
+        nargs="*",
+        help="the question (its words, quoted or not); leave it out to chat in a loop",
+    )
     chat.add_argument(
         "--json",
         action="store_true",
@@ -320,3 +361,10 @@ def add_commands(subparsers: Any) -> None:
     show.add_argument("name", metavar="NAME", help="rag, hybrid or demo")
     show.add_argument("--data-dir", help=_DATA_DIR_HELP)
     show.set_defaults(handler=_guard(_graph_show))
+    listing = graph_sub.add_parser(
+        "list",
+        help="list the ready graphs with what each takes and returns",
+        description="List the ready graphs (the names weft graph show and the server take).",
+    )
+    listing.add_argument("--data-dir", help=_DATA_DIR_HELP)
+    listing.set_defaults(handler=_guard(_graph_list))

@@ -83,8 +83,9 @@ def build_hybrid_graph(
     *,
     k: int | None = None,
     fetch_k: int = 20,
-    rrf_k: int = 60,
+    rrf_k: int = 5,
     weights: Mapping[str, float] | None = None,
+    confidence: bool = True,
     name: str = "hybrid",
 ) -> CompiledGraph[str, list[Document]]:
     """Compile the hybrid retrieval graph over a knowledge base or ``(vector, bm25)``.
@@ -96,6 +97,8 @@ def build_hybrid_graph(
         fetch_k: candidates asked of each branch (at least ``k``).
         rrf_k: the RRF constant.
         weights: per-branch RRF weights, ``{"vector": 1.0, "bm25": 1.0}`` by default.
+        confidence: scale each branch's weight by its confidence for the query
+            (:func:`~weft.components.hybrid.branch_confidence`), as the hybrid retriever does.
         name: the compiled graph's name.
     """
     if isinstance(source, tuple):
@@ -116,7 +119,9 @@ def build_hybrid_graph(
                 "store and the BM25 index"
             )
         answered = {b: r.documents for b, r in results.items() if r.error is None}
-        fused = reciprocal_rank_fusion(answered, rrf_k=rrf_k, weights=branch_weights)
+        fused = reciprocal_rank_fusion(
+            answered, rrf_k=rrf_k, weights=branch_weights, confidence=confidence
+        )
         return [f.to_document() for f in fused[:top]]
 
     g = Graph[str, list[Document]](name)

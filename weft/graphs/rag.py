@@ -38,7 +38,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -59,6 +58,7 @@ from weft.core.compiled import CompiledGraph, thread
 from weft.core.graph import END, START, Graph, GraphPlan
 from weft.core.settings import Settings
 from weft.core.stream import Chunk, FinalOutput, NodeFinished, StreamEvent
+from weft.graphs._condense import condense_heuristic, is_follow_up
 from weft.graphs.hybrid import BranchResult, build_hybrid_graph
 from weft.graphs.knowledge import KnowledgeBase
 from weft.graphs.schema import (
@@ -81,6 +81,7 @@ __all__ = [
     "astream_chat",
     "build_rag_graph",
     "condense_heuristic",
+    "is_follow_up",
     "stream_chat",
 ]
 
@@ -125,184 +126,7 @@ class Condensed:
     usage: dict[str, int] = field(default_factory=dict)
 
 
-# -- condensing ------------------------------------------------------------------------------------
-
-_WORD = re.compile(r"[^\W_][\w'.-]*[^\W_]|[^\W_]")
-_FOLLOW_UP_WORDS = frozenset(
-    [
-        "it",
-        "its",
-        "it's",
-        "that",
-        "this",
-        "they",
-        "them",
-        "their",
-        "theirs",
-        "those",
-        "these",
-        "he",
-        "she",
-        "him",
-        "her",
-        "his",
-        "there",
-        "one",
-        "ones",
-        "same",
-    ]
-)
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "with",
-        "from",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "do",
-        "does",
-        "did",
-        "doing",
-        "have",
-        "has",
-        "had",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "i",
-        "me",
-        "my",
-        "we",
-        "our",
-        "you",
-        "your",
-        "it",
-        "its",
-        "it's",
-        "that",
-        "this",
-        "they",
-        "them",
-        "their",
-        "those",
-        "these",
-        "he",
-        "she",
-        "him",
-        "her",
-        "his",
-        "there",
-        "here",
-        "about",
-        "into",
-        "than",
-        "then",
-        "so",
-        "not",
-        "no",
-        "yes",
-        "also",
-        "too",
-        "very",
-        "just",
-        "more",
-        "most",
-        "much",
-        "many",
-        "some",
-        "any",
-        "all",
-        "each",
-        "please",
-        "tell",
-        "explain",
-        "describe",
-        "show",
-        "give",
-        "know",
-        "let",
-        "use",
-        "using",
-        "used",
-        "does",
-        "done",
-        "get",
-        "got",
-        "one",
-        "ones",
-        "same",
-        "again",
-        "else",
-        "other",
-        "another",
-    ]
-)
-_SHORT = 3
-
-
-def _words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
-
-
-def condense_heuristic(question: str, history: Sequence[ChatTurn]) -> str:
-    """The offline condense rule: a follow-up borrows the previous question's key terms.
-
-    A question is a follow-up when there is an earlier user turn and the question has at most
-    three content words (stop words aside) or uses a pronoun such as it, that, this or they.
-    Its standalone form is the question followed by the previous user question's content words
-    that it lacks. Any other question stands alone, unchanged.
-
-    Example:
-        >>> earlier = [ChatTurn(role="user", content="What is weft?")]
-        >>> condense_heuristic("How do I install it?", earlier)
-        'How do I install it? weft'
-        >>> condense_heuristic("Which file formats can the ingest command read?", earlier)
-        'Which file formats can the ingest command read?'
-    """
-    previous = next((t.content for t in reversed(history) if t.role == "user"), None)
-    if previous is None:
-        return question
-    words = _words(question)
-    content = [w for w in words if w not in _STOP]
-    if len(content) > _SHORT and not _FOLLOW_UP_WORDS.intersection(words):
-        return question
-    have = set(words)
-    borrowed = [w for w in dict.fromkeys(_WORD.findall(previous)) if w.lower() not in _STOP | have]
-    return f"{question} {' '.join(borrowed)}".strip() if borrowed else question
+# -- condensing (the offline rule is in weft.graphs._condense) ------------------------------------
 
 
 def _history(chat: ChatInput, state: RagState) -> list[ChatTurn]:
@@ -545,14 +369,21 @@ def build_rag_graph(
     cfg = settings if settings is not None else kb.settings
     chat_model = model if model is not None else default_chat_model()
     offline = isinstance(chat_model, ExtractiveChatModel)
+    if isinstance(chat_model, ExtractiveChatModel) and chat_model.embeddings is None:
+        # The knowledge base's embedder gives the extractive model the sentences' meaning.
+        chat_model = chat_model.model_copy(update={"embeddings": kb.store.embeddings})
     threshold = cfg.score_threshold
+
+    def _retrieves(word: str) -> bool:
+        return bool(kb.bm25.search(word, k=1))
 
     def condense(chat: ChatInput, config: RunnableConfig, state: RagState) -> Condensed:
         history = _history(chat, state)
         if not history:
             return Condensed(chat.question, chat.question)
         if offline:
-            return Condensed(chat.question, condense_heuristic(chat.question, history))
+            query = condense_heuristic(chat.question, history, retrieves=_retrieves)
+            return Condensed(chat.question, query)
         query, usage = _condense_with_model(chat_model, chat.question, history, config)
         return Condensed(chat.question, query, usage)
 

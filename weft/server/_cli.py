@@ -45,6 +45,11 @@ def add_commands(subparsers: Any) -> None:
         "--trace", action="store_true", help="also write spans to DATA_DIR/traces.jsonl"
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="when the knowledge base is empty, ingest weft's own handbook into it first",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -131,7 +136,13 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         # file would only be logged: opening both now stops the command with the file's name.
         kb.bm25.refresh()
         open_sqlite_checkpointer(settings.checkpoint_path).conn.close()
-        if kb.is_empty():
+        if kb.is_empty() and not args.demo:
+            out.write(
+                f"Knowledge base: {settings.data_dir} is empty; ingest documents with weft ingest "
+                f"PATH... --data-dir {settings.data_dir} (or start with --demo for weft's own "
+                "handbook)\n"
+            )
+        elif kb.is_empty():
             out.write(
                 f"Ingesting the bundled demo knowledge base into {settings.data_dir} "
                 "(first start only, takes a few seconds)...\n"

@@ -1,7 +1,10 @@
 """The OpenAI-compatible chat completions surface: request model and response records.
 
 Only what chat clients send and read is modelled; other request fields (temperature, tools...)
-are accepted and ignored, since the RAG graph decides how it answers.
+are accepted and ignored, since the RAG graph decides how it answers. Two fields would change
+what comes back, so they are never ignored: ``n`` may only be 1 (one answer per request), and
+``max_tokens`` / ``max_completion_tokens`` are refused (the answer is what the knowledge base
+says, quoted whole); either is a 422 that names it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from weft.graphs.schema import ChatInput, ChatTurn, SourceRef
 
@@ -40,6 +43,25 @@ class CompletionRequest(BaseModel):
     # strict: "stream": "yes" or 1 is a mistake to report, not a value to guess at
     stream: bool = Field(default=False, strict=True)
     stream_options: _StreamOptions | None = None
+    n: Any = None
+    max_tokens: Any = None
+    max_completion_tokens: Any = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_answer(cls, value: Any) -> Any:
+        if value is not None and (type(value) is not int or value != 1):
+            raise ValueError(f"n={value!r} is not supported: one answer per request; send n=1")
+        return value
+
+    @field_validator("max_tokens", "max_completion_tokens")
+    @classmethod
+    def _whole_answer(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError(
+                "is not supported: the answer is quoted whole from the knowledge base; leave it out"
+            )
+        return value
 
 
 def _text(content: str | list[dict[str, Any]] | None) -> str:

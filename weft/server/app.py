@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import html
 import inspect
 import json
 import logging
@@ -46,7 +47,7 @@ from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -134,6 +135,28 @@ def _default_chat() -> ChatStreamer:
     from weft.graphs.rag import astream_chat
 
     return astream_chat
+
+
+def _greeting(settings: Settings) -> str:
+    """The chat page's first line: which knowledge base answers, or that it is empty."""
+    name = settings.data_dir.resolve().name or "default"
+    chunks = 0
+    if settings.chroma_dir.exists():
+        from weft.graphs.registry import knowledge_base
+
+        try:
+            chunks = knowledge_base(settings).count()
+        except Exception:  # the page still loads; /readyz reports the store's failure
+            logger.warning("could not count the knowledge base for the greeting", exc_info=True)
+    if not chunks:
+        return (
+            f"The knowledge base '{name}' is empty: ingest documents with weft ingest, "
+            "or start the server with --demo for weft's own handbook."
+        )
+    return (
+        f"Ask about the documents in the knowledge base '{name}' ({chunks} passages). Answers "
+        "quote them, with the sources they cite."
+    )
 
 
 def _default_readiness(settings: Settings) -> dict[str, ReadinessCheck]:
@@ -560,7 +583,10 @@ def _routes(server: _Server) -> list[Route | Mount]:
         return await server.owners.bind(request.scope, graph.checkpointer, list(sessions))
 
     async def index(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+        page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+        hello = await anyio.to_thread.run_sync(_greeting, server.settings)
+        page = page.replace("{{greeting}}", html.escape(hello, quote=False))
+        return Response(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -60,7 +60,7 @@ def state_fields(state: Any) -> dict[str, Any]:
         return {}
     if isinstance(state, type) and issubclass(state, pydantic.BaseModel):
         return {
-            name: Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+            name: _annotated(f.annotation, f.metadata) if f.metadata else f.annotation
             for name, f in state.model_fields.items()
         }
     if is_typeddict(state):
@@ -69,6 +69,13 @@ def state_fields(state: Any) -> dict[str, Any]:
         f"state must be a TypedDict or a pydantic model, got {state!r}; declare e.g. "
         f"class ChatState(TypedDict): history: Annotated[list[BaseMessage], add_messages]"
     )
+
+
+def _annotated(annotation: Any, metadata: list[Any]) -> Any:
+    # The tuple is built apart: mypy reads ``Annotated[(t, *m)]`` as 3.11-only syntax, though
+    # Python 3.10 runs it.
+    params = (annotation, *metadata)
+    return Annotated[params]
 
 
 def resolve_checkpointer(
@@ -87,7 +94,7 @@ def resolve_checkpointer(
 
 
 def _preds(plan: GraphPlan, n: str) -> list[str]:
-    return plan.preds[n] + plan.branch_preds[n]
+    return [*plan.preds[n], *plan.branch_preds[n]]
 
 
 def _in_key(plan: GraphPlan, n: str) -> str:

@@ -100,8 +100,24 @@ function renderCitations(answer, text, sources, turnId) {
   }
 }
 
-function renderSources(turn, sources, turnId) {
+// The sources an answer cites ([n] in its text), with their relevance as a share of the best
+// one's score; before the answer is complete (text null) all of them.
+function citedSources(sources, text) {
+  if (text === null) return sources;
+  const cited = new Set([...text.matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1])));
+  return sources.filter((s) => cited.has(s.index));
+}
+
+function relevance(s, sources) {
+  const best = Math.max(...sources.map((x) => x.score ?? 0));
+  if (!(best > 0) || s.score == null) return "";
+  const share = Math.round((100 * s.score) / best);
+  return share >= 90 ? "best match" : share >= 60 ? `strong match (${share}%)` : `weak match (${share}%)`;
+}
+
+function renderSources(turn, allSources, turnId, text = null) {
   turn.querySelector(".sources")?.remove();
+  const sources = citedSources(allSources, text);
   if (!sources.length) return;
   const list = el("ol", "sources");
   for (const s of sources) {
@@ -114,6 +130,8 @@ function renderSources(turn, sources, turnId) {
       file.title = s.source;
       li.append(file);
     }
+    const rel = relevance(s, allSources);
+    if (rel) li.append(el("span", "relevance", " — " + rel));
     if (s.snippet) li.append(el("span", "snippet", s.snippet));
     list.append(li);
   }
@@ -195,7 +213,7 @@ async function ask(q) {
       } else if (ev.event === "done") {
         text = ev.data.answer ?? text;
         sources = ev.data.sources || sources;
-        renderSources(turn, sources, turnId);
+        renderSources(turn, sources, turnId, text);
         renderCitations(answer, text, sources, turnId);
       } else if (ev.event === "error") {
         const err = ev.data.error || {};

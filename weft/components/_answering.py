@@ -1,0 +1,160 @@
+"""What the extractive chat model knows about words and questions, apart from quoting.
+
+* :func:`stem` folds English words onto their Snowball stem ("warranties", "warranty" ->
+  "warranti"), so a question and a sentence meet on inflected forms.
+* :func:`focus_of` reads what kind of answer a question asks for (a person, a time, a number, a
+  duration, a place), and :func:`fits_focus` says whether a sentence holds that kind of answer.
+  "Who is the CEO?" is not answered by a sentence that names no one new.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import Stemmer
+
+__all__ = ["Focus", "cosine", "fits_focus", "focus_of", "stem"]
+
+Focus = Literal["person", "time", "duration", "number", "place"]
+"""The kinds of answer a question can ask for; other questions (what, which, how do I) ask for
+no particular kind."""
+
+_stemmer = Stemmer.Stemmer("english")
+
+
+@functools.lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """The Snowball (Porter 2) stem of an English word; other scripts come back unchanged.
+
+    Example:
+        >>> [stem(w) for w in ["warranties", "delivered", "returns", "Orbit's"]]
+        ['warranti', 'deliv', 'return', 'orbit']
+    """
+    word = word.lower()
+    if word.endswith(("'s", "\u2019s")):
+        word = word[:-2]
+    return str(_stemmer.stemWord(word)) if word.isascii() else word
+
+
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|"
+    "fifty|sixty|hundred|thousand|million|dozen|half|once|twice|single|double"
+)
+_NUMBER = re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
+_TIME_UNITS = (
+    r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|nights?|mornings?|evenings?|"
+    r"decades?|working\s+days?"
+)
+_DURATION = re.compile(
+    rf"(?:\d|\b(?:{_NUMBER_WORDS}|a|an|few|several))[\s-]*(?:{_TIME_UNITS})\b"
+    r"|\d+(?:[.,]\d+)?\s*(?:cm|mm|m|km|in|ft|metres?|meters?)\b"
+    r"|\b(?:lifetime|forever|permanent(?:ly)?)\b",
+    re.IGNORECASE,
+)
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekends?|weekdays?"
+)
+_TIME = re.compile(
+    rf"\b\d{{1,2}}[:.]\d{{2}}\b|\b(?:1[89]|20)\d{{2}}\b|\b(?:{_MONTHS})\b|\b\d+\s*(?:am|pm)\b"
+    rf"|\b(?:before|after|until|within|during|daily|weekly|monthly|yearly|night|morning|"
+    rf"evening|today|tomorrow|immediately|automatically|same\s+day|on\s+working\s+days|"
+    rf"when|whenever|once|if)\b"
+    rf"|{_DURATION.pattern}",
+    re.IGNORECASE,
+)
+_PERSON_WORDS = re.compile(
+    r"\b(?:we|our|customers?|owners?|users?|buyers?|founders?|engineers?|staff|team|"
+    r"support|employees?|manager|director|chief|ceo|people|person|everyone|nobody|"
+    r"company|companies|shop|seller|courier|retailer|you)\b",
+    re.IGNORECASE,
+)
+_PLACE_WORDS = re.compile(
+    r"\b(?:in|at|on|under|behind|inside|outside|above|below|beside|near|next\s+to|from|"
+    r"through|via|online|country|countries|city|office|warehouse|street|address|store|app|"
+    r"menu|page|folder|directory|settings)\b",
+    re.IGNORECASE,
+)
+_CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w-]+")
+
+_HOW_NUMBER = re.compile(
+    r"\bhow\s+(?:much|many|heavy|big|large|small|tall|wide|high|deep|bright|loud|fast|far|"
+    r"old|hot|cold|warm|strong|powerful|expensive|cheap)\b|\bwhat\s+(?:is\s+the\s+)?"
+    r"(?:price|cost|weight|size|number|percentage|rate|amount|fee)\b",
+    re.IGNORECASE,
+)
+_HOW_LONG = re.compile(r"\bhow\s+(?:long|soon|often|quickly)\b|\bfor\s+how\s+long\b", re.I)
+_OPENS = r"^\W*(?:(?:and|so|but|then|ok|okay)\W+)?"
+_WHEN = re.compile(
+    _OPENS + r"when\b|\bwhat\s+(?:time|year|day|date|month|hours?)\b|\bby\s+what\s+time\b|"
+    r"\bat\s+what\s+time\b|\bwhich\s+(?:year|day|date|month|hours?)\b",
+    re.IGNORECASE,
+)
+_WHO = re.compile(_OPENS + r"who(?:m|se)?\b", re.IGNORECASE)
+_WHERE = re.compile(_OPENS + r"where\b|\bwhich\s+(?:country|city|place|address)\b", re.I)
+
+#: A question's words that name what is asked, not what it is about ("how long", "when").
+QUESTION_FORM = frozenset(["long", "soon", "often", "quickly", "time", "date"])
+
+
+def focus_of(question: str) -> Focus | None:
+    """The kind of answer ``question`` asks for, or None when it asks for none in particular.
+
+    Example:
+        >>> [focus_of(q) for q in ["Who founded it?", "How long is the warranty?",
+        ...                        "How much does it cost?", "What is BM25?"]]
+        ['person', 'duration', 'number', None]
+    """
+    if _WHO.search(question):
+        return "person"
+    if _HOW_LONG.search(question):
+        return "duration"
+    if _WHEN.search(question):
+        return "time"
+    if _HOW_NUMBER.search(question):
+        return "number"
+    if _WHERE.search(question):
+        return "place"
+    return None
+
+
+def _names(text: str) -> set[str]:
+    return {m.lower() for m in _CAPITALISED.findall(text)}
+
+
+def fits_focus(focus: Focus | None, sentence: str, question: str) -> bool:
+    """Whether ``sentence`` holds the kind of answer ``focus`` asks for.
+
+    A person is a name the question does not already hold, or a word for people ("the
+    customer", "we"); a time is a clock time, a date, a year or a duration; a number is a digit
+    or a number word; a place is a name the question does not hold or a phrase of place.
+
+    Example:
+        >>> fits_focus("person", "Lumo Labs makes the lamp.", "Who is the CEO of Lumo Labs?")
+        False
+        >>> fits_focus("duration", "It has a two-year warranty.", "How long is the warranty?")
+        True
+    """
+    if focus is None:
+        return True
+    if focus == "number":
+        return _NUMBER.search(sentence) is not None
+    if focus == "duration":
+        return _DURATION.search(sentence) is not None
+    if focus == "time":
+        return _TIME.search(sentence) is not None
+    new_names = bool(_names(sentence) - _names(question))
+    if focus == "person":
+        return new_names or _PERSON_WORDS.search(sentence) is not None
+    return new_names or _PLACE_WORDS.search(sentence) is not None
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """The cosine similarity of two vectors (0.0 when either is all zeros)."""
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
