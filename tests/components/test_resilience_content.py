@@ -27,7 +27,7 @@ from weft.components.resilience import (
     with_retry,
     with_timeout,
 )
-from weft.core.component import as_component
+from weft.core.component import spec_of
 from weft.core.errors import ProviderUnavailableError
 from weft.core.settings import Settings
 from weft.graphs.knowledge import KnowledgeBase
@@ -209,10 +209,10 @@ CHAT_WRAPPERS: dict[str, Callable[[Runnable[Any, Any]], Runnable[Any, Any]]] = {
 def test_a_wrapped_chat_model_is_still_a_chat_model_to_the_compiler(
     wrap: Callable[[Runnable[Any, Any]], Runnable[Any, Any]],
 ) -> None:
-    spec = as_component(wrap(ExtractiveChatModel()))
+    spec = spec_of(wrap(ExtractiveChatModel()))
     assert (spec.kind, spec.input_type, spec.output_type) == (
         "chat_model",
-        as_component(ExtractiveChatModel()).input_type,
+        spec_of(ExtractiveChatModel()).input_type,
         AIMessage,
     )
 
@@ -221,3 +221,36 @@ def test_the_rag_graph_compiles_with_a_model_under_a_timeout(tmp_path: Path) -> 
     kb = KnowledgeBase(Settings(data_dir=tmp_path))
     graph = build_rag_graph(kb, model=with_timeout(ExtractiveChatModel(), 5.0))
     assert graph.name == "rag"
+
+
+@pytest.mark.parametrize("wrap", ["retry", "fallback"])
+def test_an_invoked_model_whose_tokens_a_streamed_run_showed_is_not_retried_nor_replaced(
+    wrap: str,
+) -> None:
+    """A chat model invoked inside a graph that is streamed hands its tokens to the stream as
+    they come, so once one went out the failure is the caller's, as it is for ``stream``."""
+    from weft import END, START, Graph
+    from weft.core.errors import NodeError
+
+    with OpenAIServer() as provider:
+        model = openai_chat_model(base_url=provider.base_url, api_key="test", max_retries=0)
+        if wrap == "retry":
+            wrapped = with_retry(model, attempts=3, initial_wait=0.0, jitter=0.0)
+        else:
+            wrapped = with_fallback(model, ExtractiveChatModel())
+        graph = Graph("swifts", input_type=list[BaseMessage], output_type=AIMessage)
+        graph.add_node("answer", wrapped)
+        graph.add_edge(START, "answer")
+        graph.add_edge("answer", END)
+        compiled = graph.compile()
+        provider.script(Reply("Swifts sleep on the wing.", fault=Fault.drop(3)), "Swifts nap.")
+        shown: list[str] = []
+        with pytest.raises(NodeError, match="ProviderUnavailableError"):
+            for event in compiled.events(QUESTION):
+                shown.append(str(getattr(getattr(event, "chunk", None), "content", "")))
+        assert "Swifts " in shown and "nap." not in "".join(shown)
+        assert len(provider.requests_to("/chat/completions")) == 1
+
+        provider.script(Fault.drop(1), "Swifts nap.")  # dropped before content: retried
+        if wrap == "retry":
+            assert compiled.invoke(QUESTION).content == "Swifts nap."

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from typing_extensions import TypedDict
 
 from weft import END, START, Graph
-from weft.core.component import as_component
+from weft.core.component import spec_of
 from weft.core.errors import ComponentTypeError, GraphCompileError
 from weft.core.types import AIMessage
 from weft.tools import Tool, parse_docstring, tool
@@ -159,7 +159,7 @@ class Trip(TypedDict):
 
 
 def test_a_tool_is_a_typed_component_of_kind_tool_in_a_graph() -> None:
-    spec = as_component(convert)
+    spec = spec_of(convert)
     assert spec.kind == "tool"
     assert spec.output_type is float
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Sequence
@@ -24,9 +23,11 @@ Focus = Literal["person", "time", "duration", "number", "place"]
 no particular kind."""
 
 _stemmer = Stemmer.Stemmer("english")
+# No cache of stems: PyStemmer's own would keep every distinct word a question brings, and a
+# knowledge base's sentences are stemmed once, inside the extractive model's bounded memo.
+_stemmer.maxCacheSize = 0
 
 
-@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """The Snowball (Porter 2) stem of an English word; other scripts come back unchanged.
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import ensure_config, merge_configs
 
-__all__ = ["FALLBACK_KEY", "ContentGate", "RetryOn", "has_content", "matches"]
+__all__ = ["FALLBACK_KEY", "ContentGate", "ContentWatch", "RetryOn", "has_content", "matches"]
 
 RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 """Exception types, or a predicate that gets the exception and says whether it applies."""
@@ -79,3 +82,34 @@ class ContentGate:
         """The chunks still held when the stream ended without content."""
         held, self._held = self._held, []
         return held
+
+
+class ContentWatch(BaseCallbackHandler):
+    """Sees whether a chat model called under a config has streamed content to its callbacks.
+
+    ``invoke`` returns nothing before it ends, yet a chat model invoked in a streamed graph run
+    hands its tokens to the run's stream handler as they come: the caller may have seen them.
+    Retry and fallback on ``invoke`` watch for that, as :class:`ContentGate` does for
+    ``stream``, and stop acting once content has gone out.
+
+    Example:
+        >>> watch = ContentWatch()
+        >>> watch.on_llm_new_token("", run_id=None), watch.opened
+        (None, False)
+        >>> watch.on_llm_new_token("Hi", run_id=None), watch.opened
+        (None, True)
+    """
+
+    run_inline = True  # decided before the failure that follows is handled
+
+    def __init__(self) -> None:
+        self.opened = False
+
+    def attach(self, config: RunnableConfig | None) -> RunnableConfig:
+        """``config`` with this watch among its callbacks, inherited by every child run."""
+        return merge_configs(ensure_config(config), {"callbacks": [self]})
+
+    def on_llm_new_token(self, token: str, *, chunk: Any = None, **kwargs: Any) -> None:
+        message = getattr(chunk, "message", None)
+        if has_content(message if message is not None else token):
+            self.opened = True

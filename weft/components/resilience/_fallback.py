@@ -10,7 +10,13 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import Input, Output
 
 from weft.components._wrapper import RunnableWrapper
-from weft.components.resilience._content import FALLBACK_KEY, ContentGate, RetryOn, matches
+from weft.components.resilience._content import (
+    FALLBACK_KEY,
+    ContentGate,
+    ContentWatch,
+    RetryOn,
+    matches,
+)
 from weft.core.errors import ConfigurationError
 
 __all__ = ["FallbackRunnable", "is_fallback_answer", "with_fallback"]
@@ -80,12 +86,13 @@ class FallbackRunnable(RunnableWrapper[Input, Output]):
         return [self.bound, *self.fallbacks]
 
     def invoke(self, input: Input, config: RunnableConfig | None = None, **kwargs: Any) -> Output:
-        tries = _Tries(self)
+        tries, watch = _Tries(self), ContentWatch()
+        config = watch.attach(config)
         for i, runnable in tries:
             try:
                 out = runnable.invoke(input, config, **kwargs)
             except Exception as exc:
-                tries.failed(exc, i)
+                tries.failed(exc, i, watch)
                 continue
             return tries.out(i, [out])[0]  # type: ignore[no-any-return]
         raise AssertionError("unreachable: the last failure raises")  # pragma: no cover
@@ -93,12 +100,13 @@ class FallbackRunnable(RunnableWrapper[Input, Output]):
     async def ainvoke(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Output:
-        tries = _Tries(self)
+        tries, watch = _Tries(self), ContentWatch()
+        config = watch.attach(config)
         for i, runnable in tries:
             try:
                 out = await runnable.ainvoke(input, config, **kwargs)
             except Exception as exc:
-                tries.failed(exc, i)
+                tries.failed(exc, i, watch)
                 continue
             return tries.out(i, [out])[0]  # type: ignore[no-any-return]
         raise AssertionError("unreachable: the last failure raises")  # pragma: no cover
@@ -145,9 +153,12 @@ class _Tries:
     def __iter__(self) -> Iterator[tuple[int, Runnable[Any, Any]]]:
         return enumerate(self.owner.runnables)
 
-    def failed(self, exc: Exception, i: int, gate: ContentGate | None = None) -> None:
+    def failed(
+        self, exc: Exception, i: int, gate: ContentGate | ContentWatch | None = None
+    ) -> None:
         """Go on to the next, or raise: the error itself when it is not one to fall back on or
-        its stream showed content, the first error when nothing is left to try."""
+        it showed content (streamed, or through callbacks while invoked), the first error when
+        nothing is left to try."""
         if (gate is not None and gate.opened) or not matches(self.owner.exceptions, exc):
             raise exc
         self.first = self.first or exc

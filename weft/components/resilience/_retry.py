@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -14,7 +15,7 @@ from langchain_core.runnables.retry import RunnableRetry
 from langchain_core.runnables.utils import Input, Output
 from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt
 
-from weft.components.resilience._content import ContentGate, RetryOn, matches
+from weft.components.resilience._content import ContentGate, ContentWatch, RetryOn, matches
 from weft.core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -47,6 +48,15 @@ def _backoff(attempt: int, initial: float, maximum: float, exp_base: float, jitt
     return min(initial * exp_base ** (attempt - 1) + random.uniform(0, jitter), maximum)
 
 
+# The watch of the ``invoke`` running now: langchain's retry loop asks it before each retry.
+_WATCH: ContextVar[ContentWatch | None] = ContextVar("weft_retry_watch", default=None)
+
+
+def _content_shown() -> bool:
+    watch = _WATCH.get()
+    return watch is not None and watch.opened
+
+
 class RetryRunnable(RunnableRetry[Input, Output]):  # type: ignore[no-redef]
     """langchain-core's ``RunnableRetry`` with an injectable sleep and retried streams.
 
@@ -54,9 +64,11 @@ class RetryRunnable(RunnableRetry[Input, Output]):  # type: ignore[no-redef]
     tagged ``retry:attempt:N``). Two things are added: ``sleep``/``asleep`` replace the real
     sleep (tests check the waits without waiting), and ``stream``/``astream`` retry too, but
     only until the first chunk with content, because after it a retry would repeat output the
-    caller has already seen. Chunks without content (an OpenAI stream's opening role chunk)
-    are held back until content comes, so a stream that fails before its first token is retried
-    as a whole. Build it with :func:`with_retry`.
+    caller has already seen; ``invoke`` likewise stops retrying once a chat model under it has
+    streamed content to its callbacks (a streamed graph run shows those tokens). Chunks without
+    content (an OpenAI stream's opening role chunk) are held back until content comes, so a
+    stream that fails before its first token is retried as a whole. Build it with
+    :func:`with_retry`.
 
     Example:
         >>> from langchain_core.runnables import RunnableLambda
@@ -77,7 +89,9 @@ class RetryRunnable(RunnableRetry[Input, Output]):  # type: ignore[no-redef]
         return {
             "stop": stop_after_attempt(self.max_attempt_number),
             "wait": lambda state: self._wait(state.attempt_number),
-            "retry": retry_if_exception(lambda exc: self._should_retry(exc, 0)),
+            "retry": retry_if_exception(
+                lambda exc: self._should_retry(exc, 0) and not _content_shown()
+            ),
         }
 
     def _sync_retrying(self, **kwargs: Any) -> Retrying:
@@ -107,6 +121,24 @@ class RetryRunnable(RunnableRetry[Input, Output]):  # type: ignore[no-redef]
         if gate.opened or not self._should_retry(exc, attempt):
             raise exc
         return self._wait(attempt)
+
+    def invoke(self, input: Input, config: RunnableConfig | None = None, **kwargs: Any) -> Output:
+        watch = ContentWatch()
+        token = _WATCH.set(watch)
+        try:
+            return super().invoke(input, watch.attach(config), **kwargs)
+        finally:
+            _WATCH.reset(token)
+
+    async def ainvoke(
+        self, input: Input, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Output:
+        watch = ContentWatch()
+        token = _WATCH.set(watch)
+        try:
+            return await super().ainvoke(input, watch.attach(config), **kwargs)
+        finally:
+            _WATCH.reset(token)
 
     def stream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
