@@ -109,7 +109,9 @@ class ContentWatch(BaseCallbackHandler):
         """``config`` with this watch among its callbacks, inherited by every child run."""
         return merge_configs(ensure_config(config), {"callbacks": [self]})
 
-    def on_llm_new_token(self, token: str, *, chunk: Any = None, **kwargs: Any) -> None:
+    def on_llm_new_token(
+        self, token: Any, *, chunk: Any = None, run_id: Any = None, **kwargs: Any
+    ) -> None:
         message = getattr(chunk, "message", None)
         if has_content(message if message is not None else token):
             self.opened = True
