@@ -28,7 +28,7 @@ from weft.core.tracing import CONTENT_TYPE
 from weft.graphs.schema import ChatInput
 from weft.server import _openai
 from weft.server._errors import ApiError, error_body, from_exception, invalid, validation_error
-from weft.server._guards import take_run_slots
+from weft.server._guards import take_run_slots, valid_key
 from weft.server._readiness import _run_checks
 from weft.server._runs import (
     _batch,
@@ -40,7 +40,7 @@ from weft.server._runs import (
     _jsonable,
 )
 from weft.server._server import _Server, _takes_chat_input
-from weft.server._sessions import OWNER_HEADER, valid_key
+from weft.server._sessions import OWNER_HEADER
 from weft.server._sse import disconnected
 
 logger = logging.getLogger("weft.server")
