@@ -273,7 +273,10 @@ def _routes(server: _Server) -> list[Route | Mount]:
             history = list(found or [])
         return JSONResponse({"session_id": session_id, "history": _jsonable(history)})
 
-    async def invoke(request: Request) -> Response:
+    async def start_run(
+        request: Request,
+    ) -> tuple[str, CompiledGraph[Any, Any], Any, RunnableConfig, str | None]:
+        # /invoke and /stream: the graph named, its input checked, the session bound, a slot taken.
         name = request.path_params["name"]
         graph = server.graph(name)
         body: InvokeRequest = await _body(request, InvokeRequest)
@@ -282,6 +285,10 @@ def _routes(server: _Server) -> list[Route | Mount]:
         config = _run_config(graph, value, body.session_id)
         issued = await bind(request, graph, _session_of(graph, value, body.session_id))
         take_run_slots(request.scope)
+        return name, graph, value, config, issued
+
+    async def invoke(request: Request) -> Response:
+        name, graph, value, config, issued = await start_run(request)
         try:
             output = await _unless_gone(request, graph.ainvoke(value, config))
         except Exception as exc:
@@ -292,14 +299,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         return _owned(JSONResponse({"output": server.shown(_jsonable(output))}), issued)
 
     async def stream(request: Request) -> Response:
-        name = request.path_params["name"]
-        graph = server.graph(name)
-        body: InvokeRequest = await _body(request, InvokeRequest)
-        value = server.validate_input(name, graph, body.input, ("input",))
-        server.check_question(value, "input")
-        config = _run_config(graph, value, body.session_id)
-        issued = await bind(request, graph, _session_of(graph, value, body.session_id))
-        take_run_slots(request.scope)
+        _, graph, value, config, issued = await start_run(request)
         sse = _graph_sse(graph, value, config, server.shown)
         return _owned(_event_stream(server, sse), issued)
 
