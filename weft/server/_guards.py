@@ -41,6 +41,7 @@ __all__ = [
     "head_size",
     "is_run",
     "take_run_slots",
+    "valid_key",
 ]
 
 Reject = Callable[[str], None]
@@ -66,6 +67,16 @@ def bearer_token(scope: Scope) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return token.strip() or None
+
+
+def valid_key(scope: Scope, keys: Sequence[str]) -> bool:
+    """Whether the request carries one of ``keys`` as its Bearer token (compared in constant
+    time against every key, so the time taken says nothing about which matched)."""
+    token = bearer_token(scope)
+    if token is None:
+        return False
+    given = token.encode()
+    return sum(hmac.compare_digest(given, k.encode()) for k in keys) > 0
 
 
 def route_path(scope: Scope) -> str:
@@ -96,16 +107,11 @@ class AuthGuard:
 
     def __init__(self, app: ASGIApp, *, keys: Sequence[str], reject: Reject) -> None:
         self.app = app
-        self.keys = [k.encode() for k in keys]
+        self.keys = list(keys)
         self.reject = reject
 
     def valid(self, scope: Scope) -> bool:
-        token = bearer_token(scope)
-        if token is None:
-            return False
-        given = token.encode()
-        # compare_digest against every key, so the time taken says nothing about which matched.
-        return sum(hmac.compare_digest(given, k) for k in self.keys) > 0
+        return valid_key(scope, self.keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.keys or not _guarded(scope) or self.valid(scope):

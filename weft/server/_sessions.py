@@ -44,7 +44,6 @@ __all__ = [
     "SessionOwners",
     "not_found",
     "owner_of",
-    "valid_key",
 ]
 
 OWNER_HEADER = "X-Weft-Owner"
@@ -70,16 +69,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return bytes(value).decode("latin-1").strip()
     return None
-
-
-def valid_key(scope: Scope, keys: Sequence[str]) -> bool:
-    """Whether the request carries one of ``keys`` as its Bearer token (compared in constant
-    time against every key, so the time taken says nothing about which matched)."""
-    token = bearer_token(scope)
-    if token is None:
-        return False
-    given = token.encode()
-    return sum(hmac.compare_digest(given, k.encode()) for k in keys) > 0
 
 
 def owner_of(scope: Scope, keys: Sequence[str]) -> Owner:
