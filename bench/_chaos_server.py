@@ -80,7 +80,8 @@ class Children:
 
 
 class Serve:
-    """``weft serve --port 0 --data-dir DATA_DIR`` with ``env`` over this environment.
+    """``weft serve --demo --port 0 --data-dir DATA_DIR`` with ``env`` over this environment:
+    the bundled handbook is ingested, so chats retrieve and call the model.
 
     ``url`` is set once ``/readyz`` answers 200. Raises RuntimeError, with the server's last
     lines, when it exits or does not become ready within ``startup_s``.
@@ -90,7 +91,7 @@ class Serve:
         self, children: Children, data_dir: Path, env: dict[str, str], *, startup_s: float = 180
     ) -> None:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-        command = [sys.executable, "-m", "weft.cli", "serve", "--port", "0"]
+        command = [sys.executable, "-m", "weft.cli", "serve", "--demo", "--port", "0"]
         self.proc = children.add(
             subprocess.Popen(
                 [*command, "--data-dir", str(data_dir)],
