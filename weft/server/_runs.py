@@ -4,7 +4,6 @@ completion (streamed or whole), and a batch."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -30,7 +29,7 @@ from weft.server import _openai
 from weft.server._errors import error_body, from_exception
 from weft.server._metrics import ServerMetrics
 from weft.server._sources import SourcePaths
-from weft.server._sse import EventStream
+from weft.server._sse import EventStream, closing
 
 if TYPE_CHECKING:
     from weft.server._server import _Server
@@ -105,18 +104,6 @@ async def _batch(
     return await asyncio.gather(*(one(v, c) for v, c in zip(values, configs, strict=True)))
 
 
-@contextlib.asynccontextmanager
-async def _closing(events: AsyncIterator[Any]) -> AsyncIterator[AsyncIterator[Any]]:
-    """Close the stream when the response ends early (a client gone, an error), so the run is
-    cancelled now rather than when the garbage collector finds the generator."""
-    try:
-        yield events
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 def _error_data(exc: BaseException) -> dict[str, Any]:
     api = from_exception(exc)
     if api.status >= 500:
@@ -138,7 +125,7 @@ async def _chat_sse(
     started = time.perf_counter()
     first: float | None = None
     try:
-        async with _closing(server.chat_events(graph, chat_input)) as events:
+        async with closing(server.chat_events(graph, chat_input)) as events:
             async for event in events:
                 n += 1
                 if isinstance(event, ChatToken):
@@ -193,7 +180,7 @@ async def _completion(
     parts: list[str] = []
     output: ChatOutput | None = None
     try:
-        async with _closing(events) as stream:
+        async with closing(events) as stream:
             async for event in stream:
                 if isinstance(event, ChatToken):
                     parts.append(event.text)
@@ -223,7 +210,7 @@ async def _completion_sse(
     usage: dict[str, Any] = {}
     try:
         yield _data(_openai.chunk(cid, model, created, role=True, content=""))
-        async with _closing(events) as stream:
+        async with closing(events) as stream:
             async for event in stream:
                 if isinstance(event, ChatToken):
                     yield _data(_openai.chunk(cid, model, created, content=event.text))

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from weft.graphs.schema import ChatDone, ChatEvent, ChatSources, SourceRef
+from weft.server._sse import closing
 
 __all__ = ["SourcePaths", "common_root", "knowledge_base_sources"]
 
@@ -101,7 +102,7 @@ class SourcePaths:
     async def events(self, events: AsyncIterator[ChatEvent]) -> AsyncIterator[ChatEvent]:
         """A chat's ``events`` with their sources' paths as a client sees them. Closing this
         closes ``events`` (a client gone cancels the run)."""
-        try:
+        async with closing(events):
             async for event in events:
                 if isinstance(event, ChatSources):
                     yield ChatSources(self.refs(event.sources))
@@ -110,7 +111,3 @@ class SourcePaths:
                     yield ChatDone(output.model_copy(update={"sources": self.refs(output.sources)}))
                 else:
                     yield event
-        finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()

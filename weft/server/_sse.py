@@ -16,6 +16,7 @@ disconnect watch) and sends each item on its own. In a bare Starlette app on a 2
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -24,7 +25,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["EventStream", "disconnected"]
+__all__ = ["EventStream", "closing", "disconnected"]
 
 logger = logging.getLogger("weft.server")
 
@@ -155,3 +156,15 @@ class _Stream:
                 if task.done() and not task.cancelled():
                     task.exception()  # retrieved: the reader's is logged above, and a failed
                     # connection only means nobody listens any more
+
+
+@contextlib.asynccontextmanager
+async def closing(events: AsyncIterator[Any]) -> AsyncIterator[AsyncIterator[Any]]:
+    """Close the stream when the response ends early (a client gone, an error), so the run is
+    cancelled now rather than when the garbage collector finds the generator."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
