@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
@@ -55,6 +56,18 @@ _WATCH: ContextVar[ContentWatch | None] = ContextVar("weft_retry_watch", default
 def _content_shown() -> bool:
     watch = _WATCH.get()
     return watch is not None and watch.opened
+
+
+@contextmanager
+def _watching(config: RunnableConfig | None) -> Iterator[RunnableConfig]:
+    """``config`` with a fresh watch among its callbacks, the watch :func:`_content_shown` asks
+    while the block runs."""
+    watch = ContentWatch()
+    token = _WATCH.set(watch)
+    try:
+        yield watch.attach(config)
+    finally:
+        _WATCH.reset(token)
 
 
 class RetryRunnable(RunnableRetry[Input, Output]):  # type: ignore[no-redef]
@@ -123,22 +136,14 @@ class RetryRunnable(RunnableRetry[Input, Output]):  # type: ignore[no-redef]
         return self._wait(attempt)
 
     def invoke(self, input: Input, config: RunnableConfig | None = None, **kwargs: Any) -> Output:
-        watch = ContentWatch()
-        token = _WATCH.set(watch)
-        try:
-            return super().invoke(input, watch.attach(config), **kwargs)
-        finally:
-            _WATCH.reset(token)
+        with _watching(config) as watched:
+            return super().invoke(input, watched, **kwargs)
 
     async def ainvoke(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Output:
-        watch = ContentWatch()
-        token = _WATCH.set(watch)
-        try:
-            return await super().ainvoke(input, watch.attach(config), **kwargs)
-        finally:
-            _WATCH.reset(token)
+        with _watching(config) as watched:
+            return await super().ainvoke(input, watched, **kwargs)
 
     def stream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
