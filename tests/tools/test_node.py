@@ -21,6 +21,7 @@ from typing_extensions import TypedDict
 from weft import END, START, Graph
 from weft.core.callbacks import CallbackBridge
 from weft.core.errors import ComponentTypeError, ToolCallError
+from weft.core.stream import Chunk, ToolFinished, ToolStarted
 from weft.core.tracing import OTelHandler
 from weft.testing import ScriptedChatModel
 from weft.tools import Tool, ToolNode, tool
@@ -346,3 +347,45 @@ async def test_model_tools_model_loop_runs_offline_with_the_scripted_model() -> 
     async for chunk in agent_loop(streamed).astream([HumanMessage("again")]):
         final = chunk
     assert final is not None and streamed.remaining == 0
+
+
+def tool_events(events: list[Any]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for e in events:
+        if isinstance(e, ToolStarted):
+            out.append(("start", e.path, e.name, e.args, e.id))
+        elif isinstance(e, ToolFinished):
+            out.append(("end", e.path, e.name, e.id, e.output.content, e.error))
+    return out
+
+
+def test_a_streamed_run_reports_every_tool_call_start_and_end() -> None:
+    events = list(agent_loop(script()).events([HumanMessage("add")]))
+    seen = tool_events(events)
+    starts = sorted(s for s in seen[:4] if s[0] == "start")
+    assert starts == [
+        ("start", ("tools",), "add", {"a": 2, "b": 3}, "c0"),
+        ("start", ("tools",), "mul", {"a": 2, "b": 3}, "c1"),
+    ]
+    ends = sorted(s for s in seen[:4] if s[0] == "end")
+    assert ends == [
+        ("end", ("tools",), "add", "c0", "5", False),
+        ("end", ("tools",), "mul", "c1", "unknown tool 'mul'; available tools: add", True),
+    ]
+    assert seen[4:] == [
+        ("start", ("tools",), "add", {"a": 5, "b": 5}, "c0"),
+        ("end", ("tools",), "add", "c0", "10", False),
+    ]
+    # Each call's events sit between its node's start and finish.
+    kinds = [type(e).__name__ for e in events if not isinstance(e, Chunk)]
+    first_tools = kinds.index("ToolStarted")
+    assert kinds[first_tools - 1] == "NodeStarted"
+    assert kinds[first_tools + 4] == "NodeFinished"
+
+
+async def test_an_async_streamed_run_reports_tool_calls_too() -> None:
+    events = [e async for e in agent_loop(script()).aevents([HumanMessage("add")])]
+    seen = tool_events(events)
+    assert len(seen) == 6
+    assert sorted(s[2] for s in seen if s[0] == "end") == ["add", "add", "mul"]
+    assert [s[5] for s in seen if s[0] == "end" and s[2] == "mul"] == [True]

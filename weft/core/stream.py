@@ -3,7 +3,8 @@
 ``CompiledGraph.events`` yields :data:`StreamEvent` records in the order things happen: a node
 starts, its chunks arrive as they are produced (the tokens of every chat model the run calls,
 wherever it is called, inside a subgraph too), it finishes, and at the end the graph's final
-output.
+output. A tool node reports each tool call it runs with :class:`ToolStarted` and
+:class:`ToolFinished`.
 
 Example:
     >>> concat_chunks(["Hel", "lo"])
@@ -26,6 +27,8 @@ __all__ = [
     "NodeFinished",
     "NodeStarted",
     "StreamEvent",
+    "ToolFinished",
+    "ToolStarted",
     "concat_chunks",
 ]
 
@@ -80,7 +83,40 @@ class FinalOutput:
     output: Any
 
 
-StreamEvent = Union[NodeStarted, Chunk, NodeFinished, FinalOutput]  # noqa: UP007
+@dataclass(frozen=True, slots=True)
+class ToolStarted:
+    """A tool call began in the node at ``path``: the tool's ``name``, the ``args`` the model
+    gave it and the call's ``id``."""
+
+    path: tuple[str, ...]
+    name: str
+    args: dict[str, Any]
+    id: str
+
+    @property
+    def node(self) -> str:
+        return self.path[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFinished:
+    """A tool call ended: ``output`` is the ``ToolMessage`` the model gets; ``error`` is true
+    when the call failed (its message then names the problem)."""
+
+    path: tuple[str, ...]
+    name: str
+    id: str
+    output: Any
+    error: bool = False
+
+    @property
+    def node(self) -> str:
+        return self.path[-1]
+
+
+StreamEvent = Union[  # noqa: UP007
+    NodeStarted, Chunk, NodeFinished, ToolStarted, ToolFinished, FinalOutput
+]
 
 
 def concat_chunks(chunks: Sequence[Any]) -> Any:

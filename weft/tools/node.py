@@ -4,7 +4,9 @@
 message is one), runs the calls in parallel under a concurrency bound and a timeout per call, and
 returns the ``ToolMessage`` list in the order of the calls. Each call goes through the tool's own
 callbacks, so handlers see ``on_tool_start``/``on_tool_end`` and tracing makes an
-``execute_tool`` span per call.
+``execute_tool`` span per call. In a streamed graph run, every call also streams a
+:class:`~weft.core.stream.ToolStarted` event when it starts and a
+:class:`~weft.core.stream.ToolFinished` event, with its ``ToolMessage``, when it ends.
 
 A call that names an unknown tool, has invalid arguments, raises or times out becomes an error
 ``ToolMessage`` (``status="error"``) that names the problem, so the model can correct itself;
@@ -43,6 +45,8 @@ from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
 from weft.core.errors import ComponentTypeError, ToolCallError
+from weft.core.runtime.events import TAP, NodeTap
+from weft.core.stream import ToolFinished, ToolStarted
 from weft.tools.base import tool as make_tool
 
 __all__ = ["OnError", "ToolNode", "ToolNodeInput"]
@@ -159,18 +163,35 @@ class ToolNode(Runnable[ToolNodeInput, list[ToolMessage]]):
             planned.append(_Planned(invalid, None, problem))
         return planned
 
-    def _finish(self, planned: _Planned, result: Any, error: BaseException | None) -> ToolMessage:
+    def _start(self, tap: NodeTap | None, planned: _Planned) -> None:
+        if tap is not None:
+            call = planned.call
+            tap.put(ToolStarted(tap.path, call["name"], dict(call["args"]), call.get("id") or ""))
+
+    def _finish(
+        self,
+        tap: NodeTap | None,
+        planned: _Planned,
+        result: Any,
+        error: BaseException | None,
+    ) -> ToolMessage:
         call = planned.call
         name, call_id = call["name"], call.get("id") or ""
-        if error is None and planned.problem is None:
+        failed = error is not None or planned.problem is not None
+        if not failed:
             if isinstance(result, ToolMessage):
-                return result
-            content = result if isinstance(result, str) else json.dumps(result, default=str)
-            return ToolMessage(content, tool_call_id=call_id, name=name)
-        problem = planned.problem or _describe(name, error, self.timeout)
-        if self.on_error == "raise":
-            raise ToolCallError(f"{problem} (tool call id '{call_id}')") from error
-        return ToolMessage(problem, tool_call_id=call_id, name=name, status="error")
+                message = result
+            else:
+                content = result if isinstance(result, str) else json.dumps(result, default=str)
+                message = ToolMessage(content, tool_call_id=call_id, name=name)
+        else:
+            problem = planned.problem or _describe(name, error, self.timeout)
+            message = ToolMessage(problem, tool_call_id=call_id, name=name, status="error")
+        if tap is not None:
+            tap.put(ToolFinished(tap.path, name, call_id, message, message.status == "error"))
+        if failed and self.on_error == "raise":
+            raise ToolCallError(f"{message.content} (tool call id '{call_id}')") from error
+        return message
 
     # -- running --------------------------------------------------------------------------------
 
@@ -179,16 +200,18 @@ class ToolNode(Runnable[ToolNodeInput, list[ToolMessage]]):
     ) -> list[ToolMessage]:
         planned = self._plan(input)
         child = _child_config(config)
+        tap = TAP.get()
 
         def one(p: _Planned) -> ToolMessage:
+            self._start(tap, p)
             if p.tool is None:
-                return self._finish(p, None, None)
+                return self._finish(tap, p, None, None)
             tool = p.tool
             try:
                 result = _call_with_timeout(lambda: tool.invoke(p.call, child), self.timeout)
             except Exception as exc:
-                return self._finish(p, None, exc)
-            return self._finish(p, result, None)
+                return self._finish(tap, p, None, exc)
+            return self._finish(tap, p, result, None)
 
         if len(planned) <= 1:
             return [one(p) for p in planned]
@@ -201,19 +224,22 @@ class ToolNode(Runnable[ToolNodeInput, list[ToolMessage]]):
         planned = self._plan(input)
         child = _child_config(config)
         slots = asyncio.Semaphore(self.max_concurrency)
+        tap = TAP.get()
 
         async def one(p: _Planned) -> ToolMessage:
             if p.tool is None:
-                return self._finish(p, None, None)
+                self._start(tap, p)
+                return self._finish(tap, p, None, None)
             async with slots:
+                self._start(tap, p)
                 task = asyncio.ensure_future(p.tool.ainvoke(p.call, child))
                 done, _ = await asyncio.wait({task}, timeout=self.timeout)
                 if not done:
                     task.cancel()
-                    return self._finish(p, None, _TimedOut())
+                    return self._finish(tap, p, None, _TimedOut())
                 if task.exception() is not None:
-                    return self._finish(p, None, task.exception())
-                return self._finish(p, task.result(), None)
+                    return self._finish(tap, p, None, task.exception())
+                return self._finish(tap, p, task.result(), None)
 
         tasks = [asyncio.ensure_future(one(p)) for p in planned]
         try:
