@@ -2,6 +2,7 @@
 
 - :func:`build_rag_graph` (``rag.py``): RAG chat over a knowledge base, with history and sources.
 - :func:`build_hybrid_graph` (``hybrid.py``): vector and BM25 retrieval side by side, fused.
+- :func:`build_react_agent` (``agent.py``): a ReAct agent with tools and human approval.
 - :func:`build_demo_graph` (``demo.py``): a small offline question-answering graph.
 - :class:`KnowledgeBase` (``knowledge.py``): ingest files into Chroma and BM25, and retrieve.
 - :func:`default_graphs` (``registry.py``): the graphs above compiled once per settings.
@@ -16,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from weft.graphs.agent import approved, build_react_agent, edited, rejected
     from weft.graphs.demo import build_demo_graph
     from weft.graphs.hybrid import GraphRetriever, build_hybrid_graph
     from weft.graphs.knowledge import KnowledgeBase
@@ -29,15 +31,23 @@ __all__ = [
     "GraphRegistry",
     "GraphRetriever",
     "KnowledgeBase",
+    "approved",
     "astream_chat",
     "build_demo_graph",
     "build_hybrid_graph",
     "build_rag_graph",
+    "build_react_agent",
     "default_graphs",
+    "edited",
+    "rejected",
     "stream_chat",
 ]
 
 _HOME = {
+    "approved": "agent",
+    "build_react_agent": "agent",
+    "edited": "agent",
+    "rejected": "agent",
     "ChatInput": "schema",
     "ChatOutput": "schema",
     "GraphRegistry": "registry",
