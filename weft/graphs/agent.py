@@ -65,6 +65,7 @@ __all__ = [
     "approved",
     "build_react_agent",
     "edited",
+    "input_messages",
     "rejected",
 ]
 
@@ -151,7 +152,7 @@ class _ModelStep(Runnable[Any, AgentOutput]):
         # From START the input holds the run's new messages; what the tools or approval node
         # hand on is in the history already.
         from_start = isinstance(given, Mapping) and "messages" in given
-        new = _input_messages(given["messages"]) if from_start else []
+        new = input_messages(given["messages"]) if from_start else []
         conversation = [*history, *new]
         return conversation, [*self.system, *conversation]
 
@@ -179,7 +180,13 @@ class _ModelStep(Runnable[Any, AgentOutput]):
         return self._out(conversation, await self.model.ainvoke(prompt, config))
 
 
-def _input_messages(items: Any) -> list[BaseMessage]:
+def input_messages(items: Any) -> list[BaseMessage]:
+    """The messages of an agent's input: messages, ``(role, text)`` pairs, role/content
+    dicts or strings (user messages).
+
+    Raises:
+        ValueError: an item is none of these; the message shows the expected form.
+    """
     if isinstance(items, (str, BaseMessage)) or not isinstance(items, Sequence):
         items = [items]
     try:

@@ -98,7 +98,7 @@ def is_run(scope: Scope) -> bool:
     """Whether a request runs a graph (and so takes one of the run slots)."""
     path = route_path(scope)
     return scope["method"] == "POST" and (
-        path in ("/v1/chat", "/v1/chat/completions") or path.startswith("/v1/graphs/")
+        path in ("/v1/chat", "/v1/chat/completions", "/v1/agent") or path.startswith("/v1/graphs/")
     )
 
 

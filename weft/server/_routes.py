@@ -27,6 +27,7 @@ from weft.core.settings import Settings
 from weft.core.tracing import CONTENT_TYPE
 from weft.graphs.schema import ChatInput
 from weft.server import _openai
+from weft.server._agent import agent_routes
 from weft.server._errors import ApiError, error_body, from_exception, invalid, validation_error
 from weft.server._guards import take_run_slots, valid_key
 from weft.server._readiness import _run_checks
@@ -353,5 +354,6 @@ def _routes(server: _Server) -> list[Route | Mount]:
         Route("/v1/graphs/{name}/invoke", invoke, methods=["POST"]),
         Route("/v1/graphs/{name}/stream", stream, methods=["POST"]),
         Route("/v1/graphs/{name}/batch", batch, methods=["POST"]),
+        *agent_routes(server, _body, _unless_gone),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
