@@ -280,3 +280,25 @@ def test_approve_reject_and_edit_survive_a_process_restart(tmp_path: Path) -> No
     assert done["edit"]["args"] == {"supplier": "Bakery", "amount": 100}
     assert done["paid"] == ["Bakery:120", "Bakery:100"]
     assert all(done[n]["answer"] == "Done." for n in ("approve", "reject", "edit"))
+
+
+def test_the_words_of_a_tool_calling_turn_never_reach_the_answer_stream() -> None:
+    thinking = AIMessage(
+        "Let me look in the pantry first.",
+        tool_calls=[{"name": "stock", "args": {"item": "eggs"}, "id": "c0"}],
+    )
+    model = ScriptedChatModel(replies=[thinking, "You have 12 eggs."])
+    pieces = list(build_react_agent(model, [stock]).stream({"messages": ["eggs?"]}))
+    assert "".join(str(p.content) for p in pieces) == "You have 12 eggs."
+
+
+async def test_approval_works_in_async_runs_too() -> None:
+    _, agent = ordering_agent(
+        [calls(("order", {"item": "flour", "quantity": 2})), "Ordered flour."], approve=["order"]
+    )
+    paused = await agent.ainvoke({"messages": ["get flour"]}, thread("a"))
+    assert isinstance(paused, Interrupted)
+    events = [e async for e in agent.aevents(Command(resume=approved()), thread("a"))]
+    finished = [e for e in events if isinstance(e, ToolFinished)]
+    assert [(e.name, e.output.content) for e in finished] == [("order", "ordered 2 flour")]
+    assert events[-1].output["messages"][-1].content == "Ordered flour."
