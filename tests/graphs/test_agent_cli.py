@@ -157,3 +157,12 @@ def test_the_kb_tool_searches_the_ingested_documents(
     result = server.requests_to("/v1/chat/completions")[1].messages[-1]["content"]
     assert result.startswith("[1] Green tea is steeped at 80 degrees")
     assert "tea.md" in result
+
+
+def test_agent_sessions_are_kept_apart_from_chat_sessions(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
+    server.script("Noted.")
+    assert run("hello", "--tools", "time", "--session", "s1", "--data-dir", str(tmp_path))[0] == 0
+    assert (tmp_path / "agent_sessions.sqlite").exists()
+    assert not (tmp_path / "checkpoints.sqlite").exists()

@@ -10,9 +10,10 @@ from typing import Any, TextIO
 from weft.core.errors import ConfigurationError
 from weft.graphs._agent_setup import TOOL_NAMES, agent_model, agent_tools, parse_tool_names
 
-__all__ = ["add_commands"]
+__all__ = ["SESSIONS_FILE", "add_commands"]
 
 _DEFAULT_TOOLS = "kb,calculator,time"
+SESSIONS_FILE = "agent_sessions.sqlite"
 
 
 def add_commands(subparsers: Any) -> None:
@@ -43,7 +44,7 @@ def add_commands(subparsers: Any) -> None:
     )
     agent.add_argument(
         "--session",
-        help="keep the conversation under this id in DATA_DIR/checkpoints.sqlite, so a later "
+        help=f"keep the conversation under this id in DATA_DIR/{SESSIONS_FILE}, so a later "
         "question with the same id continues it",
     )
     agent.add_argument(
@@ -79,7 +80,8 @@ def _agent(args: argparse.Namespace, out: TextIO) -> int:
     checkpointer: Any = None
     if args.session is not None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        checkpointer = str(settings.checkpoint_path)
+        # Apart from the chat's checkpoints: one session id names a thread of either graph.
+        checkpointer = str(settings.data_dir / SESSIONS_FILE)
     agent = build_react_agent(model, tools, approve=approve or None, checkpointer=checkpointer)
     config = thread(args.session or "cli-agent")
     report = _Report(out, args.json)
