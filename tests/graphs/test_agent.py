@@ -124,6 +124,11 @@ def test_a_model_that_never_stops_calling_tools_hits_the_step_limit() -> None:
     assert model.remaining == 7
 
 
+def test_a_step_limit_below_one_is_refused() -> None:
+    with pytest.raises(ComponentTypeError, match="max_steps must be at least 1, got 0"):
+        build_react_agent(pantry_model(), [stock], max_steps=0)
+
+
 def test_a_conversation_continues_on_its_thread() -> None:
     model = ScriptedChatModel(replies=["Hello.", "You said hello first."])
     agent = build_react_agent(model, [stock], checkpointer="memory")

@@ -387,8 +387,14 @@ def build_react_agent(
         max_concurrency: How many tool calls run at once.
 
     Raises:
-        ComponentTypeError: the model cannot bind tools, or ``approve`` names an unknown tool.
+        ComponentTypeError: the model cannot bind tools, ``approve`` names an unknown tool, or
+            ``max_steps`` is below 1.
     """
+    if max_steps < 1:
+        raise ComponentTypeError(
+            f"max_steps must be at least 1, got {max_steps}; a question answered after one tool "
+            f"round takes 3 steps"
+        )
     node = ToolNode(tools, timeout=tool_timeout, max_concurrency=max_concurrency)
     try:
         bound = model.bind_tools(list(node.tools.values()))  # type: ignore[union-attr]
