@@ -1,3 +1,5 @@
+# ruff: noqa: RUF001
+# Resumes write en dashes and full-width punctuation.
 """Fictional resumes and job ads for the resume graph's tests."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# ruff: noqa: RUF001
+# Resumes write en dashes and full-width punctuation.
 """The offline rules: headings in three languages, contact details, dates, skills."""
 
 from __future__ import annotations

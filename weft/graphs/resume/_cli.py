@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any, TextIO
 
+from weft.core.errors import WeftError
+
 __all__ = ["add_commands"]
 
 _DATA_DIR_HELP = "where the job index is kept (default: $WEFT_DATA_DIR or ./.weft)"
@@ -96,7 +98,8 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
     for result in results:
         if isinstance(result, Exception):
             failed += 1
-            print(f"weft resume analyze: error: {' '.join(str(result).split())}", file=sys.stderr)
+            cause = result.__cause__ if isinstance(result.__cause__, WeftError) else result
+            print(f"weft resume analyze: error: {' '.join(str(cause).split())}", file=sys.stderr)
         elif args.json:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         else:
