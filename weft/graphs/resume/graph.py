@@ -58,7 +58,7 @@ from weft.graphs.resume.loading import (
     read_resume_file,
 )
 from weft.graphs.resume.matching import MIN_SCORE, match
-from weft.graphs.resume.parsing import parse_resume
+from weft.graphs.resume.parsing import parse_resume, split_sections
 from weft.graphs.resume.profile import Gap, JobMatch, ResumeAnalysis, ResumeInput, ResumeProfile
 from weft.graphs.resume.skills import SkillTaxonomy
 
@@ -172,6 +172,9 @@ def build_resume_graph(
         prose = [profile.summary, *(f"{e.title}\n{e.description}" for e in profile.experience)]
         if not profile.skills:  # no skills section: the whole text speaks for itself
             prose.append(work.text)
+        else:  # projects, certifications and the like name skills too
+            sections = split_sections(work.text)
+            prose += [line for name in ("projects", "other") for line in sections.get(name, [])]
         found = dict.fromkeys([*written, *skills_of.find_in_text("\n".join(prose))])
         return replace(work, profile=profile.model_copy(update={"skills": list(found)}))
 

@@ -164,7 +164,7 @@ HEADINGS: dict[str, tuple[str, ...]] = {
 
 _HEADING_OF = {h: section for section, names in HEADINGS.items() for h in names}
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d ()./-]{6,}\d(?![\w])")
+_PHONE = re.compile(r"(?<![\w+(])(?:\+|00|\()?\d[\d ()./-]{6,}\d(?![\w])")
 _LINK = re.compile(
     r"(?:https?://|www\.)\S+|(?:linkedin\.com|github\.com|gitlab\.com)/\S+", re.IGNORECASE
 )
@@ -258,11 +258,16 @@ def _location(lines: Sequence[str], header: Sequence[str], name: str) -> str | N
         if match:
             return match.group("value").strip()
     for line in header:
-        for part in re.split(r"\s*[|·•]\s*", line):
+        for part in re.split(r"\s*[|·•—–]\s*", line):
             part = part.strip()
             if part != name and _CITY_COUNTRY.match(part) and not _EMAIL.search(part):
                 return part
     return None
+
+
+def _parts(head: Sequence[str]) -> list[str]:
+    parts = [p for line in head for p in _PARTS_SPLIT.split(line.strip(" ()[]–—-:"))]
+    return [p.strip(" *_#") for p in parts if p.strip(" *_#")]
 
 
 def _title_and_org(parts: list[str]) -> tuple[str, str]:
@@ -290,16 +295,22 @@ def _entries(lines: Sequence[str]) -> list[_Entry]:
         floor = dated[n - 1] + 1 if n else 0
         head = [lines[i].replace(found.text, " ")]
         start = i
-        while start - 1 >= floor and len(head) < 3:
+        # Lines above the dates belong to the entry's head until it has a title and an
+        # organisation; a bullet, a sentence or a list is the previous entry's description.
+        while start - 1 >= floor and len(_parts(head)) < 2:
             previous = lines[start - 1]
-            if _BULLET.match(previous) or len(previous) > 80 or previous.endswith("."):
+            if (
+                _BULLET.match(previous)
+                or len(previous) > 60
+                or previous.endswith(".")
+                or previous.count(",") >= 2
+            ):
                 break
             head.insert(0, previous)
             start -= 1
         if n:  # the previous entry's description ends where this entry's head starts
             out[-1] = (*out[-1][:5], "\n".join(lines[dated[n - 1] + 1 : start]))
-        parts = [p for line in head for p in _PARTS_SPLIT.split(line.strip(" ()[]–—-:"))]
-        title, org = _title_and_org(parts)
+        title, org = _title_and_org(_parts(head))
         end = None if found.end is None else month_text(found.end)
         description = "\n".join(lines[i + 1 :])
         out.append((title, org, month_text(found.start), end, found.end is None, description))
