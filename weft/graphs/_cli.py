@@ -262,6 +262,7 @@ _ABOUT = {
     "rag": ("ChatInput -> ChatOutput", "RAG chat: condense, hybrid retrieval, a cited answer"),
     "hybrid": ("str -> list[Document]", "vector and BM25 retrieval, fused"),
     "demo": ("str -> AIMessage", "the small offline demo over built-in passages"),
+    "resume": ("ResumeInput -> ResumeAnalysis", "resume profiles matched to job ads"),
 }
 
 
@@ -286,6 +287,10 @@ def _drawable(name: str, settings: Any) -> Any:
 
     if name == "demo":
         return build_demo_graph()
+    if name == "resume":
+        from weft.graphs.resume import build_resume_graph
+
+        return build_resume_graph()
     kb = KnowledgeBase(settings, embedding=HashingEmbeddings())
     if name == "hybrid":
         return build_hybrid_graph(kb, k=settings.top_k)

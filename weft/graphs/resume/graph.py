@@ -84,8 +84,14 @@ class _Work:
     matches: tuple[JobMatch, ...] = ()
 
 
-def _load(max_bytes: int) -> Callable[[ResumeInput], _Work]:
+def _load(max_bytes: int, allow_paths: bool) -> Callable[[ResumeInput], _Work]:
     def load(request: ResumeInput) -> _Work:
+        if request.path and not allow_paths:
+            raise DocumentLoadError(
+                request.filename or "<input>",
+                "this graph does not read files by path; send the file's bytes as "
+                "content_base64 with its filename, or its text",
+            )
         given = [n for n in ("path", "text", "content_base64") if getattr(request, n)]
         if len(given) != 1:
             raise DocumentLoadError(
@@ -139,6 +145,7 @@ def build_resume_graph(
     candidates: int = 20,
     max_bytes: int = MAX_RESUME_BYTES,
     max_retries: int = 2,
+    allow_paths: bool = True,
     name: str = "resume",
 ) -> CompiledGraph[ResumeInput, ResumeAnalysis]:
     """Compile the resume graph.
@@ -152,6 +159,8 @@ def build_resume_graph(
         candidates: how many ads hybrid retrieval hands to scoring.
         max_bytes: the largest resume file read.
         max_retries: the model's retries on an invalid profile.
+        allow_paths: whether an input may name a file by ``path``; a server turns this off so
+            that clients send the file itself.
         name: the compiled graph's name.
     """
     if not 0 <= min_score <= 1:
@@ -221,7 +230,9 @@ def build_resume_graph(
         )
 
     chain = Chain[ResumeInput, ResumeAnalysis](name)
-    chain.then(_load(max_bytes), name="load", input_type=ResumeInput, output_type=_Work)
+    chain.then(
+        _load(max_bytes, allow_paths), name="load", input_type=ResumeInput, output_type=_Work
+    )
     chain.then(extract, name="extract", input_type=_Work, output_type=_Work)
     chain.then(skills, name="skills", input_type=_Work, output_type=_Work)
     chain.then(experience, name="experience", input_type=_Work, output_type=_Work)
