@@ -138,7 +138,7 @@ def main() -> None:
                 years, _gaps = profile_years(r.profile, AS_OF)
                 t0 = time.perf_counter()
                 query = " ".join([*(e.title for e in r.profile.experience[:3]), *r.profile.skills])
-                match(r.profile, years, index.candidates(query, k=20))
+                match(r.profile, years, index.candidates(query, k=20, skills=r.profile.skills))
                 latencies.append((time.perf_counter() - t0) * 1000)
 
         ad_words = [(ad.file, _words(ad.text)) for ad in ads]

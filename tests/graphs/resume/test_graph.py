@@ -253,3 +253,13 @@ def test_a_failing_model_falls_back_to_the_rules(job_index: JobIndex) -> None:
     assert model.remaining == 0
     # the explanation's model call had no reply left: the template stands
     assert result.matches[0].explanation.startswith("Jonas Weber has")
+
+
+def test_candidates_include_the_ads_that_require_the_profiles_skills(job_index: JobIndex) -> None:
+    by_words = [ad.file for ad, _ in job_index.candidates("product designer figma", k=1)]
+    assert by_words == ["designer.txt"]
+    both = job_index.candidates(
+        "product designer figma", k=1, skills=["Critical Care", "Patient Care", "BLS"]
+    )
+    assert [ad.file for ad, _ in both] == ["designer.txt", "icu-nurse.json"]
+    assert all(0.0 <= similarity <= 1.0 for _, similarity in both)

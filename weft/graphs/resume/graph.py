@@ -12,7 +12,8 @@
 - ``skills`` maps the skills onto the taxonomy and adds those the summary and experience
   entries mention;
 - ``experience`` counts the years (overlaps once, "present" is ``as_of``) and the gaps;
-- ``match`` asks the job index for candidates by hybrid retrieval and scores them
+- ``match`` asks the job index for candidates (by hybrid retrieval, and by the skills the ads
+  require) and scores them
   (:mod:`.matching`); ``explain`` writes each match's paragraph: a template offline, the model's
   words when there is one (the template if it fails).
 
@@ -198,7 +199,9 @@ def build_resume_graph(
         if jobs is None:
             return work
         request = work.request
-        found = jobs.candidates(_query(work.profile), k=max(candidates, request.top_k))
+        found = jobs.candidates(
+            _query(work.profile), k=max(candidates, request.top_k), skills=work.profile.skills
+        )
         threshold = request.min_score if request.min_score is not None else min_score
         matches = match(
             work.profile,

@@ -12,9 +12,10 @@ minimum years the first ``N+ years``/``N Jahre``/``N年``. Skills are mapped ont
 
 **The index.** :class:`JobIndex` keeps the parsed ads (``jobs.json``) and a Chroma collection of
 their text (``resume-jobs``) in its own folder of the data dir, one per ads folder; a BM25 index
-is built from the ads when the index is opened. :meth:`JobIndex.refresh` rebuilds it when the
-ads folder changed (a file added, removed or edited); ``jobs.json`` is written last and
-atomically, so an index whose build was cut short is rebuilt on the next open.
+and an index of the skills each ad requires are built from the ads when the index is opened.
+:meth:`JobIndex.refresh` rebuilds it when the ads folder changed (a file added, removed or
+edited); ``jobs.json`` is written last and atomically, so an index whose build was cut short is
+rebuilt on the next open.
 
 Example:
     >>> index = JobIndex("jobs/", data_dir=".weft")  # doctest: +SKIP
@@ -196,6 +197,7 @@ class JobIndex:
         self._lock = threading.Lock()
         self._ads: list[JobAd] | None = None
         self._retriever: HybridRetriever | None = None
+        self._skill_index: dict[str, list[JobAd]] | None = None
         self.skipped: list[tuple[str, str]] = []
 
     def __repr__(self) -> str:
@@ -258,6 +260,7 @@ class JobIndex:
             _write_atomic(self.path / "jobs.json", json.dumps(saved, ensure_ascii=False))
             self._ads, self.skipped = ads, skipped
             self._retriever = None
+            self._skill_index = None
             return True
 
     def _open(self) -> tuple[list[JobAd], HybridRetriever | None]:
@@ -284,9 +287,13 @@ class JobIndex:
             self.refresh()
         return self._open()[0]
 
-    def candidates(self, query: str, k: int = 20) -> list[tuple[JobAd, float]]:
-        """The ``k`` ads hybrid retrieval ranks first for ``query``, each with its cosine
-        similarity to the query (0-1) by the index's embedder."""
+    def candidates(
+        self, query: str, k: int = 20, *, skills: Sequence[str] = ()
+    ) -> list[tuple[JobAd, float]]:
+        """The ads to score for a profile, each with its cosine similarity to ``query`` (0-1)
+        by the index's embedder: the ``k`` that hybrid retrieval ranks first for ``query``,
+        and the ``k`` that require the largest share of ``skills`` (a taxonomy name finds an
+        ad that words alone rank low among many similar ones)."""
         if self._ads is None:
             self.refresh()
         ads, retriever = self._open()
@@ -294,12 +301,36 @@ class JobIndex:
             return []
         by_id = {ad.id: ad for ad in ads}
         docs = retriever.invoke(query, k=k)
-        found = [by_id[d.id] for d in docs if d.id in by_id]
+        found = {d.id: by_id[d.id] for d in docs if d.id in by_id}
+        for ad in self._by_skills(skills, k):
+            found.setdefault(ad.id, ad)
         if not found:
             return []
-        vectors = self.embedding.embed_documents([ad.text for ad in found])
+        chosen = list(found.values())
+        vectors = self.embedding.embed_documents([ad.text for ad in chosen])
         target = self.embedding.embed_query(query)
-        return [(ad, _cosine(target, v)) for ad, v in zip(found, vectors, strict=True)]
+        return [(ad, _cosine(target, v)) for ad, v in zip(chosen, vectors, strict=True)]
+
+    def _by_skills(self, skills: Sequence[str], k: int) -> list[JobAd]:
+        if not skills:
+            return []
+        with self._lock:
+            if self._skill_index is None:
+                index: dict[str, list[JobAd]] = {}
+                for ad in self._ads or []:
+                    for skill in ad.required_skills:
+                        index.setdefault(skill, []).append(ad)
+                self._skill_index = index
+        shared: dict[str, int] = {}
+        ads: dict[str, JobAd] = {}
+        for skill in set(skills):
+            for ad in self._skill_index.get(skill, []):
+                shared[ad.id] = shared.get(ad.id, 0) + 1
+                ads[ad.id] = ad
+        ranked = sorted(
+            shared, key=lambda i: (-shared[i] / len(ads[i].required_skills), -shared[i], i)
+        )
+        return [ads[i] for i in ranked[:k]]
 
 
 def _documents(ads: Sequence[JobAd]) -> list[Document]:
