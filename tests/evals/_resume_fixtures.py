@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.graphs.resume._files import write_docx, write_pdf
+from tests.graphs.resume._files import write_resume
 
 FOLDER = Path(__file__).resolve().parents[2] / "weft/evals/suites/data/resume-matching/resumes"
 
@@ -304,13 +304,7 @@ Python, PyTorch, computer vision, machine learning, Docker, MLOps
 def write_all(folder: Path = FOLDER) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in RESUMES.items():
-        path = folder / name
-        if name.endswith(".pdf"):
-            write_pdf(path, text)
-        elif name.endswith(".docx"):
-            write_docx(path, text)
-        else:
-            path.write_text(text, encoding="utf-8")
+        write_resume(folder / name, text)
 
 
 if __name__ == "__main__":

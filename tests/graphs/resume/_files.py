@@ -58,3 +58,13 @@ def write_docx(path: Path, text: str) -> Path:
             document.add_paragraph(line)
     document.save(str(path))
     return path
+
+
+def write_resume(path: Path, text: str) -> Path:
+    """``text`` as a resume file of the type ``path``'s suffix names."""
+    if path.suffix == ".pdf":
+        return write_pdf(path, text)
+    if path.suffix == ".docx":
+        return write_docx(path, text)
+    path.write_text(text, encoding="utf-8")
+    return path

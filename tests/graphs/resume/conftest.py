@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.evals._resume_fixtures import RESUMES
 from weft.components.embeddings import HashingEmbeddings
 from weft.graphs.resume.jobs import JobIndex
 
@@ -37,24 +38,7 @@ Python 3, SQL, Spark, Airflow; k8s, Postgress
 German (native), English (C1)
 """
 
-LI = """李明
-邮箱：li.ming@example.cn
-电话：13812345678
-地址：上海
-
-工作经历
-2018.07 - 至今  上海青松医院  护士
-- 重症监护病房护理，ICU patient care, BLS, ACLS
-
-2015年7月 - 2018年6月  杭州仁和医院  护士
-- 急诊分诊 triage, Patient Care
-
-教育背景
-2011 - 2015  复旦大学护理学院  护理学学士
-
-技能
-Critical Care、Patient Care、BLS、ACLS、Electronic Health Records
-"""
+LI = RESUMES["li-ming.txt"]
 
 JONAS = """Jonas Weber
 Standort: Hamburg, Deutschland

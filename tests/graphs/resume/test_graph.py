@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage
 
-from tests.graphs.resume._files import write_docx, write_pdf
+from tests.graphs.resume._files import write_docx, write_resume
 from tests.graphs.resume.conftest import JONAS, LI, MARIA
 from weft.core.errors import DocumentLoadError, NodeError
 from weft.graphs.resume import (
@@ -38,13 +38,7 @@ def _analyze(index: JobIndex, **fields: Any) -> ResumeAnalysis:
 def test_each_format_gives_the_same_profile_and_match(
     job_index: JobIndex, tmp_path: Path, suffix: str
 ) -> None:
-    path = tmp_path / f"maria{suffix}"
-    if suffix == ".pdf":
-        write_pdf(path, MARIA)
-    elif suffix == ".docx":
-        write_docx(path, MARIA)
-    else:
-        path.write_text(MARIA, encoding="utf-8")
+    path = write_resume(tmp_path / f"maria{suffix}", MARIA)
     result = _analyze(job_index, path=str(path))
     assert result.profile.email == "maria.schneider@example.de"
     assert result.years_experience == 9.1  # 2016-01 .. 2025-01, 109 months

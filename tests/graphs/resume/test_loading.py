@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
-from tests.graphs.resume._files import pdf_bytes, write_docx, write_pdf
+from tests.graphs.resume._files import pdf_bytes, write_pdf, write_resume
 from tests.graphs.resume.conftest import MARIA
 from weft.core.errors import DocumentLoadError
 from weft.graphs.resume.loading import decode_base64, read_resume_bytes, read_resume_file
@@ -16,13 +16,7 @@ from weft.graphs.resume.loading import decode_base64, read_resume_bytes, read_re
 
 @pytest.mark.parametrize("suffix", [".pdf", ".docx", ".txt", ".md"])
 def test_every_format_gives_the_text(tmp_path: Path, suffix: str) -> None:
-    path = tmp_path / f"maria{suffix}"
-    if suffix == ".pdf":
-        write_pdf(path, MARIA)
-    elif suffix == ".docx":
-        write_docx(path, MARIA)
-    else:
-        path.write_text(MARIA, encoding="utf-8")
+    path = write_resume(tmp_path / f"maria{suffix}", MARIA)
     text = read_resume_file(path)
     assert "maria.schneider@example.de" in text
     assert "Nordlicht Logistics GmbH" in text
