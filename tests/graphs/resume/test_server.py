@@ -73,3 +73,11 @@ def test_files_on_the_server_cannot_be_read_by_path(server: str, tmp_path: Path)
     assert response.status_code == 422
     assert "does not read files by path" in response.json()["error"]["message"]
     assert "Schneider" not in response.text
+
+
+def test_the_resume_page_posts_the_file_to_the_resume_graph(server: str) -> None:
+    page = httpx.get(f"{server}/static/resume.html", timeout=10)
+    assert page.status_code == 200
+    assert 'id="file" type="file"' in page.text and "/static/resume.js" in page.text
+    script = httpx.get(f"{server}/static/resume.js", timeout=10).text
+    assert '"/v1/graphs/resume/invoke"' in script and "content_base64" in script
