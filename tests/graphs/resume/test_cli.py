@@ -112,7 +112,12 @@ def test_a_missing_jobs_folder_and_a_bad_date_are_usage_errors(
     code, _ = _run("resume", "index", str(tmp_path / "nope"), "--data-dir", str(tmp_path))
     assert code == 2
     assert "does not exist or is not a folder" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as info:
-        _run("resume", "analyze", "x.md", "--as-of", "01.02.2025")
-    assert info.value.code == 2
-    assert "not a date; write YYYY-MM-DD" in capsys.readouterr().err
+    for flags, message in [
+        (["--as-of", "01.02.2025"], "not a date; write YYYY-MM-DD"),
+        (["--top-k", "0"], "not a whole number of 1 or more"),
+        (["--min-score", "1.5"], "not a number from 0 to 1"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            _run("resume", "analyze", "x.md", *flags)
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err

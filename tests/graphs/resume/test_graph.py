@@ -257,3 +257,15 @@ def test_candidates_include_the_ads_that_require_the_profiles_skills(job_index: 
     )
     assert [ad.file for ad, _ in both] == ["designer.txt", "icu-nurse.json"]
     assert all(0.0 <= similarity <= 1.0 for _, similarity in both)
+
+
+def test_a_bad_ad_is_skipped_with_its_reason_and_a_cut_build_reads_as_stale(
+    job_index: JobIndex, jobs_dir: Path
+) -> None:
+    (jobs_dir / "broken.json").write_text("[1, 2", encoding="utf-8")
+    assert job_index.refresh() is True
+    assert [name for name, _ in job_index.skipped] == ["broken.json"]
+    assert "not a JSON job ad" in job_index.skipped[0][1]
+    assert len(job_index.ads) == 4
+    (job_index.path / "jobs.json").unlink()  # what a build killed before its end leaves
+    assert job_index.is_stale()

@@ -27,6 +27,26 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD") from exc
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
 def _index(args: argparse.Namespace) -> Any:
     from weft.core.settings import get_settings
     from weft.graphs.resume.jobs import JobIndex
@@ -126,7 +146,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     analyze.add_argument("files", nargs="+", metavar="FILE", help="resume files")
     analyze.add_argument("--jobs", metavar="DIR", help="folder of job ads (.md, .txt, .json)")
-    analyze.add_argument("--top-k", type=int, default=3, help="matches per resume (default 3)")
+    analyze.add_argument(
+        "--top-k", type=_positive, default=3, help="matches per resume (default 3)"
+    )
     analyze.add_argument("--json", action="store_true", help="one JSON object per file and line")
     analyze.add_argument(
         "--as-of",
@@ -137,10 +159,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     analyze.add_argument("--location", help="only ads in this place (or remote)")
     analyze.add_argument(
-        "--min-score", type=float, default=None, help="the no-match threshold, 0 to 1"
+        "--min-score", type=_share, default=None, help="the no-match threshold, 0 to 1"
     )
     analyze.add_argument(
-        "--concurrency", type=int, default=4, help="resumes analysed at once (default 4)"
+        "--concurrency", type=_positive, default=4, help="resumes analysed at once (default 4)"
     )
     analyze.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     analyze.add_argument("--data-dir", help=_DATA_DIR_HELP)

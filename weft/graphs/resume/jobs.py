@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
@@ -244,24 +245,33 @@ class JobIndex:
                 except DocumentLoadError as exc:
                     skipped.append((file.name, exc.reason))
             self.path.mkdir(parents=True, exist_ok=True)
-            store = ChromaStore(
-                _COLLECTION, self.embedding, data_dir=self.path / "chroma", reset=True
-            )
-            if ads:
-                store.upsert(_documents(ads))
-            saved = {
-                "format": _FORMAT,
-                "folder": str(self.folder),
-                "embedder": self._embedder_name(),
-                "files": fingerprint,
-                "skipped": skipped,
-                "ads": [ad.model_dump() for ad in ads],
-            }
-            _write_atomic(self.path / "jobs.json", json.dumps(saved, ensure_ascii=False))
+            with FileLock(self.path / "build.lock"):
+                # Until the new jobs.json is in place the index reads as stale, so a build cut
+                # short is built again rather than trusted.
+                (self.path / "jobs.json").unlink(missing_ok=True)
+                store = ChromaStore(
+                    _COLLECTION, self.embedding, data_dir=self.path / "chroma", reset=True
+                )
+                if ads:
+                    store.upsert(_documents(ads))
+                self._save(fingerprint, skipped, ads)
             self._ads, self.skipped = ads, skipped
             self._retriever = None
             self._skill_index = None
             return True
+
+    def _save(
+        self, fingerprint: list[list[Any]], skipped: list[tuple[str, str]], ads: list[JobAd]
+    ) -> None:
+        saved = {
+            "format": _FORMAT,
+            "folder": str(self.folder),
+            "embedder": self._embedder_name(),
+            "files": fingerprint,
+            "skipped": skipped,
+            "ads": [ad.model_dump() for ad in ads],
+        }
+        _write_atomic(self.path / "jobs.json", json.dumps(saved, ensure_ascii=False))
 
     def _open(self) -> tuple[list[JobAd], HybridRetriever | None]:
         with self._lock:
