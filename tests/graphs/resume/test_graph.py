@@ -269,3 +269,20 @@ def test_a_bad_ad_is_skipped_with_its_reason_and_a_cut_build_reads_as_stale(
     assert len(job_index.ads) == 4
     (job_index.path / "jobs.json").unlink()  # what a build killed before its end leaves
     assert job_index.is_stale()
+
+
+def test_model_dates_are_read_and_a_date_that_is_no_month_is_sent_back(
+    job_index: JobIndex,
+) -> None:
+    def reply(start: str) -> AIMessage:
+        profile = {"name": "Jonas W.", "experience": [{"start": start, "end": "heute"}]}
+        return AIMessage("", tool_calls=[{"name": "ResumeProfile", "args": profile, "id": "1"}])
+
+    model = ScriptedChatModel(replies=[reply("soon"), reply("März 2020"), "fits"])
+    result = build_resume_graph(job_index, model=model).invoke(
+        ResumeInput(text=JONAS, as_of=AS_OF)
+    )
+    entry = result.profile.experience[0]
+    assert (entry.start, entry.end, entry.current) == ("2020-03", None, True)
+    assert result.years_experience == round(59 / 12, 1)  # 2020-03 .. 2025-01
+    assert "'soon' is not a month; write YYYY-MM" in str(model.received[1][-1].content)

@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 __all__ = [
     "GAP_MONTHS",
+    "OPEN_WORDS",
     "DateRange",
     "experience_months",
     "find_date_range",
@@ -80,6 +81,11 @@ _OPEN = (
     r"(?:present|current(?:ly)?|now|today|ongoing|heute|aktuell|jetzt|dato|"
     r"aujourd['’]hui|actualidad|presente|至今|现在|目前|今)"
 )
+OPEN_WORDS = frozenset([
+    "present", "current", "currently", "now", "today", "ongoing", "heute", "aktuell", "jetzt",
+    "dato", "aujourd'hui", "actualidad", "presente", "至今", "现在", "目前", "今",
+])  # fmt: skip
+"""The words that leave a date range open (lower case)."""
 _SEP = r"(?:\s*(?:-|–|—|~|～|至|to|until|till|bis(?:\s+zum)?|à|a|hasta)\s*)"
 _RANGE = re.compile(
     rf"(?<![\w/.-])(?P<start>{_DATE}){_SEP}(?:(?P<open>{_OPEN})|(?P<end>{_DATE}))(?![\w])"

@@ -9,11 +9,13 @@ log lines, console traces and eval reports that print them show ``[EMAIL]`` and 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from weft.core.masking import mask_pii, mask_value
+from weft.graphs.resume.dates import OPEN_WORDS, month_text, parse_month
 
 __all__ = [
     "EducationEntry",
@@ -38,6 +40,21 @@ class _Masked(BaseModel):
         return mask_pii(super().__str__())
 
 
+def _month(value: Any) -> str | None:
+    """A date as ``YYYY-MM``: ``2020-03`` as it is, ``March 2020`` or ``03/2020`` read, an
+    open end (``present``, ``heute``...) None; anything else is refused with the format."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    if text.lower() in OPEN_WORDS:
+        return None
+    if re.search(r"(?:19|20)\d{2}", text):
+        year, month = parse_month(text)
+        if 1 <= month <= 12:
+            return month_text((year, month))
+    raise ValueError(f"{text!r} is not a month; write YYYY-MM, e.g. 2020-03")
+
+
 class ExperienceEntry(BaseModel):
     """One job: dates are ``YYYY-MM``; ``end`` is None while ``current``."""
 
@@ -48,6 +65,16 @@ class ExperienceEntry(BaseModel):
     current: bool = False
     description: str = ""
 
+    _dates = field_validator("start", "end", mode="before")(_month)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _open_end(cls, data: Any) -> Any:
+        end = data.get("end") if isinstance(data, dict) else None
+        if isinstance(end, str) and end.strip().lower() in OPEN_WORDS:
+            return {**data, "current": True}
+        return data
+
 
 class EducationEntry(BaseModel):
     """One degree or course of study."""
@@ -56,6 +83,8 @@ class EducationEntry(BaseModel):
     institution: str = ""
     start: str | None = None
     end: str | None = None
+
+    _dates = field_validator("start", "end", mode="before")(_month)
 
 
 class Gap(BaseModel):
