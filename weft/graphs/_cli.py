@@ -270,9 +270,10 @@ def _graph_list(args: argparse.Namespace, out: TextIO) -> int:
     from weft.graphs.registry import GRAPH_NAMES
 
     width = max(len(n) for n in GRAPH_NAMES)
+    typed = max(len(types) for types, _ in _ABOUT.values())
     for name in GRAPH_NAMES:
         types, about = _ABOUT.get(name, ("", ""))
-        out.write(f"{name:<{width}}  {types:<24}  {about}\n")
+        out.write(f"{name:<{width}}  {types:<{typed}}  {about}\n")
     return 0
 
 
