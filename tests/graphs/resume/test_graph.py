@@ -279,9 +279,7 @@ def test_model_dates_are_read_and_a_date_that_is_no_month_is_sent_back(
         return AIMessage("", tool_calls=[{"name": "ResumeProfile", "args": profile, "id": "1"}])
 
     model = ScriptedChatModel(replies=[reply("soon"), reply("März 2020"), "fits"])
-    result = build_resume_graph(job_index, model=model).invoke(
-        ResumeInput(text=JONAS, as_of=AS_OF)
-    )
+    result = build_resume_graph(job_index, model=model).invoke(ResumeInput(text=JONAS, as_of=AS_OF))
     entry = result.profile.experience[0]
     assert (entry.start, entry.end, entry.current) == ("2020-03", None, True)
     assert result.years_experience == round(59 / 12, 1)  # 2020-03 .. 2025-01

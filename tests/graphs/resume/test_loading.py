@@ -11,7 +11,12 @@ from pypdf import PdfWriter
 from tests.graphs.resume._files import pdf_bytes, write_pdf, write_resume
 from tests.graphs.resume.conftest import MARIA
 from weft.core.errors import DocumentLoadError
-from weft.graphs.resume.loading import decode_base64, read_resume_bytes, read_resume_file
+from weft.graphs.resume.loading import (
+    decode_base64,
+    read_resume_bytes,
+    read_resume_file,
+    read_resume_text,
+)
 
 
 @pytest.mark.parametrize("suffix", [".pdf", ".docx", ".txt", ".md"])
@@ -85,3 +90,11 @@ def test_base64_must_be_valid() -> None:
     assert decode_base64(base64.b64encode(pdf_bytes("x")).decode(), "a.pdf").startswith(b"%PDF")
     with pytest.raises(DocumentLoadError, match=r"a\.pdf.*not valid base64"):
         decode_base64("%%%", "a.pdf")
+
+
+def test_text_is_text_whatever_its_label_and_is_held_to_the_limit() -> None:
+    assert read_resume_text("Ada Lovelace", "cv.pdf") == "Ada Lovelace"
+    with pytest.raises(DocumentLoadError, match=r"cv\.md.*over the 10-byte limit"):
+        read_resume_text("Ada Lovelace, analyst", "cv.md", max_bytes=10)
+    with pytest.raises(DocumentLoadError, match=r"<text>.*empty"):
+        read_resume_text("  ", "<text>")

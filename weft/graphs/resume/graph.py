@@ -57,6 +57,7 @@ from weft.graphs.resume.loading import (
     decode_base64,
     read_resume_bytes,
     read_resume_file,
+    read_resume_text,
 )
 from weft.graphs.resume.matching import MIN_SCORE, match
 from weft.graphs.resume.parsing import parse_resume, split_sections
@@ -106,11 +107,8 @@ def _load(max_bytes: int, allow_paths: bool) -> Callable[[ResumeInput], _Work]:
             name = request.filename or "upload"
             data = decode_base64(request.content_base64, name)
             return _Work(request, name, read_resume_bytes(data, name, max_bytes=max_bytes))
-        text = request.text or ""
         name = request.filename or "<text>"
-        return _Work(
-            request, name, read_resume_bytes(text.encode("utf-8"), name, max_bytes=max_bytes)
-        )
+        return _Work(request, name, read_resume_text(request.text or "", name, max_bytes=max_bytes))
 
     return load
 

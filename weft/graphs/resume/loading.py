@@ -26,6 +26,7 @@ __all__ = [
     "decode_base64",
     "read_resume_bytes",
     "read_resume_file",
+    "read_resume_text",
 ]
 
 MAX_RESUME_BYTES = 5 * 1024 * 1024
@@ -138,6 +139,16 @@ def read_resume_bytes(data: bytes, filename: str, *, max_bytes: int = MAX_RESUME
     text = reader(data, filename)
     if not text.strip():
         raise DocumentLoadError(filename, "the file holds no text; pass the resume itself")
+    return text
+
+
+def read_resume_text(text: str, name: str, *, max_bytes: int = MAX_RESUME_BYTES) -> str:
+    """A resume given as text: refused when it is over the size limit or empty."""
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise _too_big(name, size, max_bytes)
+    if not text.strip():
+        raise DocumentLoadError(name, "the text is empty; pass the resume itself")
     return text
 
 
