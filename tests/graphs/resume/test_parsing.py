@@ -107,6 +107,11 @@ def test_german_and_chinese_resume_fields() -> None:
     )
     assert [(e.start, e.current) for e in li.experience] == [("2018-07", True), ("2015-07", False)]
     assert li.skills[:2] == ["Critical Care", "Patient Care"]
+    # the school comes first in the Chinese resume, the degree first in the English one
+    assert (li.education[0].degree, li.education[0].institution) == (
+        "护理学学士",
+        "复旦大学护理学院",
+    )
 
 
 @pytest.mark.parametrize(

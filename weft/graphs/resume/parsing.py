@@ -190,6 +190,11 @@ _TITLE_WORDS = re.compile(
     r"工程师|经理|分析师|设计师|主管|总监|实习生|护士|会计|开发",
     re.IGNORECASE,
 )
+_DEGREE_WORDS = re.compile(
+    r"\b(?:B\.?Sc|M\.?Sc|B\.?A|M\.?A|B\.?Eng|M\.?Eng|MBA|Ph\.?D|Bachelor|Master|Diplom|"
+    r"Dipl\.-Ing|Licenciatura|Abitur)\b|学士|硕士|博士|本科",
+    re.IGNORECASE,
+)
 _CITY_COUNTRY = re.compile(r"^[A-ZÀ-Ý][\w .'-]+,\s*[A-ZÀ-Ý][\w .'-]+$")
 
 
@@ -285,6 +290,13 @@ def _title_and_org(parts: list[str]) -> tuple[str, str]:
 _Entry = tuple[str, str, str | None, str | None, bool, str]
 
 
+def _degree_first(first: str, second: str) -> tuple[str, str]:
+    """``(degree, institution)`` of an education entry's two parts, in either order."""
+    if not _DEGREE_WORDS.search(first) and _DEGREE_WORDS.search(second):
+        return second, first
+    return first, second
+
+
 def _entries(lines: Sequence[str]) -> list[_Entry]:
     """``(title, organisation, start, end, current, description)`` per dated entry."""
     dated = [i for i, line in enumerate(lines) if find_date_range(line) is not None]
@@ -333,8 +345,9 @@ def parse_resume(text: str) -> ResumeProfile:
         for t, o, s, e, c, d in _entries(sections.get("experience", []))
     ]
     education = [
-        EducationEntry(degree=t, institution=o, start=s, end=e)
+        EducationEntry(degree=d, institution=i, start=s, end=e)
         for t, o, s, e, _, _ in _entries(sections.get("education", []))
+        for d, i in [_degree_first(t, o)]
     ]
     if not education:
         education = [EducationEntry(degree=line) for line in sections.get("education", [])[:3]]
