@@ -114,8 +114,9 @@ def test_a_missing_jobs_folder_and_a_bad_date_are_usage_errors(
     assert "does not exist or is not a folder" in capsys.readouterr().err
     for flags, message in [
         (["--as-of", "01.02.2025"], "not a date; write YYYY-MM-DD"),
-        (["--top-k", "0"], "not a whole number of 1 or more"),
+        (["--top-k", "0"], "not a whole number from 1 to 50"),
         (["--min-score", "1.5"], "not a number from 0 to 1"),
+        (["--concurrency", "two"], "not a whole number from 1 to 64"),
     ]:
         with pytest.raises(SystemExit) as info:
             _run("resume", "analyze", "x.md", *flags)

@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from weft.core.errors import WeftError
@@ -27,24 +28,20 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD") from exc
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return value
+def _within(low: float, high: float, *, whole: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number from ``low`` to ``high`` (a whole one if ``whole``)."""
+    what = "whole number" if whole else "number"
 
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} from {low:g} to {high:g}")
+        return value
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
-    return value
+    return parse
 
 
 def _index(args: argparse.Namespace) -> Any:
@@ -147,7 +144,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     analyze.add_argument("files", nargs="+", metavar="FILE", help="resume files")
     analyze.add_argument("--jobs", metavar="DIR", help="folder of job ads (.md, .txt, .json)")
     analyze.add_argument(
-        "--top-k", type=_positive, default=3, help="matches per resume (default 3)"
+        "--top-k", type=_within(1, 50, whole=True), default=3, help="matches per resume (default 3)"
     )
     analyze.add_argument("--json", action="store_true", help="one JSON object per file and line")
     analyze.add_argument(
@@ -159,10 +156,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     analyze.add_argument("--location", help="only ads in this place (or remote)")
     analyze.add_argument(
-        "--min-score", type=_share, default=None, help="the no-match threshold, 0 to 1"
+        "--min-score", type=_within(0, 1), default=None, help="the no-match threshold, 0 to 1"
     )
     analyze.add_argument(
-        "--concurrency", type=_positive, default=4, help="resumes analysed at once (default 4)"
+        "--concurrency",
+        type=_within(1, 64, whole=True),
+        default=4,
+        help="resumes analysed at once (default 4)",
     )
     analyze.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     analyze.add_argument("--data-dir", help=_DATA_DIR_HELP)
