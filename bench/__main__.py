@@ -13,7 +13,16 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("overhead", "retrieval", "embedders", "graphs", "sse_load", "chaos", "agent")
+BENCHMARKS = (
+    "overhead",
+    "retrieval",
+    "embedders",
+    "graphs",
+    "sse_load",
+    "chaos",
+    "agent",
+    "resume",
+)
 
 
 def main() -> None:

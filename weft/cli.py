@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     from weft.evals._cli import add_commands as eval_commands
     from weft.graphs._agent_cli import add_commands as agent_commands
     from weft.graphs._cli import add_commands as graph_commands
+    from weft.graphs.resume._cli import add_commands as resume_commands
     from weft.server._cli import add_commands as server_commands
 
     parser = argparse.ArgumentParser(
@@ -129,7 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
     add_trace_command(sub)
-    for add_commands in (graph_commands, server_commands, eval_commands, agent_commands):
+    for add_commands in (
+        graph_commands,
+        server_commands,
+        eval_commands,
+        agent_commands,
+        resume_commands,
+    ):
         add_commands(sub)
     for command in _leaves(sub):
         command.add_argument(

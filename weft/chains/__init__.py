@@ -1,3 +1,5 @@
 """Ready chains: small linear pipelines built with weft.Chain."""
 
-__all__: list[str] = []
+from weft.chains.structured import extract_structured
+
+__all__: list[str] = ["extract_structured"]

@@ -4,6 +4,7 @@
 - :func:`build_hybrid_graph` (``hybrid.py``): vector and BM25 retrieval side by side, fused.
 - :func:`build_react_agent` (``agent.py``): a ReAct agent with tools and human approval.
 - :func:`build_demo_graph` (``demo.py``): a small offline question-answering graph.
+- :func:`build_resume_graph` (``resume/``): resumes into typed profiles, matched to job ads.
 - :class:`KnowledgeBase` (``knowledge.py``): ingest files into Chroma and BM25, and retrieve.
 - :func:`default_graphs` (``registry.py``): the graphs above compiled once per settings.
 - ``schema.py``: the chat graphs' input, output and event types.
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from weft.graphs.knowledge import KnowledgeBase
     from weft.graphs.rag import astream_chat, build_rag_graph, stream_chat
     from weft.graphs.registry import GraphRegistry, default_graphs
+    from weft.graphs.resume import build_resume_graph
     from weft.graphs.schema import ChatInput, ChatOutput
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "build_hybrid_graph",
     "build_rag_graph",
     "build_react_agent",
+    "build_resume_graph",
     "default_graphs",
     "edited",
     "rejected",
@@ -57,6 +60,7 @@ _HOME = {
     "build_demo_graph": "demo",
     "build_hybrid_graph": "hybrid",
     "build_rag_graph": "rag",
+    "build_resume_graph": "resume",
     "default_graphs": "registry",
     "stream_chat": "rag",
 }

@@ -9,6 +9,9 @@ name       what it is                                  input -> output
            (:mod:`weft.graphs.hybrid`)
 ``demo``   the small offline demo graph                ``str -> AIMessage``
            (:mod:`weft.graphs.demo`)
+``resume`` resume analysis, offline, matched against   ``ResumeInput -> ResumeAnalysis``
+           the job ads in ``DATA_DIR/jobs`` if there
+           (:mod:`weft.graphs.resume`)
 =========  ==========================================  =================================
 
 The ``rag`` graph's chat model is :func:`~weft.components.resilience.served_chat_model`: a remote
@@ -34,7 +37,7 @@ from weft.graphs.knowledge import KnowledgeBase
 
 __all__ = ["GRAPH_NAMES", "GraphRegistry", "default_graphs", "knowledge_base"]
 
-GRAPH_NAMES = ("rag", "hybrid", "demo")
+GRAPH_NAMES = ("rag", "hybrid", "demo", "resume")
 """The names :func:`default_graphs` knows, in the order they are listed."""
 
 _T = TypeVar("_T")
@@ -73,6 +76,7 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
             "rag": self._rag,
             "hybrid": self._hybrid,
             "demo": self._demo,
+            "resume": self._resume,
         }
 
     @property
@@ -96,6 +100,13 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
         from weft.graphs.demo import build_demo_graph
 
         return build_demo_graph()
+
+    def _resume(self) -> CompiledGraph[Any, Any]:
+        from weft.graphs.resume import JobIndex, build_resume_graph
+
+        jobs = self.settings.data_dir / "jobs"
+        index = JobIndex(jobs, data_dir=self.settings.data_dir) if jobs.is_dir() else None
+        return build_resume_graph(index, allow_paths=False, max_bytes=self.settings.max_body_bytes)
 
     def __getitem__(self, name: str) -> CompiledGraph[Any, Any]:
         builder = self._builders.get(name)

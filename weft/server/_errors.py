@@ -27,6 +27,7 @@ from weft.core.errors import (
     CircuitOpenError,
     ComponentTimeoutError,
     ConcurrencyLimitError,
+    DocumentLoadError,
     EmptyQueryError,
     GraphInputError,
     ModelError,
@@ -171,7 +172,7 @@ def from_exception(exc: BaseException) -> ApiError:
     while isinstance(cause, NodeError) and cause.__cause__ is not None:
         node = cause
         cause = cause.__cause__
-    if isinstance(cause, GraphInputError | EmptyQueryError):
+    if isinstance(cause, GraphInputError | EmptyQueryError | DocumentLoadError):
         return ApiError(422, str(cause), fields=[{"field": "input", "message": str(cause)}])
     if isinstance(cause, ProviderUnavailableError | CircuitOpenError):
         return ApiError(503, str(cause), headers=_retry_after(5))
