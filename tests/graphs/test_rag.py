@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
+from weft.chains.citations import citation_messages, citation_prompt_tokens
 from weft.components.models import NO_ANSWER, ExtractiveChatModel, openai_chat_model
 from weft.components.prompts import PackedContext, pack_context
 from weft.components.tokens import count_message_tokens, count_tokens, get_encoding
@@ -20,8 +21,6 @@ from weft.core.compiled import thread
 from weft.core.settings import Settings
 from weft.graphs.knowledge import KnowledgeBase
 from weft.graphs.rag import (
-    _prompt_messages,
-    _prompt_tokens,
     astream_chat,
     build_rag_graph,
     condense_heuristic,
@@ -356,11 +355,11 @@ def test_prompt_tokens_reuse_the_packed_count_and_equal_a_full_count(
     docs = kb.hybrid_retriever(k=6).invoke("How do I install weft?")
     for budget in (1, 60, 400, 1500):
         packed = pack_context(docs, budget)
-        full = count_message_tokens(_prompt_messages(packed, question))
-        assert _prompt_tokens(packed, question) == full
+        full = count_message_tokens(citation_messages(packed, question))
+        assert citation_prompt_tokens(packed, question) == full
     by_hand = PackedContext(text="[1] Paris is in France.")  # no count: counted in full
-    assert _prompt_tokens(by_hand, question) == count_message_tokens(
-        _prompt_messages(by_hand, question)
+    assert citation_prompt_tokens(by_hand, question) == count_message_tokens(
+        citation_messages(by_hand, question)
     )
 
 

@@ -1,0 +1,70 @@
+"""condense_question: a follow-up becomes a standalone question; a new topic stays as asked."""
+
+from typing import Any
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import Field
+
+from weft.chains import Condensed, CondenseInput, Turn, condense_question
+from weft.chains.condense import CONDENSE_PROMPT
+from weft.components.models import ExtractiveChatModel
+from weft.core.chain import Chain
+
+_PRICE = [Turn("user", "How much does the Orbit lamp cost?"), Turn("assistant", "EUR 149. [1]")]
+
+
+def test_without_history_the_question_is_the_query() -> None:
+    out = condense_question().invoke(CondenseInput("Is it waterproof?"))
+    assert out == Condensed("Is it waterproof?", "Is it waterproof?")
+
+
+def test_offline_a_follow_up_borrows_the_previous_questions_words() -> None:
+    out = condense_question().invoke(CondenseInput("And for the larger model?", _PRICE))
+    assert out.query == "And for the larger model? Orbit lamp cost" and out.usage == {}
+
+
+def test_offline_a_new_topic_is_never_rewritten_whatever_its_length() -> None:
+    chain = condense_question(ExtractiveChatModel(), retrieves=lambda word: True)
+    question = "How do I factory reset it?"
+    assert chain.invoke(CondenseInput(question, _PRICE)).query.startswith(question)
+    switch = "How do I factory reset the Orbit?"
+    assert chain.invoke(CondenseInput(switch, _PRICE)).query == switch
+
+
+def test_history_turns_may_be_dicts() -> None:
+    history = [{"role": "user", "content": "What is the Orbit's warranty?"}]
+    out = condense_question().invoke(CondenseInput("What about the Max?", history))
+    assert out.query == "What about the Max? Orbit's warranty"
+
+
+class _Recording(GenericFakeChatModel):
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
+        self.prompts.append(messages)
+        return super()._generate(messages, *args, **kwargs)
+
+
+def test_a_model_rewrites_the_follow_up_and_its_usage_is_counted() -> None:
+    model = _Recording(messages=iter([AIMessage("What is the price of the Orbit Max?")]))
+    out = condense_question(model).invoke(CondenseInput("And the Max?", _PRICE))
+    assert out.query == "What is the price of the Orbit Max?"
+    (prompt,) = model.prompts
+    assert prompt[0].content == CONDENSE_PROMPT
+    assert "user: How much does the Orbit lamp cost?" in prompt[1].text
+    assert "Follow-up question: And the Max?" in prompt[1].text
+    assert out.usage["estimated"] == 1 and out.usage["total_tokens"] > 0
+
+
+def test_an_empty_rewrite_keeps_the_question() -> None:
+    model = GenericFakeChatModel(messages=iter([AIMessage("  ")]))
+    assert condense_question(model).invoke(CondenseInput("And the Max?", _PRICE)).query == (
+        "And the Max?"
+    )
+
+
+def test_condense_question_is_a_typed_node_of_a_chain() -> None:
+    chain = Chain[CondenseInput, str]("ask").then(condense_question())
+    chain.then(lambda c: c.query, input_type=Condensed, output_type=str)
+    assert chain.compile().invoke(CondenseInput("And in green?", _PRICE)).endswith("cost")
