@@ -68,3 +68,24 @@ def test_condense_question_is_a_typed_node_of_a_chain() -> None:
     chain = Chain[CondenseInput, str]("ask").then(condense_question())
     chain.then(lambda c: c.query, input_type=Condensed, output_type=str)
     assert chain.compile().invoke(CondenseInput("And in green?", _PRICE)).endswith("cost")
+
+
+def test_a_pronoun_follow_up_with_a_topic_of_its_own_borrows_only_the_earlier_names() -> None:
+    # "it" keeps the Orbit; the warranty replaces what was asked about it (its cost).
+    out = condense_question().invoke(CondenseInput("And the warranty on it?", _PRICE))
+    assert out.query == "And the warranty on it? Orbit"
+    bigger = condense_question().invoke(CondenseInput("And the bigger one?", _PRICE))
+    assert bigger.query == "And the bigger one? Orbit lamp cost"  # "one" replaces the subject
+
+
+def test_words_that_find_nothing_and_the_form_of_the_question_are_not_borrowed() -> None:
+    known = {"orbit", "apple", "homekit", "warranty", "lamp"}.__contains__
+    voice = [Turn("user", "Which voice assistants does the Orbit work with?")]
+    chain = condense_question(retrieves=known)
+    assert chain.invoke(CondenseInput("What about Apple HomeKit?", voice)).query == (
+        "What about Apple HomeKit? Orbit"
+    )
+    long = [Turn("user", "How long is the Orbit's warranty?")]
+    assert condense_question().invoke(CondenseInput("And for the lamp?", long)).query == (
+        "And for the lamp? Orbit's warranty"
+    )

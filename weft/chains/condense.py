@@ -114,6 +114,9 @@ _ANAPHORS = frozenset(
         "same",
     ]
 )
+# Pronouns that keep the earlier subject ("is it waterproof?"), unlike "one" or "same", which
+# put a new subject in its place ("and the bigger one?").
+_PERSONAL = frozenset(["it", "its", "it's", "they", "them", "their", "theirs", "he", "she", "him"])
 # "this" and "that" point back only when they stand alone ("is that free?"), not before a noun
 # ("does that lamp dim?" names its topic).
 _DEMONSTRATIVES = frozenset(["this", "that"])
@@ -284,6 +287,11 @@ def is_follow_up(
     return retrieves is not None and not any(retrieves(w) for w in content)
 
 
+def _has_own_topic(words: Sequence[str], retrieves: Callable[[str], bool] | None) -> bool:
+    content = [w for w in words if w not in _STOP]
+    return bool(content) and (retrieves is None or any(retrieves(w) for w in content))
+
+
 def _topic_words(question: str) -> list[str]:
     """The content words of ``question`` that name its topic: not stop words, and not the word
     after "how", which names what is asked ("how long", "how heavy"), not what about."""
@@ -322,8 +330,19 @@ def condense_heuristic(
     previous = condense_heuristic(history[last].content, history[:last], retrieves=retrieves)
     if not is_follow_up(question, previous, retrieves=retrieves):
         return question
-    have = set(_words(question))
-    borrowed = [w for w in dict.fromkeys(_topic_words(previous)) if w.lower() not in have]
+    words = _words(question)
+    have = set(words)
+    topic = _topic_words(previous)
+    names = [w for w in _WORD.findall(previous)[1:] if w[:1].isupper() and w in topic]
+    if names and _PERSONAL & have and _has_own_topic(words, retrieves):
+        # "And the warranty on it?" asks something new about what "it" named before: the
+        # previous question's names, not what it asked about them ("cost").
+        topic = [w for w in topic if w in names]
+    borrowed = [
+        w
+        for w in dict.fromkeys(topic)
+        if w.lower() not in have and (retrieves is None or retrieves(w.lower()))
+    ]
     return f"{question} {' '.join(borrowed)}".strip() if borrowed else question
 
 
