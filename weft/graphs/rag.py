@@ -16,8 +16,9 @@
   skips generation and answers :data:`~weft.components.models.NO_ANSWER` (**refuse**).
 * **pack** numbers the sources ``[1]``, ``[2]``... within ``Settings.context_tokens`` tokens.
 * **generate** is the chat model; its tokens stream. **answer** builds the
-  :class:`~weft.graphs.schema.ChatOutput`: the answer, the sources (index, id, title, source
-  path, snippet, score) and the usage (the model's report, ``estimated`` with tiktoken when the
+  :class:`~weft.graphs.schema.ChatOutput`: the answer, the sources it cites (index, id, title,
+  source path, snippet, score; none for a refusal, every packed one for an answer that cites
+  none) and the usage (the model's report, ``estimated`` with tiktoken when the
   provider sent none; a model-rewritten follow-up's usage is included).
 
 **Memory.** Built with a checkpointer (``build_rag_graph(kb, checkpointer=...)``; ``True`` means
@@ -27,7 +28,8 @@ processes and restarts. A run without a session id has no history and writes non
 without the checkpointer.
 
 :func:`stream_chat` / :func:`astream_chat` turn a run into chat events: ``ChatSources`` before
-the first token, ``ChatToken`` per chunk of the model, then ``ChatUsage`` and ``ChatDone``.
+the first token (every packed source: the answer is not written yet; ``ChatDone`` holds the
+cited ones), ``ChatToken`` per chunk of the model, then ``ChatUsage`` and ``ChatDone``.
 
 Example:
     >>> graph = build_rag_graph(KnowledgeBase(settings), checkpointer=True)  # doctest: +SKIP
@@ -51,6 +53,7 @@ from weft.chains.citations import (
     SYSTEM_PROMPT,
     citation_messages,
     citation_prompt_tokens,
+    cited_indices,
     estimated_usage,
 )
 from weft.chains.condense import (
@@ -129,6 +132,15 @@ def _history(chat: ChatInput, state: RagState) -> list[ChatTurn]:
 
 def _question_of(state: RagState) -> str:
     return state.get("query") or state.get("question") or ""
+
+
+def _cited(answer: str, sources: list[SourceRef]) -> list[SourceRef]:
+    """The sources ``answer`` cites; none for a refusal; all of them for an answer that cites
+    none (a model that did not follow the prompt), since it came from them."""
+    if answer == NO_ANSWER:
+        return []
+    cited = set(cited_indices(answer))
+    return [s for s in sources if s.index in cited] if cited else sources
 
 
 def _source_refs(packed: PackedContext) -> list[SourceRef]:
@@ -305,9 +317,10 @@ def build_rag_graph(
         return citation_messages(packed, _question_of(state))
 
     def answer(message: AIMessage, state: RagState) -> ChatOutput:
+        text = message.text.strip()
         return ChatOutput(
-            answer=message.text.strip(),
-            sources=list(state.get("sources") or []),
+            answer=text,
+            sources=_cited(text, list(state.get("sources") or [])),
             usage=_total_usage(message, state),
             fallback=is_fallback_answer(message),
         )
