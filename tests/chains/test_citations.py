@@ -1,13 +1,10 @@
 """answer_with_citations: an extractive or model answer, citing only the sources it uses."""
 
-from typing import Any
-
 import pytest
 from langchain_core.documents import Document
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from pydantic import Field
+from langchain_core.messages import AIMessage
 
+from tests.chains._recording import Recording
 from weft.chains import CitationRequest, CitedAnswer, answer_with_citations
 from weft.chains.citations import SYSTEM_PROMPT, cited_indices, cited_sources
 from weft.components.models import NO_ANSWER
@@ -35,16 +32,8 @@ def test_offline_a_question_the_documents_do_not_answer_is_refused_without_sourc
     assert out.answer == NO_ANSWER and out.sources == []
 
 
-class _Recording(GenericFakeChatModel):
-    prompts: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
-        self.prompts.append(messages)
-        return super()._generate(messages, *args, **kwargs)
-
-
 def test_a_model_answers_from_the_numbered_sources_and_its_citations_pick_the_sources() -> None:
-    model = _Recording(messages=iter([AIMessage("Give them six hours of sun. [3]")]))
+    model = Recording(messages=iter([AIMessage("Give them six hours of sun. [3]")]))
     out = answer_with_citations(model).invoke(CitationRequest("How much sun?", _DOCS))
     (prompt,) = model.prompts
     assert prompt[0].content == SYSTEM_PROMPT

@@ -1,11 +1,9 @@
 """condense_question: a follow-up becomes a standalone question; a new topic stays as asked."""
 
-from typing import Any
-
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from pydantic import Field
+from langchain_core.messages import AIMessage
 
+from tests.chains._recording import Recording
 from weft.chains import Condensed, CondenseInput, Turn, condense_question
 from weft.chains.condense import CONDENSE_PROMPT
 from weft.components.models import ExtractiveChatModel
@@ -38,16 +36,8 @@ def test_history_turns_may_be_dicts() -> None:
     assert out.query == "What about the Max? Orbit's warranty"
 
 
-class _Recording(GenericFakeChatModel):
-    prompts: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
-        self.prompts.append(messages)
-        return super()._generate(messages, *args, **kwargs)
-
-
 def test_a_model_rewrites_the_follow_up_and_its_usage_is_counted() -> None:
-    model = _Recording(messages=iter([AIMessage("What is the price of the Orbit Max?")]))
+    model = Recording(messages=iter([AIMessage("What is the price of the Orbit Max?")]))
     out = condense_question(model).invoke(CondenseInput("And the Max?", _PRICE))
     assert out.query == "What is the price of the Orbit Max?"
     (prompt,) = model.prompts

@@ -1,13 +1,11 @@
 """summarize: map-reduce over documents within a token budget, extractive offline."""
 
-from typing import Any
-
 import pytest
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from pydantic import Field
+from langchain_core.messages import AIMessage
 
+from tests.chains._recording import Recording
 from weft.chains import Summary, summarize
 from weft.components.tokens import count_tokens
 from weft.core.errors import ConfigurationError
@@ -44,18 +42,10 @@ def test_no_documents_make_an_empty_summary() -> None:
     assert summarize().invoke([]) == Summary("", 0)
 
 
-class _Counting(GenericFakeChatModel):
-    prompts: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
-        self.prompts.append(messages)
-        return super()._generate(messages, *args, **kwargs)
-
-
 def test_with_a_model_parts_are_summarised_then_their_summaries_reduced() -> None:
     long = "word " * 60
     replies = iter([AIMessage(long), AIMessage(long), AIMessage("Short.")])
-    model = _Counting(messages=replies)
+    model = Recording(messages=replies)
     docs = [Document("Tomatoes like sun. " * 40), Document("Basil likes water. " * 40)]
     out = summarize(model, max_tokens=80, part_tokens=250).invoke(docs)
     assert out == Summary("Short.", count_tokens("Short."), parts=3, rounds=1, usage=out.usage)

@@ -36,6 +36,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 
+from weft.chains.condense import usage_of
 from weft.components.models import NO_ANSWER, ExtractiveChatModel
 from weft.components.prompts import ContextPacker, PackedContext, PackedSource
 from weft.components.resilience import is_fallback_answer
@@ -145,14 +146,9 @@ def cited_sources(answer: str, sources: Sequence[PackedSource]) -> list[PackedSo
 
 def estimated_usage(message: AIMessage, prompt_tokens: int) -> dict[str, Any]:
     """The message's reported usage, or one counted with tiktoken (``estimated`` true)."""
-    usage = getattr(message, "usage_metadata", None)
-    if usage:
-        return {
-            "input_tokens": int(usage.get("input_tokens", 0)),
-            "output_tokens": int(usage.get("output_tokens", 0)),
-            "total_tokens": int(usage.get("total_tokens", 0)),
-            "estimated": False,
-        }
+    reported = usage_of(message)
+    if reported is not None:
+        return {**reported, "estimated": False}
     completion = count_tokens(message.text)
     return {
         "input_tokens": prompt_tokens,

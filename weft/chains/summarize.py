@@ -31,6 +31,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from weft.chains.condense import usage_of
 from weft.components.bm25 import Tokenizer
 from weft.components.models import ExtractiveChatModel
 from weft.components.tokens import count_tokens
@@ -136,9 +137,8 @@ def extractive_summary(texts: Sequence[str], budget: int) -> str:
 
 
 def _add_usage(total: dict[str, int], message: Any) -> None:
-    usage = getattr(message, "usage_metadata", None) or {}
-    for key in ("input_tokens", "output_tokens", "total_tokens"):
-        total[key] = total.get(key, 0) + int(usage.get(key, 0))
+    for key, value in (usage_of(message) or {}).items():
+        total[key] = total.get(key, 0) + value
 
 
 def summarize(
