@@ -98,7 +98,7 @@ def test_page_streams_an_answer_with_sources_and_keeps_the_session(
         cites = browser.find_elements(By.CSS_SELECTOR, ".answer a.cite")
         errors = browser.find_element(By.ID, "error")
 
-        assert "make run" in answer
+        assert "pip install weft" in answer
         streamed = [n for n in lengths if n > 0]
         # The text grew token by token before the final render with citation links.
         assert len(set(streamed)) >= 5, lengths

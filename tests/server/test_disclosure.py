@@ -71,7 +71,9 @@ def test_chat_and_graph_sources_are_relative_to_the_knowledge_base_folder(
     settings = Settings(data_dir=sea_data, rate_limit_per_minute=0)
     with LiveServer(create_app(settings, tracing=False)) as server:
         chatted = httpx.post(
-            server.url + "/v1/chat", json={"question": "How fast does kelp grow?"}, timeout=30
+            server.url + "/v1/chat",
+            json={"question": "How much does giant kelp grow in a day?"},
+            timeout=30,
         ).text
         body = {"input": {"question": "How do otters sleep?"}}
         invoked = httpx.post(server.url + "/v1/graphs/rag/invoke", json=body, timeout=30).text

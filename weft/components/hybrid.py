@@ -4,9 +4,11 @@ Fusion is Reciprocal Rank Fusion (Cormack et al., 2009), ``score(d) = sum_b w_b 
 rank_b(d))`` over the branches that returned ``d`` (ranks start at 1), or a weighted mean of
 min-max-normalised branch scores. By default each branch's RRF weight is also scaled, per
 query, by its confidence (:func:`branch_confidence`): a branch whose first result stands out
-from its second counts more. Measured on the shipped retrieval suites, this lifted hybrid MRR
-over the weft handbook from 0.931 (plain RRF, below BM25's 0.944) to 0.972, and kept it at
-0.919 on the Lumo documents (vector alone 0.923, BM25 0.832).
+from its second counts more. The RRF constant is :data:`DEFAULT_RRF_K` (4): a small one lets a
+branch's first results count much more than its later ones. Both were chosen on the weft
+handbook's retrieval queries and on the tuning part of the Lumo documents' queries, as the
+setting whose worst margin over the better branch (MRR and nDCG@10, on either corpus) is
+largest; docs/evals.md has the measured tables.
 
 A failing branch is reported as a callback event (:data:`BRANCH_FAILED_EVENT`) and the other
 branch answers alone; only when both fail does the retriever raise
@@ -44,6 +46,7 @@ from weft.core.errors import ConfigurationError, EmptyQueryError, RetrievalError
 
 __all__ = [
     "BRANCH_FAILED_EVENT",
+    "DEFAULT_RRF_K",
     "Fused",
     "HybridRetriever",
     "branch_confidence",
@@ -58,6 +61,9 @@ BRANCH_FAILED_EVENT = "weft.retriever.branch_failed"
 logger = logging.getLogger(__name__)
 
 _BRANCHES = ("vector", "bm25")
+
+DEFAULT_RRF_K = 4
+"""The RRF constant hybrid retrieval uses unless told otherwise (see the module docs)."""
 
 
 @dataclass
@@ -254,7 +260,7 @@ class HybridRetriever(BaseRetriever):
     k: int = Field(default=4, ge=1)
     fetch_k: int = Field(default=20, ge=1, description="Candidates asked of each branch.")
     fusion: Literal["rrf", "weighted"] = "rrf"
-    rrf_k: int = Field(default=5, ge=0)
+    rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0)
     confidence: bool = True
     """Scale each branch's RRF weight by its confidence for the query (see module docs)."""
     weights: dict[str, float] = Field(default_factory=lambda: {"vector": 1.0, "bm25": 1.0})

@@ -36,7 +36,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field
 
-from weft.components.hybrid import reciprocal_rank_fusion
+from weft.components.hybrid import DEFAULT_RRF_K, reciprocal_rank_fusion
 from weft.core.compiled import CompiledGraph
 from weft.core.component import lambda_
 from weft.core.errors import EmptyQueryError, RetrievalError
@@ -83,7 +83,7 @@ def build_hybrid_graph(
     *,
     k: int | None = None,
     fetch_k: int = 20,
-    rrf_k: int = 5,
+    rrf_k: int = DEFAULT_RRF_K,
     weights: Mapping[str, float] | None = None,
     confidence: bool = True,
     name: str = "hybrid",

@@ -16,8 +16,9 @@
   skips generation and answers :data:`~weft.components.models.NO_ANSWER` (**refuse**).
 * **pack** numbers the sources ``[1]``, ``[2]``... within ``Settings.context_tokens`` tokens.
 * **generate** is the chat model; its tokens stream. **answer** builds the
-  :class:`~weft.graphs.schema.ChatOutput`: the answer, the sources (index, id, title, source
-  path, snippet, score) and the usage (the model's report, ``estimated`` with tiktoken when the
+  :class:`~weft.graphs.schema.ChatOutput`: the answer, the sources it cites (index, id, title,
+  source path, snippet, score; none for a refusal, every packed one for an answer that cites
+  none) and the usage (the model's report, ``estimated`` with tiktoken when the
   provider sent none; a model-rewritten follow-up's usage is included).
 
 **Memory.** Built with a checkpointer (``build_rag_graph(kb, checkpointer=...)``; ``True`` means
@@ -27,7 +28,8 @@ processes and restarts. A run without a session id has no history and writes non
 without the checkpointer.
 
 :func:`stream_chat` / :func:`astream_chat` turn a run into chat events: ``ChatSources`` before
-the first token, ``ChatToken`` per chunk of the model, then ``ChatUsage`` and ``ChatDone``.
+the first token (every packed source: the answer is not written yet; ``ChatDone`` holds the
+cited ones), ``ChatToken`` per chunk of the model, then ``ChatUsage`` and ``ChatDone``.
 
 Example:
     >>> graph = build_rag_graph(KnowledgeBase(settings), checkpointer=True)  # doctest: +SKIP
@@ -38,27 +40,37 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
-from functools import cache
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from weft.chains.citations import (
+    SYSTEM_PROMPT,
+    citation_messages,
+    citation_prompt_tokens,
+    cited_indices,
+    estimated_usage,
+)
+from weft.chains.condense import (
+    Condensed,
+    CondenseInput,
+    condense_heuristic,
+    condense_question,
+    is_follow_up,
+)
 from weft.components.models import NO_ANSWER, ExtractiveChatModel, default_chat_model, parse_sources
 from weft.components.prompts import ContextPacker, PackedContext, PackedSource
 from weft.components.resilience import is_fallback_answer
-from weft.components.tokens import count_message_tokens, count_tokens, count_tokens_around
 from weft.core._checkpoint import open_sqlite_checkpointer
 from weft.core.compiled import CompiledGraph, thread
 from weft.core.graph import END, START, Graph, GraphPlan
 from weft.core.settings import Settings
 from weft.core.stream import Chunk, FinalOutput, NodeFinished, StreamEvent
-from weft.graphs._condense import condense_heuristic, is_follow_up
 from weft.graphs.hybrid import BranchResult, build_hybrid_graph
 from weft.graphs.knowledge import KnowledgeBase
 from weft.graphs.schema import (
@@ -88,17 +100,6 @@ __all__ = [
 GENERATE_NODE = "generate"
 """The node whose chunks are the answer's tokens."""
 
-SYSTEM_PROMPT = (
-    "You answer questions using only the numbered sources below. After each sentence, cite the "
-    "sources it comes from as [n]. If the sources do not answer the question, reply exactly: "
-    + NO_ANSWER
-)
-
-_CONDENSE_PROMPT = (
-    "Rewrite the user's follow-up question as one standalone question that can be understood "
-    "without the conversation. Keep its language. Reply with the question only."
-)
-
 _SNIPPET_CHARS = 300
 
 
@@ -117,16 +118,7 @@ class RagState(TypedDict, total=False):
     prompt_tokens: int
 
 
-@dataclass(frozen=True)
-class Condensed:
-    """The user's question and the standalone query retrieval and generation use."""
-
-    question: str
-    query: str
-    usage: dict[str, int] = field(default_factory=dict)
-
-
-# -- condensing (the offline rule is in weft.graphs._condense) ------------------------------------
+# -- condensing (the rule and the model call are in weft.chains.condense) -------------------------
 
 
 def _history(chat: ChatInput, state: RagState) -> list[ChatTurn]:
@@ -135,79 +127,20 @@ def _history(chat: ChatInput, state: RagState) -> list[ChatTurn]:
     return [ChatTurn.model_validate(t) for t in state.get("history") or []]
 
 
-def _usage_of(message: BaseMessage) -> dict[str, int] | None:
-    usage = getattr(message, "usage_metadata", None)
-    if not usage:
-        return None
-    return {
-        "input_tokens": int(usage.get("input_tokens", 0)),
-        "output_tokens": int(usage.get("output_tokens", 0)),
-        "total_tokens": int(usage.get("total_tokens", 0)),
-    }
-
-
-def _condense_with_model(
-    model: Runnable[Any, Any], question: str, history: Sequence[ChatTurn], config: RunnableConfig
-) -> tuple[str, dict[str, int]]:
-    conversation = "\n".join(f"{t.role}: {t.content}" for t in history)
-    messages: list[BaseMessage] = [
-        SystemMessage(_CONDENSE_PROMPT),
-        HumanMessage(f"Conversation:\n{conversation}\n\nFollow-up question: {question}"),
-    ]
-    reply = model.invoke(messages, config)
-    if is_fallback_answer(reply):  # the offline stand-in answers questions; it cannot rewrite
-        return condense_heuristic(question, history), {}
-    text = reply.text.strip() if isinstance(reply, AIMessage) else ""
-    usage = _usage_of(reply)
-    if usage is None:
-        prompt, completion = count_message_tokens(messages), count_tokens(text)
-        usage = {
-            "input_tokens": prompt,
-            "output_tokens": completion,
-            "total_tokens": prompt + completion,
-            "estimated": 1,
-        }
-    return text or question, usage
-
-
 # -- packing and answering -------------------------------------------------------------------------
-
-_SOURCES_HEAD = "Sources:\n"
-_QUESTION_HEAD = "\n\nQuestion: "
 
 
 def _question_of(state: RagState) -> str:
     return state.get("query") or state.get("question") or ""
 
 
-def _prompt_messages(packed: PackedContext, question: str) -> list[BaseMessage]:
-    return [
-        SystemMessage(SYSTEM_PROMPT),
-        HumanMessage(f"{_SOURCES_HEAD}{packed.text}{_QUESTION_HEAD}{question}"),
-    ]
-
-
-@cache
-def _prompt_frame_tokens() -> int:
-    """The prompt's tokens other than its human message's text: framing, roles, system prompt."""
-    return count_message_tokens([SystemMessage(SYSTEM_PROMPT), HumanMessage("")])
-
-
-def _prompt_tokens(packed: PackedContext, question: str) -> int:
-    """``count_message_tokens(_prompt_messages(packed, question))``, without encoding the
-    packed context again: the packer already counted it (``packed.tokens``). The human
-    message's count is remembered, so a model that counts its prompt (the extractive one, for
-    its usage) does not encode it again either."""
-    if packed.text and not packed.tokens:  # not counted: built by hand
-        return count_message_tokens(_prompt_messages(packed, question))
-    human = count_tokens_around(
-        packed.text,
-        packed.tokens,
-        before=_SOURCES_HEAD,
-        after=_QUESTION_HEAD + question,
-        remember=True,
-    )
-    return _prompt_frame_tokens() + human
+def _cited(answer: str, sources: list[SourceRef]) -> list[SourceRef]:
+    """The sources ``answer`` cites; none for a refusal; all of them for an answer that cites
+    none (a model that did not follow the prompt), since it came from them."""
+    if answer == NO_ANSWER:
+        return []
+    cited = set(cited_indices(answer))
+    return [s for s in sources if s.index in cited] if cited else sources
 
 
 def _source_refs(packed: PackedContext) -> list[SourceRef]:
@@ -232,17 +165,8 @@ def _total_usage(answer: AIMessage | None, state: RagState) -> dict[str, Any]:
     if answer is None:
         usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     else:
-        reported = _usage_of(answer)
-        if reported is None:
-            estimated = True
-            prompt = int(state.get("prompt_tokens") or 0)
-            completion = count_tokens(answer.text)
-            reported = {
-                "input_tokens": prompt,
-                "output_tokens": completion,
-                "total_tokens": prompt + completion,
-            }
-        usage = dict(reported)
+        usage = estimated_usage(answer, int(state.get("prompt_tokens") or 0))
+        estimated = bool(usage.pop("estimated"))
     condense = dict(state.get("condense_usage") or {})
     if condense:
         estimated = estimated or bool(condense.pop("estimated", 0))
@@ -377,15 +301,12 @@ def build_rag_graph(
     def _retrieves(word: str) -> bool:
         return bool(kb.bm25.search(word, k=1))
 
+    # The chain's function runs inside the node, so condensing stays one step of the graph.
+    condenser = condense_question(None if offline else chat_model, retrieves=_retrieves).fn
+
     def condense(chat: ChatInput, config: RunnableConfig, state: RagState) -> Condensed:
-        history = _history(chat, state)
-        if not history:
-            return Condensed(chat.question, chat.question)
-        if offline:
-            query = condense_heuristic(chat.question, history, retrieves=_retrieves)
-            return Condensed(chat.question, query)
-        query, usage = _condense_with_model(chat_model, chat.question, history, config)
-        return Condensed(chat.question, query, usage)
+        result: Condensed = condenser(CondenseInput(chat.question, _history(chat, state)), config)
+        return result
 
     def relevant(docs: list[Document]) -> str:
         scores = (d.metadata.get("score") for d in docs)
@@ -393,12 +314,13 @@ def build_rag_graph(
         return "pack" if above else "refuse"
 
     def prompt(packed: PackedContext, state: RagState) -> list[BaseMessage]:
-        return _prompt_messages(packed, _question_of(state))
+        return citation_messages(packed, _question_of(state))
 
     def answer(message: AIMessage, state: RagState) -> ChatOutput:
+        text = message.text.strip()
         return ChatOutput(
-            answer=message.text.strip(),
-            sources=list(state.get("sources") or []),
+            answer=text,
+            sources=_cited(text, list(state.get("sources") or [])),
             usage=_total_usage(message, state),
             fallback=is_fallback_answer(message),
         )
@@ -425,7 +347,7 @@ def build_rag_graph(
         # packed context's own count is at hand, so the context is not encoded twice.
         post=lambda packed, state: {
             "sources": _source_refs(packed),
-            "prompt_tokens": _prompt_tokens(packed, _question_of(state)),
+            "prompt_tokens": citation_prompt_tokens(packed, _question_of(state)),
         },
     )
     g.add_node("prompt", prompt)
