@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     from weft.core.tracing import add_trace_command
     from weft.evals._cli import add_commands as eval_commands
     from weft.graphs._cli import add_commands as graph_commands
+    from weft.graphs.health._cli import add_commands as health_commands
     from weft.server._cli import add_commands as server_commands
 
     parser = argparse.ArgumentParser(
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
     add_trace_command(sub)
-    for add_commands in (graph_commands, server_commands, eval_commands):
+    for add_commands in (graph_commands, server_commands, eval_commands, health_commands):
         add_commands(sub)
     for command in _leaves(sub):
         command.add_argument(

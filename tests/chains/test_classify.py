@@ -23,7 +23,9 @@ def _tool_reply(label: str, score: float = 0.8) -> AIMessage:
 def test_rules_classify_offline() -> None:
     chain = classify(LABELS, rules=_rules)
     assert chain.invoke("You won a PRIZE").label == "spam"
-    assert chain.invoke("Lunch at noon?") == Classification(label="ham", score=0.9, reasons=["rule"])
+    assert chain.invoke("Lunch at noon?") == Classification(
+        label="ham", score=0.9, reasons=["rule"]
+    )
 
 
 async def test_rules_classify_async() -> None:

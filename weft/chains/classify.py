@@ -85,7 +85,7 @@ def _in_set(result: Any, labels: tuple[str, ...], who: str) -> Classification:
 def _structured(model: BaseChatModel, labels: tuple[str, ...]) -> Callable[[str], Classification]:
     schema: type[BaseModel] = create_model(
         "Classification",
-        label=(Literal[labels], Field(description="one of the labels")),  # type: ignore[valid-type]
+        label=(Literal[labels], Field(description="one of the labels")),  # type: ignore[arg-type]
         score=(float, Field(ge=0.0, le=1.0, description="how sure, 0 to 1")),
         reasons=(list[str], Field(description="short reasons")),
     )

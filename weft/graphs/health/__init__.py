@@ -1,0 +1,1 @@
+"""Health consultation: red-flag triage first, then specialist analyses, in a saga."""
