@@ -108,3 +108,142 @@ def add_commands(subparsers: Any) -> None:
     )
     _add_input(triage, sex=True)
     triage.set_defaults(handler=_triage)
+    consult = sub.add_parser(
+        "consult",
+        help="run a consultation: triage, then specialists and a report in a saga",
+        description=(
+            "Triage first and print the level and what to do now; an emergency stops there. "
+            "Otherwise run the consultation saga (record, specialists, report, notification, "
+            "health record) and print the report and the saga's steps. With --json, the whole "
+            'result as one object, with "saga": {"id", "status", "steps", "error"}.'
+        ),
+    )
+    _add_input(consult, sex=True)
+    consult.add_argument("--data-dir", help=_DATA_DIR_HELP)
+    consult.set_defaults(handler=_consult)
+    add_saga_commands(subparsers)
+
+
+def _parts(args: argparse.Namespace) -> Any:
+    from weft.core.settings import get_settings
+    from weft.graphs.health.graph import HealthConsultation
+
+    settings = get_settings(data_dir=args.data_dir)
+    return HealthConsultation(settings.data_dir, model=health_model(settings))
+
+
+def _consult(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
+    from weft.core.settings import get_settings
+    from weft.graphs.health.graph import build_health_graph
+
+    data = _input(args, "consult")
+    if data is None:
+        return 2
+    settings = get_settings(data_dir=args.data_dir)
+    graph = build_health_graph(settings.data_dir, model=health_model(settings))
+    return asyncio.run(_stream_consult(graph, data, args.json, out))
+
+
+async def _stream_consult(graph: Any, data: Any, as_json: bool, out: TextIO) -> int:
+    from weft.core.stream import FinalOutput, NodeFinished
+
+    result = None
+    async for event in graph.aevents(data):
+        if isinstance(event, NodeFinished) and event.path == ("triage",) and not as_json:
+            print_triage(event.output.triage, out)  # the level and what to do, first
+            out.flush()
+        elif isinstance(event, FinalOutput):
+            result = event.output
+    if result is None:  # the stream always ends with the output; this keeps that explicit
+        raise RuntimeError("the health graph ended without an output")
+    if as_json:
+        out.write(result.model_dump_json() + "\n")
+        return 0
+    if result.saga is not None:
+        out.write(f"\n{result.report or ''}\n" if result.report else "\n")
+        for name, why in result.missing.items():
+            out.write(f"missing analysis: {name} ({why})\n")
+        saga = result.saga
+        steps = ", ".join(f"{s['name']}={s['status']}" for s in saga["steps"])
+        out.write(f"saga {saga['id']}: {saga['status']} ({steps})\n")
+    return 0
+
+
+def _saga_list(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.core.settings import get_settings
+    from weft.graphs.saga import SagaLog
+
+    log = SagaLog(get_settings(data_dir=args.data_dir).data_dir / "sagas.sqlite")
+    records = log.list(tuple(args.status or ()))
+    if args.json:
+        out.write(json.dumps([r.to_dict() for r in records], ensure_ascii=False) + "\n")
+        return 0
+    if not records:
+        out.write("no sagas\n")
+    for r in records:
+        current = r.steps[r.step].name if r.steps else "-"
+        out.write(f"{r.id}  {r.name}  {r.status}  step {r.step + 1} {current}\n")
+        if r.status == "failed" and r.error:
+            out.write(f"    {r.error}\n")
+    return 0
+
+
+def _saga_show(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.core.settings import get_settings
+    from weft.graphs.saga import SagaError, SagaLog
+
+    log = SagaLog(get_settings(data_dir=args.data_dir).data_dir / "sagas.sqlite")
+    try:
+        record = log.get(args.id)
+    except SagaError as exc:
+        print(f"weft saga show: error: {exc}", file=sys.stderr)
+        return 2
+    out.write(json.dumps(record.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    return 0
+
+
+def _saga_recover(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
+    from weft.graphs.saga import arecover
+
+    parts = _parts(args)
+    done = asyncio.run(arecover(parts.log, parts.sagas()))
+    if not done:
+        out.write("no saga to recover\n")
+    for record in done:
+        out.write(f"{record.id} {record.status}\n")
+    return 0
+
+
+def add_saga_commands(subparsers: Any) -> None:
+    saga = subparsers.add_parser(
+        "saga",
+        help="list, show and recover consultation sagas",
+        description=(
+            "The saga log in DATA_DIR/sagas.sqlite: list the sagas (failed ones name the "
+            "compensations an operator must finish), show one as JSON, or recover those a "
+            "crash left running or compensating."
+        ),
+    )
+    sub = saga.add_subparsers(dest="saga_command", metavar="SUBCOMMAND", required=True)
+    listing = sub.add_parser("list", help="list the sagas, newest first")
+    listing.add_argument(
+        "--status",
+        action="append",
+        choices=("running", "completed", "compensating", "compensated", "failed"),
+        help="only sagas with this status (repeatable)",
+    )
+    listing.add_argument("--json", action="store_true", help="print one JSON array")
+    listing.set_defaults(handler=_saga_list)
+    show = sub.add_parser("show", help="print one saga as JSON")
+    show.add_argument("id", help="the saga's id (from weft saga list)")
+    show.set_defaults(handler=_saga_show)
+    recover = sub.add_parser(
+        "recover", help="finish or compensate every saga a crash left running or compensating"
+    )
+    recover.set_defaults(handler=_saga_recover)
+    for command in (listing, show, recover):
+        command.add_argument("--data-dir", help=_DATA_DIR_HELP)
