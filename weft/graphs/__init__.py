@@ -3,6 +3,7 @@
 - :func:`build_rag_graph` (``rag.py``): RAG chat over a knowledge base, with history and sources.
 - :func:`build_hybrid_graph` (``hybrid.py``): vector and BM25 retrieval side by side, fused.
 - :func:`build_demo_graph` (``demo.py``): a small offline question-answering graph.
+- :func:`build_health_graph` (``health/``): red-flag triage, then a consultation saga.
 - :class:`KnowledgeBase` (``knowledge.py``): ingest files into Chroma and BM25, and retrieve.
 - :func:`default_graphs` (``registry.py``): the graphs above compiled once per settings.
 - ``schema.py``: the chat graphs' input, output and event types.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from weft.graphs.demo import build_demo_graph
+    from weft.graphs.health.graph import build_health_graph
     from weft.graphs.hybrid import GraphRetriever, build_hybrid_graph
     from weft.graphs.knowledge import KnowledgeBase
     from weft.graphs.rag import astream_chat, build_rag_graph, stream_chat
@@ -31,6 +33,7 @@ __all__ = [
     "KnowledgeBase",
     "astream_chat",
     "build_demo_graph",
+    "build_health_graph",
     "build_hybrid_graph",
     "build_rag_graph",
     "default_graphs",
@@ -45,6 +48,7 @@ _HOME = {
     "KnowledgeBase": "knowledge",
     "astream_chat": "rag",
     "build_demo_graph": "demo",
+    "build_health_graph": "health.graph",
     "build_hybrid_graph": "hybrid",
     "build_rag_graph": "rag",
     "default_graphs": "registry",

@@ -9,6 +9,8 @@ name       what it is                                  input -> output
            (:mod:`weft.graphs.hybrid`)
 ``demo``   the small offline demo graph                ``str -> AIMessage``
            (:mod:`weft.graphs.demo`)
+``health`` red-flag triage, then a consultation saga   ``HealthInput -> Consultation``
+           (:mod:`weft.graphs.health.graph`)
 =========  ==========================================  =================================
 
 The ``rag`` graph's chat model is :func:`~weft.components.resilience.served_chat_model`: a remote
@@ -17,7 +19,7 @@ model behind the ``WEFT_MODEL_*`` timeout, retries, breaker and fallback, or the
 Example:
     >>> graphs = default_graphs(Settings(data_dir=tmp))  # doctest: +SKIP
     >>> sorted(graphs)  # doctest: +SKIP
-    ['demo', 'hybrid', 'rag']
+    ['demo', 'health', 'hybrid', 'rag']
     >>> knowledge_base(Settings(data_dir=tmp)).count()  # doctest: +SKIP
     0
 """
@@ -34,7 +36,7 @@ from weft.graphs.knowledge import KnowledgeBase
 
 __all__ = ["GRAPH_NAMES", "GraphRegistry", "default_graphs", "knowledge_base"]
 
-GRAPH_NAMES = ("rag", "hybrid", "demo")
+GRAPH_NAMES = ("rag", "hybrid", "demo", "health")
 """The names :func:`default_graphs` knows, in the order they are listed."""
 
 _T = TypeVar("_T")
@@ -73,6 +75,7 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
             "rag": self._rag,
             "hybrid": self._hybrid,
             "demo": self._demo,
+            "health": self._health,
         }
 
     @property
@@ -97,6 +100,14 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
 
         return build_demo_graph()
 
+    def _health(self) -> CompiledGraph[Any, Any]:
+        from weft.graphs.health.graph import build_health_graph, health_checkpointer, health_model
+
+        data_dir = self.settings.data_dir
+        return build_health_graph(
+            data_dir, model=health_model(self.settings), checkpointer=health_checkpointer(data_dir)
+        )
+
     def __getitem__(self, name: str) -> CompiledGraph[Any, Any]:
         builder = self._builders.get(name)
         if builder is None:
@@ -118,7 +129,7 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
 
 
 def default_graphs(settings: Settings | None = None) -> GraphRegistry:
-    """The ready graphs ``rag``, ``hybrid`` and ``demo`` for these settings (cached).
+    """The ready graphs ``rag``, ``hybrid``, ``demo`` and ``health`` for these settings (cached).
 
     Graphs are compiled on first access; the same settings give the same registry.
     """

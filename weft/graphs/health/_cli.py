@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any, TextIO
 
 import pydantic
 
-__all__ = ["add_commands", "health_model"]
+__all__ = ["add_commands"]
 
 _DATA_DIR_HELP = "where consultations and sagas are kept (default: $WEFT_DATA_DIR or ./.weft)"
 _LEVEL_TEXT = {
     "en": {"emergency": "EMERGENCY", "non_emergency": "SEE A DOCTOR", "self_care": "SELF-CARE"},
     "zh": {"emergency": "紧急", "non_emergency": "需要就医", "self_care": "居家护理"},
 }
-
-
-def health_model(settings: Any = None) -> Any:
-    """The chat model triage and the specialists use: a remote one when ``OPENAI_API_KEY`` or
-    ``OPENAI_BASE_URL`` is set, else None (offline)."""
-    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
-        return None
-    from weft.components.models import openai_chat_model
-    from weft.core.settings import get_settings
-
-    cfg = settings if settings is not None else get_settings()
-    return openai_chat_model(cfg.model, timeout=cfg.model_attempt_timeout)
 
 
 def _age(text: str) -> float:
@@ -62,6 +49,7 @@ def print_triage(triage: Any, out: TextIO) -> None:
 
 
 def _triage(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.graphs.health.graph import health_model
     from weft.graphs.health.triage import Triager
 
     data = _input(args, "triage")
@@ -126,7 +114,7 @@ def add_commands(subparsers: Any) -> None:
 
 def _parts(args: argparse.Namespace) -> Any:
     from weft.core.settings import get_settings
-    from weft.graphs.health.graph import HealthConsultation
+    from weft.graphs.health.graph import HealthConsultation, health_model
 
     settings = get_settings(data_dir=args.data_dir)
     return HealthConsultation(settings.data_dir, model=health_model(settings))
@@ -136,7 +124,7 @@ def _consult(args: argparse.Namespace, out: TextIO) -> int:
     import asyncio
 
     from weft.core.settings import get_settings
-    from weft.graphs.health.graph import build_health_graph
+    from weft.graphs.health.graph import build_health_graph, health_model
 
     data = _input(args, "consult")
     if data is None:

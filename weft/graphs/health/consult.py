@@ -142,7 +142,8 @@ def consultation_saga(
 
     steps = [
         step("create_record", create, cancel),
-        step("specialists", analyse, None, p.specialists_timeout),
+        # Each specialist has its own timeout inside; the step allows for them and the retrieval.
+        step("specialists", analyse, None, p.specialists_timeout + p.timeout),
         step("report", report, withdraw),
         step("notify", notify, retract),
         step("update_health_record", update, revert),

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,7 +42,14 @@ from weft.graphs.health.specialists import Analysis, Specialist, run_specialists
 from weft.graphs.health.triage import HealthInput, Triage, Triager
 from weft.graphs.saga import Saga, SagaError, SagaLog, SagaRecord
 
-__all__ = ["Consultation", "HealthConsultation", "Triaged", "build_health_graph"]
+__all__ = [
+    "Consultation",
+    "HealthConsultation",
+    "Triaged",
+    "build_health_graph",
+    "health_checkpointer",
+    "health_model",
+]
 
 
 class Triaged(BaseModel):
@@ -140,6 +148,26 @@ class HealthConsultation:
     def sagas(self) -> dict[str, Saga]:
         """The saga definitions by name, for :func:`~weft.graphs.saga.arecover`."""
         return {SAGA_NAME: self.saga}
+
+
+def health_model(settings: Any = None) -> BaseChatModel | None:
+    """The chat model triage and the specialists use: a remote one when ``OPENAI_API_KEY`` or
+    ``OPENAI_BASE_URL`` is set, else None (offline)."""
+    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
+        return None
+    from weft.components.models import openai_chat_model
+    from weft.core.settings import get_settings
+
+    cfg = settings if settings is not None else get_settings()
+    return openai_chat_model(cfg.model, timeout=cfg.model_attempt_timeout)
+
+
+def health_checkpointer(data_dir: str | Path) -> Any:
+    """The graph's LangGraph checkpointer: ``health_checkpoints.sqlite`` in the data dir."""
+    from weft.core._checkpoint import open_sqlite_checkpointer
+
+    allowed = (HealthInput, Triage, Triaged, Consultation, Analysis)
+    return open_sqlite_checkpointer(Path(data_dir) / "health_checkpoints.sqlite", allowed)
 
 
 def build_health_graph(
