@@ -148,7 +148,9 @@ def test_recovering_an_unknown_saga_name_says_which(tmp_path: Path) -> None:
     log = SagaLog(tmp_path / "l.sqlite")
     log.create("z", "gone", ["a"], {})
     with pytest.raises(SagaError, match=r"z \(gone\).*known: demo"):
-        asyncio.run(arecover(log, {"demo": _saga(log, Recorder())}))
+        asyncio.run(arecover(log, {"demo": _saga(log, Recorder())}, force=True))
+    # Without force, a saga whose process is alive (this one) is left to it.
+    assert asyncio.run(arecover(log, {"demo": _saga(log, Recorder())})) == []
     with pytest.raises(SagaError, match="no saga 'nope'"):
         log.get("nope")
 

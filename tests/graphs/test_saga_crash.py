@@ -103,3 +103,15 @@ def test_weft_saga_recover_finishes_a_killed_saga(
     assert _effects(tmp_path)["outbox"] == Counter({"notification": 1})
     assert main(["saga", "recover", "--data-dir", str(tmp_path)]) == 0  # nothing left to do
     assert "no saga to recover" in capsys.readouterr().out
+
+
+def test_the_health_graph_recovers_a_killed_saga_when_it_starts(
+    tmp_path: Path, forkserver: multiprocessing.context.ForkServerContext
+) -> None:
+    from weft.graphs.health.graph import build_health_graph
+
+    _kill_at(forkserver, tmp_path, "after:specialists", fail="")
+    build_health_graph(tmp_path)
+    record = SagaLog(tmp_path / "sagas.sqlite").get(_killed_saga.SAGA_ID)
+    assert record.status == "completed"
+    assert _effects(tmp_path)["reports"] == Counter({"final": 1})

@@ -31,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import random
+import socket
 import sqlite3
 import threading
 import time
@@ -125,6 +127,7 @@ class SagaRecord:
     steps: list[StepRecord]
     created: float
     updated: float
+    owner: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,13 +142,15 @@ class SagaRecord:
             ],
             "created": self.created,
             "updated": self.updated,
+            "owner": self.owner,
         }
 
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sagas (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, step INTEGER NOT NULL,
-    context TEXT NOT NULL, error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+    context TEXT NOT NULL, error TEXT, created REAL NOT NULL, updated REAL NOT NULL,
+    owner TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS saga_steps (
     saga_id TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, PRIMARY KEY (saga_id, idx));
@@ -189,8 +194,8 @@ class SagaLog:
         now = time.time()
         self._write(
             (
-                "INSERT INTO sagas VALUES (?, ?, 'running', 0, ?, NULL, ?, ?)",
-                (saga_id, name, json.dumps(context, ensure_ascii=False), now, now),
+                "INSERT INTO sagas VALUES (?, ?, 'running', 0, ?, NULL, ?, ?, ?)",
+                (saga_id, name, json.dumps(context, ensure_ascii=False), now, now, _owner()),
             ),
             *(
                 ("INSERT INTO saga_steps VALUES (?, ?, ?, 'pending', 0, NULL)", (saga_id, i, s))
@@ -230,6 +235,28 @@ class SagaLog:
             (f"UPDATE sagas SET {', '.join(sets)} WHERE id = ?", (*params, saga_id)),
         )
 
+    def claim(self, saga_id: str) -> None:
+        """Make this process the saga's owner (it is about to carry the saga on)."""
+        self._write(("UPDATE sagas SET owner = ? WHERE id = ?", (_owner(), saga_id)))
+
+    def orphaned(self, saga_id: str) -> bool:
+        """Whether the process that owns this saga is gone (on this host), so none will
+        finish it: the saga needs recovering."""
+        with self._lock:
+            row = self._db.execute("SELECT owner FROM sagas WHERE id = ?", (saga_id,)).fetchone()
+        host, _, pid = str(row[0] if row else "").rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False  # another host's process: only an operator can tell (--force)
+        if int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
     def finish(self, saga_id: str, status: SagaStatus, error: str | None = None) -> None:
         self._write(
             (
@@ -259,6 +286,7 @@ class SagaLog:
             steps=[StepRecord(*s) for s in steps],
             created=row[6],
             updated=row[7],
+            owner=row[8],
         )
 
     def list(self, status: Sequence[SagaStatus] = ()) -> list[SagaRecord]:
@@ -338,6 +366,8 @@ class Saga:
         record = self.log.get(saga_id)
         if record.name != self.name:
             raise SagaError(f"saga {saga_id!r} is a {record.name!r}, not a {self.name!r}")
+        if record.status in ("running", "compensating"):
+            self.log.claim(saga_id)
         if record.status == "running":
             first = next((i for i, s in enumerate(record.steps) if s.status != "done"), None)
             if first is None:  # every step done; only the final status was lost
@@ -410,6 +440,10 @@ class Saga:
         return self.log.get(sid)
 
 
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class _Failed(Exception):
     def __init__(self, message: str, attempts: int) -> None:
         super().__init__(message)
@@ -427,15 +461,21 @@ def _is_async(fn: Action) -> bool:
     )
 
 
-async def arecover(log: SagaLog, sagas: Mapping[str, Saga]) -> list[SagaRecord]:
-    """Finish every saga left ``running`` or ``compensating`` (by a crash), oldest first.
+async def arecover(
+    log: SagaLog, sagas: Mapping[str, Saga], *, force: bool = False
+) -> list[SagaRecord]:
+    """Finish every saga a crash left ``running`` or ``compensating``, oldest first.
 
+    A saga is taken when the process that ran it is gone (:meth:`SagaLog.orphaned`); with
+    ``force``, every unfinished saga is taken, as an operator does for a host that is gone.
     ``sagas`` maps a saga name to its definition. A logged saga whose name is not there is
     left as it is and reported by a :class:`SagaError` after the others are recovered.
     """
     done: list[SagaRecord] = []
     unknown = []
     for record in reversed(log.list(("running", "compensating"))):
+        if not force and not log.orphaned(record.id):
+            continue
         saga = sagas.get(record.name)
         if saga is None:
             unknown.append(f"{record.id} ({record.name})")

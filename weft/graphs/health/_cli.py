@@ -198,7 +198,7 @@ def _saga_recover(args: argparse.Namespace, out: TextIO) -> int:
     from weft.graphs.saga import arecover
 
     parts = _parts(args)
-    done = asyncio.run(arecover(parts.log, parts.sagas()))
+    done = asyncio.run(arecover(parts.log, parts.sagas(), force=args.force))
     if not done:
         out.write("no saga to recover\n")
     for record in done:
@@ -231,6 +231,11 @@ def add_saga_commands(subparsers: Any) -> None:
     show.set_defaults(handler=_saga_show)
     recover = sub.add_parser(
         "recover", help="finish or compensate every saga a crash left running or compensating"
+    )
+    recover.add_argument(
+        "--force",
+        action="store_true",
+        help="also take sagas whose process still looks alive, or ran on another host",
     )
     recover.set_defaults(handler=_saga_recover)
     for command in (listing, show, recover):

@@ -19,7 +19,9 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +42,7 @@ from weft.graphs.health.consult import (
 from weft.graphs.health.services import HealthServices, LocalHealthServices
 from weft.graphs.health.specialists import Analysis, Specialist, run_specialists
 from weft.graphs.health.triage import HealthInput, Triage, Triager
-from weft.graphs.saga import Saga, SagaError, SagaLog, SagaRecord
+from weft.graphs.saga import Saga, SagaError, SagaLog, SagaRecord, arecover
 
 __all__ = [
     "Consultation",
@@ -145,6 +147,27 @@ class HealthConsultation:
             disclaimer=triaged.triage.disclaimer,
         )
 
+    def recover(self) -> list[SagaRecord]:
+        """Finish the sagas that a process which is gone left unfinished (in a worker thread,
+        so that it works from sync and async callers alike)."""
+        if not self.log.list(("running", "compensating")):
+            return []
+        found: list[SagaRecord] = []
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                found.extend(asyncio.run(arecover(self.log, self.sagas())))
+            except BaseException as exc:  # raised again in the caller's thread
+                failed.append(exc)
+
+        worker = threading.Thread(target=run, name="weft-saga-recover")
+        worker.start()
+        worker.join()
+        if failed:
+            raise failed[0]
+        return found
+
     def sagas(self) -> dict[str, Saga]:
         """The saga definitions by name, for :func:`~weft.graphs.saga.arecover`."""
         return {SAGA_NAME: self.saga}
@@ -178,8 +201,13 @@ def build_health_graph(
     services: HealthServices | None = None,
     policy: StepPolicy | None = None,
     checkpointer: Any = None,
+    recover: bool = True,
 ) -> CompiledGraph[HealthInput, Consultation]:
-    """Build the health graph (see the module docs); ``data_dir`` defaults to the settings'."""
+    """Build the health graph (see the module docs); ``data_dir`` defaults to the settings'.
+
+    With ``recover`` (the default), sagas a crashed process left unfinished in this data dir
+    are finished or compensated first, so a restart recovers them.
+    """
     if data_dir is None:
         from weft.core.settings import get_settings
 
@@ -187,6 +215,8 @@ def build_health_graph(
     parts = HealthConsultation(
         data_dir, model=model, specialists=specialists, services=services, policy=policy
     )
+    if recover:
+        parts.recover()
     g = Graph[HealthInput, Consultation]("health")
     g.add_node("triage", parts.triage, input_type=HealthInput, output_type=Triaged)
     g.add_node("emergency", parts.emergency, input_type=Triaged, output_type=Consultation)
