@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("overhead", "retrieval", "embedders", "graphs", "sse_load", "chaos")
+BENCHMARKS = ("overhead", "retrieval", "embedders", "graphs", "sse_load", "chaos", "health")
 
 
 def main() -> None:
