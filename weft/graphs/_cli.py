@@ -262,6 +262,7 @@ _ABOUT = {
     "rag": ("ChatInput -> ChatOutput", "RAG chat: condense, hybrid retrieval, a cited answer"),
     "hybrid": ("str -> list[Document]", "vector and BM25 retrieval, fused"),
     "demo": ("str -> AIMessage", "the small offline demo over built-in passages"),
+    "health": ("HealthInput -> Consultation", "red-flag triage, then a consultation saga"),
 }
 
 
@@ -269,9 +270,10 @@ def _graph_list(args: argparse.Namespace, out: TextIO) -> int:
     from weft.graphs.registry import GRAPH_NAMES
 
     width = max(len(n) for n in GRAPH_NAMES)
+    typed = max(len(types) for types, _ in _ABOUT.values())
     for name in GRAPH_NAMES:
         types, about = _ABOUT.get(name, ("", ""))
-        out.write(f"{name:<{width}}  {types:<24}  {about}\n")
+        out.write(f"{name:<{width}}  {types:<{typed}}  {about}\n")
     return 0
 
 
@@ -286,6 +288,10 @@ def _drawable(name: str, settings: Any) -> Any:
 
     if name == "demo":
         return build_demo_graph()
+    if name == "health":
+        from weft.graphs.health.graph import build_health_graph
+
+        return build_health_graph(settings.data_dir, recover=False)
     kb = KnowledgeBase(settings, embedding=HashingEmbeddings())
     if name == "hybrid":
         return build_hybrid_graph(kb, k=settings.top_k)

@@ -46,6 +46,7 @@ from typing import Any, Literal
 from weft.core.errors import ConfigurationError, WeftError
 
 __all__ = [
+    "Probe",
     "ProbePoint",
     "Saga",
     "SagaError",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-__all__ = ["CJK", "language_of", "negated", "read_values"]
+__all__ = ["CJK", "language_of", "negated", "read_values", "without_durations"]
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
@@ -51,6 +51,7 @@ _DURATION = [
         rf"(?<![孕\d.一二两三四五六七八九十])({_ZH_NUM})\s*(?:个)?(小时|天|日|周|星期|个月|月|年)(?!大)"
     ),
 ]
+_TIME_WORDS = re.compile(r"\b(?:hours?|days?|weeks?|months?|nights?|mornings?|today)\b", re.I)
 _SINCE = re.compile(r"\bsince (yesterday|last night|this morning)\b|昨天|昨晚", re.I)
 _TEMP = [
     re.compile(
@@ -156,6 +157,14 @@ def read_values(text: str) -> dict[str, float]:
         "spo2": spo2 if spo2 is not None and 50 <= spo2 <= 100 else None,
     }
     return {k: v for k, v in values.items() if v is not None}
+
+
+def without_durations(text: str) -> str:
+    """The text without its durations ("for two days", "三天"), which say nothing about what
+    the condition is and would match any text that mentions days."""
+    for pattern in (*_DURATION, _TIME_WORDS):
+        text = pattern.sub(" ", text)
+    return text
 
 
 def language_of(text: str) -> str:

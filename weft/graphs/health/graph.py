@@ -42,7 +42,7 @@ from weft.graphs.health.consult import (
 from weft.graphs.health.services import HealthServices, LocalHealthServices
 from weft.graphs.health.specialists import Analysis, Specialist, run_specialists
 from weft.graphs.health.triage import HealthInput, Triage, Triager
-from weft.graphs.saga import Saga, SagaError, SagaLog, SagaRecord, arecover
+from weft.graphs.saga import Probe, Saga, SagaError, SagaLog, SagaRecord, arecover
 
 __all__ = [
     "Consultation",
@@ -91,6 +91,8 @@ class HealthConsultation:
         specialists: Replace some or all of ``symptoms``, ``risk_factors``, ``care``.
         services: Replace the local SQLite services.
         policy: Timeouts, retries and backoff of the saga's steps.
+        probe: Called before and after every step and compensation (see
+            :class:`~weft.graphs.saga.Saga`); tests and demonstrations stop the process there.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class HealthConsultation:
         specialists: Mapping[str, Specialist] | None = None,
         services: HealthServices | None = None,
         policy: StepPolicy | None = None,
+        probe: Probe | None = None,
     ) -> None:
         from weft.graphs.health.specialists import default_specialists
 
@@ -115,6 +118,7 @@ class HealthConsultation:
             self.services,
             run_specialists(chosen, timeout=self.policy.specialists_timeout),
             policy=self.policy,
+            probe=probe,
         )
 
     async def triage(self, data: HealthInput) -> Triaged:

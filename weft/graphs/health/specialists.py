@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from weft.components.bm25 import BM25Retriever
 from weft.components.models import ExtractiveChatModel, format_sources
 from weft.core.errors import ConfigurationError
+from weft.graphs.health._parse import without_durations
 
 __all__ = [
     "KB_FILE",
@@ -233,7 +234,7 @@ def run_specialists(
     async def run(data: Mapping[str, Any]) -> dict[str, Any]:
         base = kb or _kb(str(KB_FILE))
         given = data["input"]
-        sources = base.search(given["text"], k)
+        sources = base.search(without_durations(given["text"]), k)
         shared = SpecialistInput(
             text=given["text"],
             age=given.get("age"),
