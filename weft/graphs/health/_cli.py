@@ -71,6 +71,7 @@ def _add_input(parser: argparse.ArgumentParser, *, sex: bool) -> None:
     if sex:
         parser.add_argument("--sex", choices=("F", "M"), help="sex: F or M")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--data-dir", help=_DATA_DIR_HELP)
 
 
 def add_commands(subparsers: Any) -> None:
@@ -107,7 +108,6 @@ def add_commands(subparsers: Any) -> None:
         ),
     )
     _add_input(consult, sex=True)
-    consult.add_argument("--data-dir", help=_DATA_DIR_HELP)
     consult.set_defaults(handler=_consult)
     add_saga_commands(subparsers)
 
