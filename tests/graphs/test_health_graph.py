@@ -155,6 +155,10 @@ def test_the_health_graph_is_registered_and_served(tmp_path: Path) -> None:
         assert finished[0]["output"]["triage"]["triage"] == "emergency"
         bad = httpx.post(server.url + "/v1/graphs/health/invoke", json={"input": {"text": " "}})
         assert bad.status_code == 422 and "the text is empty" in bad.text
+        page = httpx.get(server.url + "/static/health.html").text
+        script = httpx.get(server.url + "/static/health.js").text
+        assert '<script src="/static/health.js">' in page
+        assert "/v1/graphs/health/stream" in script and 'path.join("/") === "triage"' in script
 
 
 def test_cli_consult_streams_the_triage_first_then_the_report(
@@ -169,3 +173,25 @@ def test_cli_consult_streams_the_triage_first_then_the_report(
     body = json.loads(capsys.readouterr().out)
     assert set(body["saga"]) == {"id", "status", "steps", "error"}
     assert body["triage"]["triage"] == "self_care" and body["disclaimer"]
+
+
+def test_a_run_stopped_inside_the_saga_resumes_it_from_the_checkpoint(tmp_path: Path) -> None:
+    from weft.core.runtime.compiled import thread
+    from weft.graphs.health.graph import health_checkpointer
+
+    def stop(point: str) -> None:
+        if point == "after:report":
+            raise KeyboardInterrupt  # the run stops between the report and the notification
+
+    config = thread("visit-7")
+    first = build_health_graph(
+        tmp_path, policy=FAST, checkpointer=health_checkpointer(tmp_path), probe=stop
+    )
+    with pytest.raises(KeyboardInterrupt):
+        first.invoke({"text": "sneezing and itchy eyes"}, config)
+    assert SagaLog(tmp_path / "sagas.sqlite").get("visit-7").status == "running"
+    graph = build_health_graph(tmp_path, policy=FAST, checkpointer=health_checkpointer(tmp_path))
+    result = graph.invoke(None, config)  # the checkpoint has triage done: consult runs again
+    assert result.saga["id"] == "visit-7" and result.saga["status"] == "completed"
+    services = LocalHealthServices(tmp_path / "health.sqlite")
+    assert len(services.rows("reports")) == 1 and len(services.rows("outbox")) == 1

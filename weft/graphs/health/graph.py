@@ -206,6 +206,7 @@ def build_health_graph(
     policy: StepPolicy | None = None,
     checkpointer: Any = None,
     recover: bool = True,
+    probe: Probe | None = None,
 ) -> CompiledGraph[HealthInput, Consultation]:
     """Build the health graph (see the module docs); ``data_dir`` defaults to the settings'.
 
@@ -217,7 +218,12 @@ def build_health_graph(
 
         data_dir = get_settings().data_dir
     parts = HealthConsultation(
-        data_dir, model=model, specialists=specialists, services=services, policy=policy
+        data_dir,
+        model=model,
+        specialists=specialists,
+        services=services,
+        policy=policy,
+        probe=probe,
     )
     if recover:
         parts.recover()
