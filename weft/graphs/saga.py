@@ -57,6 +57,7 @@ __all__ = [
     "StepContext",
     "StepRecord",
     "arecover",
+    "connect_sqlite",
 ]
 
 SagaStatus = Literal["running", "completed", "compensating", "compensated", "failed"]
@@ -159,6 +160,17 @@ CREATE INDEX IF NOT EXISTS sagas_status ON sagas(status);
 """
 
 
+def connect_sqlite(path: Path, schema: str) -> sqlite3.Connection:
+    """A SQLite connection for short locked writes from any thread: autocommit (transactions
+    are explicit), WAL journal, ``synchronous=NORMAL``; ``schema`` is run to create tables."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(schema)
+    return db
+
+
 class SagaLog:
     """The durable saga log: one SQLite file, written in one transaction per change.
 
@@ -168,11 +180,7 @@ class SagaLog:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect_sqlite(self.path, _SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -379,14 +387,23 @@ class Saga:
             return await self._compensate(saga_id, record.context, record.steps)
         return record
 
+    async def _move(
+        self, sid: str, idx: int, context: dict[str, Any], *, undo: bool
+    ) -> tuple[Any, int]:
+        """Log the step (or its compensation) as started, then run it with retries."""
+        step = self.steps[idx]
+        fn = step.compensation if undo else step.action
+        assert fn is not None
+        self._at(f"{'before_undo' if undo else 'before'}:{step.name}")
+        self.log.mark(sid, idx, "compensating" if undo else "running")
+        key = f"{sid}/{step.name}/undo" if undo else f"{sid}/{step.name}"
+        return await self._attempts(step, StepContext(sid, step.name, key, context, 1), fn)
+
     async def _forward(self, sid: str, context: dict[str, Any], start: int) -> SagaRecord:
         for idx in range(start, len(self.steps)):
             step = self.steps[idx]
-            self._at(f"before:{step.name}")
-            self.log.mark(sid, idx, "running")
-            ctx = StepContext(sid, step.name, f"{sid}/{step.name}", context, 1)
             try:
-                result, attempts = await self._attempts(step, ctx, step.action)
+                result, attempts = await self._move(sid, idx, context, undo=False)
             except _Failed as failed:
                 error = f"step {idx + 1} '{step.name}' failed after {failed.attempts} attempts: "
                 self.log.mark(
@@ -416,11 +433,8 @@ class Saga:
             if step.compensation is None:
                 self.log.mark(sid, idx, "compensated")
                 continue
-            self._at(f"before_undo:{step.name}")
-            self.log.mark(sid, idx, "compensating")
-            ctx = StepContext(sid, step.name, f"{sid}/{step.name}/undo", context, 1)
             try:
-                _, attempts = await self._attempts(step, ctx, step.compensation)
+                _, attempts = await self._move(sid, idx, context, undo=True)
             except _Failed as failed:
                 stuck.append(step.name)
                 self.log.mark(

@@ -18,12 +18,13 @@ Example:
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
+
+from weft.graphs.saga import connect_sqlite
 
 __all__ = ["HealthServices", "LocalHealthServices"]
 
@@ -64,11 +65,7 @@ class LocalHealthServices:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect_sqlite(self.path, _SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
