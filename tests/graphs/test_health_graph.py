@@ -195,3 +195,16 @@ def test_a_run_stopped_inside_the_saga_resumes_it_from_the_checkpoint(tmp_path: 
     assert result.saga["id"] == "visit-7" and result.saga["status"] == "completed"
     services = LocalHealthServices(tmp_path / "health.sqlite")
     assert len(services.rows("reports")) == 1 and len(services.rows("outbox")) == 1
+
+
+def test_a_specialist_with_a_model_answers_from_the_same_numbered_sources() -> None:
+    from weft.graphs.health.specialists import HealthKnowledgeBase, KnowledgeBaseSpecialist
+    from weft.testing import ScriptedChatModel
+
+    model = ScriptedChatModel(replies=["Rest and fluids [1]; see a doctor if it lasts [2] [9]."])
+    sources = HealthKnowledgeBase().search("runny nose and sneezing", 3)
+    data = SpecialistInput(text="runny nose and sneezing", sources=sources)
+    result = asyncio.run(KnowledgeBaseSpecialist("care", model)(data))
+    assert result.citations == [1, 2]  # [9] names no source
+    prompt = str(model.received[0][-1].content)
+    assert f"[1] {sources[0].metadata['title']}:" in prompt and "Question: What self-care" in prompt

@@ -57,7 +57,7 @@ __all__ = [
     "StepContext",
     "StepRecord",
     "arecover",
-    "connect_sqlite",
+    "SqliteFile",
 ]
 
 SagaStatus = Literal["running", "completed", "compensating", "compensated", "failed"]
@@ -160,31 +160,33 @@ CREATE INDEX IF NOT EXISTS sagas_status ON sagas(status);
 """
 
 
-def connect_sqlite(path: Path, schema: str) -> sqlite3.Connection:
-    """A SQLite connection for short locked writes from any thread: autocommit (transactions
-    are explicit), WAL journal, ``synchronous=NORMAL``; ``schema`` is run to create tables."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(schema)
-    return db
+class SqliteFile:
+    """One SQLite file for short locked writes from any thread: autocommit (transactions are
+    explicit), WAL journal, ``synchronous=NORMAL``; ``SCHEMA`` creates its tables."""
+
+    SCHEMA = ""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(self.SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
 
 
-class SagaLog:
+class SagaLog(SqliteFile):
     """The durable saga log: one SQLite file, written in one transaction per change.
 
     WAL journal with ``synchronous=NORMAL``: a commit survives the process being killed (the
     write is in the operating system's hands); a power loss may lose the last commits.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._db = connect_sqlite(self.path, _SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._db.close()
+    SCHEMA = _SCHEMA
 
     def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
         with self._lock:

@@ -18,13 +18,11 @@ Example:
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Protocol
 
-from weft.graphs.saga import connect_sqlite
+from weft.graphs.saga import SqliteFile
 
 __all__ = ["HealthServices", "LocalHealthServices"]
 
@@ -60,16 +58,10 @@ CREATE TABLE IF NOT EXISTS health_records (
 """
 
 
-class LocalHealthServices:
+class LocalHealthServices(SqliteFile):
     """The default services: SQLite tables in one file (``health.sqlite`` in the data dir)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._db = connect_sqlite(self.path, _SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._db.close()
+    SCHEMA = _SCHEMA
 
     def _once(self, sql: str, params: tuple[Any, ...]) -> None:
         """Run an insert that does nothing when its key is already there."""
