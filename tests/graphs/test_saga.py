@@ -166,3 +166,23 @@ def test_cli_saga_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert shown["status"] == "compensated" and [s["name"] for s in shown["steps"]] == ["s1", "s2"]
     assert main(["saga", "show", "nope", "--data-dir", str(tmp_path)]) == 2
     assert "no saga 'nope'" in capsys.readouterr().err
+
+
+def test_retries_back_off_exponentially_with_jitter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import weft.graphs.saga as saga_module
+
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    jitter = iter([0.0, 1.0, 0.5, 0.5])  # the factor is 0.5 + random(): 0.5, 1.5, 1.0, 1.0
+    monkeypatch.setattr(saga_module.asyncio, "sleep", no_wait)
+    monkeypatch.setattr(saga_module.random, "random", lambda: next(jitter))
+    rec = Recorder(fail={"s1": 4})
+    step = Step("s1", rec.action("s1"), retries=4, backoff=0.1, max_backoff=0.3)
+    record = Saga("b", [step], SagaLog(tmp_path / "l.sqlite")).run({}, saga_id="g")
+    assert record.status == "completed" and record.steps[0].attempts == 5
+    assert waits == pytest.approx([0.05, 0.3, 0.3, 0.3])  # 0.1, 0.2, then capped at 0.3
