@@ -55,6 +55,20 @@ def test_every_red_flag_fires_in_english_and_chinese(flag: str, texts: list[str]
         assert flag in result.red_flags, (text, result.red_flags)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My baby is not breathing",
+        "He stopped breathing for a moment",
+        "My son swallowed bleach",
+        "She took too many pills an hour ago",
+        "孩子误服了药",
+    ],
+)
+def test_not_breathing_and_poisoning_are_emergencies(text: str) -> None:
+    assert Triager().assess(HealthInput(text=text)).triage == "emergency"
+
+
 def test_the_rules_are_a_reviewed_data_file_naming_every_flag() -> None:
     data = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
     assert data["reviewed"] and data["review"]
