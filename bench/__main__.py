@@ -22,6 +22,7 @@ BENCHMARKS = (
     "chaos",
     "agent",
     "resume",
+    "health",
 )
 
 

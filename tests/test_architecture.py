@@ -102,6 +102,7 @@ def test_ready_graphs_are_exported_and_every_factory_is_a_build_function() -> No
     factories = [n for n in weft.graphs.__all__ if n.endswith("_graph")]
     assert sorted(factories) == [
         "build_demo_graph",
+        "build_health_graph",
         "build_hybrid_graph",
         "build_rag_graph",
         "build_resume_graph",

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     from weft.evals._cli import add_commands as eval_commands
     from weft.graphs._agent_cli import add_commands as agent_commands
     from weft.graphs._cli import add_commands as graph_commands
+    from weft.graphs.health._cli import add_commands as health_commands
     from weft.graphs.resume._cli import add_commands as resume_commands
     from weft.server._cli import add_commands as server_commands
 
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         eval_commands,
         agent_commands,
         resume_commands,
+        health_commands,
     ):
         add_commands(sub)
     for command in _leaves(sub):

@@ -130,7 +130,8 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(
 def test_eval_list_names_the_shipped_suites() -> None:
     code, text = run("eval", "list")
     assert code == 0
-    assert text.startswith("hybrid-retrieval") and "\nrag-chat " in text
+    assert text.startswith("health-triage") and "\nhybrid-retrieval " in text
+    assert "\nrag-chat " in text
     assert "graphs: bm25, vector, hybrid" in text and "graphs: rag" in text
 
 

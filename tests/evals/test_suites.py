@@ -26,6 +26,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_shipped_suites_are_inside_the_package_with_their_datasets() -> None:
     suites = shipped_suites()
     assert sorted(suites) == [
+        "health-triage",
         "hybrid-retrieval",
         "hybrid-retrieval-lumo",
         "rag-chat",

@@ -198,7 +198,7 @@ def test_graph_show_labels_carry_the_node_name_and_kind_only(data_dir: Path) -> 
 def test_graph_list_names_every_ready_graph(data_dir: Path) -> None:
     code, text = _run("graph", "list", "--data-dir", str(data_dir))
     names = [line.split()[0] for line in text.splitlines()]
-    assert code == 0 and names == ["rag", "hybrid", "demo", "resume"]
+    assert code == 0 and names == ["rag", "hybrid", "demo", "resume", "health"]
     assert "ChatInput -> ChatOutput" in text
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from weft.evals._confusion import confusion_charts
 from weft.evals.results import (
     INFORMATIONAL,
     CaseResult,
@@ -365,6 +366,7 @@ def _charts(result: EvalResult) -> str:
     latency = {v: [c.latency_ms for c in result.cases if c.variant == v] for v in variants}
     top = max([1.0, *(x for vs in latency.values() for x in vs)])
     charts.append(_histogram("latency histogram (ms)", latency, 0.0, top, 12))
+    charts += confusion_charts({v: s.labels for v, s in result.summary.items()})
     return f'<div class="charts">{"".join(charts)}</div>'
 
 

@@ -5,6 +5,7 @@
 - :func:`build_react_agent` (``agent.py``): a ReAct agent with tools and human approval.
 - :func:`build_demo_graph` (``demo.py``): a small offline question-answering graph.
 - :func:`build_resume_graph` (``resume/``): resumes into typed profiles, matched to job ads.
+- :func:`build_health_graph` (``health/``): red-flag triage, then a consultation saga.
 - :class:`KnowledgeBase` (``knowledge.py``): ingest files into Chroma and BM25, and retrieve.
 - :func:`default_graphs` (``registry.py``): the graphs above compiled once per settings.
 - ``schema.py``: the chat graphs' input, output and event types.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from weft.graphs.agent import approved, build_react_agent, edited, rejected
     from weft.graphs.demo import build_demo_graph
+    from weft.graphs.health.graph import build_health_graph
     from weft.graphs.hybrid import GraphRetriever, build_hybrid_graph
     from weft.graphs.knowledge import KnowledgeBase
     from weft.graphs.rag import astream_chat, build_rag_graph, stream_chat
@@ -36,6 +38,7 @@ __all__ = [
     "approved",
     "astream_chat",
     "build_demo_graph",
+    "build_health_graph",
     "build_hybrid_graph",
     "build_rag_graph",
     "build_react_agent",
@@ -58,6 +61,7 @@ _HOME = {
     "KnowledgeBase": "knowledge",
     "astream_chat": "rag",
     "build_demo_graph": "demo",
+    "build_health_graph": "health.graph",
     "build_hybrid_graph": "hybrid",
     "build_rag_graph": "rag",
     "build_resume_graph": "resume",

@@ -263,6 +263,7 @@ _ABOUT = {
     "hybrid": ("str -> list[Document]", "vector and BM25 retrieval, fused"),
     "demo": ("str -> AIMessage", "the small offline demo over built-in passages"),
     "resume": ("ResumeInput -> ResumeAnalysis", "resume profiles matched to job ads"),
+    "health": ("HealthInput -> Consultation", "red-flag triage, then a consultation saga"),
 }
 
 
@@ -292,6 +293,10 @@ def _drawable(name: str, settings: Any) -> Any:
         from weft.graphs.resume import build_resume_graph
 
         return build_resume_graph()
+    if name == "health":
+        from weft.graphs.health.graph import build_health_graph
+
+        return build_health_graph(settings.data_dir, recover=False)
     kb = KnowledgeBase(settings, embedding=HashingEmbeddings())
     if name == "hybrid":
         return build_hybrid_graph(kb, k=settings.top_k)

@@ -12,6 +12,8 @@ name       what it is                                  input -> output
 ``resume`` resume analysis, offline, matched against   ``ResumeInput -> ResumeAnalysis``
            the job ads in ``DATA_DIR/jobs`` if there
            (:mod:`weft.graphs.resume`)
+``health`` red-flag triage, then a consultation saga   ``HealthInput -> Consultation``
+           (:mod:`weft.graphs.health.graph`)
 =========  ==========================================  =================================
 
 The ``rag`` graph's chat model is :func:`~weft.components.resilience.served_chat_model`: a remote
@@ -20,7 +22,7 @@ model behind the ``WEFT_MODEL_*`` timeout, retries, breaker and fallback, or the
 Example:
     >>> graphs = default_graphs(Settings(data_dir=tmp))  # doctest: +SKIP
     >>> sorted(graphs)  # doctest: +SKIP
-    ['demo', 'hybrid', 'rag']
+    ['demo', 'health', 'hybrid', 'rag']
     >>> knowledge_base(Settings(data_dir=tmp)).count()  # doctest: +SKIP
     0
 """
@@ -37,7 +39,7 @@ from weft.graphs.knowledge import KnowledgeBase
 
 __all__ = ["GRAPH_NAMES", "GraphRegistry", "default_graphs", "knowledge_base"]
 
-GRAPH_NAMES = ("rag", "hybrid", "demo", "resume")
+GRAPH_NAMES = ("rag", "hybrid", "demo", "resume", "health")
 """The names :func:`default_graphs` knows, in the order they are listed."""
 
 _T = TypeVar("_T")
@@ -77,6 +79,7 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
             "hybrid": self._hybrid,
             "demo": self._demo,
             "resume": self._resume,
+            "health": self._health,
         }
 
     @property
@@ -108,6 +111,14 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
         index = JobIndex(jobs, data_dir=self.settings.data_dir) if jobs.is_dir() else None
         return build_resume_graph(index, allow_paths=False, max_bytes=self.settings.max_body_bytes)
 
+    def _health(self) -> CompiledGraph[Any, Any]:
+        from weft.graphs.health.graph import build_health_graph, health_checkpointer, health_model
+
+        data_dir = self.settings.data_dir
+        return build_health_graph(
+            data_dir, model=health_model(self.settings), checkpointer=health_checkpointer(data_dir)
+        )
+
     def __getitem__(self, name: str) -> CompiledGraph[Any, Any]:
         builder = self._builders.get(name)
         if builder is None:
@@ -129,7 +140,7 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
 
 
 def default_graphs(settings: Settings | None = None) -> GraphRegistry:
-    """The ready graphs ``rag``, ``hybrid`` and ``demo`` for these settings (cached).
+    """The ready graphs ``rag``, ``hybrid``, ``demo`` and ``health`` for these settings (cached).
 
     Graphs are compiled on first access; the same settings give the same registry.
     """

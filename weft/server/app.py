@@ -95,7 +95,7 @@ def create_app(
         settings: host, limits, keys, CORS...; from ``WEFT_*`` variables if None.
         graphs: the graphs to serve, or a function of the settings that builds them at startup
             (in a worker thread); if None, :func:`weft.graphs.registry.default_graphs` ("rag",
-            "hybrid", "demo"), with the knowledge base's stores in the readiness checks.
+            "hybrid", "demo", "health"), with the knowledge base's stores in the readiness checks.
         chat: streams chat answers (``/v1/chat``, ``/v1/chat/completions``) from graphs that
             take a :class:`~weft.graphs.schema.ChatInput`; :func:`weft.graphs.rag.astream_chat`
             if None. Graphs that take a string are asked the question directly.
