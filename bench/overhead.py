@@ -4,7 +4,11 @@ Linear graphs of 2, 10 and 50 trivial typed lambdas are built three ways: with w
 LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and streamed:
 weft with ``events()`` (its typed events), LangGraph twice: in its default ``updates`` mode (one
 event per node) and in ``tasks`` mode, which carries what weft's events do (each node's start with
-its input and its finish with its output). Three more rows run the same weft graphs with a
+its input and its finish with its output). These graphs make no chunk while a node runs, so
+``events()`` runs them in the caller's thread; one more pair times the path of a graph that does
+(a chat model, a lambda that yields): weft's ``events()`` on a worker thread against LangGraph's
+``messages`` mode, which runs the nodes on its own threads so tokens come out as they are made.
+Three more rows run the same weft graphs with a
 callback handler that does nothing (the cost of reporting runs at all), with the OpenTelemetry
 handler exporting to an in-memory exporter through a ``SimpleSpanProcessor``, metrics included,
 and with that handler's per-node latency histogram turned off (``node_metrics=False``). Rounds are
@@ -161,6 +165,14 @@ def build_langgraph_otel(n: int, *, node_metrics: bool = True) -> tuple[Any, Cal
     return _Run(), spans.clear
 
 
+def on_worker(g: Any) -> list[Any]:
+    """``events()`` as it runs a live graph (one with a chat model, a lambda that yields, a
+    runnable): on a worker thread, so chunks reach the reader while their node runs. These
+    graphs have no such node, so ``events()`` runs them in the caller's thread; this times the
+    worker path on the same graphs."""
+    return list(g._events_on_worker(g._input(0), 0, None))
+
+
 def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
     weft = {n: build_weft(n) for n in SIZES}
     noop_cfg: Any = {"callbacks": [Handler()]}
@@ -191,12 +203,17 @@ def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
         },
         "langgraph invoke": {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in SIZES},
         "weft stream": {n: (lambda g=weft[n]: list(g.events(0))) for n in SIZES},
+        "weft stream, worker thread": {n: (lambda g=weft[n]: on_worker(g)) for n in SIZES},
         "langgraph stream": {
             n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="updates")))
             for n in SIZES
         },
         "langgraph stream (tasks)": {
             n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="tasks")))
+            for n in SIZES
+        },
+        "langgraph stream (messages)": {
+            n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="messages")))
             for n in SIZES
         },
         "python": {n: (lambda f=py[n]: f(0)) for n in SIZES},
@@ -229,6 +246,11 @@ def table(results: dict[str, dict[int, float]]) -> str:
         ("invoke", "weft invoke", "langgraph invoke"),
         ("stream vs updates", "weft stream", "langgraph stream"),
         ("stream vs tasks", "weft stream", "langgraph stream (tasks)"),
+        (
+            "stream on a worker vs messages",
+            "weft stream, worker thread",
+            "langgraph stream (messages)",
+        ),
     ]
     for label, ours, peer in pairs:
         ws, wi = fits[ours]

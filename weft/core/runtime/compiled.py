@@ -11,10 +11,11 @@ import contextvars
 import functools
 import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import pydantic
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -126,6 +127,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         d["step_limit"] = step_limit or max(25, 2 * len(plan.nodes) + 5)
         d["_start_inboxes"] = built.start_inboxes
         d["_nodes"] = built.nodes
+        d["live"] = any(n.live for n in built.nodes.values())
         d["_validate"] = validate
         # "sync" writes each step's checkpoint before the next step starts, so a process that
         # dies mid-run resumes from its last completed step.
@@ -140,6 +142,10 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
     checkpointer: BaseCheckpointSaver[Any] | None
     interrupts: bool
     step_limit: int
+    live: bool
+    """Whether a node can make chunks while it runs (a chat model, a lambda that yields, a
+    LangChain runnable or tool, a live nested graph): :meth:`events` then runs the graph on a
+    worker thread, so those chunks reach the reader as they come."""
     _start_inboxes: dict[str, Any]
     _nodes: dict[str, NodeRunner]
     _validate: Callable[[Any], Any] | None
@@ -258,11 +264,49 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         model the run calls, and what streaming lambdas yield) with the path they came from,
         nodes finishing, and the final output last.
 
-        The graph runs on a worker thread, so chunks arrive while the node producing them runs.
-        Closing the iterator early ends the run at its next event.
+        A graph with a node that makes chunks as it runs (:attr:`live`: a chat model, a lambda
+        that yields, a LangChain runnable or tool) runs on a worker thread, so those chunks
+        arrive while the node runs. Any other graph runs in the caller's thread, and the events
+        of each step arrive as the step ends. Closing the iterator early ends the run at its
+        next event.
         """
         _refuse(self.name, "events", kwargs)
         values = self._input(input)
+        if self.live:
+            yield from self._events_on_worker(values, input, config)
+            return
+        items: deque[StreamEvent] = deque()
+        cfg, report = self._config(config, Emitter(items.append), input, False)
+        # Each step runs in one context of its own: what LangGraph sets while it runs must not
+        # reach the reader's code between steps.
+        ctx = nested_context(cfg) or contextvars.copy_context()
+        with report:
+            # LangGraph's stream is a generator, though typed as an iterator.
+            steps = cast(
+                "Generator[Any, None, None]",
+                self.langgraph.stream(
+                    values,
+                    cfg,
+                    stream_mode=_MODES,
+                    output_keys=self.langgraph.output_channels,
+                    **self._run_kw,
+                ),
+            )
+            latest = _Latest()
+            try:
+                while (part := ctx.run(next, steps, None)) is not None:
+                    latest.add(part)
+                    while items:
+                        yield items.popleft()
+            finally:
+                ctx.run(steps.close)  # a run still going ends here
+            result = self._result(latest.values(), cfg)
+        report.done(result)
+        yield FinalOutput(result)
+
+    def _events_on_worker(
+        self, values: Any, input: Any, config: RunnableConfig | None
+    ) -> Iterator[StreamEvent]:
         pipe = Pipe()
         cfg, report = self._config(config, Emitter(pipe.put), input, False)
         ctx = nested_context(cfg) or contextvars.copy_context()
@@ -381,6 +425,37 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             f"CompiledGraph({self.name!r}: {type_name(self.input_type)} -> "
             f"{type_name(self.output_type)}, nodes={list(self.plan.nodes)})"
         )
+
+
+# What ``events()`` asks LangGraph's stream for: what ``invoke`` gathers its result from (and
+# on the graph's output channels only, as ``invoke`` does; by default a stream maps them all).
+_MODES: list[Any] = ["updates", "values"]
+_INTERRUPT = "__interrupt__"
+
+
+class _Latest:
+    """A run's values from LangGraph's stream parts, as LangGraph's ``invoke`` gathers them:
+    the last values, with the interrupts that the steps' updates carried."""
+
+    __slots__ = ("interrupts", "latest")
+
+    def __init__(self) -> None:
+        self.latest: Any = None
+        self.interrupts: list[Any] = []
+
+    def add(self, part: tuple[str, Any]) -> None:
+        mode, payload = part
+        if mode == "values":
+            self.latest = payload
+        elif isinstance(payload, dict) and (found := payload.get(_INTERRUPT)) is not None:
+            self.interrupts.extend(found)
+
+    def values(self) -> Any:
+        if not self.interrupts:
+            return self.latest
+        if isinstance(self.latest, dict):
+            return {**self.latest, _INTERRUPT: self.interrupts}
+        return {_INTERRUPT: self.interrupts}
 
 
 def _refuse(graph: str, method: str, kwargs: Mapping[str, Any]) -> None:
