@@ -400,6 +400,7 @@ class Graph(Generic[InT, OutT]):
         step_limit: int | None = None,
         name: str | None = None,
         durability: Literal["sync", "async", "exit"] = "sync",
+        executor: Literal["auto", "langgraph", "dag"] | None = None,
     ) -> CompiledGraph[InT, OutT]:
         """Check the graph and return an immutable, runnable compiled graph.
 
@@ -413,6 +414,10 @@ class Graph(Generic[InT, OutT]):
             name: Rename the compiled graph (defaults to the builder's name).
             durability: When checkpoints are written: ``"sync"`` (before the next step, so a
                 crash loses nothing), ``"async"`` (overlapping the next step) or ``"exit"``.
+            executor: What runs the graph. ``"auto"`` (the default) picks the DAG executor when
+                the graph has no cycle, no checkpointer and no interrupt, and LangGraph
+                otherwise; ``"dag"`` insists on the DAG executor; ``"langgraph"`` on LangGraph.
+                Both give the same outputs, events and callbacks.
 
         Raises:
             GraphCompileError: listing every problem found, each with its fix.
@@ -436,4 +441,5 @@ class Graph(Generic[InT, OutT]):
             interrupt_after=tuple(interrupt_after),
             step_limit=step_limit,
             durability=durability,
+            executor=executor,
         )
