@@ -20,7 +20,7 @@ from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from weft.core.graph import END, GraphPlan
+from weft.core.graph import END, START, GraphPlan
 from weft.core.runtime.layout import IN, OUT, Laid
 from weft.core.runtime.node import NodeRunner, Update
 from weft.core.types import typed_dict
@@ -99,13 +99,16 @@ def build(
         preds = plan.preds[n]
         if not preds:
             continue
-        if plan.triggers[n] == "all" and len(preds) > 1:
-            sg.add_edge(list(preds), n)
+        # START has written the input before any node runs, so a fan-in that waits for it
+        # waits only for its other upstream nodes (LangGraph's joins do not take START).
+        waits = [p for p in preds if p != START] if len(preds) > 1 else list(preds)
+        if plan.triggers[n] == "all" and len(waits) > 1:
+            sg.add_edge(waits, n)
         else:
-            for p in preds:
+            for p in waits if plan.triggers[n] == "all" else preds:
                 sg.add_edge(p, n)
     for p, after in plan.succs.items():
-        if END in after and p != "__start__":
+        if END in after and p != START:
             sg.add_edge(p, END)
     return sg.compile(
         checkpointer=checkpointer,
