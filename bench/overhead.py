@@ -8,6 +8,9 @@ its input and its finish with its output). These graphs make no chunk while a no
 ``events()`` runs them in the caller's thread; one more pair times the path of a graph that does
 (a chat model, a lambda that yields): weft's ``events()`` on a worker thread against LangGraph's
 ``messages`` mode, which runs the nodes on its own threads so tokens come out as they are made.
+The ``dag`` rows run the same weft graphs on the DAG executor (``compile(executor="dag")``,
+what ``auto`` picks for them; the other weft rows name ``executor="langgraph"``), and ``lcel
+invoke`` runs the same steps as an LCEL ``RunnableSequence`` of ``RunnableLambda`` steps.
 Three more rows run the same weft graphs with a
 callback handler that does nothing (the cost of reporting runs at all), with the OpenTelemetry
 handler exporting to an in-memory exporter through a ``SimpleSpanProcessor``, metrics included,
@@ -27,7 +30,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.graph import END as LG_END
 from langgraph.graph import START as LG_START
@@ -44,7 +47,7 @@ def step(x: int) -> int:
     return x + 1
 
 
-def build_weft(n: int) -> Any:
+def build_weft(n: int, executor: Literal["langgraph", "dag"] = "langgraph") -> Any:
     g = Graph[int, int](f"bench{n}")
     prev = START
     for i in range(n):
@@ -52,7 +55,15 @@ def build_weft(n: int) -> Any:
         g.add_edge(prev, f"n{i}")
         prev = f"n{i}"
     g.add_edge(prev, END)
-    return g.compile()
+    return g.compile(executor=executor)
+
+
+def build_lcel(n: int) -> Any:
+    """The same steps as an LCEL ``RunnableSequence`` of ``RunnableLambda``s."""
+    from langchain_core.runnables import RunnableLambda, RunnableSequence
+
+    steps = [RunnableLambda(step) for _ in range(n)]
+    return RunnableSequence(*steps) if n > 1 else steps[0]
 
 
 class _State(TypedDict):
@@ -175,6 +186,8 @@ def on_worker(g: Any) -> list[Any]:
 
 def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
     weft = {n: build_weft(n) for n in SIZES}
+    dag = {n: build_weft(n, "dag") for n in SIZES}
+    lcel = {n: build_lcel(n) for n in SIZES}
     noop_cfg: Any = {"callbacks": [Handler()]}
     otel, clear = otel_handler()
     otel_cfg: Any = {"callbacks": [otel]}
@@ -202,8 +215,12 @@ def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
             n: (lambda g=weft[n]: traced_spans_only(g)) for n in SIZES
         },
         "langgraph invoke": {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in SIZES},
+        "weft invoke, dag": {n: (lambda g=dag[n]: g.invoke(0)) for n in SIZES},
+        "weft invoke + otel, dag": {n: (lambda g=dag[n]: traced(g)) for n in SIZES},
+        "lcel invoke": {n: (lambda g=lcel[n]: g.invoke(0)) for n in SIZES},
         "weft stream": {n: (lambda g=weft[n]: list(g.events(0))) for n in SIZES},
         "weft stream, worker thread": {n: (lambda g=weft[n]: on_worker(g)) for n in SIZES},
+        "weft stream, dag": {n: (lambda g=dag[n]: list(g.events(0))) for n in SIZES},
         "langgraph stream": {
             n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="updates")))
             for n in SIZES
@@ -240,7 +257,7 @@ def table(results: dict[str, dict[int, float]]) -> str:
         cells = " | ".join(f"{v[n]:.1f}" for n in SIZES)
         rows.append(f"| {k} | {cells} | {slope:.2f} | {icpt:.1f} |")
     rows.append("")
-    rows.append("| ratio weft / langgraph | per node | per call | 10 nodes total |")
+    rows.append("| ratio weft / peer | per node | per call | 10 nodes total |")
     rows.append("|---|---|---|---|")
     pairs = [
         ("invoke", "weft invoke", "langgraph invoke"),
@@ -251,6 +268,9 @@ def table(results: dict[str, dict[int, float]]) -> str:
             "weft stream, worker thread",
             "langgraph stream (messages)",
         ),
+        ("dag invoke vs langgraph invoke", "weft invoke, dag", "langgraph invoke"),
+        ("dag invoke vs lcel invoke", "weft invoke, dag", "lcel invoke"),
+        ("dag stream vs langgraph tasks", "weft stream, dag", "langgraph stream (tasks)"),
     ]
     for label, ours, peer in pairs:
         ws, wi = fits[ours]
@@ -290,6 +310,10 @@ def tracing_cost(rounds: int) -> dict[str, tuple[float, float]]:
         return {n: (lambda g=built[n][0]: g.invoke(0)) for n in sizes}
 
     plain_weft = {n: (lambda g=weft[n]: g.invoke(0)) for n in sizes}
+    dag = {n: build_weft(n, "dag") for n in sizes}
+    plain_dag = {n: (lambda g=dag[n]: g.invoke(0)) for n in sizes}
+    otel_dag, clear_dag = otel_handler()
+    traced_dag = {n: (lambda g=dag[n]: g.invoke(0, {"callbacks": [otel_dag]})) for n in sizes}
     plain_lg = {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in sizes}
     # name -> (plain runs, traced runs, what empties the exporters before the traced runs)
     variants: dict[str, tuple[Any, Any, Callable[[], None]]] = {
@@ -300,6 +324,7 @@ def tracing_cost(rounds: int) -> dict[str, tuple[float, float]]:
             on_weft({"callbacks": [spans_only]}),
             clear_spans_only,
         ),
+        "weft on the dag executor: otel": (plain_dag, traced_dag, clear_dag),
         "peer: langgraph + hand-written otel": (
             plain_lg,
             on_peer(peer),
@@ -350,6 +375,11 @@ def tracing_table(cost: dict[str, tuple[float, float]]) -> str:
     rows.append("|---|---|")
     for label, ours, theirs in (
         ("spans and node histogram", "weft: otel", "peer: langgraph + hand-written otel"),
+        (
+            "spans and node histogram, dag",
+            "weft on the dag executor: otel",
+            "peer: langgraph + hand-written otel",
+        ),
         (
             "spans only",
             "weft: otel, node metrics off",
