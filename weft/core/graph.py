@@ -2,8 +2,8 @@
 
 A :class:`Graph` is mutable and runs nothing. :meth:`Graph.compile` checks it (types on every
 edge, names, reachability, fan-ins, cycles) and returns an immutable
-:class:`~weft.core.compiled.CompiledGraph` that runs on LangGraph, from a frozen
-:class:`~weft.core.plan.GraphPlan` (the checks themselves are in ``_checks.py``).
+:class:`~weft.core.compiled.CompiledGraph` that runs on weft's DAG executor or on LangGraph,
+from a frozen :class:`~weft.core.plan.GraphPlan` (the checks themselves are in ``_checks.py``).
 
 Data flows along edges: a node's input is the output of the node before it. A node with several
 incoming edges waits for all of them (fan-in) and receives a mapping ``{upstream: output}``,

@@ -1,7 +1,8 @@
-"""The compiled graph: an immutable langchain-core Runnable backed by a compiled LangGraph graph.
+"""The compiled graph: an immutable langchain-core Runnable, run by the DAG executor or LangGraph.
 
-The LangGraph graph is exposed as :attr:`CompiledGraph.langgraph` for interop: checkpointers,
-interrupts and ``astream_events`` work as they do on any LangGraph graph.
+``compile(executor=...)`` picks the executor (see ``Graph.compile``). The LangGraph graph is
+exposed as :attr:`CompiledGraph.langgraph` for interop, built on first use when the DAG executor
+runs the graph: checkpointers, interrupts and ``astream_events`` work as on any LangGraph graph.
 """
 
 from __future__ import annotations
