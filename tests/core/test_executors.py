@@ -176,3 +176,35 @@ def test_auto_picks_the_dag_executor_only_for_what_it_can_run() -> None:
     dag = line().compile(executor="dag")
     assert "langgraph" not in vars(dag)
     assert dag.langgraph.invoke({"__in__": 1}) == {"__out__": 2}
+
+
+class Slot(TypedDict):
+    last: int
+
+
+def test_two_nodes_of_one_step_writing_a_one_value_state_key_fail_the_run() -> None:
+    from langgraph.errors import InvalidUpdateError
+
+    def inc(x: int) -> int:
+        return x + 1
+
+    g = Graph[int, int]("clash", state=Slot)
+    g.add_node("a", inc, post=lambda y, state: {"last": y})
+    g.add_node("b", inc, post=lambda y, state: {"last": y})
+    g.add_edge(START, "a").add_edge(START, "b").add_edge("a", END).add_edge("b", END)
+    with pytest.raises(InvalidUpdateError, match="last"):
+        g.compile().invoke(1)
+
+
+def test_an_acyclic_run_past_its_recursion_limit_stops_with_a_step_limit_error() -> None:
+    from weft.core.errors import StepLimitError
+
+    def inc(x: int) -> int:
+        return x + 1
+
+    g = Graph[int, int]("line").add_node("a", inc).add_node("b", inc).add_node("c", inc)
+    g.add_edge(START, "a").add_edge("a", "b").add_edge("b", "c").add_edge("c", END)
+    compiled = g.compile()
+    assert compiled.invoke(1, {"recursion_limit": 4}) == 4  # the input is a step too
+    with pytest.raises(StepLimitError, match="stopped after 3 steps"):
+        compiled.invoke(1, {"recursion_limit": 3})

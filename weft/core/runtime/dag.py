@@ -22,6 +22,7 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import InvalidUpdateError
 
 from weft.core.graph import END, START, GraphPlan
 from weft.core.runtime.context import BRIDGE, has_handlers
@@ -47,8 +48,9 @@ class OutOfSteps(Exception):
     """A run took more steps than its ``recursion_limit`` allows."""
 
 
-class InvalidUpdate(ValueError):
-    """Two nodes of one step wrote a state key that keeps one value."""
+class InvalidUpdate(InvalidUpdateError):
+    """Two nodes of one step wrote a state key that keeps one value: the error LangGraph raises
+    then, so code that catches it works on both executors."""
 
 
 # A step: the values its nodes read, the nodes to run and the config each runs with.
