@@ -208,3 +208,50 @@ def test_an_acyclic_run_past_its_recursion_limit_stops_with_a_step_limit_error()
     assert compiled.invoke(1, {"recursion_limit": 4}) == 4  # the input is a step too
     with pytest.raises(StepLimitError, match="stopped after 3 steps"):
         compiled.invoke(1, {"recursion_limit": 3})
+
+
+def _fan_out(branch: Any) -> Any:
+    g = Graph[int, int]("fan").add_node("a", branch).add_node("b", branch).add_node("c", branch)
+    g.add_node(
+        "join",
+        lambda_(sum, input_type=list[int], output_type=int),
+        merge=lambda parts: list(parts.values()),
+    )
+    for n in ("a", "b", "c"):
+        g.add_edge(START, n).add_edge(n, "join")
+    return g.add_edge("join", END).compile(executor="dag")
+
+
+def test_sync_parallel_nodes_of_the_dag_executor_share_one_pool_with_the_caller() -> None:
+    import threading
+
+    names: set[str] = set()
+
+    def branch(x: int) -> int:
+        names.add(threading.current_thread().name)
+        return x
+
+    graph = _fan_out(branch)
+    for _ in range(5):
+        assert graph.invoke(2) == 6
+    caller = threading.current_thread().name
+    assert names - {caller} and all(n.startswith("weft-dag") for n in names - {caller})
+
+
+async def test_async_parallel_nodes_of_the_dag_executor_are_tasks_on_the_loop() -> None:
+    import threading
+
+    threads: set[int] = set()
+    running: list[int] = []
+    overlapped: list[bool] = []
+
+    async def branch(x: int) -> int:
+        threads.add(threading.get_ident())
+        running.append(x)
+        await asyncio.sleep(0.01)
+        overlapped.append(len(running) > 1)
+        running.remove(x)
+        return x
+
+    assert await _fan_out(branch).ainvoke(2) == 6
+    assert threads == {threading.get_ident()} and any(overlapped)
