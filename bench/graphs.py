@@ -9,6 +9,10 @@ it) and by LangGraph (the same plan compiled with ``executor="langgraph"``). Que
 time, alternating blocks between the contenders so machine noise hits all alike. The ratio is
 graph / bare queries/s: 1.0 means the graph costs nothing.
 
+A second table times a RAG chat turn without a session (``build_rag_graph`` over the bundled
+handbook, the offline extractive model): the graph as compiled (the DAG executor) against the
+same plan on LangGraph.
+
 Run: ``python -m bench.graphs [--quick]``
 """
 
@@ -91,6 +95,46 @@ def bench(n: int, n_queries: int) -> None:
     )
 
 
+_QUESTIONS = (
+    "How do I stream tokens from a graph?",
+    "What does a checkpointer do?",
+    "How are callbacks reported?",
+    "Which embedder runs offline?",
+    "How do I run the chat server?",
+)
+
+
+def rag_turns(n_turns: int) -> None:
+    from weft.core.settings import Settings
+    from weft.graphs.knowledge import KnowledgeBase
+    from weft.graphs.rag import build_rag_graph
+    from weft.graphs.schema import ChatInput
+
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = KnowledgeBase(Settings(data_dir=tmp))
+        kb.ensure_demo()
+        dag = build_rag_graph(kb)
+        assert dag.executor == "dag"
+        on_langgraph = CompiledGraph[ChatInput, Any](dag.plan, executor="langgraph")
+        graphs = {"dag": dag, "langgraph": on_langgraph}
+        questions = [ChatInput(question=_QUESTIONS[i % len(_QUESTIONS)]) for i in range(n_turns)]
+        for q in questions[:10]:
+            for graph in graphs.values():
+                graph.invoke(q)
+        assert dag.invoke(questions[0]) == on_langgraph.invoke(questions[0])
+        qps = interleaved_qps({k: g.invoke for k, g in graphs.items()}, questions, block=10)
+    rows = [[k, f"{1000 / v:.2f}", f"{v:,.0f}"] for k, v in qps.items()]
+    rows.append(
+        ["ratio dag / langgraph (time per turn)", f"{qps['langgraph'] / qps['dag']:.2f}", ""]
+    )
+    table(
+        f"RAG chat turn, no session, bundled handbook, extractive model, {n_turns} turns; "
+        f"{platform.machine()}",
+        ["executor", "ms/turn", "turns/s"],
+        rows,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.graphs", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2k chunks, 100 queries")
@@ -99,8 +143,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         bench(2_000, 100)
+        rag_turns(40)
     else:
         bench(args.chunks, args.queries)
+        rag_turns(200)
 
 
 if __name__ == "__main__":

@@ -390,6 +390,51 @@ def tracing_table(cost: dict[str, tuple[float, float]]) -> str:
     return "\n".join(rows)
 
 
+def per_call(rounds: int, sizes: tuple[int, ...] = (2, 10)) -> dict[int, dict[str, float]]:
+    """Median µs per call of the streamed and invoked paths on small graphs, every contender
+    timed once per round, one after another: on a loaded machine the median of many single calls
+    is steadier than a fitted intercept."""
+    lg_limit = {"recursion_limit": 200}
+    out: dict[int, dict[str, float]] = {}
+    for n in sizes:
+        weft, dag, lg = build_weft(n), build_weft(n, "dag"), build_langgraph(n)
+        cases: dict[str, Callable[[], Any]] = {
+            "weft stream": lambda g=weft: list(g.events(0)),
+            "weft stream, worker thread": lambda g=weft: on_worker(g),
+            "weft stream, dag": lambda g=dag: list(g.events(0)),
+            "weft invoke": lambda g=weft: g.invoke(0),
+            "weft invoke, dag": lambda g=dag: g.invoke(0),
+            "langgraph invoke": lambda g=lg: g.invoke({"value": 0}, lg_limit),
+            "langgraph stream (tasks)": lambda g=lg: list(
+                g.stream({"value": 0}, lg_limit, stream_mode="tasks")
+            ),
+        }
+        for f in cases.values():
+            f()
+        samples: dict[str, list[float]] = {k: [] for k in cases}
+        for _ in range(rounds):
+            for name, f in cases.items():
+                samples[name].append(_time(f, 1))
+        out[n] = {k: statistics.median(v) for k, v in samples.items()}
+    return out
+
+
+def per_call_table(medians: dict[int, dict[str, float]]) -> str:
+    sizes = list(medians)
+    head = " | ".join(f"{n} nodes µs | / langgraph tasks | / langgraph invoke" for n in sizes)
+    rows = [f"| contender (median) | {head} |", "|---" * (1 + 3 * len(sizes)) + "|"]
+    for name in medians[sizes[0]]:
+        cells = []
+        for n in sizes:
+            m = medians[n]
+            cells.append(
+                f"{m[name]:.0f} | {m[name] / m['langgraph stream (tasks)']:.2f} | "
+                f"{m[name] / m['langgraph invoke']:.2f}"
+            )
+        rows.append(f"| {name} | {' | '.join(cells)} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
@@ -401,6 +446,8 @@ def main(argv: list[str] | None = None) -> None:
         f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
     )
     print(table(measure(rounds, reps)))
+    print()
+    print(per_call_table(per_call(40 if args.quick else 400)))
     print()
     print(tracing_table(tracing_cost(10 if args.quick else 20 * rounds)))
 
