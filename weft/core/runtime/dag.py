@@ -76,14 +76,17 @@ class DagExecutor:
                 empty = _empty(laid.fields[k])
                 if empty is not _MISSING:
                     self.initial[k] = empty
-        self.first = tuple(s for s in plan.succs[START] if s != END)
-        self.succs = {n: tuple(s for s in plan.succs[n] if s != END) for n in plan.nodes}
-        # Fan-ins that wait for every upstream node, and who they wait for.
-        self.barriers = {
-            n: frozenset(plan.preds[n])
+        # Fan-ins that wait for every upstream node, and who they wait for. START has written
+        # the input before any node runs, so a fan-in waits only for its other upstream nodes,
+        # and START does not start it (as on LangGraph, whose joins do not take START).
+        joins = {
+            n: [p for p in plan.preds[n] if p != START]
             for n in plan.nodes
             if plan.triggers[n] == "all" and len(plan.preds[n]) > 1
         }
+        self.barriers = {n: frozenset(w) for n, w in joins.items() if len(w) > 1}
+        self.first = tuple(s for s in plan.succs[START] if s != END and s not in joins)
+        self.succs = {n: tuple(s for s in plan.succs[n] if s != END) for n in plan.nodes}
 
     # -- the schedule ---------------------------------------------------------------------------
 
@@ -91,7 +94,7 @@ class DagExecutor:
         """The run's steps: yields each step's tasks and is sent their updates, in order;
         returns the values at the end."""
         vals = {**self.initial, **values}
-        seen = {n: {START} & wait for n, wait in self.barriers.items()}
+        seen: dict[str, set[str]] = {n: set() for n in self.barriers}
         todo = self._triggered(START, self.first, None, seen, set())
         limit = int(cfg.get("recursion_limit", 25))
         step = 0
