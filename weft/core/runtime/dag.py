@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
 from langchain_core.runnables import RunnableConfig
@@ -200,8 +200,6 @@ _MISSING = object()
 
 def _empty(annotation: Any) -> Any:
     """What a reduced state key starts as, as LangGraph starts it: its type's empty value."""
-    from typing import get_args, get_origin
-
     base = get_args(annotation)[0] if get_args(annotation) else annotation
     base = get_origin(base) or base
     try:
