@@ -4,9 +4,14 @@ Both sides do the same retrieval over the same index: Chroma (the offline embedd
 10k generated chunks (``bench.retrieval``'s corpus), RRF with ``fetch_k=20, k=4``. The bare side
 is :class:`~weft.components.hybrid.HybridRetriever`; the graph side is
 :func:`weft.graphs.hybrid.build_hybrid_graph` over the same two retrievers (three nodes: two
-parallel branches and the fusion, run by LangGraph). Queries run one at a time, alternating
-blocks between the two so machine noise hits both alike. The ratio is graph / bare queries/s:
-1.0 means the graph costs nothing.
+parallel branches and the fusion), run twice: by the DAG executor (what ``compile()`` picks for
+it) and by LangGraph (the same plan compiled with ``executor="langgraph"``). Queries run one at a
+time, alternating blocks between the contenders so machine noise hits all alike. The ratio is
+graph / bare queries/s: 1.0 means the graph costs nothing.
+
+A second table times a RAG chat turn without a session (``build_rag_graph`` over the bundled
+handbook, the offline extractive model): the graph as compiled (the DAG executor) against the
+same plan on LangGraph.
 
 Run: ``python -m bench.graphs [--quick]``
 """
@@ -24,6 +29,7 @@ from bench.retrieval import interleaved_qps, make_corpus, make_queries, offline_
 from weft.components.bm25 import BM25Retriever
 from weft.components.hybrid import HybridRetriever
 from weft.components.stores import ChromaStore
+from weft.core.compiled import CompiledGraph
 from weft.graphs.hybrid import build_hybrid_graph
 
 
@@ -50,25 +56,81 @@ def bench(n: int, n_queries: int) -> None:
         bm25.refresh()
         vector = store.as_retriever()
         bare = HybridRetriever(vector=vector, bm25=bm25, k=4, fetch_k=20)
-        graph = build_hybrid_graph((vector, bm25), k=4, fetch_k=20)
+        dag = build_hybrid_graph((vector, bm25), k=4, fetch_k=20)
+        assert dag.executor == "dag"
+        on_langgraph = CompiledGraph[str, Any](dag.plan, executor="langgraph")
+        graphs = {"dag": dag, "langgraph": on_langgraph}
         for q in queries[:20]:  # warm caches and thread pools
             bare.invoke(q)
-            graph.invoke(q)
-        assert [d.id for d in bare.invoke(queries[0])] == [d.id for d in graph.invoke(queries[0])]
-        sync = interleaved_qps({"bare": bare.invoke, "graph": graph.invoke}, queries)
-        async_ = _async_qps({"bare": bare.ainvoke, "graph": graph.ainvoke}, queries[:200])
+            for graph in graphs.values():
+                graph.invoke(q)
+        for graph in graphs.values():
+            assert [d.id for d in bare.invoke(queries[0])] == [
+                d.id for d in graph.invoke(queries[0])
+            ]
+        sync = interleaved_qps(
+            {"bare": bare.invoke, **{k: g.invoke for k, g in graphs.items()}}, queries
+        )
+        async_ = _async_qps(
+            {"bare": bare.ainvoke, **{k: g.ainvoke for k, g in graphs.items()}}, queries[:200]
+        )
     rows = [
-        ["sync invoke", f"{sync['bare']:,.0f}", f"{sync['graph']:,.0f}",
-         f"{sync['graph'] / sync['bare']:.2f}",
-         f"{(1 / sync['graph'] - 1 / sync['bare']) * 1000:.2f}"],
-        ["async ainvoke", f"{async_['bare']:,.0f}", f"{async_['graph']:,.0f}",
-         f"{async_['graph'] / async_['bare']:.2f}",
-         f"{(1 / async_['graph'] - 1 / async_['bare']) * 1000:.2f}"],
+        [f"{path}, {executor}", f"{qps['bare']:,.0f}", f"{qps[executor]:,.0f}",
+         f"{qps[executor] / qps['bare']:.2f}",
+         f"{(1 / qps[executor] - 1 / qps['bare']) * 1000:.2f}"]
+        for path, qps in (("sync invoke", sync), ("async ainvoke", async_))
+        for executor in graphs
     ]  # fmt: skip
     table(
         f"Hybrid retrieval at {n // 1000}k chunks, {n_queries} queries (async: "
         f"{min(200, n_queries)}), k=4, embedder: {label}; {platform.machine()}",
-        ["path", "bare HybridRetriever q/s", "hybrid graph q/s", "ratio", "overhead ms/query"],
+        [
+            "path, executor",
+            "bare HybridRetriever q/s",
+            "hybrid graph q/s",
+            "ratio",
+            "overhead ms/query",
+        ],
+        rows,
+    )
+
+
+_QUESTIONS = (
+    "How do I stream tokens from a graph?",
+    "What does a checkpointer do?",
+    "How are callbacks reported?",
+    "Which embedder runs offline?",
+    "How do I run the chat server?",
+)
+
+
+def rag_turns(n_turns: int) -> None:
+    from weft.core.settings import Settings
+    from weft.graphs.knowledge import KnowledgeBase
+    from weft.graphs.rag import build_rag_graph
+    from weft.graphs.schema import ChatInput
+
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = KnowledgeBase(Settings(data_dir=tmp))
+        kb.ensure_demo()
+        dag = build_rag_graph(kb)
+        assert dag.executor == "dag"
+        on_langgraph = CompiledGraph[ChatInput, Any](dag.plan, executor="langgraph")
+        graphs = {"dag": dag, "langgraph": on_langgraph}
+        questions = [ChatInput(question=_QUESTIONS[i % len(_QUESTIONS)]) for i in range(n_turns)]
+        for q in questions[:10]:
+            for graph in graphs.values():
+                graph.invoke(q)
+        assert dag.invoke(questions[0]) == on_langgraph.invoke(questions[0])
+        qps = interleaved_qps({k: g.invoke for k, g in graphs.items()}, questions, block=10)
+    rows = [[k, f"{1000 / v:.2f}", f"{v:,.0f}"] for k, v in qps.items()]
+    rows.append(
+        ["ratio dag / langgraph (time per turn)", f"{qps['langgraph'] / qps['dag']:.2f}", ""]
+    )
+    table(
+        f"RAG chat turn, no session, bundled handbook, extractive model, {n_turns} turns; "
+        f"{platform.machine()}",
+        ["executor", "ms/turn", "turns/s"],
         rows,
     )
 
@@ -81,8 +143,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         bench(2_000, 100)
+        rag_turns(40)
     else:
         bench(args.chunks, args.queries)
+        rag_turns(200)
 
 
 if __name__ == "__main__":

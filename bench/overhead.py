@@ -4,7 +4,14 @@ Linear graphs of 2, 10 and 50 trivial typed lambdas are built three ways: with w
 LangGraph (``StateGraph``), and as plain Python calls. Each is run with ``invoke`` and streamed:
 weft with ``events()`` (its typed events), LangGraph twice: in its default ``updates`` mode (one
 event per node) and in ``tasks`` mode, which carries what weft's events do (each node's start with
-its input and its finish with its output). Three more rows run the same weft graphs with a
+its input and its finish with its output). These graphs make no chunk while a node runs, so
+``events()`` runs them in the caller's thread; one more pair times the path of a graph that does
+(a chat model, a lambda that yields): weft's ``events()`` on a worker thread against LangGraph's
+``messages`` mode, which runs the nodes on its own threads so tokens come out as they are made.
+The ``dag`` rows run the same weft graphs on the DAG executor (``compile(executor="dag")``,
+what ``auto`` picks for them; the other weft rows name ``executor="langgraph"``), and ``lcel
+invoke`` runs the same steps as an LCEL ``RunnableSequence`` of ``RunnableLambda`` steps.
+Three more rows run the same weft graphs with a
 callback handler that does nothing (the cost of reporting runs at all), with the OpenTelemetry
 handler exporting to an in-memory exporter through a ``SimpleSpanProcessor``, metrics included,
 and with that handler's per-node latency histogram turned off (``node_metrics=False``). Rounds are
@@ -23,7 +30,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.graph import END as LG_END
 from langgraph.graph import START as LG_START
@@ -40,7 +47,7 @@ def step(x: int) -> int:
     return x + 1
 
 
-def build_weft(n: int) -> Any:
+def build_weft(n: int, executor: Literal["langgraph", "dag"] = "langgraph") -> Any:
     g = Graph[int, int](f"bench{n}")
     prev = START
     for i in range(n):
@@ -48,7 +55,15 @@ def build_weft(n: int) -> Any:
         g.add_edge(prev, f"n{i}")
         prev = f"n{i}"
     g.add_edge(prev, END)
-    return g.compile()
+    return g.compile(executor=executor)
+
+
+def build_lcel(n: int) -> Any:
+    """The same steps as an LCEL ``RunnableSequence`` of ``RunnableLambda``s."""
+    from langchain_core.runnables import RunnableLambda, RunnableSequence
+
+    steps = [RunnableLambda(step) for _ in range(n)]
+    return RunnableSequence(*steps) if n > 1 else steps[0]
 
 
 class _State(TypedDict):
@@ -161,8 +176,18 @@ def build_langgraph_otel(n: int, *, node_metrics: bool = True) -> tuple[Any, Cal
     return _Run(), spans.clear
 
 
+def on_worker(g: Any) -> list[Any]:
+    """``events()`` as it runs a live graph (one with a chat model, a lambda that yields, a
+    runnable): on a worker thread, so chunks reach the reader while their node runs. These
+    graphs have no such node, so ``events()`` runs them in the caller's thread; this times the
+    worker path on the same graphs."""
+    return list(g._events_on_worker(g._input(0), 0, None))
+
+
 def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
     weft = {n: build_weft(n) for n in SIZES}
+    dag = {n: build_weft(n, "dag") for n in SIZES}
+    lcel = {n: build_lcel(n) for n in SIZES}
     noop_cfg: Any = {"callbacks": [Handler()]}
     otel, clear = otel_handler()
     otel_cfg: Any = {"callbacks": [otel]}
@@ -190,13 +215,22 @@ def measure(rounds: int, reps: int) -> dict[str, dict[int, float]]:
             n: (lambda g=weft[n]: traced_spans_only(g)) for n in SIZES
         },
         "langgraph invoke": {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in SIZES},
+        "weft invoke, dag": {n: (lambda g=dag[n]: g.invoke(0)) for n in SIZES},
+        "weft invoke + otel, dag": {n: (lambda g=dag[n]: traced(g)) for n in SIZES},
+        "lcel invoke": {n: (lambda g=lcel[n]: g.invoke(0)) for n in SIZES},
         "weft stream": {n: (lambda g=weft[n]: list(g.events(0))) for n in SIZES},
+        "weft stream, worker thread": {n: (lambda g=weft[n]: on_worker(g)) for n in SIZES},
+        "weft stream, dag": {n: (lambda g=dag[n]: list(g.events(0))) for n in SIZES},
         "langgraph stream": {
             n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="updates")))
             for n in SIZES
         },
         "langgraph stream (tasks)": {
             n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="tasks")))
+            for n in SIZES
+        },
+        "langgraph stream (messages)": {
+            n: (lambda g=lg[n]: list(g.stream({"value": 0}, lg_limit, stream_mode="messages")))
             for n in SIZES
         },
         "python": {n: (lambda f=py[n]: f(0)) for n in SIZES},
@@ -223,12 +257,20 @@ def table(results: dict[str, dict[int, float]]) -> str:
         cells = " | ".join(f"{v[n]:.1f}" for n in SIZES)
         rows.append(f"| {k} | {cells} | {slope:.2f} | {icpt:.1f} |")
     rows.append("")
-    rows.append("| ratio weft / langgraph | per node | per call | 10 nodes total |")
+    rows.append("| ratio weft / peer | per node | per call | 10 nodes total |")
     rows.append("|---|---|---|---|")
     pairs = [
         ("invoke", "weft invoke", "langgraph invoke"),
         ("stream vs updates", "weft stream", "langgraph stream"),
         ("stream vs tasks", "weft stream", "langgraph stream (tasks)"),
+        (
+            "stream on a worker vs messages",
+            "weft stream, worker thread",
+            "langgraph stream (messages)",
+        ),
+        ("dag invoke vs langgraph invoke", "weft invoke, dag", "langgraph invoke"),
+        ("dag invoke vs lcel invoke", "weft invoke, dag", "lcel invoke"),
+        ("dag stream vs langgraph tasks", "weft stream, dag", "langgraph stream (tasks)"),
     ]
     for label, ours, peer in pairs:
         ws, wi = fits[ours]
@@ -268,6 +310,10 @@ def tracing_cost(rounds: int) -> dict[str, tuple[float, float]]:
         return {n: (lambda g=built[n][0]: g.invoke(0)) for n in sizes}
 
     plain_weft = {n: (lambda g=weft[n]: g.invoke(0)) for n in sizes}
+    dag = {n: build_weft(n, "dag") for n in sizes}
+    plain_dag = {n: (lambda g=dag[n]: g.invoke(0)) for n in sizes}
+    otel_dag, clear_dag = otel_handler()
+    traced_dag = {n: (lambda g=dag[n]: g.invoke(0, {"callbacks": [otel_dag]})) for n in sizes}
     plain_lg = {n: (lambda g=lg[n]: g.invoke({"value": 0}, lg_limit)) for n in sizes}
     # name -> (plain runs, traced runs, what empties the exporters before the traced runs)
     variants: dict[str, tuple[Any, Any, Callable[[], None]]] = {
@@ -278,6 +324,7 @@ def tracing_cost(rounds: int) -> dict[str, tuple[float, float]]:
             on_weft({"callbacks": [spans_only]}),
             clear_spans_only,
         ),
+        "weft on the dag executor: otel": (plain_dag, traced_dag, clear_dag),
         "peer: langgraph + hand-written otel": (
             plain_lg,
             on_peer(peer),
@@ -329,12 +376,62 @@ def tracing_table(cost: dict[str, tuple[float, float]]) -> str:
     for label, ours, theirs in (
         ("spans and node histogram", "weft: otel", "peer: langgraph + hand-written otel"),
         (
+            "spans and node histogram, dag",
+            "weft on the dag executor: otel",
+            "peer: langgraph + hand-written otel",
+        ),
+        (
             "spans only",
             "weft: otel, node metrics off",
             "peer: langgraph + hand-written otel, spans only",
         ),
     ):
         rows.append(f"| {label} | {cost[ours][0] / cost[theirs][0]:.2f} |")
+    return "\n".join(rows)
+
+
+def per_call(rounds: int, sizes: tuple[int, ...] = (2, 10)) -> dict[int, dict[str, float]]:
+    """Median µs per call of the streamed and invoked paths on small graphs, every contender
+    timed once per round, one after another: on a loaded machine the median of many single calls
+    is steadier than a fitted intercept."""
+    lg_limit = {"recursion_limit": 200}
+    out: dict[int, dict[str, float]] = {}
+    for n in sizes:
+        weft, dag, lg = build_weft(n), build_weft(n, "dag"), build_langgraph(n)
+        cases: dict[str, Callable[[], Any]] = {
+            "weft stream": lambda g=weft: list(g.events(0)),
+            "weft stream, worker thread": lambda g=weft: on_worker(g),
+            "weft stream, dag": lambda g=dag: list(g.events(0)),
+            "weft invoke": lambda g=weft: g.invoke(0),
+            "weft invoke, dag": lambda g=dag: g.invoke(0),
+            "langgraph invoke": lambda g=lg: g.invoke({"value": 0}, lg_limit),
+            "langgraph stream (tasks)": lambda g=lg: list(
+                g.stream({"value": 0}, lg_limit, stream_mode="tasks")
+            ),
+        }
+        for f in cases.values():
+            f()
+        samples: dict[str, list[float]] = {k: [] for k in cases}
+        for _ in range(rounds):
+            for name, f in cases.items():
+                samples[name].append(_time(f, 1))
+        out[n] = {k: statistics.median(v) for k, v in samples.items()}
+    return out
+
+
+def per_call_table(medians: dict[int, dict[str, float]]) -> str:
+    sizes = list(medians)
+    head = " | ".join(f"{n} nodes µs | / langgraph tasks | / langgraph invoke" for n in sizes)
+    rows = [f"| contender (median) | {head} |", "|---" * (1 + 3 * len(sizes)) + "|"]
+    for name in medians[sizes[0]]:
+        cells = []
+        for n in sizes:
+            m = medians[n]
+            cells.append(
+                f"{m[name]:.0f} | {m[name] / m['langgraph stream (tasks)']:.2f} | "
+                f"{m[name] / m['langgraph invoke']:.2f}"
+            )
+        rows.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(rows)
 
 
@@ -349,6 +446,8 @@ def main(argv: list[str] | None = None) -> None:
         f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
     )
     print(table(measure(rounds, reps)))
+    print()
+    print(per_call_table(per_call(40 if args.quick else 400)))
     print()
     print(tracing_table(tracing_cost(10 if args.quick else 20 * rounds)))
 

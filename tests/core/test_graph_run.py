@@ -15,6 +15,7 @@ from weft import (
     GraphCompileError,
     GraphInputError,
     NodeError,
+    NodeStarted,
     lambda_,
 )
 from weft.core.errors import StepLimitError
@@ -332,3 +333,19 @@ def test_an_input_type_pydantic_cannot_check_is_a_compile_error() -> None:
         GraphCompileError, match=r"input type .*UndefinedRecord.* cannot be validated"
     ):
         g.compile()
+
+
+def test_a_fan_in_that_waits_for_the_input_and_a_node_runs_once_both_are_there() -> None:
+    def double(x: int) -> int:
+        return 2 * x
+
+    def both(parts: dict[str, int]) -> int:
+        return parts[START] * 100 + parts["double"]
+
+    g = Graph[int, int]("join").add_node("double", double)
+    g.add_passthrough("join", merge=both)
+    g.add_edge(START, "double").add_edge(START, "join").add_edge("double", "join")
+    compiled = g.add_edge("join", END).compile()
+    assert compiled.invoke(3) == 306
+    events = list(compiled.events(3))
+    assert [e.node for e in events if isinstance(e, NodeStarted)] == ["double", "join"]

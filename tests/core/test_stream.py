@@ -103,6 +103,73 @@ def test_chunks_are_delivered_while_the_node_is_still_running() -> None:
     assert seen == ["first", "second"]
 
 
+def test_a_graph_of_plain_functions_streams_from_the_readers_own_thread() -> None:
+    ran_in: list[int] = []
+
+    def inc(x: int) -> int:
+        ran_in.append(threading.get_ident())
+        return x + 1
+
+    g = Graph[int, int]("plain").add_node("a", inc).add_node("b", inc)
+    compiled = g.add_edge(START, "a").add_edge("a", "b").add_edge("b", END).compile()
+    assert not compiled.live
+    assert list(compiled.events(1))[-1] == FinalOutput(3)
+    assert ran_in == [threading.get_ident()] * 2
+    # A graph with a node that streams as it runs hands its run to a worker thread.
+    assert rag_like().live
+
+
+def test_closing_the_events_of_a_plain_graph_stops_it_before_its_next_step() -> None:
+    ran: list[str] = []
+
+    def first(x: int) -> int:
+        ran.append("first")
+        return x
+
+    def second(x: int) -> int:
+        ran.append("second")
+        return x
+
+    g = Graph[int, int]("two").add_node("first", first).add_node("second", second)
+    events = g.add_edge(START, "first").add_edge("first", "second").add_edge("second", END)
+    stream = events.compile().events(1)
+    assert next(stream) == NodeStarted(("first",), 1)
+    stream.close()
+    assert ran == ["first"]
+
+
+def test_the_readers_code_between_events_runs_outside_the_graph_run() -> None:
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    def inc(x: int) -> int:
+        return x + 1
+
+    g = Graph[int, int]("steps").add_node("a", inc).add_node("b", inc)
+    compiled = g.add_edge(START, "a").add_edge("a", "b").add_edge("b", END).compile()
+    seen = [var_child_runnable_config.get() for _ in compiled.events(1)]
+    assert seen == [None] * len(seen)
+    # A graph the reader runs between events is a run of its own, not one nested in the first.
+    outputs = [compiled.invoke(10) for _ in compiled.events(1)]
+    assert outputs == [12] * len(outputs)
+
+
+def test_a_node_paused_by_interrupt_ends_the_stream_with_interrupted() -> None:
+    from langgraph.types import Command, interrupt
+
+    from weft import Interrupted, thread
+
+    def approve(x: str) -> str:
+        return f"{x}:{interrupt('send?')}"
+
+    g = Graph[str, str]("ask").add_node("approve", approve)
+    graph = g.add_edge(START, "approve").add_edge("approve", END).compile(checkpointer="memory")
+    paused = list(graph.events("mail", thread("s")))[-1]
+    assert isinstance(paused, FinalOutput) and isinstance(paused.output, Interrupted)
+    assert paused.output.next == ("approve",) and paused.output.interrupts[0].value == "send?"
+    resumed = list(graph.events(Command(resume="yes"), thread("s")))  # type: ignore[arg-type]
+    assert resumed[-1] == FinalOutput("mail:yes")
+
+
 def test_non_streaming_node_downstream_receives_concatenated_value() -> None:
     def parts(s: str) -> Iterator[list[str]]:
         yield [s]

@@ -191,9 +191,12 @@ class Chain(Generic[InT, OutT]):
         checkpointer: BaseCheckpointSaver[Any] | str | None = None,
         step_limit: int | None = None,
         name: str | None = None,
+        executor: Literal["auto", "langgraph", "dag"] | None = None,
     ) -> CompiledGraph[InT, OutT]:
         """Check the chain and compile it; see :meth:`Graph.compile`."""
-        return self._graph().compile(checkpointer=checkpointer, step_limit=step_limit, name=name)
+        return self._graph().compile(
+            checkpointer=checkpointer, step_limit=step_limit, name=name, executor=executor
+        )
 
     def __repr__(self) -> str:
         return f"Chain({self.name!r}, steps={self._count})"

@@ -2,8 +2,8 @@
 
 A :class:`Graph` is mutable and runs nothing. :meth:`Graph.compile` checks it (types on every
 edge, names, reachability, fan-ins, cycles) and returns an immutable
-:class:`~weft.core.compiled.CompiledGraph` that runs on LangGraph, from a frozen
-:class:`~weft.core.plan.GraphPlan` (the checks themselves are in ``_checks.py``).
+:class:`~weft.core.compiled.CompiledGraph` that runs on weft's DAG executor or on LangGraph,
+from a frozen :class:`~weft.core.plan.GraphPlan` (the checks themselves are in ``_checks.py``).
 
 Data flows along edges: a node's input is the output of the node before it. A node with several
 incoming edges waits for all of them (fan-in) and receives a mapping ``{upstream: output}``,
@@ -400,6 +400,7 @@ class Graph(Generic[InT, OutT]):
         step_limit: int | None = None,
         name: str | None = None,
         durability: Literal["sync", "async", "exit"] = "sync",
+        executor: Literal["auto", "langgraph", "dag"] | None = None,
     ) -> CompiledGraph[InT, OutT]:
         """Check the graph and return an immutable, runnable compiled graph.
 
@@ -413,6 +414,10 @@ class Graph(Generic[InT, OutT]):
             name: Rename the compiled graph (defaults to the builder's name).
             durability: When checkpoints are written: ``"sync"`` (before the next step, so a
                 crash loses nothing), ``"async"`` (overlapping the next step) or ``"exit"``.
+            executor: What runs the graph. ``"auto"`` (the default) picks the DAG executor when
+                the graph has no cycle, no checkpointer and no interrupt, and LangGraph
+                otherwise; ``"dag"`` insists on the DAG executor; ``"langgraph"`` on LangGraph.
+                Both give the same outputs, events and callbacks.
 
         Raises:
             GraphCompileError: listing every problem found, each with its fix.
@@ -436,4 +441,5 @@ class Graph(Generic[InT, OutT]):
             interrupt_after=tuple(interrupt_after),
             step_limit=step_limit,
             durability=durability,
+            executor=executor,
         )

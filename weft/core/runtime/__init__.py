@@ -6,8 +6,13 @@
   chat model's tokens into chunks, and which chunks are the answer.
 - :mod:`~weft.core.runtime.context`: a run's config keys, nested runs, and the reports of graph
   and node runs to weft handlers.
-- :mod:`~weft.core.runtime.langgraph`: the LangGraph backend (channel layout, ``Command``).
-- :mod:`~weft.core.runtime.compiled`: :class:`CompiledGraph`, the Runnable users hold.
+- :mod:`~weft.core.runtime.layout`: the keys each node reads and writes, the state's reducers,
+  and the node runners of a plan.
+- :mod:`~weft.core.runtime.dag`: the DAG executor, for graphs with no cycle, checkpointer or
+  interrupt.
+- :mod:`~weft.core.runtime.langgraph`: the LangGraph backend (channels, ``Command``).
+- :mod:`~weft.core.runtime.compiled`: :class:`CompiledGraph`, the Runnable users hold; it picks
+  the executor.
 """
 
 from weft.core.runtime.compiled import CompiledGraph, Interrupted, thread

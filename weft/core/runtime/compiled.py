@@ -1,7 +1,8 @@
-"""The compiled graph: an immutable langchain-core Runnable backed by a compiled LangGraph graph.
+"""The compiled graph: an immutable langchain-core Runnable, run by the DAG executor or LangGraph.
 
-The LangGraph graph is exposed as :attr:`CompiledGraph.langgraph` for interop: checkpointers,
-interrupts and ``astream_events`` work as they do on any LangGraph graph.
+``compile(executor=...)`` picks the executor (see ``Graph.compile``). The LangGraph graph is
+exposed as :attr:`CompiledGraph.langgraph` for interop, built on first use when the DAG executor
+runs the graph: checkpointers, interrupts and ``astream_events`` work as on any LangGraph graph.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextvars
 import functools
 import threading
 import warnings
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +21,6 @@ from typing import Any, Generic, Literal, TypeVar
 import pydantic
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
@@ -36,14 +37,20 @@ from weft.core.runtime.context import (
     run_emitter,
     start_graph_run,
 )
+from weft.core.runtime.dag import DagExecutor
 from weft.core.runtime.events import AnswerChunks, Emitter, Pipe, Sink
-from weft.core.runtime.langgraph import IN, OUT, build, resolve_checkpointer, state_fields
-from weft.core.runtime.node import NodeRunner
+from weft.core.runtime.langgraph import SIGNALS, LangGraphExecutor, build, resolve_checkpointer
+from weft.core.runtime.layout import IN, OUT, Laid, lay_out, state_fields
 from weft.core.stream import FinalOutput, StreamEvent
 from weft.core.stream import concat_chunks as _concat
 from weft.core.types import type_name
 
-__all__ = ["CompiledGraph", "Interrupted", "thread"]
+__all__ = ["DEFAULT_EXECUTOR", "CompiledGraph", "Executor", "Interrupted", "thread"]
+
+Executor = Literal["auto", "langgraph", "dag"]
+
+DEFAULT_EXECUTOR: Executor = "auto"
+"""The executor ``compile()`` picks when it is not told one."""
 
 InT = TypeVar("InT")
 OutT = TypeVar("OutT")
@@ -111,39 +118,60 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         interrupt_after: tuple[str, ...] = (),
         step_limit: int | None = None,
         durability: Literal["sync", "async", "exit"] = "sync",
+        executor: Executor | None = None,
     ) -> None:
         validate = _validator(plan.name, plan.input_type)
         saver = resolve_checkpointer(checkpointer)
-        built = build(plan, saver, interrupt_before, interrupt_after)
+        laid = lay_out(plan, SIGNALS)
+        interrupts = bool(interrupt_before or interrupt_after)
+        chosen = _choose(plan, executor or DEFAULT_EXECUTOR, saver, interrupts)
         d = self.__dict__
         d["name"] = plan.name
         d["plan"] = plan
         d["input_type"] = plan.input_type
         d["output_type"] = plan.output_type
-        d["langgraph"] = built.graph
+        d["executor"] = chosen
         d["checkpointer"] = saver
-        d["interrupts"] = bool(interrupt_before or interrupt_after)
+        d["interrupts"] = interrupts
         d["step_limit"] = step_limit or max(25, 2 * len(plan.nodes) + 5)
-        d["_start_inboxes"] = built.start_inboxes
-        d["_nodes"] = built.nodes
+        d["live"] = any(n.live for n in laid.nodes.values())
+        d["_laid"] = laid
+        d["_breaks"] = (tuple(interrupt_before), tuple(interrupt_after))
+        d["_start_inboxes"] = laid.start_inboxes
         d["_validate"] = validate
         # "sync" writes each step's checkpoint before the next step starts, so a process that
         # dies mid-run resumes from its last completed step.
-        d["_run_kw"] = {"durability": durability} if saver is not None else {}
+        run_kw = {"durability": durability} if saver is not None else {}
+        d["_exec"] = (
+            DagExecutor(plan, laid)
+            if chosen == "dag"
+            else LangGraphExecutor(self.langgraph, run_kw)
+        )
+
+    @functools.cached_property
+    def langgraph(self) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """The compiled LangGraph graph: what this runs on when :attr:`executor` is
+        ``"langgraph"``, built on first use otherwise (for LangGraph's own tools on a DAG)."""
+        return build(self.plan, self._laid, self.checkpointer, *self._breaks)
 
     name: str
     plan: GraphPlan
     input_type: Any
     output_type: Any
-    langgraph: CompiledStateGraph[Any, Any, Any, Any]
-    """The compiled LangGraph graph this runs on."""
+    executor: Literal["langgraph", "dag"]
+    """What runs the graph: LangGraph, or the DAG executor (see ``Graph.compile``)."""
     checkpointer: BaseCheckpointSaver[Any] | None
     interrupts: bool
     step_limit: int
+    live: bool
+    """Whether a node can make chunks while it runs (a chat model, a lambda that yields, a
+    LangChain runnable or tool, a live nested graph): :meth:`events` then runs the graph on a
+    worker thread, so those chunks reach the reader as they come."""
+    _laid: Laid
+    _breaks: tuple[tuple[str, ...], tuple[str, ...]]
     _start_inboxes: dict[str, Any]
-    _nodes: dict[str, NodeRunner]
     _validate: Callable[[Any], Any] | None
-    _run_kw: dict[str, Any]
+    _exec: DagExecutor | LangGraphExecutor
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError(
@@ -197,7 +225,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         if conf.get("checkpoint_ns") or "recursion_limit" not in explicit:
             cfg["recursion_limit"] = self.step_limit
         conf[EMIT] = run_emitter(stream)
-        report = GraphReport(cfg, isolate, GraphRecursionError, lambda: self._limit(cfg))
+        report = GraphReport(cfg, isolate, self._exec.limit_error, lambda: self._limit(cfg))
         start_graph_run(self.name, cfg, conf, fresh, input, report)
         cfg[CONF] = conf
         return cfg, report  # type: ignore[return-value]
@@ -228,7 +256,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         values = self._input(input)
         cfg, report = self._config(config, None, input, True)
         with report:
-            out = self._result(self.langgraph.invoke(values, cfg, **self._run_kw), cfg)
+            out = self._result(self._exec.invoke(values, cfg), cfg)
         report.done(out)
         return out  # type: ignore[no-any-return]
 
@@ -239,7 +267,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         values = self._input(input)
         cfg, report = self._config(config, None, input, True)
         with report:
-            out = self._result(await self.langgraph.ainvoke(values, cfg, **self._run_kw), cfg)
+            out = self._result(await self._exec.ainvoke(values, cfg), cfg)
         report.done(out)
         return out  # type: ignore[no-any-return]
 
@@ -258,16 +286,49 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         model the run calls, and what streaming lambdas yield) with the path they came from,
         nodes finishing, and the final output last.
 
-        The graph runs on a worker thread, so chunks arrive while the node producing them runs.
-        Closing the iterator early ends the run at its next event.
+        A graph with a node that makes chunks as it runs (:attr:`live`: a chat model, a lambda
+        that yields, a LangChain runnable or tool) runs on a worker thread, so those chunks
+        arrive while the node runs. Any other graph runs in the caller's thread, and the events
+        of each step arrive as the step ends. Closing the iterator early ends the run at its
+        next event.
         """
         _refuse(self.name, "events", kwargs)
         values = self._input(input)
+        if self.live:
+            yield from self._events_on_worker(values, input, config)
+            return
+        items: deque[StreamEvent] = deque()
+        cfg, report = self._config(config, Emitter(items.append), input, False)
+        # Each step runs in one context of its own: what LangGraph sets while it runs must not
+        # reach the reader's code between steps.
+        ctx = nested_context(cfg) or contextvars.copy_context()
+        with report:
+            steps = self._exec.steps(values, cfg)
+            try:
+                while True:
+                    try:
+                        ctx.run(next, steps)
+                    except StopIteration as stop:
+                        outcome = stop.value
+                        break
+                    while items:
+                        yield items.popleft()
+            finally:
+                ctx.run(steps.close)  # a run still going ends here
+            while items:
+                yield items.popleft()
+            result = self._result(outcome, cfg)
+        report.done(result)
+        yield FinalOutput(result)
+
+    def _events_on_worker(
+        self, values: Any, input: Any, config: RunnableConfig | None
+    ) -> Iterator[StreamEvent]:
         pipe = Pipe()
         cfg, report = self._config(config, Emitter(pipe.put), input, False)
         ctx = nested_context(cfg) or contextvars.copy_context()
         with report:
-            work = functools.partial(self.langgraph.invoke, values, cfg, **self._run_kw)
+            work = functools.partial(self._exec.invoke, values, cfg)
             run = _pool().submit(ctx.run, work)
             run.add_done_callback(pipe.done)
             try:
@@ -290,7 +351,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         sink = Sink(asyncio.get_running_loop())
         cfg, report = self._config(config, Emitter(sink.put), input, False)
         with report:
-            coro = self.langgraph.ainvoke(values, cfg, **self._run_kw)
+            coro = self._exec.ainvoke(values, cfg)
             run = create_task(coro, nested_context(cfg))
             run.add_done_callback(sink.wake)
             try:
@@ -381,6 +442,37 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             f"CompiledGraph({self.name!r}: {type_name(self.input_type)} -> "
             f"{type_name(self.output_type)}, nodes={list(self.plan.nodes)})"
         )
+
+
+def _choose(
+    plan: GraphPlan, executor: str, saver: BaseCheckpointSaver[Any] | None, interrupts: bool
+) -> Literal["langgraph", "dag"]:
+    """The executor that runs ``plan``: the DAG executor when asked for (``"dag"``) or allowed
+    (``"auto"``), LangGraph when asked for or when the graph needs it."""
+    if executor not in ("auto", "langgraph", "dag"):
+        raise GraphCompileError(
+            plan.name, [f"executor {executor!r} is unknown; valid: 'auto', 'langgraph', 'dag'"]
+        )
+    needs = [
+        why
+        for why, present in (
+            ("it has a cycle", plan.has_cycle),
+            ("it has a checkpointer", saver is not None),
+            ("it pauses at interrupts", interrupts),
+        )
+        if present
+    ]
+    if executor == "langgraph" or (executor == "auto" and needs):
+        return "langgraph"
+    if needs:
+        raise GraphCompileError(
+            plan.name,
+            [
+                f"executor='dag' cannot run this graph: {', '.join(needs)}; compile it with "
+                f"executor='auto' or 'langgraph'"
+            ],
+        )
+    return "dag"
 
 
 def _refuse(graph: str, method: str, kwargs: Mapping[str, Any]) -> None:

@@ -8,74 +8,27 @@ branches returns a ``Command`` naming where to go.
 
 from __future__ import annotations
 
-import typing
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Generator, Sequence
+from contextlib import closing
+from typing import Any, cast
 
-import pydantic
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.errors import GraphBubbleUp
+from langgraph.errors import GraphBubbleUp, GraphRecursionError
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
-from typing_extensions import is_typeddict
 
 from weft.core.graph import END, START, GraphPlan
-from weft.core.runtime.events import answer_nodes, produces
-from weft.core.runtime.node import Layout, NodeRunner, Update
+from weft.core.runtime.layout import IN, OUT, Laid
+from weft.core.runtime.node import NodeRunner, Update
 from weft.core.types import typed_dict
 
-__all__ = [
-    "IN",
-    "OUT",
-    "Built",
-    "build",
-    "plan_out_keys",
-    "resolve_checkpointer",
-    "state_fields",
-]
+__all__ = ["SIGNALS", "LangGraphExecutor", "build", "resolve_checkpointer"]
 
-IN = "__in__"
-OUT = "__out__"
-
-
-def _last(_old: Any, new: Any) -> Any:
-    return new
-
-
-def _out_key(n: str) -> str:
-    return f"out:{n}"
-
-
-def _inbox_key(n: str) -> str:
-    return f"in:{n}"
-
-
-def state_fields(state: Any) -> dict[str, Any]:
-    """The channels of a plan's shared state, by name."""
-    if state is None:
-        return {}
-    if isinstance(state, type) and issubclass(state, pydantic.BaseModel):
-        return {
-            name: _annotated(f.annotation, f.metadata) if f.metadata else f.annotation
-            for name, f in state.model_fields.items()
-        }
-    if is_typeddict(state):
-        return dict(typing.get_type_hints(state, include_extras=True))
-    raise TypeError(
-        f"state must be a TypedDict or a pydantic model, got {state!r}; declare e.g. "
-        f"class ChatState(TypedDict): history: Annotated[list[BaseMessage], add_messages]"
-    )
-
-
-def _annotated(annotation: Any, metadata: list[Any]) -> Any:
-    # The tuple is built apart: mypy reads ``Annotated[(t, *m)]`` as 3.11-only syntax, though
-    # Python 3.10 runs it.
-    params = (annotation, *metadata)
-    return Annotated[params]
+SIGNALS = (GraphBubbleUp,)
+"""LangGraph's signals (an interrupt, a parent command), which pass through a node untouched."""
 
 
 def resolve_checkpointer(
@@ -88,47 +41,6 @@ def resolve_checkpointer(
     from weft.core._checkpoint import open_sqlite_checkpointer
 
     return open_sqlite_checkpointer(checkpointer)
-
-
-# -- channel layout -----------------------------------------------------------------------------
-
-
-def _preds(plan: GraphPlan, n: str) -> list[str]:
-    return [*plan.preds[n], *plan.branch_preds[n]]
-
-
-def _in_key(plan: GraphPlan, n: str) -> str:
-    """The channel node ``n`` reads its input from; empty for a fan-in that waits for all."""
-    preds = _preds(plan, n)
-    if len(preds) > 1:
-        return _inbox_key(n) if plan.triggers[n] == "any" else ""
-    return IN if preds[0] == START else _out_key(preds[0])
-
-
-def plan_out_keys(plan: GraphPlan, name: str) -> list[str]:
-    """The channels node ``name`` writes: what its successors read, and the graph output."""
-    keys: list[str] = []
-    succ = list(plan.succs.get(name, ()))
-    if name in plan.branches:
-        succ += [t for t in plan.branches[name].targets.values() if t not in succ]
-    for s in succ:
-        if s == END:
-            continue
-        n_in = len(_preds(plan, s))
-        key = _inbox_key(s) if plan.triggers[s] == "any" and n_in > 1 else _out_key(name)
-        if key not in keys:
-            keys.append(key)
-    if name in plan.end_nodes:
-        keys.append(OUT)
-    return keys
-
-
-def _layout(plan: GraphPlan, n: str) -> Layout:
-    in_key = _in_key(plan, n)
-    fan_in = (
-        () if in_key else tuple((p, IN if p == START else _out_key(p)) for p in _preds(plan, n))
-    )
-    return Layout(in_key, fan_in, tuple(plan_out_keys(plan, n)))
 
 
 class _Step(Runnable[Any, Any]):
@@ -150,72 +62,29 @@ def _write(update: Update) -> dict[str, Any] | Command[Any]:
     return values if goto is None else Command(update=values, goto=goto)
 
 
-@dataclass(frozen=True)
-class Built:
-    """A plan compiled for LangGraph: the graph, the inboxes fed from START, and the nodes."""
-
-    graph: CompiledStateGraph[Any, Any, Any, Any]
-    start_inboxes: dict[str, Any]
-    nodes: dict[str, NodeRunner]
-
-
 def build(
     plan: GraphPlan,
+    laid: Laid,
     checkpointer: BaseCheckpointSaver[Any] | None,
     interrupt_before: Sequence[str],
     interrupt_after: Sequence[str],
-) -> Built:
-    """Lay ``plan`` out as a compiled LangGraph graph."""
-    fields: dict[str, Any] = state_fields(plan.state)
-    state_keys = list(fields)
-    fields[IN] = Any
-    fields[OUT] = Annotated[Any, _last]
-    succs = {
-        n: [
-            *plan.succs.get(n, ()),
-            *(plan.branches[n].targets.values() if n in plan.branches else ()),
-        ]
-        for n in plan.nodes
-    }
-    producers = [
-        n
-        for n, d in plan.nodes.items()
-        if d.spec is not None
-        and produces(d.spec.kind, d.spec.kind == "lambda" and d.spec.component.streams)
-    ]
-    answer = answer_nodes(succs, producers, END)
-    nodes = {
-        n: NodeRunner(
-            plan.name,
-            d,
-            _layout(plan, n),
-            plan.branches.get(n),
-            state_keys,
-            plan.state,
-            answer=n in answer,
-            passthrough=(GraphBubbleUp,),
-        )
-        for n, d in plan.nodes.items()
-    }
-    start_inboxes: dict[str, Any] = {}
-    for n, runner in nodes.items():
-        fields[_out_key(n)] = Any
-        if runner.layout.in_key == _inbox_key(n):
-            fields[_inbox_key(n)] = Annotated[Any, _last]
-            if START in plan.preds[n]:
-                start_inboxes[_inbox_key(n)] = None
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Lay ``plan`` out as a compiled LangGraph graph: one channel per key of ``laid``."""
+    fields = laid.fields
     name = _safe(plan.name)
     sg: StateGraph[Any, Any, Any, Any] = StateGraph(
         typed_dict(f"{name}State", fields),
-        input_schema=typed_dict(f"{name}Input", {k: fields[k] for k in [IN, OUT, *start_inboxes]}),
-        output_schema=typed_dict(f"{name}Output", {OUT: Annotated[Any, _last]}),
+        input_schema=typed_dict(
+            f"{name}Input", {k: fields[k] for k in [IN, OUT, *laid.start_inboxes]}
+        ),
+        output_schema=typed_dict(f"{name}Output", {OUT: fields[OUT]}),
     )
-    for n, runner in nodes.items():
+    for n, runner in laid.nodes.items():
         reads = (
             [runner.layout.in_key] if runner.layout.in_key else [k for _, k in runner.layout.fan_in]
         )
         if runner.wants_state:
-            reads += state_keys
+            reads += laid.state_keys
         targets = runner.branch.targets.values() if runner.branch is not None else ()
         sg.add_node(
             n,
@@ -230,22 +99,75 @@ def build(
         preds = plan.preds[n]
         if not preds:
             continue
-        if plan.triggers[n] == "all" and len(preds) > 1:
-            sg.add_edge(list(preds), n)
+        # START has written the input before any node runs, so a fan-in that waits for it
+        # waits only for its other upstream nodes (LangGraph's joins do not take START).
+        waits = [p for p in preds if p != START] if len(preds) > 1 else list(preds)
+        if plan.triggers[n] == "all" and len(waits) > 1:
+            sg.add_edge(waits, n)
         else:
-            for p in preds:
+            for p in waits if plan.triggers[n] == "all" else preds:
                 sg.add_edge(p, n)
     for p, after in plan.succs.items():
         if END in after and p != START:
             sg.add_edge(p, END)
-    compiled = sg.compile(
+    return sg.compile(
         checkpointer=checkpointer,
         interrupt_before=list(interrupt_before) or None,
         interrupt_after=list(interrupt_after) or None,
         name=plan.name,
     )
-    return Built(compiled, start_inboxes, nodes)
 
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).title().replace("_", "") or "Graph"
+
+
+# What a streamed run asks LangGraph's stream for: what ``invoke`` gathers its result from (and
+# on the graph's output channels only, as ``invoke`` does; by default a stream maps them all).
+_MODES: list[Any] = ["updates", "values"]
+_INTERRUPT = "__interrupt__"
+
+
+class LangGraphExecutor:
+    """Runs a plan's compiled LangGraph graph: whole, or a step at a time."""
+
+    limit_error = GraphRecursionError
+
+    def __init__(self, graph: CompiledStateGraph[Any, Any, Any, Any], run_kw: dict[str, Any]):
+        self.graph = graph
+        self.run_kw = run_kw
+
+    def invoke(self, values: Any, cfg: RunnableConfig) -> Any:
+        return self.graph.invoke(values, cfg, **self.run_kw)
+
+    async def ainvoke(self, values: Any, cfg: RunnableConfig) -> Any:
+        return await self.graph.ainvoke(values, cfg, **self.run_kw)
+
+    def steps(self, values: Any, cfg: RunnableConfig) -> Generator[None, None, Any]:
+        """The run a step at a time: yields after each step, returns what :meth:`invoke`
+        would. Closing it ends the run."""
+        # LangGraph's stream is a generator, though typed as an iterator.
+        parts = cast(
+            "Generator[tuple[str, Any], None, None]",
+            self.graph.stream(
+                values,
+                cfg,
+                stream_mode=_MODES,
+                output_keys=self.graph.output_channels,
+                **self.run_kw,
+            ),
+        )
+        latest: Any = None
+        interrupts: list[Any] = []
+        with closing(parts):
+            for mode, payload in parts:
+                if mode == "values":
+                    latest = payload
+                elif isinstance(payload, dict) and (found := payload.get(_INTERRUPT)) is not None:
+                    interrupts.extend(found)
+                yield
+        if not interrupts:
+            return latest
+        if isinstance(latest, dict):
+            return {**latest, _INTERRUPT: interrupts}
+        return {_INTERRUPT: interrupts}

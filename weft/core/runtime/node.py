@@ -57,6 +57,8 @@ class _Work:
 
 Update = tuple[dict[str, Any], list[str] | None]
 
+_LIVE = frozenset({"chat_model", "runnable", "tool"})
+
 
 class NodeRunner:
     """Runs one weft node: read its input, call the component, write its output."""
@@ -89,6 +91,14 @@ class NodeRunner:
         # A lambda that yields chunks streams them itself; every other node's chunks are the
         # tokens of the chat models it calls.
         self.yields = bool(self.lam is not None and self.lam.streams)
+        # Whether the node can make chunks while it runs, which a reader should get as they
+        # come: a chat model, a lambda that yields, a LangChain runnable or tool, a graph that is
+        # itself live. A plain function's own model calls stream too, once it returns.
+        self.live = (
+            self.yields
+            or self.kind in _LIVE
+            or (self.kind == "graph" and bool(getattr(self.component, "live", True)))
+        )
         self.answer = answer
         self.passthrough = passthrough
         self.layout = layout

@@ -1,0 +1,28 @@
+"""The graph tests run on both executors: LangGraph, and the DAG executor wherever a graph
+allows it (``auto``; a chat with a session runs on LangGraph for its checkpointer). The
+knowledge-base and CLI tests, which test storage and processes rather than a run, run once, on
+the default executor."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from weft.core.runtime import compiled
+
+_ONCE = {"test_knowledge", "test_graphs_cli"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__.rsplit(".", 1)[-1] not in _ONCE:
+        metafunc.parametrize("executor", ["langgraph", "dag"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def executor(request: pytest.FixtureRequest) -> Iterator[str]:
+    chosen = getattr(request, "param", "auto")
+    saved = compiled.DEFAULT_EXECUTOR
+    compiled.DEFAULT_EXECUTOR = "langgraph" if chosen == "langgraph" else "auto"
+    try:
+        yield str(chosen)
+    finally:
+        compiled.DEFAULT_EXECUTOR = saved
