@@ -3,7 +3,7 @@
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from weft.components._answering import fits_focus, focus_of, stem
+from weft.components._answering import asked_about, fits_focus, focus_of, stem
 from weft.components.models import NO_ANSWER, ExtractiveChatModel, format_sources
 
 
@@ -86,3 +86,60 @@ def test_a_sentence_fits_a_focus_only_with_that_kind_of_answer() -> None:
     assert fits_focus("time", "Updates install between 2:00 and 4:00.", "When?")
     assert not fits_focus("person", "Lumo Labs makes lamps.", "Who runs Lumo Labs?")
     assert fits_focus("person", "The customer pays for the return.", "Who pays?")
+
+
+class WordAxisEmbeddings(Embeddings):
+    """Each distinct word on an axis of its own: texts are close only by the words they share."""
+
+    def __init__(self) -> None:
+        self.axes: dict[str, int] = {}
+
+    def embed_query(self, text: str) -> list[float]:
+        vector = [0.0] * 256
+        for word in text.lower().split():
+            vector[self.axes.setdefault(word.strip("?.,"), len(self.axes) % 256)] += 1.0
+        return vector
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(t) for t in texts]
+
+
+SPARES = format_sources(
+    [
+        "A spare power adapter costs 25 euros. The lamp has 2 touch rings.",
+        "The LED panel lasts 50,000 hours. Each account controls up to 20 lamps.",
+    ]
+)
+
+
+@pytest.mark.parametrize("embeddings", [None, WordAxisEmbeddings()])
+def test_a_price_or_count_of_something_else_does_not_answer(embeddings: Embeddings | None) -> None:
+    model = ExtractiveChatModel(embeddings=embeddings)
+
+    def answer(question: str) -> str:
+        return str(model.invoke(f"{SPARES}\n\nQuestion: {question}").content)
+
+    # Each sentence shares most of the question's words and holds a number, but prices or
+    # counts another thing.
+    assert answer("How much does a spare LED panel cost?") == NO_ANSWER
+    assert answer("How many touch panels does the lamp have?") == NO_ANSWER
+    assert answer("How much does a spare power adapter cost?") == (
+        "A spare power adapter costs 25 euros. [1]"
+    )
+    assert answer("How many lamps does each account control?") == (
+        "Each account controls up to 20 lamps. [2]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "words"),
+    [
+        ("How much does a spare LED panel cost?", ("a", "spare", "led", "panel")),
+        ("At how many watts can the base charge a phone?", ("watts",)),
+        ("How many hours of use is the panel rated for?", ("hours", "of", "use")),
+        ("How much is the shipping fee?", ()),
+        ("Which colours does the base come in?", ()),
+    ],
+)
+def test_what_a_question_asks_the_number_or_price_of(question: str, words: tuple[str, ...]) -> None:
+    assert asked_about(question) == words

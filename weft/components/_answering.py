@@ -16,7 +16,7 @@ from typing import Literal
 
 import Stemmer
 
-__all__ = ["Focus", "cosine", "fits_focus", "focus_of", "stem"]
+__all__ = ["Focus", "asked_about", "cosine", "fits_focus", "focus_of", "stem"]
 
 Focus = Literal["person", "time", "duration", "number", "place"]
 """The kinds of answer a question can ask for; other questions (what, which, how do I) ask for
@@ -121,6 +121,44 @@ def focus_of(question: str) -> Focus | None:
     if _WHERE.search(question):
         return "place"
     return None
+
+
+_AUXILIARY = r"(?:is|are|was|were|does|do|did|can|could|will|would|should|must|may|has|have|had)"
+_NOUN_PHRASE = r"((?:[\w'-]+\s+){0,3}?[\w'-]+)"
+_ASKED_ABOUT = (
+    # "How many lumens does it give?", "At how many watts can it charge?"
+    re.compile(rf"\bhow\s+many\s+{_NOUN_PHRASE}\s+{_AUXILIARY}\b", re.IGNORECASE),
+    # "How much does a spare panel cost?"
+    re.compile(rf"\bhow\s+much\s+{_AUXILIARY}\s+{_NOUN_PHRASE}\s+cost\b", re.IGNORECASE),
+)
+
+
+def asked_about(question: str) -> tuple[str, ...]:
+    """The words of the thing a question asks the number or the price of, or ().
+
+    "How many lamps can one account control?" is answered by a number of lamps, and "How much
+    does a spare panel cost?" by the price of a spare panel: a sentence that counts or prices
+    something else does not answer it. ("Which colours...?" is not among these: its answer
+    names colours without the word "colour".)
+
+    Example:
+        >>> asked_about("How many lamps can one account control?")
+        ('lamps',)
+        >>> asked_about("How much does a spare panel cost?")
+        ('a', 'spare', 'panel')
+        >>> asked_about("What is the warranty?")
+        ()
+    """
+    for pattern in _ASKED_ABOUT:
+        match = pattern.search(question)
+        if match:
+            words = tuple(match.group(1).lower().split())
+            if not _AUXILIARY_WORD.fullmatch(words[0]):
+                return words
+    return ()
+
+
+_AUXILIARY_WORD = re.compile(_AUXILIARY)
 
 
 def _names(text: str) -> set[str]:

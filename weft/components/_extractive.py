@@ -17,7 +17,14 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from weft.components._answering import QUESTION_FORM, cosine, fits_focus, focus_of, stem
+from weft.components._answering import (
+    QUESTION_FORM,
+    asked_about,
+    cosine,
+    fits_focus,
+    focus_of,
+    stem,
+)
 from weft.components._context import _QUESTION_LINE, _SOURCE_LINE, Source, parse_sources
 from weft.components._memo import memo_by_bytes
 from weft.components.tokens import count_tokens
@@ -209,7 +216,10 @@ class ExtractiveChatModel(BaseChatModel):
             wanted = wanted - {stem(w) for w in QUESTION_FORM} or wanted
         if not wanted or not candidates:
             return _Answer(NO_ANSWER, ())
-        relevance = self._relevance(question, wanted, candidates)
+        # "How much does a spare panel cost?" is answered by a sentence that names the spare
+        # panel (or words close to it), not by the price of something else.
+        required = _terms(" ".join(asked_about(question))) & wanted
+        relevance, covered = self._relevance(question, wanted, candidates, required)
         ranked = sorted(range(len(candidates)), key=lambda i: (-relevance[i], i))
         quoted: list[tuple[int, str]] = []
         least = self._least_relevance()
@@ -217,7 +227,11 @@ class ExtractiveChatModel(BaseChatModel):
             index, sentence, _ = candidates[i]
             if relevance[i] < least or len(quoted) >= self.max_sentences:
                 break
-            if fits_focus(focus, sentence, question) and sentence not in (s for _, s in quoted):
+            if (
+                covered[i]
+                and fits_focus(focus, sentence, question)
+                and sentence not in (s for _, s in quoted)
+            ):
                 quoted.append((index, sentence))
                 # A further sentence must be nearly as relevant as the first one quoted.
                 least = max(least, _FOLLOWING * relevance[i])
@@ -232,8 +246,12 @@ class ExtractiveChatModel(BaseChatModel):
         return 0.3 if self.embeddings is not None else 0.5
 
     def _relevance(
-        self, question: str, wanted: frozenset[str], candidates: Sequence[_Candidate]
-    ) -> list[float]:
+        self,
+        question: str,
+        wanted: frozenset[str],
+        candidates: Sequence[_Candidate],
+        required: frozenset[str] = frozenset(),
+    ) -> tuple[list[float], list[bool]]:
         """Each candidate's relevance: the IDF-weighted share of the question's terms it holds.
 
         With ``embeddings``, a question word the sentence lacks still counts in part when the
@@ -249,7 +267,7 @@ class ExtractiveChatModel(BaseChatModel):
         whole = sum(weights.values()) or 1.0
         lexical = [sum(weights[t] for t in wanted & terms) / whole for _, _, terms in candidates]
         if self.embeddings is None:
-            return lexical
+            return lexical, [required <= _terms(sentence) for _, sentence, _ in candidates]
         words = {stem(w): w for w in _WORDS.findall(question.lower()) if stem(w) in wanted}
         sentence_words = [
             {w for w in _WORDS.findall(sentence.lower()) if w not in _STOP_WORDS}
@@ -281,7 +299,19 @@ class ExtractiveChatModel(BaseChatModel):
                     share += weights[term] * row[i]
             soft = share / whole
             scores.append((1.0 - self.semantic_weight) * soft + self.semantic_weight * meanings[i])
-        return scores
+        covered = [
+            all(
+                t in _terms(sentence)
+                or max(
+                    (cosine(vectors[words[t]], vectors[w]) for w in sentence_words[i]), default=0
+                )
+                >= self.synonym_similarity
+                for t in required
+                if t in words
+            )
+            for i, (_, sentence, _) in enumerate(candidates)
+        ]
+        return scores, covered
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
         """Embeddings of ``texts``; sentences are remembered (up to ``_VECTORS_KEPT``)."""
