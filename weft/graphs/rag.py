@@ -54,6 +54,7 @@ from weft.components.prompts import ContextPacker, PackedContext, PackedSource
 from weft.components.resilience import is_fallback_answer
 from weft.components.tokens import count_message_tokens, count_tokens, count_tokens_around
 from weft.core._checkpoint import open_sqlite_checkpointer
+from weft.core._database import open_checkpointer
 from weft.core.compiled import CompiledGraph, thread
 from weft.core.graph import END, START, Graph, GraphPlan
 from weft.core.settings import Settings
@@ -362,7 +363,8 @@ def build_rag_graph(
         model: the chat model, bare or under resilience wrappers (``with_timeout(model, 5)``);
             :func:`~weft.components.models.default_chat_model` if None.
         settings: ``top_k``, ``score_threshold``, ``context_tokens``; the knowledge base's if None.
-        checkpointer: ``True`` for the SQLite file ``settings.checkpoint_path``, a path, a
+        checkpointer: ``True`` for the settings' one (PostgreSQL at ``database_url``, else the
+            SQLite file ``checkpoint_path``), a path, a
             LangGraph checkpointer, ``"memory"``, or None for no memory across calls.
         name: the compiled graph's name.
     """
@@ -445,7 +447,7 @@ def build_rag_graph(
     g.add_edge(GENERATE_NODE, "answer").add_edge("answer", END).add_edge("refuse", END)
     saver: BaseCheckpointSaver[Any] | str | None
     if checkpointer is True:
-        saver = open_sqlite_checkpointer(cfg.checkpoint_path, _CHECKPOINT_TYPES)
+        saver = open_checkpointer(cfg, _CHECKPOINT_TYPES)
     elif isinstance(checkpointer, str) and checkpointer != "memory":
         saver = open_sqlite_checkpointer(checkpointer, _CHECKPOINT_TYPES)
     else:

@@ -22,9 +22,10 @@ import asyncio
 import hmac
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weft.server._errors import ApiError, error_response
@@ -40,6 +41,7 @@ __all__ = [
     "bearer_token",
     "head_size",
     "is_run",
+    "on_run_end",
     "take_run_slots",
     "valid_key",
 ]
@@ -402,6 +404,7 @@ class _Held:
         self.slots = slots
         self.reject = reject
         self.count = 0
+        self.finish: list[Callable[[], Awaitable[None]]] = []
 
     def take(self, n: int, what: str) -> None:
         if not self.slots.take(n):
@@ -432,6 +435,17 @@ def take_run_slots(scope: Scope, n: int = 1, *, what: str = "one more") -> None:
     held.take(n, what)
 
 
+def on_run_end(scope: Scope, end: Callable[[], Awaitable[None]]) -> None:
+    """Call ``end`` once the response of the run request of ``scope`` is finished (a session's
+    turn lock is let go then, as the run slots are)."""
+    held = scope.get(_HELD)
+    if not isinstance(held, _Held):
+        raise RuntimeError(
+            "a graph run outside RunCapGuard: only a request to a run route holds run slots"
+        )
+    held.finish.append(end)
+
+
 class RunCapGuard:
     """Gives back, once the response is finished, the run slots the request's route took with
     :func:`take_run_slots`.
@@ -454,3 +468,6 @@ class RunCapGuard:
             await self.app(scope, receive, send)
         finally:
             held.give_back()
+            with anyio.CancelScope(shield=True):
+                for end in held.finish:
+                    await end()

@@ -28,7 +28,7 @@ from weft.core.tracing import CONTENT_TYPE
 from weft.graphs.schema import ChatInput
 from weft.server import _openai
 from weft.server._errors import ApiError, error_body, from_exception, invalid, validation_error
-from weft.server._guards import take_run_slots, valid_key
+from weft.server._guards import on_run_end, take_run_slots, valid_key
 from weft.server._readiness import _run_checks
 from weft.server._runs import (
     _batch,
@@ -192,7 +192,11 @@ def _routes(server: _Server) -> list[Route | Mount]:
         request: Request, graph: CompiledGraph[Any, Any], *sessions: str | None
     ) -> str | None:
         # The sessions a run names, bound to its caller; an owner token issued now, if any.
-        return await server.owners.bind(request.scope, graph.checkpointer, list(sessions))
+        issued = await server.owners.bind(request.scope, graph.checkpointer, list(sessions))
+        named = [s for s in dict.fromkeys(sessions) if s]
+        if graph.checkpointer is not None and named:  # one turn of a session at a time
+            on_run_end(request.scope, await server.runs.hold(named))
+        return issued
 
     async def index(request: Request) -> Response:
         page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")

@@ -16,6 +16,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import TypeAdapter
 
+from weft.core._database import database_of
 from weft.core.compiled import CompiledGraph
 from weft.core.settings import Settings
 from weft.core.tracing import OTelHandler, disable_tracing, enable_tracing
@@ -25,7 +26,7 @@ from weft.server._guards import RunSlots
 from weft.server._metrics import ServerMetrics
 from weft.server._readiness import _default_readiness
 from weft.server._runs import _stream_plain_graph
-from weft.server._sessions import SessionOwners
+from weft.server._sessions import SessionOwners, SessionRuns
 from weft.server._sources import SourcePaths, common_root, knowledge_base_sources
 
 logger = logging.getLogger("weft.server")
@@ -108,7 +109,11 @@ class _Server:
         self.metrics = ServerMetrics()
         self.slots = RunSlots(settings.max_concurrent_runs, on_change=self.metrics.run_change)
         self.startup_error: str | None = None
-        self.owners = SessionOwners(settings.data_dir / "sessions.sqlite", settings.api_keys)
+        self.database = database_of(settings)
+        self.owners = SessionOwners(
+            settings.data_dir / "sessions.sqlite", settings.api_keys, self.database
+        )
+        self.runs = SessionRuns(self.database)
         self._failing: dict[str, str] = {}  # readiness check -> the error it last logged
         self._adapters: dict[str, TypeAdapter[Any] | None] = {}
 
