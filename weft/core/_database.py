@@ -37,6 +37,7 @@ __all__ = [
     "database_of",
     "open_checkpointer",
     "open_database",
+    "shown",
     "unreachable",
 ]
 

@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +38,7 @@ __all__ = [
     "RateLimitGuard",
     "RunCapGuard",
     "RunSlots",
+    "SharedBuckets",
     "TokenBuckets",
     "bearer_token",
     "head_size",
@@ -189,8 +191,17 @@ class TokenBuckets:
                 del self._buckets[c]
 
 
+class SharedBuckets(Protocol):
+    """Token buckets several processes share (:class:`weft.server._redis.RedisBuckets`)."""
+
+    async def atake(self, client: str) -> float: ...
+
+
 class RateLimitGuard:
     """429 with ``Retry-After`` when the client's bucket is empty (``per_minute=0``: off).
+
+    The buckets are this process's, or ``shared`` ones (in Redis, with ``WEFT_REDIS_URL``), so
+    that a limit holds across replicas.
 
     A client is its API key when it sends a valid one (so clients behind one NAT do not share a
     budget), else its IP address.
@@ -204,9 +215,11 @@ class RateLimitGuard:
         keys: Sequence[str],
         reject: Reject,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self.app = app
         self.buckets = TokenBuckets(per_minute, clock=clock) if per_minute > 0 else None
+        self.shared = shared if per_minute > 0 else None
         self.keys = frozenset(keys)
         self.reject = reject
 
@@ -226,7 +239,10 @@ class RateLimitGuard:
         ):
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(self.client(scope))
+        if self.shared is not None:  # every replica counts in one place
+            wait = await self.shared.atake(self.client(scope))
+        else:
+            wait = self.buckets.take(self.client(scope))
         if wait == 0.0:
             await self.app(scope, receive, send)
             return

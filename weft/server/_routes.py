@@ -192,6 +192,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
         request: Request, graph: CompiledGraph[Any, Any], *sessions: str | None
     ) -> str | None:
         # The sessions a run names, bound to its caller; an owner token issued now, if any.
+        await server.follow_ingests()
         issued = await server.owners.bind(request.scope, graph.checkpointer, list(sessions))
         named = [s for s in dict.fromkeys(sessions) if s]
         if graph.checkpointer is not None and named:  # one turn of a session at a time
@@ -257,6 +258,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
             ) from None
         server.check_question(chat_input.question, f"messages.{len(body.messages) - 1}.content")
         graph = server.chat_graph(body.model if body.model in server.all_graphs() else None)
+        await server.follow_ingests()
         take_run_slots(request.scope)
         events = server.chat_events(graph, chat_input)
         if body.stream:

@@ -25,6 +25,7 @@ from weft.server._errors import ApiError, from_exception, invalid, validation_er
 from weft.server._guards import RunSlots
 from weft.server._metrics import ServerMetrics
 from weft.server._readiness import _default_readiness
+from weft.server._redis import RedisBuckets
 from weft.server._runs import _stream_plain_graph
 from weft.server._sessions import SessionOwners, SessionRuns
 from weft.server._sources import SourcePaths, common_root, knowledge_base_sources
@@ -114,6 +115,9 @@ class _Server:
             settings.data_dir / "sessions.sqlite", settings.api_keys, self.database
         )
         self.runs = SessionRuns(self.database)
+        self.shared_buckets: RedisBuckets | None = None
+        if settings.redis_url is not None:
+            self.shared_buckets = RedisBuckets(settings.redis_url, settings.rate_limit_per_minute)
         self._failing: dict[str, str] = {}  # readiness check -> the error it last logged
         self._adapters: dict[str, TypeAdapter[Any] | None] = {}
 
@@ -147,6 +151,20 @@ class _Server:
             self.handler = None
         self.metrics.shutdown()
         self.owners.close()
+        if self.shared_buckets is not None:
+            await self.shared_buckets.aclose()
+
+    async def follow_ingests(self) -> None:
+        """Before a run of the default graphs: read what another process (``weft ingest``,
+        another replica) committed to the knowledge base since this one read it. The check is
+        one small file read; only a change reloads, in a worker thread."""
+        if self.factory is not _default_graphs or self.graphs is None:
+            return
+        from weft.graphs.registry import knowledge_base
+
+        kb = knowledge_base(self.settings)
+        if kb.changed_on_disk():
+            await anyio.to_thread.run_sync(kb.follow)
 
     # -- graphs ---------------------------------------------------------------------------------
 
