@@ -41,6 +41,9 @@ __all__ = [
     "unreachable",
 ]
 
+_WAIT = 3.0
+"""Seconds a request waits for a pooled connection before it is answered 503 (the database is
+down, or every connection is taken)."""
 _LOCK_KEY = 0x77656674  # "weft": the advisory lock migrations hold
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -122,7 +125,7 @@ class Database:
                         "connect_timeout": 5,
                     },
                     check=pool_class.check_connection,
-                    timeout=10,
+                    timeout=_WAIT,
                     reconnect_timeout=0,  # keep trying for as long as the process runs
                     open=False,
                     name="weft",
