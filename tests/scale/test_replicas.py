@@ -20,16 +20,9 @@ import httpx
 import psycopg
 import pytest
 
-from tests.scale.conftest import (
-    ROOT,
-    ChromaServer,
-    Nginx,
-    Postgres,
-    Redis,
-    Replica,
-    wait_for,
-)
+from tests.scale.conftest import ROOT, deployed_nginx
 from weft.testing import OpenAIServer
+from weft.testing._engines import ChromaServer, Nginx, Postgres, Redis, Replica, wait_for
 from weft.testing._openai_script import Fault, RecordedRequest, content_text, echo
 
 pytestmark = pytest.mark.timeout(240)
@@ -101,7 +94,7 @@ def cluster(
         }
         data = base / "data"
         a, b = Replica(data, env, "a"), Replica(data, env, "b")
-        nginx = Nginx(nginx_dir, [a.address, b.address])
+        nginx = deployed_nginx(nginx_dir, [a.address, b.address])
         cluster = Cluster(postgres, model, a, b, nginx, data, {**os.environ, **env})
         cluster.ingest(docs)
         threads = [threading.Thread(target=r.start) for r in (a, b)]

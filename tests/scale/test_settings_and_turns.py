@@ -12,7 +12,6 @@ import psycopg
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from tests.scale.conftest import Postgres
 from tests.server.conftest import FakeChat, LiveServer
 from weft import END, START, Graph
 from weft.cli import main
@@ -22,6 +21,7 @@ from weft.graphs.knowledge import KnowledgeBase
 from weft.graphs.schema import ChatInput, ChatOutput
 from weft.server._errors import from_exception
 from weft.server.app import create_app
+from weft.testing._engines import Postgres
 
 
 @pytest.mark.parametrize(

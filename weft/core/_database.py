@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Iterable, Iterator
@@ -97,6 +98,8 @@ class Database:
         self._pool: Any = None
         self._lock = threading.Lock()
         self._migrated = False
+        self._locker: Any = None
+        self._locker_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Database('{shown(self.url)}')"
@@ -195,6 +198,38 @@ class Database:
         self.ensure_tables()
         return _saver_class()(self, allowed)
 
+    def try_lock(self, key: int) -> bool:
+        """Take the session-level advisory lock ``key`` unless another process holds it.
+
+        Every lock this process holds sits on one connection of its own, outside the pool: a
+        turn holds no pooled connection while it runs, and if the process dies, PostgreSQL
+        drops the connection and every lock on it."""
+        return bool(self._on_locker("SELECT pg_try_advisory_lock(%s) AS ok", key))
+
+    def unlock(self, key: int) -> None:
+        """Let go of the advisory lock ``key`` (nothing when the connection holding it is
+        gone: the lock went with it)."""
+        with contextlib.suppress(DatabaseUnavailableError):
+            self._on_locker("SELECT pg_advisory_unlock(%s) AS ok", key)
+
+    def _on_locker(self, sql: str, key: int) -> Any:
+        psycopg = import_optional("psycopg", extra="scale", feature="WEFT_DATABASE_URL")
+        from psycopg.rows import dict_row
+
+        with self._locker_lock:
+            try:
+                if self._locker is None or self._locker.closed:
+                    self._locker = psycopg.connect(
+                        self.url, autocommit=True, row_factory=dict_row, connect_timeout=5
+                    )
+                row = self._locker.execute(sql, (key,)).fetchone()
+            except psycopg.Error as exc:
+                if self._locker is not None:
+                    self._locker.close()
+                    self._locker = None
+                raise self.unavailable(exc) from exc
+            return row["ok"]
+
     def ping(self) -> None:
         """Raise :class:`DatabaseUnavailableError` unless the database answers."""
         with self.connection() as conn:
@@ -205,6 +240,10 @@ class Database:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+        with self._locker_lock:
+            if self._locker is not None:
+                self._locker.close()
+                self._locker = None
 
 
 def _checkpoint_version(conn: Any) -> int:

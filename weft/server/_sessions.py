@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import re
@@ -248,8 +247,8 @@ def busy(session: str) -> ApiError:
 
 class SessionRuns:
     """One running turn per session: in this process, and with ``database`` across every
-    replica that shares it (a session-level advisory lock on a pooled connection, held for the
-    turn; PostgreSQL lets it go if the replica dies)."""
+    replica that shares it (a PostgreSQL advisory lock per running session, all on one
+    connection per process, which PostgreSQL closes, locks and all, if the replica dies)."""
 
     def __init__(self, database: Database | None = None) -> None:
         self.database = database
@@ -259,12 +258,14 @@ class SessionRuns:
         """Start the turns of ``sessions``; returns what ends them. 409 naming a session whose
         turn is running already (here or on another replica)."""
         taken: list[str] = []
-        locks: list[tuple[Any, Any]] = []
+        locked: list[int] = []
+        database = self.database
 
         async def release() -> None:
-            for cm, conn in reversed(locks):
-                await anyio.to_thread.run_sync(_unlock, cm, conn)
-            locks.clear()
+            if database is not None:
+                for key in reversed(locked):
+                    await anyio.to_thread.run_sync(database.unlock, key)
+            locked.clear()
             for session in taken:
                 self._running.discard(session)
             taken.clear()
@@ -275,8 +276,11 @@ class SessionRuns:
                     raise busy(session)
                 self._running.add(session)
                 taken.append(session)
-                if self.database is not None:
-                    locks.append(await anyio.to_thread.run_sync(_lock, self.database, session))
+                if database is not None:
+                    key = _key(session)
+                    if not await anyio.to_thread.run_sync(database.try_lock, key):
+                        raise busy(session)
+                    locked.append(key)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await release()
@@ -288,25 +292,3 @@ def _key(session: str) -> int:
     """The advisory lock key of ``session``: 64 bits of its hash, signed as PostgreSQL's bigint."""
     digest = hashlib.sha256(f"weft-session-run\0{session}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _lock(database: Database, session: str) -> tuple[Any, Any]:
-    cm = database.connection()
-    conn = cm.__enter__()
-    try:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_key(session),)).fetchone()
-    except BaseException as exc:
-        cm.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-    if not row["ok"]:
-        cm.__exit__(None, None, None)
-        raise busy(session)
-    return cm, conn
-
-
-def _unlock(cm: Any, conn: Any) -> None:
-    # A connection that is gone took its lock with it; the pool drops it either way.
-    with contextlib.suppress(Exception):
-        conn.execute("SELECT pg_advisory_unlock_all()")
-    with contextlib.suppress(Exception):
-        cm.__exit__(None, None, None)
