@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -81,10 +82,12 @@ def cluster(
     for name, text in DOCS.items():
         (docs / name).write_text(text)
     with OpenAIServer(default=_reply) as model:
-        env = {
+        engines = {
             "WEFT_DATABASE_URL": postgres.url,
             "WEFT_CHROMA_URL": chroma_server.url,
             "WEFT_REDIS_URL": redis_server.url,
+        }
+        env = {
             "WEFT_API_KEYS": ",".join(KEYS),
             "WEFT_RATE_LIMIT_PER_MINUTE": str(RATE),
             "WEFT_COLLECTION": "replicas",
@@ -93,22 +96,51 @@ def cluster(
             "OPENAI_API_KEY": "test",
         }
         data = base / "data"
-        a, b = Replica(data, env, "a"), Replica(data, env, "b")
-        nginx = deployed_nginx(nginx_dir, [a.address, b.address])
-        cluster = Cluster(postgres, model, a, b, nginx, data, {**os.environ, **env})
-        cluster.ingest(docs)
+        replicas: list[Replica] = []
+        # docs/deploy.md's commands, with this machine's engines, folders and ports.
+        for line in deploy_commands():
+            line = line.replace("./handbook", str(docs)).replace("/srv/weft", str(data))
+            words = shlex.split(line.removesuffix("&"))
+            if words[0] == "export":
+                name = words[1].partition("=")[0]
+                env[name] = engines[name]
+            elif words[:2] == ["weft", "serve"]:
+                assert words[2::2] == ["--port", "--data-dir"] and words[5] == str(data), line
+                replicas.append(Replica(data, env, "ab"[len(replicas)]))
+            else:
+                assert words[0] == "weft", line
+                done = subprocess.run(
+                    [sys.executable, "-m", "weft.cli", *words[1:]],
+                    env={**os.environ, **env},
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert done.returncode == 0, f"{line}: {done.stderr}"
+        assert env.keys() >= engines.keys() and len(replicas) == 2
+        a, b = replicas
         threads = [threading.Thread(target=r.start) for r in (a, b)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        nginx = deployed_nginx(nginx_dir, [a.address, b.address])
         nginx.start()
+        cluster = Cluster(postgres, model, a, b, nginx, data, {**os.environ, **env})
         try:
             yield cluster
         finally:
             cluster.nginx.stop()
             cluster.a.stop()
             cluster.b.stop()
+
+
+def deploy_commands() -> list[str]:
+    """The shell commands of docs/deploy.md's "On one machine" section."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
 
 
 def _headers(key: str) -> dict[str, str]:
