@@ -26,22 +26,13 @@ from typing import Any
 from bench.sse_load import ROOT, Server, run
 from weft.testing._engines import ChromaServer, Nginx, Postgres, Redis, Replica
 
-__all__ = ["checkpoint_writes", "compare"]
+__all__ = ["checkpoint_writes", "compare", "follow_costs"]
 
 _LOAD_ENV = {
     "WEFT_RATE_LIMIT_PER_MINUTE": "0",
     "WEFT_MAX_CONCURRENT_RUNS": "1000",
     "WEFT_SERVER_MAX_CONNECTIONS_PER_CLIENT": "0",
 }
-
-
-def _deploy_block(name: str) -> str:
-    text = (ROOT / "docs" / "deploy.md").read_text()
-    for block in text.split("```nginx\n")[1:]:
-        body = block.split("```", 1)[0]
-        if body.startswith(f"# {name}\n"):
-            return body.split("\n", 1)[1]
-    raise SystemExit(f"docs/deploy.md has no nginx block '# {name}'")
 
 
 def _ingest_demo(data: Path, env: dict[str, str]) -> None:
@@ -96,13 +87,13 @@ def compare(levels: list[int], rounds: int) -> None:
             for replica in replicas:
                 replica.start()
                 started.append(replica)
-            upstream = _deploy_block("upstream").replace("weft-1:8000", replicas[0].address)
-            upstream = upstream.replace("weft-2:8000", replicas[1].address)
-            nginx = Nginx(base / "nginx", upstream, _deploy_block("proxy"))
+            backends = [r.address for r in replicas]
+            nginx = Nginx.from_guide(base / "nginx", backends, ROOT / "docs" / "deploy.md")
             nginx.start()
             started.append(nginx)
             shared = asyncio.run(run(nginx.url, levels, rounds, sessions=True))
             writes = checkpoint_writes(pg.url, base / "checkpoints.sqlite")
+            check_us, reload_ms = follow_costs(base / "embedded")
         finally:
             for engine in reversed(started):
                 if isinstance(engine, Postgres):
@@ -121,6 +112,11 @@ def compare(levels: list[int], rounds: int) -> None:
     for one, two in zip(embedded, shared, strict=True):
         ratio = two["stream_added_p95"] / one["stream_added_p95"]
         print(f"| {one['streams']:.0f} | {ratio:.2f}x |")
+    print()
+    print(
+        f"Following ingests: {check_us:.1f} µs per run to check the BM25 pointer; "
+        f"{reload_ms:.1f} ms to load a changed index (the handbook) and reopen the collection."
+    )
     print()
     print("Checkpoint write per turn (a chat turn's state, durability 'exit'):")
     print("| store | ms per turn, p50 | p95 |")
@@ -163,3 +159,26 @@ def checkpoint_writes(
         results[name] = (statistics.median(times), times[int(0.95 * (len(times) - 1))])
     database.close()
     return results
+
+
+def follow_costs(data_dir: Path, checks: int = 10_000) -> tuple[float, float]:
+    """What following another process's ingests costs a replica, on the knowledge base in
+    ``data_dir``: µs for the check before each run when nothing changed, and ms to load the
+    changed index and look the collection up again."""
+    from weft.core.settings import Settings
+    from weft.graphs.knowledge import KnowledgeBase
+
+    settings = Settings(data_dir=data_dir)
+    kb, writer = KnowledgeBase(settings), KnowledgeBase(settings)
+    kb.bm25.count()
+    started = time.perf_counter()
+    for _ in range(checks):
+        kb.changed_on_disk()
+    check_us = (time.perf_counter() - started) / checks * 1e6
+    reloads = []
+    for _ in range(5):
+        writer.bm25.save(settings.bm25_dir)  # a new version, as an ingest commits one
+        started = time.perf_counter()
+        assert kb.follow()
+        reloads.append((time.perf_counter() - started) * 1000)
+    return check_us, statistics.median(reloads)

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,22 +21,17 @@ from weft.testing._engines import ChromaServer, Nginx, Postgres, Redis
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def deploy_block(name: str) -> str:
-    """A fenced ``nginx`` block of docs/deploy.md, by the comment on its first line: the tests
-    serve the configuration that the deployment guide shows."""
-    text = (ROOT / "docs" / "deploy.md").read_text()
-    for block in text.split("```nginx\n")[1:]:
-        body = block.split("```", 1)[0]
-        if body.startswith(f"# {name}\n"):
-            return body.split("\n", 1)[1]
-    raise AssertionError(f"docs/deploy.md has no nginx block that starts '# {name}'")
-
-
 def deployed_nginx(folder: Path, backends: list[str]) -> Nginx:
     """nginx over ``backends`` (host:port), with docs/deploy.md's upstream and proxy blocks."""
-    upstream = deploy_block("upstream").replace("weft-1:8000", backends[0])
-    upstream = upstream.replace("weft-2:8000", backends[1])
-    return Nginx(folder, upstream, deploy_block("proxy"))
+    return Nginx.from_guide(folder, backends, ROOT / "docs" / "deploy.md")
+
+
+def _running(engine: ChromaServer | Redis) -> Iterator[Any]:
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
 
 
 @pytest.fixture(scope="session")
@@ -49,22 +45,12 @@ def postgres() -> Iterator[Postgres]:
 
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
-    server = ChromaServer(tmp_path_factory.mktemp("chroma"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(ChromaServer(tmp_path_factory.mktemp("chroma")))
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
-    server = Redis(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(Redis(tmp_path_factory.mktemp("redis")))
 
 
 @pytest.fixture(scope="session")

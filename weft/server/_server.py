@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -29,6 +29,9 @@ from weft.server._redis import RedisBuckets
 from weft.server._runs import _stream_plain_graph
 from weft.server._sessions import SessionOwners, SessionRuns
 from weft.server._sources import SourcePaths, common_root, knowledge_base_sources
+
+if TYPE_CHECKING:
+    from weft.graphs.knowledge import KnowledgeBase
 
 logger = logging.getLogger("weft.server")
 
@@ -118,6 +121,7 @@ class _Server:
         self.shared_buckets: RedisBuckets | None = None
         if settings.redis_url is not None:
             self.shared_buckets = RedisBuckets(settings.redis_url, settings.rate_limit_per_minute)
+        self._kb: KnowledgeBase | None = None  # the default graphs', once a run looked it up
         self._failing: dict[str, str] = {}  # readiness check -> the error it last logged
         self._adapters: dict[str, TypeAdapter[Any] | None] = {}
 
@@ -160,9 +164,11 @@ class _Server:
         one small file read; only a change reloads, in a worker thread."""
         if self.factory is not _default_graphs or self.graphs is None:
             return
-        from weft.graphs.registry import knowledge_base
+        if self._kb is None:
+            from weft.graphs.registry import knowledge_base
 
-        kb = knowledge_base(self.settings)
+            self._kb = knowledge_base(self.settings)
+        kb = self._kb
         if kb.changed_on_disk():
             await anyio.to_thread.run_sync(kb.follow)
 

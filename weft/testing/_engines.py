@@ -219,6 +219,24 @@ class Nginx(Background):
         cmd = [program("nginx", "/usr/sbin/nginx"), "-c", str(folder / "nginx.conf")]
         super().__init__([*cmd, "-p", str(folder), "-g", "daemon off;"], folder / "nginx.log")
 
+    @classmethod
+    def from_guide(cls, folder: Path, backends: list[str], guide: Path) -> Nginx:
+        """nginx over ``backends`` (host:port) with the ``# upstream`` and ``# proxy`` nginx
+        blocks of the markdown ``guide`` (docs/deploy.md), whose servers are ``weft-1:8000``,
+        ``weft-2:8000``...: what is served is what the guide shows."""
+        text = guide.read_text()
+        blocks = {}
+        for block in text.split("```nginx\n")[1:]:
+            first, _, body = block.split("```", 1)[0].partition("\n")
+            blocks[first.removeprefix("# ")] = body
+        missing = {"upstream", "proxy"} - blocks.keys()
+        if missing:
+            raise ValueError(f"{guide} has no nginx block starting '# {sorted(missing)[0]}'")
+        upstream = blocks["upstream"]
+        for i, backend in enumerate(backends, 1):
+            upstream = upstream.replace(f"weft-{i}:8000", backend)
+        return cls(folder, upstream, blocks["proxy"])
+
     def start(self) -> None:
         if os.geteuid() == 0:  # its workers run as nobody, and write their buffers here
             os.chmod(self.dir, 0o777)
