@@ -294,7 +294,13 @@ def _quietly(fn: Any, *args: Any) -> None:
 
 
 def test_replicas_answer_while_both_run(cluster: Cluster) -> None:
-    """After a crash and restart, both replicas serve again: the restarted one included."""
+    """After a crash and restart, both replicas serve again: the restarted one included, and
+    each reports every engine it uses."""
     for replica in (cluster.a, cluster.b):
+        ready = httpx.get(replica.url + "/readyz", headers=_headers("key-probe"), timeout=30)
+        checks = ready.json()["checks"]
+        assert ready.status_code == 200, checks
+        assert {"knowledge_base", "database", "redis", "checkpointer:rag"} <= checks.keys()
+        assert all(checks[name] == "ok" for name in ("knowledge_base", "database", "redis"))
         response, events = chat(replica.url, "key-probe", "How fast does kelp grow?", "tide-probe")
         assert response.status_code == 200 and events[-1][0] == "done"

@@ -276,6 +276,9 @@ def _saver_class() -> type[Any]:
         def __init__(self, database: Database, allowed: Iterable[type] = ()) -> None:
             super().__init__(database.pool, serde=allowlist(allowed))
             self.database = database
+            # LangGraph's saver locks around every query, for a connection shared by threads;
+            # here each query takes a pooled connection of its own, so queries run side by side.
+            self.lock = contextlib.nullcontext()
 
         @contextmanager
         def _cursor(self, *, pipeline: bool = False) -> Iterator[Any]:

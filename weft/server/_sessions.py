@@ -170,18 +170,21 @@ class SessionOwners:
         self, database: Database, session: str, owner: str, kept: Callable[[str], bool]
     ) -> str | None:
         database.ensure_tables()
+        # One short use of a pooled connection at a time: `kept` reads the checkpoints with
+        # another, and holding one meanwhile would run the pool dry under load.
         with database.connection() as conn:
             bound = _shared_owner(conn, session)
-            if bound is None:
-                if kept(session):
-                    return None
-                conn.execute(
-                    "INSERT INTO weft_session_owners (session, owner, created) "
-                    "VALUES (%s, %s, %s) ON CONFLICT (session) DO NOTHING",
-                    (session, owner, time.time()),
-                )
-                bound = _shared_owner(conn, session)
-        return bound
+        if bound is not None:
+            return bound
+        if kept(session):
+            return None
+        with database.connection() as conn:
+            conn.execute(
+                "INSERT INTO weft_session_owners (session, owner, created) "
+                "VALUES (%s, %s, %s) ON CONFLICT (session) DO NOTHING",
+                (session, owner, time.time()),
+            )
+            return _shared_owner(conn, session)
 
     def owns(self, session: str, owner: str) -> bool:
         """Whether ``session`` is bound to ``owner`` (an unbound session belongs to nobody)."""
