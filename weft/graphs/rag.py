@@ -21,7 +21,8 @@
   provider sent none; a model-rewritten follow-up's usage is included).
 
 **Memory.** Built with a checkpointer (``build_rag_graph(kb, checkpointer=...)``; ``True`` means
-the SQLite file ``Settings.checkpoint_path``), a run whose input has a ``session_id`` runs in the
+the settings' one: PostgreSQL at ``Settings.database_url``, else the SQLite file
+``Settings.checkpoint_path``), a run whose input has a ``session_id`` runs in the
 thread of that id (``weft.thread(session_id)``), so its history persists across calls,
 processes and restarts. A run without a session id has no history and writes none: it runs
 without the checkpointer.
@@ -364,8 +365,8 @@ def build_rag_graph(
             :func:`~weft.components.models.default_chat_model` if None.
         settings: ``top_k``, ``score_threshold``, ``context_tokens``; the knowledge base's if None.
         checkpointer: ``True`` for the settings' one (PostgreSQL at ``database_url``, else the
-            SQLite file ``checkpoint_path``), a path, a
-            LangGraph checkpointer, ``"memory"``, or None for no memory across calls.
+            SQLite file ``checkpoint_path``), a path, a LangGraph checkpointer, ``"memory"``,
+            or None for no memory across calls.
         name: the compiled graph's name.
     """
     cfg = settings if settings is not None else kb.settings

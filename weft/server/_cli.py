@@ -6,6 +6,9 @@ port it cannot listen on, a data directory that is a file, or damaged stored dat
 exit code 2 and one line on stderr, as every weft command. What it admits (header size and
 count, header, body and keep-alive timeouts, connections per client) comes from the
 ``WEFT_SERVER_*`` settings, through :func:`weft.server._http.uvicorn_options`.
+
+``weft db migrate`` creates or updates weft's tables in the database ``WEFT_DATABASE_URL`` names
+(docs/deploy.md); without that setting it says so and exits with code 2.
 """
 
 from __future__ import annotations
