@@ -11,17 +11,20 @@ import httpx
 import psycopg
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.runnables import RunnableLambda
 
 from tests.server.conftest import FakeChat, LiveServer
 from weft import END, START, Graph
 from weft.cli import main
+from weft.components.cache import CachedRunnable
 from weft.core._database import DatabaseUnavailableError, open_database
+from weft.core.errors import ConfigurationError
 from weft.core.settings import Settings
 from weft.graphs.knowledge import KnowledgeBase
 from weft.graphs.schema import ChatInput, ChatOutput
 from weft.server._errors import from_exception
 from weft.server.app import create_app
-from weft.testing._engines import Postgres
+from weft.testing._engines import Postgres, Redis
 
 
 @pytest.mark.parametrize(
@@ -147,3 +150,24 @@ def test_a_knowledge_base_follows_what_another_process_ingested(tmp_path: Path) 
     writer.reset()
     assert reader.follow() is True
     assert reader.bm25.count() == 0 and reader.count() == 0
+
+
+def test_a_cache_in_redis_is_shared_by_two_processes(redis_server: Redis) -> None:
+    calls: list[str] = []
+
+    def shout(text: str) -> str:
+        calls.append(text)
+        return text.upper()
+
+    first = CachedRunnable(RunnableLambda(shout), redis_url=redis_server.url, key="shout-v1")
+    second = CachedRunnable(RunnableLambda(shout), redis_url=redis_server.url, key="shout-v1")
+    first.clear()
+    assert first.invoke("tides") == "TIDES"
+    assert second.invoke("tides") == "TIDES"  # from Redis: the second never calls shout
+    assert calls == ["tides"]
+    assert second.stats.l2_hits == 1
+
+
+def test_a_cache_takes_one_second_level() -> None:
+    with pytest.raises(ConfigurationError, match=r"pass directory .* or redis_url"):
+        CachedRunnable(RunnableLambda(str.upper), directory="x", redis_url="redis://h:6379/0")
