@@ -341,7 +341,8 @@ class ChromaRetriever(VectorStoreRetriever):
             raise ConfigurationError(
                 f"Chroma collection '{store._collection_name}' at {store._location} is gone: it "
                 "was deleted or replaced (weft ingest --reset) after this process opened it; "
-                "open the store again (restart weft serve) to search the new one"
+                "open the store again (ChromaStore.reopen(); weft serve does before its next run) "
+                "to search the new one"
             ) from exc
         return [
             doc.model_copy(update={"metadata": {**doc.metadata, "score": score}})
