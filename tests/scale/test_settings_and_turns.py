@@ -125,8 +125,11 @@ def test_db_migrate_without_a_database_says_what_to_set(
 
 def test_an_unreachable_database_raises_its_own_error_naming_it() -> None:
     db = open_database("postgresql://weft@127.0.0.1:9/nothing")
-    with pytest.raises(DatabaseUnavailableError, match=r"127\.0\.0\.1:9"):
-        db.ping()
+    try:
+        with pytest.raises(DatabaseUnavailableError, match=r"127\.0\.0\.1:9"):
+            db.ping()
+    finally:
+        db.close()
 
 
 def test_a_knowledge_base_follows_what_another_process_ingested(tmp_path: Path) -> None:
