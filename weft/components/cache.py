@@ -161,14 +161,20 @@ class _Disk:
         self.cache = diskcache.Cache(directory, **settings)
         self.ttl = ttl
 
+    def _read(self, key: str) -> Any:
+        return self.cache.get(key, default=_MISSING, retry=True)
+
+    def _drop(self, key: str) -> None:
+        self.cache.delete(key, retry=True)
+
     def get(self, key: str) -> Any:
         try:
-            entry = self.cache.get(key, default=_MISSING, retry=True)
+            entry = self._read(key)
         except Exception:
             # An entry written by another version whose classes no longer unpickle: drop it.
-            logger.debug("weft cache: unreadable disk entry %s, dropping it", key, exc_info=True)
+            logger.debug("weft cache: unreadable level-2 entry %s, dropping it", key, exc_info=True)
             with contextlib.suppress(Exception):
-                self.cache.delete(key, retry=True)
+                self._drop(key)
             return _MISSING
         if entry is _MISSING or not (isinstance(entry, tuple) and len(entry) == 2):
             return _MISSING
@@ -198,16 +204,12 @@ class _Redis(_Disk):
         self.ttl = ttl
         self.prefix = prefix
 
-    def get(self, key: str) -> Any:
-        try:
-            raw = self.cache.get(self.prefix + key)
-            entry = _MISSING if raw is None else pickle.loads(raw)
-        except Exception:
-            logger.debug("weft cache: cannot read %s from Redis", key, exc_info=True)
-            return _MISSING
-        if entry is _MISSING or not (isinstance(entry, tuple) and len(entry) == 2):
-            return _MISSING
-        return entry[1]
+    def _read(self, key: str) -> Any:
+        raw = self.cache.get(self.prefix + key)
+        return _MISSING if raw is None else pickle.loads(raw)
+
+    def _drop(self, key: str) -> None:
+        self.cache.delete(self.prefix + key)
 
     def set(self, key: str, value: Any) -> None:
         try:
