@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-pythons lint typecheck pytest bench install browser clean
+.PHONY: run test test-pythons lint typecheck pytest bench install browser engines clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,21 @@ browser:
 	echo "installing chromium and chromium-driver for the browser test..."; \
 	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
-pytest: $(STAMP) browser
+# The scale-out tests start Debian's PostgreSQL, redis-server and nginx (and `chroma run`, from
+# the virtualenv) on loopback; never a downloaded build.
+ENGINES := postgresql redis-server nginx
+engines:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -x /usr/bin/redis-server ] && [ -x /usr/sbin/nginx ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "the scale-out tests need PostgreSQL, redis-server and nginx; install them (Debian/Ubuntu: $(ENGINES))" >&2; exit 1; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
+	else echo "installing $(ENGINES) needs root: run 'apt-get install $(ENGINES)' as root, then make test again" >&2; exit 1; fi; \
+	echo "installing $(ENGINES) for the scale-out tests..."; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(ENGINES)
+
+pytest: $(STAMP) browser engines
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest

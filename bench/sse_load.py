@@ -87,9 +87,12 @@ def _pct(values: list[float], q: float) -> float:
 class Server:
     """``weft serve`` on a free port, over a temporary data directory."""
 
-    def __init__(self, data_dir: Path, command: list[str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, command: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         env = {
             **os.environ,
+            **(env or {}),
             "PYTHONUNBUFFERED": "1",
             "WEFT_RATE_LIMIT_PER_MINUTE": "0",
             "WEFT_MAX_CONCURRENT_RUNS": "1000",
@@ -165,7 +168,7 @@ async def _read_sse(reader: asyncio.StreamReader, result: Stream, t0: float) -> 
                 result.error = "error event: " + fields.get(b"data", b"").decode()[:200]
 
 
-async def one_stream(url: str, question: str) -> Stream:
+async def one_stream(url: str, question: str, session: str | None = None) -> Stream:
     """One ``POST /v1/chat`` over a raw HTTP/1.1 connection.
 
     A load generator should cost far less than what it measures: httpx's streaming client
@@ -174,7 +177,10 @@ async def one_stream(url: str, question: str) -> Stream:
     """
     result = Stream()
     host, port = url.split("//", 1)[1].rsplit(":", 1)
-    body = json.dumps({"question": question}).encode()
+    asked: dict[str, str] = {"question": question}
+    if session is not None:  # a turn of a conversation: its checkpoint is written
+        asked["session_id"] = session
+    body = json.dumps(asked).encode()
     head = (
         f"POST /v1/chat HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -204,10 +210,14 @@ async def one_stream(url: str, question: str) -> Stream:
     return result
 
 
-async def level(url: str, n: int) -> dict[str, float]:
+async def level(url: str, n: int, sessions: str | None = None) -> dict[str, float]:
+    """``n`` streams at once; with ``sessions``, each a turn of its own conversation."""
     started = time.perf_counter()
     results = await asyncio.gather(
-        *(one_stream(url, QUESTIONS[i % len(QUESTIONS)]) for i in range(n))
+        *(
+            one_stream(url, QUESTIONS[i % len(QUESTIONS)], sessions and f"{sessions}-{i}")
+            for i in range(n)
+        )
     )
     wall = time.perf_counter() - started
     good = [r for r in results if r.ok and r.ttft is not None and r.graph_ttft is not None]
@@ -285,12 +295,15 @@ def _median_row(rounds: list[dict[str, float]]) -> dict[str, float]:
     return row
 
 
-async def run(url: str, levels: list[int], rounds: int) -> list[dict[str, float]]:
+async def run(
+    url: str, levels: list[int], rounds: int, sessions: bool = False
+) -> list[dict[str, float]]:
     await level(url, 5)  # warm-up: the first runs build caches and tokenizers
     rows = []
     for n in levels:
         print(f"  {n} concurrent streams over HTTP, {rounds} rounds...", flush=True)
-        rows.append(_median_row([await level(url, n) for _ in range(rounds)]))
+        named = [f"load-{n}-{r}" if sessions else None for r in range(rounds)]
+        rows.append(_median_row([await level(url, n, named[r]) for r in range(rounds)]))
     return rows
 
 
@@ -396,9 +409,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds per level; medians are reported (default 3)"
     )
+    parser.add_argument(
+        "--replicas",
+        action="store_true",
+        help="only: one embedded server against two replicas behind nginx on PostgreSQL, a "
+        "Chroma server and Redis (each stream a turn of its own session), and a checkpoint "
+        "write per turn on PostgreSQL against SQLite",
+    )
     args = parser.parse_args(argv)
     rounds = max(1, args.rounds)
     levels = [5, 10, 20] if args.quick else [50, 100, 200]
+    if args.replicas:
+        from bench._sse_replicas import compare
+
+        compare(levels, rounds)
+        return
     with tempfile.TemporaryDirectory(prefix="weft-sse-load-") as tmp:
         data_dir = Path(tmp) / "data"
         print("RAG chat graph, extractive model:", flush=True)

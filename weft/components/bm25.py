@@ -186,6 +186,17 @@ class BM25Retriever(BaseRetriever):
         with self._lock:
             return [self._docs[self._pos[i]] for i in ids if i in self._pos]
 
+    def replace_with(self, other: BM25Retriever) -> None:
+        """Take ``other``'s documents and index in place of this one's, at once: a query sees
+        the old index or the new, never a mix. Graphs holding this retriever search the new
+        contents from then on (a server follows another process's ingest this way)."""
+        with other._lock:
+            state = (other._ids, other._docs, other._pos, other._tokens, other._vocab)
+            snapshot, dirty = other._snapshot, other._dirty
+        with self._lock:
+            self._ids, self._docs, self._pos, self._tokens, self._vocab = state
+            self._snapshot, self._dirty = snapshot, dirty
+
     def refresh(self) -> None:
         """Rebuild the index now instead of on the next query (e.g. right after a bulk load)."""
         with self._lock:

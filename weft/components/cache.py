@@ -22,7 +22,8 @@ record them; the list is stored only when the stream ends without an error and w
 caller stopping early. A hit yields the stored chunks in order. Streamed and invoked results are
 stored under different keys, because chunks are not the same thing as the final output.
 
-Disk entries are pickled, so outputs must be picklable to reach level 2 (messages, documents,
+Level 2 can be Redis instead (``redis_url``), so that replicas share it. Disk entries are
+pickled, so outputs must be picklable to reach level 2 (messages, documents,
 str, dict and pydantic models are); one that is not stays in memory only. diskcache commits each
 entry in one SQLite transaction after its value is written, so a crash never leaves a
 half-written entry, and a stream's chunks are one entry.
@@ -44,7 +45,9 @@ import asyncio
 import contextlib
 import copy
 import logging
+import math
 import os
+import pickle
 import threading
 import time
 from collections import OrderedDict
@@ -57,6 +60,7 @@ from langchain_core.runnables.utils import Input, Output
 
 from weft.components._keys import Uncacheable, describe, digest
 from weft.components._wrapper import RunnableWrapper, component_name
+from weft.core._extras import import_optional
 from weft.core.errors import ConfigurationError
 from weft.core.tracing import record_cache_lookup
 
@@ -157,14 +161,20 @@ class _Disk:
         self.cache = diskcache.Cache(directory, **settings)
         self.ttl = ttl
 
+    def _read(self, key: str) -> Any:
+        return self.cache.get(key, default=_MISSING, retry=True)
+
+    def _drop(self, key: str) -> None:
+        self.cache.delete(key, retry=True)
+
     def get(self, key: str) -> Any:
         try:
-            entry = self.cache.get(key, default=_MISSING, retry=True)
+            entry = self._read(key)
         except Exception:
             # An entry written by another version whose classes no longer unpickle: drop it.
-            logger.debug("weft cache: unreadable disk entry %s, dropping it", key, exc_info=True)
+            logger.debug("weft cache: unreadable level-2 entry %s, dropping it", key, exc_info=True)
             with contextlib.suppress(Exception):
-                self.cache.delete(key, retry=True)
+                self._drop(key)
             return _MISSING
         if entry is _MISSING or not (isinstance(entry, tuple) and len(entry) == 2):
             return _MISSING
@@ -182,6 +192,35 @@ class _Disk:
 
     def close(self) -> None:
         self.cache.close()
+
+
+class _Redis(_Disk):
+    """Level 2 in Redis (``redis_url``), shared by every replica: entries pickled with their key
+    version, expiring after ``ttl``. Every failure degrades to a miss, never to an error."""
+
+    def __init__(self, url: str, ttl: float | None, prefix: str = "weft:cache:") -> None:
+        redis = import_optional("redis", extra="scale", feature="a cache in Redis")
+        self.cache = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.ttl = ttl
+        self.prefix = prefix
+
+    def _read(self, key: str) -> Any:
+        raw = self.cache.get(self.prefix + key)
+        return _MISSING if raw is None else pickle.loads(raw)
+
+    def _drop(self, key: str) -> None:
+        self.cache.delete(self.prefix + key)
+
+    def set(self, key: str, value: Any) -> None:
+        try:
+            ttl = None if self.ttl is None else max(1, math.ceil(self.ttl))
+            self.cache.set(self.prefix + key, pickle.dumps((_KEY_VERSION, value)), ex=ttl)
+        except Exception:
+            logger.debug("weft cache: cannot store %s in Redis", key, exc_info=True)
+
+    def clear(self) -> None:
+        for name in self.cache.scan_iter(match=self.prefix + "*", count=500):
+            self.cache.delete(name)
 
 
 _LOOKUPS: dict[str, tuple[bool, Literal["memory", "disk"]]] = {
@@ -243,6 +282,9 @@ class CachedRunnable(RunnableWrapper[Input, Output]):
         maxsize: Entries kept in memory, least recently used dropped first; 0 keeps none.
         ttl: Seconds an entry lives in memory; None for no limit.
         directory: A diskcache directory for level 2; None for memory only.
+        redis_url: ``redis://...`` for level 2 in Redis instead, shared by every replica
+            (``WEFT_REDIS_URL``); entries are pickled there, so the Redis must be as trusted
+            as a cache directory would be. Needs ``weft[scale]``.
         disk_ttl: Seconds an entry lives on disk (diskcache uses wall-clock time); None for no
             limit.
         disk_size_limit: Bytes diskcache may use before it evicts; None for its default (1 GB).
@@ -268,6 +310,7 @@ class CachedRunnable(RunnableWrapper[Input, Output]):
         maxsize: int = 1024,
         ttl: float | None = None,
         directory: str | os.PathLike[str] | None = None,
+        redis_url: str | None = None,
         disk_ttl: float | None = None,
         disk_size_limit: int | None = None,
         key: str | None = None,
@@ -283,9 +326,16 @@ class CachedRunnable(RunnableWrapper[Input, Output]):
         self.directory = None if directory is None else os.fspath(directory)
         self.copy_values = copy_values
         self._memory = _MemoryLRU(maxsize, ttl, clock)
-        self._disk = (
-            None if self.directory is None else _Disk(self.directory, disk_ttl, disk_size_limit)
-        )
+        if self.directory is not None and redis_url is not None:
+            raise ConfigurationError(
+                "a cache has one second level: pass directory (a diskcache folder) or "
+                "redis_url (Redis, shared by every replica), not both"
+            )
+        self._disk: _Disk | None = None
+        if self.directory is not None:
+            self._disk = _Disk(self.directory, disk_ttl, disk_size_limit)
+        elif redis_url is not None:
+            self._disk = _Redis(redis_url, disk_ttl)
         self._counters = _Counters(component_name(bound))
         self._identity = digest({"key": key}) if key is not None else _identity(bound)
         self._config_ids = frozenset(spec.id for spec in bound.config_specs)

@@ -16,6 +16,7 @@ import importlib
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import chromadb
 from chromadb.api import ClientAPI
@@ -101,9 +102,24 @@ def chroma_client(
     data_dir: str | os.PathLike[str] | None = None, host: str | None = None, port: int | None = None
 ) -> ClientAPI:
     """The Chroma client a :class:`ChromaStore` with these arguments uses: an HTTP client for
-    ``host`` (or ``CHROMA_HOST``), else an embedded one in ``data_dir``."""
+    ``host``, else for the server ``WEFT_CHROMA_URL`` names (``http://host:port``), else for
+    ``CHROMA_HOST``/``CHROMA_PORT`` (the lower-level form), else an embedded one in
+    ``data_dir``."""
     # Telemetry off: weft runs offline and must not phone home.
     settings = Settings(anonymized_telemetry=False)
+    url = os.environ.get("WEFT_CHROMA_URL", "").strip()
+    if not host and url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                f"WEFT_CHROMA_URL must be a Chroma server's http://host:port, got {url!r}"
+            )
+        return chromadb.HttpClient(
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https",
+            settings=settings,
+        )
     host = host or os.environ.get("CHROMA_HOST") or None
     if host:
         raw_port = port if port is not None else os.environ.get("CHROMA_PORT", "8000")
@@ -161,6 +177,8 @@ class ChromaStore(Chroma):
         self.distance: Distance = distance
         if client is not None:
             self._location = "the given client"
+        elif not host and os.environ.get("WEFT_CHROMA_URL", "").strip():
+            self._location = f"Chroma server {os.environ['WEFT_CHROMA_URL'].strip()}"
         elif host or os.environ.get("CHROMA_HOST"):
             self._location = f"Chroma server {host or os.environ.get('CHROMA_HOST')}"
         else:
@@ -190,6 +208,11 @@ class ChromaStore(Chroma):
                 "if the database there is damaged, move it away and ingest again"
             ) from exc
         self._check_collection()
+
+    def reopen(self) -> None:
+        """Look the collection up again by name: after another process swapped a new one in
+        under it (``weft ingest --reset``), this store searches the new one."""
+        self._chroma_collection = self._client.get_collection(name=self._collection.name)
 
     def _check_collection(self) -> None:
         meta = self._collection.metadata or {}
@@ -318,7 +341,8 @@ class ChromaRetriever(VectorStoreRetriever):
             raise ConfigurationError(
                 f"Chroma collection '{store._collection_name}' at {store._location} is gone: it "
                 "was deleted or replaced (weft ingest --reset) after this process opened it; "
-                "open the store again (restart weft serve) to search the new one"
+                "open the store again (ChromaStore.reopen(); weft serve does before its next run) "
+                "to search the new one"
             ) from exc
         return [
             doc.model_copy(update={"metadata": {**doc.metadata, "score": score}})

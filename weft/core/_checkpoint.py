@@ -29,14 +29,15 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from weft.core.errors import ConfigurationError
 
-__all__ = ["ThreadedSqliteSaver", "open_sqlite_checkpointer"]
+__all__ = ["ThreadedAsync", "ThreadedSqliteSaver", "allowlist", "open_sqlite_checkpointer"]
 
 
-class ThreadedSqliteSaver(SqliteSaver):
-    """``SqliteSaver`` whose async methods run its sync ones in a worker thread."""
+class ThreadedAsync:
+    """Async checkpointer methods that run the sync ones in a worker thread: for savers whose
+    operations are short blocking calls (SQLite, a PostgreSQL connection pool)."""
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
+        return await asyncio.to_thread(self.get_tuple, config)  # type: ignore[attr-defined]
 
     async def alist(
         self,
@@ -47,7 +48,7 @@ class ThreadedSqliteSaver(SqliteSaver):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         items = await asyncio.to_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))  # type: ignore[attr-defined]
         )
         for item in items:
             yield item
@@ -59,7 +60,11 @@ class ThreadedSqliteSaver(SqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+        put = self.put  # type: ignore[attr-defined]
+        result: RunnableConfig = await asyncio.to_thread(
+            put, config, checkpoint, metadata, new_versions
+        )
+        return result
 
     async def aput_writes(
         self,
@@ -68,10 +73,22 @@ class ThreadedSqliteSaver(SqliteSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+        put_writes = self.put_writes  # type: ignore[attr-defined]
+        await asyncio.to_thread(put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
+        await asyncio.to_thread(self.delete_thread, thread_id)  # type: ignore[attr-defined]
+
+
+class ThreadedSqliteSaver(ThreadedAsync, SqliteSaver):
+    """``SqliteSaver`` whose async methods run its sync ones in a worker thread."""
+
+
+def allowlist(allowed: Iterable[type]) -> JsonPlusSerializer:
+    """A serializer that loads the ``allowed`` classes (besides LangGraph's safe types)."""
+    return JsonPlusSerializer(
+        allowed_msgpack_modules=[(cls.__module__, cls.__qualname__) for cls in allowed]
+    )
 
 
 def open_sqlite_checkpointer(path: str | Path, allowed: Iterable[type] = ()) -> ThreadedSqliteSaver:
@@ -84,10 +101,7 @@ def open_sqlite_checkpointer(path: str | Path, allowed: Iterable[type] = ()) -> 
     """
     file = Path(path)
     conn = _connect(file)
-    serde = JsonPlusSerializer(
-        allowed_msgpack_modules=[(cls.__module__, cls.__qualname__) for cls in allowed]
-    )
-    saver = ThreadedSqliteSaver(conn, serde=serde)
+    saver = ThreadedSqliteSaver(conn, serde=allowlist(allowed))
     # The connection lives as long as the checkpointer and is closed with it: a connection left
     # to the garbage collector unclosed is a ResourceWarning from Python 3.13 on.
     weakref.finalize(saver, conn.close)

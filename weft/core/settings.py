@@ -23,10 +23,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path, PurePath
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import pydantic
 from dotenv import dotenv_values
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from weft.core.errors import ConfigurationError
@@ -84,6 +85,20 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=120, ge=0, description="per client; 0 = off")
     max_concurrent_runs: int = Field(default=64, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # -- shared engines, for several replicas (docs/deploy.md); unset: embedded in data_dir -----
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://... for checkpoints, session owners and run locks",
+    )
+    database_pool_size: int = Field(
+        default=20, ge=2, description="connections one process keeps to WEFT_DATABASE_URL"
+    )
+    chroma_url: str | None = Field(
+        default=None, description="http://host:port of a Chroma server (else CHROMA_HOST)"
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://... for the rate limiter's buckets"
+    )
     # -- the remote chat model weft serve runs (OPENAI_API_KEY / OPENAI_BASE_URL) --------------
     model_timeout: float = Field(
         default=30.0,
@@ -136,6 +151,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @field_validator("database_url", "chroma_url", "redis_url")
+    @classmethod
+    def _engine_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None  # an empty variable: the embedded default
+        schemes = {
+            "database_url": ("postgresql", "postgres"),
+            "chroma_url": ("http", "https"),
+            "redis_url": ("redis", "rediss", "unix"),
+        }[str(info.field_name)]
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in schemes or not (parsed.hostname or parsed.path):
+            raise ValueError(
+                f"is not a {schemes[0]}:// URL; give one like "
+                f"{schemes[0]}://host:port (see docs/deploy.md), or leave it unset"
+            )
+        return value.strip()
 
     @field_validator("data_dir", "host", "collection", mode="before")
     @classmethod

@@ -176,10 +176,29 @@ class KnowledgeBase:
 
     def changed_on_disk(self) -> bool:
         """True when another process (``weft ingest``) wrote to the knowledge base since this
-        one opened it. Its searches then miss the new contents (Chroma and BM25 keep their
-        indexes in memory), or fail if it was reset; open it again to see them."""
+        one read it. Its searches then miss the new contents (Chroma and BM25 keep their
+        indexes in memory), or fail if it was reset; :meth:`follow` reads them. Reads no lock,
+        so an event loop may ask it."""
+        return self._bm25 is not None and self._on_disk() != self._version
+
+    def follow(self) -> bool:
+        """Read again what another process (``weft ingest``, another replica) wrote since this
+        one read the stores: a new BM25 index replaces the one in memory in place, and the
+        Chroma collection is looked up again by name (a reset swaps a new one in), so graphs
+        made from this knowledge base answer from the new contents. Returns whether anything
+        changed. The BM25 pointer is the ingest's commit, so both stores agree once it moved."""
+        if not self.changed_on_disk():
+            return False  # the usual case, read without the lock
         with self._lock:
-            return self._bm25 is not None and self._on_disk() != self._version
+            now = self._on_disk()
+            if self._bm25 is None or now == self._version:
+                return False
+            fresh = BM25Retriever.load(self.settings.bm25_dir) if now else BM25Retriever()
+            self._bm25.replace_with(fresh)
+            if self._store is not None:
+                self._store.reopen()
+            self._version = now
+            return True
 
     def count(self) -> int:
         """How many chunks the knowledge base holds (in Chroma)."""

@@ -22,7 +22,8 @@
   provider sent none; a model-rewritten follow-up's usage is included).
 
 **Memory.** Built with a checkpointer (``build_rag_graph(kb, checkpointer=...)``; ``True`` means
-the SQLite file ``Settings.checkpoint_path``), a run whose input has a ``session_id`` runs in the
+the settings' one: PostgreSQL at ``Settings.database_url``, else the SQLite file
+``Settings.checkpoint_path``), a run whose input has a ``session_id`` runs in the
 thread of that id (``weft.thread(session_id)``), so its history persists across calls,
 processes and restarts. A run without a session id has no history and writes none: it runs
 without the checkpointer.
@@ -67,6 +68,7 @@ from weft.components.models import NO_ANSWER, ExtractiveChatModel, default_chat_
 from weft.components.prompts import ContextPacker, PackedContext, PackedSource
 from weft.components.resilience import is_fallback_answer
 from weft.core._checkpoint import open_sqlite_checkpointer
+from weft.core._database import open_checkpointer
 from weft.core.compiled import CompiledGraph, thread
 from weft.core.graph import END, START, Graph, GraphPlan
 from weft.core.settings import Settings
@@ -286,8 +288,9 @@ def build_rag_graph(
         model: the chat model, bare or under resilience wrappers (``with_timeout(model, 5)``);
             :func:`~weft.components.models.default_chat_model` if None.
         settings: ``top_k``, ``score_threshold``, ``context_tokens``; the knowledge base's if None.
-        checkpointer: ``True`` for the SQLite file ``settings.checkpoint_path``, a path, a
-            LangGraph checkpointer, ``"memory"``, or None for no memory across calls.
+        checkpointer: ``True`` for the settings' one (PostgreSQL at ``database_url``, else the
+            SQLite file ``checkpoint_path``), a path, a LangGraph checkpointer, ``"memory"``,
+            or None for no memory across calls.
         name: the compiled graph's name.
     """
     cfg = settings if settings is not None else kb.settings
@@ -367,7 +370,7 @@ def build_rag_graph(
     g.add_edge(GENERATE_NODE, "answer").add_edge("answer", END).add_edge("refuse", END)
     saver: BaseCheckpointSaver[Any] | str | None
     if checkpointer is True:
-        saver = open_sqlite_checkpointer(cfg.checkpoint_path, _CHECKPOINT_TYPES)
+        saver = open_checkpointer(cfg, _CHECKPOINT_TYPES)
     elif isinstance(checkpointer, str) and checkpointer != "memory":
         saver = open_sqlite_checkpointer(checkpointer, _CHECKPOINT_TYPES)
     else:

@@ -6,6 +6,9 @@ port it cannot listen on, a data directory that is a file, or damaged stored dat
 exit code 2 and one line on stderr, as every weft command. What it admits (header size and
 count, header, body and keep-alive timeouts, connections per client) comes from the
 ``WEFT_SERVER_*`` settings, through :func:`weft.server._http.uvicorn_options`.
+
+``weft db migrate`` creates or updates weft's tables in the database ``WEFT_DATABASE_URL`` names
+(docs/deploy.md); without that setting it says so and exits with code 2.
 """
 
 from __future__ import annotations
@@ -51,6 +54,21 @@ def add_commands(subparsers: Any) -> None:
         help="when the knowledge base is empty, ingest weft's own handbook into it first",
     )
     serve.set_defaults(handler=_serve)
+    db = subparsers.add_parser(
+        "db",
+        help="the shared database (WEFT_DATABASE_URL)",
+        description="Manage the PostgreSQL database WEFT_DATABASE_URL names (docs/deploy.md).",
+    )
+    db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
+    migrate = db_commands.add_parser(
+        "migrate",
+        help="create or update weft's tables (checkpoints, session owners)",
+        description=(
+            "Create or update every table weft keeps in the database at WEFT_DATABASE_URL. "
+            "Servers do this on first use; run it after an upgrade, before the replicas start."
+        ),
+    )
+    migrate.set_defaults(handler=_migrate)
 
 
 _LOCAL_HOSTS = "127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
@@ -117,8 +135,33 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         return 2
 
 
+def _migrate(args: argparse.Namespace, out: TextIO) -> int:
+    from weft.core._database import database_of, shown
+    from weft.core.settings import get_settings
+
+    try:
+        settings = get_settings()
+        database = database_of(settings)
+        if database is None:
+            raise ConfigurationError(
+                "WEFT_DATABASE_URL is not set; set it to the database to migrate, e.g. "
+                "postgresql://weft@db:5432/weft (without it weft keeps everything in its data dir)"
+            )
+        applied = database.migrate()
+    except WeftError as exc:
+        print(f"weft db migrate: error: {exc}", file=sys.stderr)
+        return 2
+    where = shown(database.url)
+    if applied:
+        out.write(f"{where}: applied {', '.join(applied)}\n")
+    else:
+        out.write(f"{where}: the schema is current; nothing to do\n")
+    return 0
+
+
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     from weft.core._checkpoint import open_sqlite_checkpointer
+    from weft.core._database import database_of
     from weft.core._extras import import_optional
     from weft.core.settings import get_settings
 
@@ -135,7 +178,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         # The server builds its graphs once it runs, where a damaged BM25 index or checkpoint
         # file would only be logged: opening both now stops the command with the file's name.
         kb.bm25.refresh()
-        open_sqlite_checkpointer(settings.checkpoint_path).conn.close()
+        database = database_of(settings)
+        if database is None:
+            open_sqlite_checkpointer(settings.checkpoint_path).conn.close()
+        else:  # reachable, and its tables made, before the first request
+            database.ensure_tables()
         if kb.is_empty() and not args.demo:
             out.write(
                 f"Knowledge base: {settings.data_dir} is empty; ingest documents with weft ingest "

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from weft.core._database import DatabaseUnavailableError, unreachable
 from weft.core.errors import (
     CircuitOpenError,
     ComponentTimeoutError,
@@ -174,6 +175,10 @@ def from_exception(exc: BaseException) -> ApiError:
         cause = cause.__cause__
     if isinstance(cause, GraphInputError | EmptyQueryError | DocumentLoadError):
         return ApiError(422, str(cause), fields=[{"field": "input", "message": str(cause)}])
+    if unreachable(cause):
+        db = cause if isinstance(cause, DatabaseUnavailableError) else None
+        message = str(db) if db is not None else "the database cannot be reached"
+        return ApiError(503, f"{message}; try again shortly", headers=_retry_after(2))
     if isinstance(cause, ProviderUnavailableError | CircuitOpenError):
         return ApiError(503, str(cause), headers=_retry_after(5))
     if isinstance(cause, RateLimitedError | ConcurrencyLimitError):

@@ -22,9 +22,11 @@ import asyncio
 import hmac
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weft.server._errors import ApiError, error_response
@@ -36,10 +38,12 @@ __all__ = [
     "RateLimitGuard",
     "RunCapGuard",
     "RunSlots",
+    "SharedBuckets",
     "TokenBuckets",
     "bearer_token",
     "head_size",
     "is_run",
+    "on_run_end",
     "take_run_slots",
     "valid_key",
 ]
@@ -187,8 +191,17 @@ class TokenBuckets:
                 del self._buckets[c]
 
 
+class SharedBuckets(Protocol):
+    """Token buckets several processes share (:class:`weft.server._redis.RedisBuckets`)."""
+
+    async def atake(self, client: str) -> float: ...
+
+
 class RateLimitGuard:
     """429 with ``Retry-After`` when the client's bucket is empty (``per_minute=0``: off).
+
+    The buckets are this process's, or ``shared`` ones (in Redis, with ``WEFT_REDIS_URL``), so
+    that a limit holds across replicas.
 
     A client is its API key when it sends a valid one (so clients behind one NAT do not share a
     budget), else its IP address.
@@ -202,9 +215,11 @@ class RateLimitGuard:
         keys: Sequence[str],
         reject: Reject,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self.app = app
         self.buckets = TokenBuckets(per_minute, clock=clock) if per_minute > 0 else None
+        self.shared = shared if per_minute > 0 else None
         self.keys = frozenset(keys)
         self.reject = reject
 
@@ -224,7 +239,10 @@ class RateLimitGuard:
         ):
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(self.client(scope))
+        if self.shared is not None:  # every replica counts in one place
+            wait = await self.shared.atake(self.client(scope))
+        else:
+            wait = self.buckets.take(self.client(scope))
         if wait == 0.0:
             await self.app(scope, receive, send)
             return
@@ -402,6 +420,7 @@ class _Held:
         self.slots = slots
         self.reject = reject
         self.count = 0
+        self.finish: list[Callable[[], Awaitable[None]]] = []
 
     def take(self, n: int, what: str) -> None:
         if not self.slots.take(n):
@@ -432,6 +451,17 @@ def take_run_slots(scope: Scope, n: int = 1, *, what: str = "one more") -> None:
     held.take(n, what)
 
 
+def on_run_end(scope: Scope, end: Callable[[], Awaitable[None]]) -> None:
+    """Call ``end`` once the response of the run request of ``scope`` is finished (a session's
+    turn lock is let go then, as the run slots are)."""
+    held = scope.get(_HELD)
+    if not isinstance(held, _Held):
+        raise RuntimeError(
+            "a graph run outside RunCapGuard: only a request to a run route holds run slots"
+        )
+    held.finish.append(end)
+
+
 class RunCapGuard:
     """Gives back, once the response is finished, the run slots the request's route took with
     :func:`take_run_slots`.
@@ -454,3 +484,6 @@ class RunCapGuard:
             await self.app(scope, receive, send)
         finally:
             held.give_back()
+            with anyio.CancelScope(shield=True):
+                for end in held.finish:
+                    await end()

@@ -10,9 +10,10 @@ import anyio
 import anyio.to_thread
 from langchain_core.runnables import RunnableConfig
 
+from weft.core._database import database_of
 from weft.core.compiled import thread
-from weft.core.errors import ConfigurationError
 from weft.core.settings import Settings
+from weft.server._redis import redis_of
 
 if TYPE_CHECKING:
     from weft.server._server import Graphs, ReadinessCheck, _Server
@@ -23,14 +24,16 @@ def _default_readiness(settings: Settings) -> dict[str, ReadinessCheck]:
 
     def stores_open() -> None:
         kb = knowledge_base(settings)
+        kb.follow()  # what another process ingested since
         kb.count()  # Chroma answers; BM25 loads with the graphs
-        if kb.changed_on_disk():
-            raise ConfigurationError(
-                f"the knowledge base in '{settings.data_dir}' changed on disk since the server "
-                "opened it (weft ingest); restart weft serve to answer from the new contents"
-            )
 
-    return {"knowledge_base": stores_open}
+    checks: dict[str, ReadinessCheck] = {"knowledge_base": stores_open}
+    db = database_of(settings)
+    if db is not None:
+        checks["database"] = db.ping
+    if settings.redis_url is not None:
+        checks["redis"] = redis_of(settings.redis_url).ping
+    return checks
 
 
 def _checkpointer_checks(graphs: Graphs) -> dict[str, ReadinessCheck]:

@@ -29,7 +29,7 @@ from weft.graphs.schema import ChatInput
 from weft.server import _openai
 from weft.server._agent import agent_routes
 from weft.server._errors import ApiError, error_body, from_exception, invalid, validation_error
-from weft.server._guards import take_run_slots, valid_key
+from weft.server._guards import on_run_end, take_run_slots, valid_key
 from weft.server._readiness import _run_checks
 from weft.server._runs import (
     _batch,
@@ -193,7 +193,12 @@ def _routes(server: _Server) -> list[Route | Mount]:
         request: Request, graph: CompiledGraph[Any, Any], *sessions: str | None
     ) -> str | None:
         # The sessions a run names, bound to its caller; an owner token issued now, if any.
-        return await server.owners.bind(request.scope, graph.checkpointer, list(sessions))
+        await server.follow_ingests()
+        issued = await server.owners.bind(request.scope, graph.checkpointer, list(sessions))
+        named = [s for s in dict.fromkeys(sessions) if s]
+        if graph.checkpointer is not None and named:  # one turn of a session at a time
+            on_run_end(request.scope, await server.runs.hold(named))
+        return issued
 
     async def index(request: Request) -> Response:
         page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
@@ -254,6 +259,7 @@ def _routes(server: _Server) -> list[Route | Mount]:
             ) from None
         server.check_question(chat_input.question, f"messages.{len(body.messages) - 1}.content")
         graph = server.chat_graph(body.model if body.model in server.all_graphs() else None)
+        await server.follow_ingests()
         take_run_slots(request.scope)
         events = server.chat_events(graph, chat_input)
         if body.stream:

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -16,6 +16,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import TypeAdapter
 
+from weft.core._database import database_of
 from weft.core.compiled import CompiledGraph
 from weft.core.settings import Settings
 from weft.core.tracing import OTelHandler, disable_tracing, enable_tracing
@@ -24,9 +25,13 @@ from weft.server._errors import ApiError, from_exception, invalid, validation_er
 from weft.server._guards import RunSlots
 from weft.server._metrics import ServerMetrics
 from weft.server._readiness import _default_readiness
+from weft.server._redis import RedisBuckets
 from weft.server._runs import _stream_plain_graph
-from weft.server._sessions import SessionOwners
+from weft.server._sessions import SessionOwners, SessionRuns
 from weft.server._sources import SourcePaths, common_root, knowledge_base_sources
+
+if TYPE_CHECKING:
+    from weft.graphs.knowledge import KnowledgeBase
 
 logger = logging.getLogger("weft.server")
 
@@ -108,7 +113,15 @@ class _Server:
         self.metrics = ServerMetrics()
         self.slots = RunSlots(settings.max_concurrent_runs, on_change=self.metrics.run_change)
         self.startup_error: str | None = None
-        self.owners = SessionOwners(settings.data_dir / "sessions.sqlite", settings.api_keys)
+        self.database = database_of(settings)
+        self.owners = SessionOwners(
+            settings.data_dir / "sessions.sqlite", settings.api_keys, self.database
+        )
+        self.runs = SessionRuns(self.database)
+        self.shared_buckets: RedisBuckets | None = None
+        if settings.redis_url is not None:
+            self.shared_buckets = RedisBuckets(settings.redis_url, settings.rate_limit_per_minute)
+        self._kb: KnowledgeBase | None = None  # the default graphs', once a run looked it up
         self._failing: dict[str, str] = {}  # readiness check -> the error it last logged
         self._adapters: dict[str, TypeAdapter[Any] | None] = {}
 
@@ -142,6 +155,22 @@ class _Server:
             self.handler = None
         self.metrics.shutdown()
         self.owners.close()
+        if self.shared_buckets is not None:
+            await self.shared_buckets.aclose()
+
+    async def follow_ingests(self) -> None:
+        """Before a run of the default graphs: read what another process (``weft ingest``,
+        another replica) committed to the knowledge base since this one read it. The check is
+        one small file read; only a change reloads, in a worker thread."""
+        if self.factory is not _default_graphs or self.graphs is None:
+            return
+        if self._kb is None:
+            from weft.graphs.registry import knowledge_base
+
+            self._kb = knowledge_base(self.settings)
+        kb = self._kb
+        if kb.changed_on_disk():
+            await anyio.to_thread.run_sync(kb.follow)
 
     # -- graphs ---------------------------------------------------------------------------------
 

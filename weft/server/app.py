@@ -151,6 +151,7 @@ def create_app(
             per_minute=settings.rate_limit_per_minute,
             keys=settings.api_keys,
             reject=reject,
+            shared=server.shared_buckets,
         ),
         Middleware(AuthGuard, keys=settings.api_keys, reject=reject),
         Middleware(

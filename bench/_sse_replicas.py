@@ -1,0 +1,184 @@
+"""``python -m bench.sse_load --replicas``: one embedded ``weft serve`` against two replicas
+behind nginx on PostgreSQL, a Chroma server and Redis, measured in the same run; and a
+checkpoint write per turn, PostgreSQL against SQLite.
+
+Every stream is the first turn of its own session, so each run binds a session owner, takes the
+session's turn lock and writes a checkpoint: what a replica does on the shared engines. Both
+set-ups serve the bundled handbook with the offline extractive model. On a 2-CPU machine two
+replicas, the engines, nginx and the client share the same two cores, so the run shows
+correctness under load (errors) and what serving over the engines adds per request, not
+scaling: the goal is 0 errors at 200 streams and at most 1.2x the embedded server's
+server-added TTFT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.sse_load import ROOT, Server, run
+from weft.testing._engines import ChromaServer, Nginx, Postgres, Redis, Replica
+
+__all__ = ["checkpoint_writes", "compare", "follow_costs"]
+
+_LOAD_ENV = {
+    "WEFT_RATE_LIMIT_PER_MINUTE": "0",
+    "WEFT_MAX_CONCURRENT_RUNS": "1000",
+    "WEFT_SERVER_MAX_CONNECTIONS_PER_CLIENT": "0",
+}
+
+
+def _ingest_demo(data: Path, env: dict[str, str]) -> None:
+    from weft.graphs.knowledge import DEMO_KB_DIR
+
+    cmd = [sys.executable, "-m", "weft.cli", "ingest", str(DEMO_KB_DIR), "--data-dir", str(data)]
+    subprocess.run(cmd, env={**os.environ, **env}, check=True, capture_output=True)
+
+
+def _table(rows: list[tuple[str, dict[str, float]]]) -> str:
+    lines = [
+        "| set-up | streams | errors | TTFT p50 | TTFT p95 | per-stream server-added p95 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {r['streams']:.0f} | {r['errors']:.0f} | {r['ttft_p50']:.0f} ms "
+            f"| {r['ttft_p95']:.0f} ms | {r['stream_added_p95']:.1f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def compare(levels: list[int], rounds: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="weft-replicas-") as tmp:
+        base = Path(tmp)
+        print("One embedded weft serve:", flush=True)
+        _ingest_demo(base / "embedded", _LOAD_ENV)
+        server = Server(base / "embedded", env=_LOAD_ENV)
+        try:
+            embedded = asyncio.run(run(server.url, levels, rounds, sessions=True))
+        finally:
+            server.stop()
+        print("Two replicas behind nginx, PostgreSQL, Chroma server, Redis:", flush=True)
+        pg = Postgres().create()
+        (base / "chroma").mkdir()
+        (base / "redis").mkdir()
+        (base / "nginx").mkdir()
+        chroma, redis = ChromaServer(base / "chroma"), Redis(base / "redis")
+        started: list[Any] = [pg]
+        try:
+            for engine in (chroma, redis):
+                engine.start()
+                started.append(engine)
+            env = {
+                **_LOAD_ENV,
+                "WEFT_DATABASE_URL": pg.url,
+                "WEFT_CHROMA_URL": chroma.url,
+                "WEFT_REDIS_URL": redis.url,
+            }
+            _ingest_demo(base / "shared", env)
+            replicas = [Replica(base / "shared", env, name) for name in ("a", "b")]
+            for replica in replicas:
+                replica.start()
+                started.append(replica)
+            backends = [r.address for r in replicas]
+            nginx = Nginx.from_guide(base / "nginx", backends, ROOT / "docs" / "deploy.md")
+            nginx.start()
+            started.append(nginx)
+            shared = asyncio.run(run(nginx.url, levels, rounds, sessions=True))
+            writes = checkpoint_writes(pg.url, base / "checkpoints.sqlite")
+            check_us, reload_ms = follow_costs(base / "embedded")
+        finally:
+            for engine in reversed(started):
+                if isinstance(engine, Postgres):
+                    engine.destroy()
+                else:
+                    engine.stop()
+    print()
+    print(f"machine: {os.cpu_count()} CPUs; medians of {rounds} rounds; every stream a session.")
+    rows: list[tuple[str, dict[str, float]]] = []
+    for one, two in zip(embedded, shared, strict=True):
+        rows += [("embedded", one), ("2 replicas + nginx", two)]
+    print(_table(rows))
+    print()
+    print("| streams | server-added p95, 2 replicas / embedded |")
+    print("| ---: | ---: |")
+    for one, two in zip(embedded, shared, strict=True):
+        ratio = two["stream_added_p95"] / one["stream_added_p95"]
+        print(f"| {one['streams']:.0f} | {ratio:.2f}x |")
+    print()
+    print(
+        f"Following ingests: {check_us:.1f} µs per run to check the BM25 pointer; "
+        f"{reload_ms:.1f} ms to load a changed index (the handbook) and reopen the collection."
+    )
+    print()
+    print("Checkpoint write per turn (a chat turn's state, durability 'exit'):")
+    print("| store | ms per turn, p50 | p95 |")
+    print("| --- | ---: | ---: |")
+    for name, (p50, p95) in writes.items():
+        print(f"| {name} | {p50:.2f} | {p95:.2f} |")
+
+
+def checkpoint_writes(
+    url: str, sqlite_path: Path, turns: int = 300
+) -> dict[str, tuple[float, float]]:
+    """ms per ``put`` of a chat turn's checkpoint (ten earlier turns of history), p50 and p95,
+    on SQLite and on PostgreSQL (each turn a new checkpoint of its own thread)."""
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from weft.core._checkpoint import open_sqlite_checkpointer
+    from weft.core._database import open_database
+
+    history = []
+    for i in range(10):
+        history += [HumanMessage(f"question {i} about the handbook"), AIMessage("an answer " * 40)]
+    database = open_database(url)
+    savers = {
+        "SQLite (checkpoints.sqlite)": open_sqlite_checkpointer(sqlite_path),
+        "PostgreSQL (pool, loopback)": database.checkpointer(),
+    }
+    results: dict[str, tuple[float, float]] = {}
+    for name, saver in savers.items():
+        times = []
+        for i in range(turns):
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"history": history}
+            checkpoint["channel_versions"] = {"history": 1}
+            config: Any = {"configurable": {"thread_id": f"t{i}", "checkpoint_ns": ""}}
+            started = time.perf_counter()
+            saver.put(config, checkpoint, {"source": "loop", "step": 1}, {"history": 1})
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        results[name] = (statistics.median(times), times[int(0.95 * (len(times) - 1))])
+    database.close()
+    return results
+
+
+def follow_costs(data_dir: Path, checks: int = 10_000) -> tuple[float, float]:
+    """What following another process's ingests costs a replica, on the knowledge base in
+    ``data_dir``: µs for the check before each run when nothing changed, and ms to load the
+    changed index and look the collection up again."""
+    from weft.core.settings import Settings
+    from weft.graphs.knowledge import KnowledgeBase
+
+    settings = Settings(data_dir=data_dir)
+    kb, writer = KnowledgeBase(settings), KnowledgeBase(settings)
+    kb.bm25.count()
+    started = time.perf_counter()
+    for _ in range(checks):
+        kb.changed_on_disk()
+    check_us = (time.perf_counter() - started) / checks * 1e6
+    reloads = []
+    for _ in range(5):
+        writer.bm25.save(settings.bm25_dir)  # a new version, as an ingest commits one
+        started = time.perf_counter()
+        assert kb.follow()
+        reloads.append((time.perf_counter() - started) * 1000)
+    return check_us, statistics.median(reloads)
