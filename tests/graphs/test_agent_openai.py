@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import openai
 import pytest
 from langchain_core.messages import AIMessageChunk
 
@@ -47,8 +49,8 @@ def server(shared: OpenAIServer) -> OpenAIServer:
     return shared
 
 
-def agent(server: OpenAIServer):  # type: ignore[no-untyped-def]
-    model = openai_chat_model(base_url=server.base_url, api_key="sk-test", max_retries=0)
+def agent(server: OpenAIServer, **client: Any):  # type: ignore[no-untyped-def]
+    model = openai_chat_model(base_url=server.base_url, api_key="sk-test", max_retries=0, **client)
     return build_react_agent(model, [train_times, calculator])
 
 
@@ -100,7 +102,11 @@ def test_streamed_tool_call_deltas_become_whole_calls_and_only_the_answer_stream
 
 
 async def test_async_streaming_over_http_yields_the_answer_tokens(server: OpenAIServer) -> None:
-    pieces = [c async for c in agent(server).astream({"messages": ["Next train from Lyon?"]})]
+    # langchain-openai caches its default async HTTP client across event loops; an own client,
+    # closed here, keeps a connection from outliving this test's loop.
+    async with openai.DefaultAsyncHttpxClient() as http:
+        graph = agent(server, http_async_client=http)
+        pieces = [c async for c in graph.astream({"messages": ["Next train from Lyon?"]})]
     assert len(pieces) > 1
     assert "".join(str(p.content) for p in pieces) == ANSWER
     check_requests(server, streamed=True)
