@@ -323,9 +323,11 @@ def test_an_ingest_from_another_process_is_answered_without_a_restart(tmp_path: 
         assert httpx.get(server.url + "/readyz").status_code == 200
         assert sources(server.url, "Where do zebras graze?")[:1] == ["Zebras"]
         (docs / "zebras.md").unlink()
-        (docs / "okapis.md").write_text("# Okapis\n\nOkapis are shy forest giraffes.\n")
+        okapis = "# Okapis\n\nOkapis are shy giraffes that live in the forests of Congo.\n"
+        (docs / "okapis.md").write_text(okapis)
         ingest("--reset")  # a new collection is swapped in under the server
-        assert sources(server.url, "Where do okapis and zebras live?") == ["Okapis"]
+        assert sources(server.url, "Where do okapis live?") == ["Okapis"]
+        assert sources(server.url, "Where do zebras graze?") == []  # the old one is gone
         assert httpx.get(server.url + "/readyz").status_code == 200
 
 
