@@ -26,12 +26,12 @@ def served(tmp_path: Path) -> Iterator[str]:
         yield live.url
 
 
-def _consult(browser: Any, url: str, text: str) -> None:
+def _consult(driver: Any, url: str, text: str) -> None:
     from selenium.webdriver.common.by import By
 
-    browser.get(url + "/static/health.html")
-    browser.find_element(By.ID, "text").send_keys(text)
-    browser.find_element(By.ID, "send").click()
+    driver.get(url + "/static/health.html")
+    driver.find_element(By.ID, "text").send_keys(text)
+    driver.find_element(By.ID, "send").click()
 
 
 def test_the_page_streams_the_triage_level_then_the_report_and_saga(
