@@ -22,7 +22,7 @@ model behind the ``WEFT_MODEL_*`` timeout, retries, breaker and fallback, or the
 Example:
     >>> graphs = default_graphs(Settings(data_dir=tmp))  # doctest: +SKIP
     >>> sorted(graphs)  # doctest: +SKIP
-    ['demo', 'health', 'hybrid', 'rag']
+    ['demo', 'health', 'hybrid', 'rag', 'resume']
     >>> knowledge_base(Settings(data_dir=tmp)).count()  # doctest: +SKIP
     0
 """
@@ -105,11 +105,17 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
         return build_demo_graph()
 
     def _resume(self) -> CompiledGraph[Any, Any]:
+        from weft.graphs._model import configured_model
         from weft.graphs.resume import JobIndex, build_resume_graph
 
         jobs = self.settings.data_dir / "jobs"
         index = JobIndex(jobs, data_dir=self.settings.data_dir) if jobs.is_dir() else None
-        return build_resume_graph(index, allow_paths=False, max_bytes=self.settings.max_body_bytes)
+        return build_resume_graph(
+            index,
+            model=configured_model(self.settings),
+            allow_paths=False,
+            max_bytes=self.settings.max_body_bytes,
+        )
 
     def _health(self) -> CompiledGraph[Any, Any]:
         from weft.graphs.health.graph import build_health_graph, health_checkpointer, health_model
@@ -140,7 +146,7 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
 
 
 def default_graphs(settings: Settings | None = None) -> GraphRegistry:
-    """The ready graphs ``rag``, ``hybrid``, ``demo`` and ``health`` for these settings (cached).
+    """The ready graphs of :data:`GRAPH_NAMES` for these settings (cached).
 
     Graphs are compiled on first access; the same settings give the same registry.
     """

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from weft.core.compiled import CompiledGraph
 from weft.core.graph import END, START, Graph
+from weft.graphs._model import configured_model
 from weft.graphs.health.consult import (
     SAGA_NAME,
     StepPolicy,
@@ -177,16 +177,9 @@ class HealthConsultation:
         return {SAGA_NAME: self.saga}
 
 
-def health_model(settings: Any = None) -> BaseChatModel | None:
-    """The chat model triage and the specialists use: a remote one when ``OPENAI_API_KEY`` or
-    ``OPENAI_BASE_URL`` is set, else None (offline)."""
-    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
-        return None
-    from weft.components.models import openai_chat_model
-    from weft.core.settings import get_settings
-
-    cfg = settings if settings is not None else get_settings()
-    return openai_chat_model(cfg.model, timeout=cfg.model_attempt_timeout)
+health_model = configured_model
+"""The chat model triage and the specialists use: a remote one when ``OPENAI_API_KEY`` or
+``OPENAI_BASE_URL`` is set, else None (offline); see :func:`weft.graphs._model.configured_model`."""
 
 
 def health_checkpointer(data_dir: str | Path) -> Any:

@@ -82,12 +82,14 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from weft.core.settings import get_settings
+    from weft.graphs._model import configured_model
     from weft.graphs.resume.graph import analyze_many, build_resume_graph
 
     index = _index(args) if args.jobs else None
     if index is not None:
         index.refresh()
-    graph = build_resume_graph(index)
+    graph = build_resume_graph(index, model=configured_model(get_settings(data_dir=args.data_dir)))
     options: dict[str, Any] = {"top_k": args.top_k, "as_of": args.as_of}
     if args.location:
         options["location"] = args.location
@@ -138,7 +140,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description=(
             "Analyse resumes offline: contact details, experience, education, skills mapped "
             "onto the bundled taxonomy, years of experience and gaps; with --jobs, the best "
-            "matching ads, each explained. The job index is built or refreshed as needed."
+            "matching ads, each explained. The job index is built or refreshed as needed. "
+            "With OPENAI_API_KEY or OPENAI_BASE_URL set, the model (WEFT_MODEL) reads the "
+            "profile and writes the explanations; when it fails, the rules and templates do."
         ),
     )
     analyze.add_argument("files", nargs="+", metavar="FILE", help="resume files")
