@@ -25,3 +25,13 @@ def test_readme_example_prints_what_the_readme_shows(code: str, expected: str) -
     with contextlib.redirect_stdout(out):
         exec(compile(code, str(README), "exec"), {"__name__": "readme"})
     assert out.getvalue() == expected
+
+
+def test_the_architecture_table_names_every_ready_graph_factory() -> None:
+    import weft.graphs
+
+    row = next(
+        line for line in README.read_text().splitlines() if line.startswith("| `weft/graphs/`")
+    )
+    factories = [name for name in weft.graphs.__all__ if name.startswith("build_")]
+    assert factories and [f for f in factories if f"`{f}`" not in row] == []
