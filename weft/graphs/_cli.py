@@ -267,6 +267,12 @@ _ABOUT = {
 }
 
 
+def _names(last: str) -> str:
+    """The ready graphs' names as a list in words: ``rag, hybrid, ... or health``."""
+    *rest, final = _ABOUT
+    return f"{', '.join(rest)} {last} {final}"
+
+
 def _graph_list(args: argparse.Namespace, out: TextIO) -> int:
     from weft.graphs.registry import GRAPH_NAMES
 
@@ -361,15 +367,15 @@ def add_commands(subparsers: Any) -> None:
     graph = subparsers.add_parser(
         "graph",
         help="inspect the ready graphs",
-        description="Inspect the ready graphs: rag, hybrid and demo.",
+        description=f"Inspect the ready graphs: {_names('and')}.",
     )
     graph_sub = graph.add_subparsers(dest="graph_command", metavar="ACTION", required=True)
     show = graph_sub.add_parser(
         "show",
         help="print a graph as Mermaid and as an ASCII diagram",
-        description="Print the graph NAME (rag, hybrid or demo) as Mermaid and as ASCII.",
+        description=f"Print the graph NAME ({_names('or')}) as Mermaid and as ASCII.",
     )
-    show.add_argument("name", metavar="NAME", help="rag, hybrid or demo")
+    show.add_argument("name", metavar="NAME", help=_names("or"))
     show.add_argument("--data-dir", help=_DATA_DIR_HELP)
     show.set_defaults(handler=_guard(_graph_show))
     listing = graph_sub.add_parser(
