@@ -20,7 +20,7 @@ import pydantic
 
 from weft.core.errors import WeftError
 
-__all__ = ["add_commands", "draw_ascii"]
+__all__ = ["add_commands", "draw_ascii", "number_within"]
 
 _DATA_DIR_HELP = (
     "folder of the knowledge base, checkpoints and traces (default: $WEFT_DATA_DIR or ./.weft)"
@@ -29,6 +29,23 @@ _DATA_DIR_HELP = (
 
 class _UsageError(Exception):
     """Bad input from the command line: printed as one line, exit code 2."""
+
+
+def number_within(low: float, high: float, *, whole: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number from ``low`` to ``high`` (a whole one if ``whole``); anything
+    else is a usage error that names the range."""
+    what = "whole number" if whole else "number"
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} from {low:g} to {high:g}")
+        return value
+
+    return parse
 
 
 def _settings(args: argparse.Namespace) -> Any:

@@ -11,10 +11,10 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from weft.core.errors import WeftError
+from weft.graphs._cli import number_within as _within
 
 __all__ = ["add_commands"]
 
@@ -26,22 +26,6 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD") from exc
-
-
-def _within(low: float, high: float, *, whole: bool = False) -> Callable[[str], float]:
-    """An argparse type: a number from ``low`` to ``high`` (a whole one if ``whole``)."""
-    what = "whole number" if whole else "number"
-
-    def parse(text: str) -> float:
-        try:
-            value = int(text) if whole else float(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} from {low:g} to {high:g}")
-        return value
-
-    return parse
 
 
 def _index(args: argparse.Namespace) -> Any:
