@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from langchain_core.messages import AIMessageChunk
 
@@ -22,12 +20,6 @@ def train_times(station: str) -> str:
         station: The station's name.
     """
     return {"Lyon": "09:12 to Paris, 09:40 to Marseille"}.get(station, "no departures")
-
-
-@pytest.fixture(scope="module")
-def shared() -> Iterator[OpenAIServer]:
-    with OpenAIServer(models=["gpt-4o-mini"]) as server:
-        yield server
 
 
 @pytest.fixture
