@@ -9,8 +9,8 @@ name       what it is                                  input -> output
            (:mod:`weft.graphs.hybrid`)
 ``demo``   the small offline demo graph                ``str -> AIMessage``
            (:mod:`weft.graphs.demo`)
-``resume`` resume analysis, offline, matched against   ``ResumeInput -> ResumeAnalysis``
-           the job ads in ``DATA_DIR/jobs`` if there
+``resume`` resume analysis, matched against the job    ``ResumeInput -> ResumeAnalysis``
+           ads in ``DATA_DIR/jobs`` if there
            (:mod:`weft.graphs.resume`)
 ``health`` red-flag triage, then a consultation saga   ``HealthInput -> Consultation``
            (:mod:`weft.graphs.health.graph`)
@@ -18,6 +18,8 @@ name       what it is                                  input -> output
 
 The ``rag`` graph's chat model is :func:`~weft.components.resilience.served_chat_model`: a remote
 model behind the ``WEFT_MODEL_*`` timeout, retries, breaker and fallback, or the offline one.
+The ``resume`` and ``health`` graphs use the model the environment configures
+(:func:`weft.graphs._model.configured_model`) and their offline rules without one.
 
 Example:
     >>> graphs = default_graphs(Settings(data_dir=tmp))  # doctest: +SKIP
