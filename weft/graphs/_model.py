@@ -7,7 +7,12 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-__all__ = ["configured_model"]
+__all__ = ["configured_model", "model_configured"]
+
+
+def model_configured() -> bool:
+    """Whether the environment names a model server: ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL``."""
+    return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
 
 
 def configured_model(settings: Any = None) -> BaseChatModel | None:
@@ -18,7 +23,7 @@ def configured_model(settings: Any = None) -> BaseChatModel | None:
         >>> configured_model() is None  # with neither variable set  # doctest: +SKIP
         True
     """
-    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
+    if not model_configured():
         return None
     from weft.components.models import openai_chat_model
     from weft.core.settings import get_settings
