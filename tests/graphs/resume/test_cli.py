@@ -164,3 +164,12 @@ def test_analyze_uses_the_configured_model_and_falls_back_to_the_rules(
     assert line["matches"][0]["title"] == "ICU Nurse"
     assert line["matches"][0]["explanation"] == said
     assert len(asked) >= 2
+
+
+def test_analyze_without_jobs_says_there_was_nothing_to_match(tmp_path: Path) -> None:
+    resume = tmp_path / "jonas.md"
+    resume.write_text(JONAS, encoding="utf-8")
+    code, out = _run("resume", "analyze", str(resume), "--data-dir", str(tmp_path / "d"))
+    assert code == 0 and out.startswith(f"{resume}: Jonas Weber")
+    assert "no job ads to match it against (pass --jobs DIR)" in out
+    assert "no job matches well enough" not in out

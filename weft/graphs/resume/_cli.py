@@ -46,7 +46,7 @@ def _index_command(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _summary(result: Any) -> str:
+def _summary(result: Any, *, jobs: bool) -> str:
     p = result.profile
     lines = [f"{result.source}: {p.name or '(no name)'}, {result.years_experience:g} years"]
     if p.location:
@@ -54,7 +54,9 @@ def _summary(result: Any) -> str:
     lines.append(f"  skills: {', '.join(p.skills) or '(none found)'}")
     for gap in result.gaps:
         lines.append(f"  gap: {gap.start} to {gap.end} ({gap.months} months)")
-    if not result.matches:
+    if not jobs:
+        lines.append("  no job ads to match it against (pass --jobs DIR)")
+    elif not result.matches:
         lines.append("  no job matches well enough")
     for n, m in enumerate(result.matches, start=1):
         lines.append(f"  {n}. {m.title} ({m.job}), score {m.score:.2f}")
@@ -106,7 +108,7 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
         elif args.json:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         else:
-            out.write(_summary(result))
+            out.write(_summary(result, jobs=index is not None))
     return 1 if failed else 0
 
 
