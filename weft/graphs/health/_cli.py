@@ -151,11 +151,15 @@ async def _stream_consult(graph: Any, data: Any, as_json: bool, out: TextIO) -> 
     return 0
 
 
-def _saga_list(args: argparse.Namespace, out: TextIO) -> int:
+def _saga_log(args: argparse.Namespace) -> Any:
     from weft.core.settings import get_settings
-    from weft.graphs.saga import SagaLog
+    from weft.graphs.saga import SAGA_LOG_FILE, SagaLog
 
-    log = SagaLog(get_settings(data_dir=args.data_dir).data_dir / "sagas.sqlite")
+    return SagaLog(get_settings(data_dir=args.data_dir).data_dir / SAGA_LOG_FILE)
+
+
+def _saga_list(args: argparse.Namespace, out: TextIO) -> int:
+    log = _saga_log(args)
     records = log.list(tuple(args.status or ()))
     if args.json:
         out.write(json.dumps([r.to_dict() for r in records], ensure_ascii=False) + "\n")
@@ -171,10 +175,9 @@ def _saga_list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _saga_show(args: argparse.Namespace, out: TextIO) -> int:
-    from weft.core.settings import get_settings
-    from weft.graphs.saga import SagaError, SagaLog
+    from weft.graphs.saga import SagaError
 
-    log = SagaLog(get_settings(data_dir=args.data_dir).data_dir / "sagas.sqlite")
+    log = _saga_log(args)
     try:
         record = log.get(args.id)
     except SagaError as exc:

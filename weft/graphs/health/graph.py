@@ -42,7 +42,7 @@ from weft.graphs.health.consult import (
 from weft.graphs.health.services import HealthServices, LocalHealthServices
 from weft.graphs.health.specialists import Analysis, Specialist, run_specialists
 from weft.graphs.health.triage import HealthInput, Triage, Triager
-from weft.graphs.saga import Probe, Saga, SagaError, SagaLog, SagaRecord, arecover
+from weft.graphs.saga import SAGA_LOG_FILE, Probe, Saga, SagaError, SagaLog, SagaRecord, arecover
 
 __all__ = [
     "Consultation",
@@ -110,7 +110,7 @@ class HealthConsultation:
         root = Path(data_dir)
         self.policy = policy or StepPolicy()
         self.triager = Triager(model=model)
-        self.log = SagaLog(root / "sagas.sqlite")
+        self.log = SagaLog(root / SAGA_LOG_FILE)
         self.services = services or LocalHealthServices(root / "health.sqlite")
         chosen = {**default_specialists(model), **(specialists or {})}
         self.saga: Saga = consultation_saga(
