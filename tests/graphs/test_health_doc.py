@@ -3,7 +3,6 @@ consultations (the saga's random id aside) and the saga that fails at step 4 and
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import shlex
@@ -11,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests._docs import ROOT, examples, printed
 from weft.cli import main
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "health.md"
+PAGE = ROOT / "docs" / "health.md"
 TEXT = re.compile(r"```text\n(\$ weft health [^\n]*)\n(.*?)```", re.DOTALL)
-PAIR = re.compile(r"```python\n((?:(?!```).)*?)```\s*\n+Output:\s*\n+```text\n(.*?)```", re.DOTALL)
 SAGA_ID = re.compile(r"^saga [0-9a-f]{16}: ", re.MULTILINE)
 
 
@@ -47,9 +46,6 @@ def test_a_command_on_the_page_prints_what_the_page_shows(
 def test_the_saga_that_fails_at_step_4_prints_what_the_page_shows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    [(code, expected)] = [(c, e) for c, e in PAIR.findall(PAGE.read_text()) if "notify" in c]
+    [(code, expected)] = [(c, e) for c, e in examples(PAGE) if "notify" in c]
     monkeypatch.chdir(tmp_path)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, str(PAGE), "exec"), {"__name__": "docs"})
-    assert out.getvalue() == expected
+    assert printed(code, PAGE) == expected
