@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import openai
 import pytest
@@ -41,18 +41,6 @@ from weft.core.errors import (
 from weft.testing import Fault, OpenAIServer, Reply, ToolCall
 
 # -- the OpenAI model --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shared() -> Iterator[OpenAIServer]:
-    with OpenAIServer(models=["gpt-4o-mini"]) as server:
-        yield server
-
-
-@pytest.fixture
-def server(shared: OpenAIServer) -> OpenAIServer:
-    shared.reset()
-    return shared
 
 
 @pytest.fixture

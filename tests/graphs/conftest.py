@@ -1,13 +1,16 @@
 """The graph tests run on both executors: LangGraph, and the DAG executor wherever a graph
 allows it (``auto``; a chat with a session runs on LangGraph for its checkpointer). The
 knowledge-base and CLI tests, which test storage and processes rather than a run, run once, on
-the default executor."""
+the default executor. ``shared`` is a scripted OpenAI-compatible server per module."""
 
 from collections.abc import Iterator
 
 import pytest
 
+from tests._openai import shared
 from weft.core.runtime import compiled
+
+__all__ = ["executor", "shared"]
 
 _ONCE = {"test_knowledge", "test_graphs_cli"}
 

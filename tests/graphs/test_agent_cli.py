@@ -7,19 +7,12 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from weft.cli import main
 from weft.testing import OpenAIServer, Reply, ToolCall
-
-
-@pytest.fixture(scope="module")
-def shared() -> Iterator[OpenAIServer]:
-    with OpenAIServer(models=["gpt-4o-mini", "text-embedding-3-small"]) as server:
-        yield server
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -24,12 +23,6 @@ def train_times(station: str) -> str:
         station: The station's name.
     """
     return {"Lyon": "09:12 to Paris, 09:40 to Marseille"}.get(station, "no departures")
-
-
-@pytest.fixture(scope="module")
-def shared() -> Iterator[OpenAIServer]:
-    with OpenAIServer(models=["gpt-4o-mini"]) as server:
-        yield server
 
 
 @pytest.fixture

@@ -309,3 +309,13 @@ def test_chat_refuses_an_empty_or_overlong_session(
     code, _ = _run("chat", "hi", "--session", session, "--data-dir", str(tmp_path / "kb"))
     assert code == 2 and "is empty or too long" in capsys.readouterr().err
     assert not (tmp_path / "kb").exists()
+
+
+def test_graph_help_names_every_ready_graph(capsys: pytest.CaptureFixture[str]) -> None:
+    from weft.graphs.registry import GRAPH_NAMES
+
+    for argv in (["graph", "--help"], ["graph", "show", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert [name for name in GRAPH_NAMES if name not in text] == []

@@ -157,7 +157,9 @@ def test_the_health_graph_is_registered_and_served(tmp_path: Path) -> None:
         assert bad.status_code == 422 and "the text is empty" in bad.text
         page = httpx.get(server.url + "/static/health.html").text
         script = httpx.get(server.url + "/static/health.js").text
-        assert '<script src="/static/health.js">' in page
+        assert (
+            '<script src="/static/sse.js">' in page and '<script src="/static/health.js">' in page
+        )
         assert "/v1/graphs/health/stream" in script and 'path.join("/") === "triage"' in script
 
 

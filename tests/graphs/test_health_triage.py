@@ -198,3 +198,13 @@ def test_cli_triage_prints_the_level_first(capsys: pytest.CaptureFixture[str]) -
 def test_cli_triage_refuses_empty_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["health", "triage", " "]) == 2
     assert "the text is empty" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_age_out_of_range_naming_the_range(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for age in ("200", "old"):
+        with pytest.raises(SystemExit) as info:
+            main(["health", "triage", "a headache", "--age", age])
+        assert info.value.code == 2
+        assert f"--age: '{age}' is not a number from 0 to 130" in capsys.readouterr().err

@@ -441,6 +441,10 @@ async def test_page_and_its_script_are_served(client: httpx.AsyncClient) -> None
     assert "The knowledge base '" in page.text
     script = await client.get("/static/app.js")
     assert "/v1/chat" in script.text
+    # The SSE reader the chat and health pages share, loaded before the page's own script.
+    assert page.text.index('src="/static/sse.js"') < page.text.index('src="/static/app.js"')
+    shared = await client.get("/static/sse.js")
+    assert "async function* sseEvents" in shared.text
 
 
 async def test_unknown_route_and_wrong_method_are_json(client: httpx.AsyncClient) -> None:

@@ -3,7 +3,6 @@ the ready tools by short name, and the refusal when no model is configured."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +10,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from weft.core.errors import ConfigurationError
+from weft.graphs._model import model_configured
 
 __all__ = ["NO_MODEL", "TOOL_NAMES", "agent_model", "agent_tools", "parse_tool_names"]
 
@@ -31,7 +31,7 @@ def agent_model() -> BaseChatModel:
     Raises:
         ConfigurationError: neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is set.
     """
-    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
+    if not model_configured():
         raise ConfigurationError(NO_MODEL)
     from weft.components.models import openai_chat_model
 

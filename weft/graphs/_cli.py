@@ -20,7 +20,7 @@ import pydantic
 
 from weft.core.errors import WeftError
 
-__all__ = ["add_commands", "draw_ascii"]
+__all__ = ["add_commands", "draw_ascii", "number_within"]
 
 _DATA_DIR_HELP = (
     "folder of the knowledge base, checkpoints and traces (default: $WEFT_DATA_DIR or ./.weft)"
@@ -29,6 +29,23 @@ _DATA_DIR_HELP = (
 
 class _UsageError(Exception):
     """Bad input from the command line: printed as one line, exit code 2."""
+
+
+def number_within(low: float, high: float, *, whole: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number from ``low`` to ``high`` (a whole one if ``whole``); anything
+    else is a usage error that names the range."""
+    what = "whole number" if whole else "number"
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} from {low:g} to {high:g}")
+        return value
+
+    return parse
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -267,6 +284,12 @@ _ABOUT = {
 }
 
 
+def _names(last: str) -> str:
+    """The ready graphs' names as a list in words: ``rag, hybrid, ... or health``."""
+    *rest, final = _ABOUT
+    return f"{', '.join(rest)} {last} {final}"
+
+
 def _graph_list(args: argparse.Namespace, out: TextIO) -> int:
     from weft.graphs.registry import GRAPH_NAMES
 
@@ -361,15 +384,15 @@ def add_commands(subparsers: Any) -> None:
     graph = subparsers.add_parser(
         "graph",
         help="inspect the ready graphs",
-        description="Inspect the ready graphs: rag, hybrid and demo.",
+        description=f"Inspect the ready graphs: {_names('and')}.",
     )
     graph_sub = graph.add_subparsers(dest="graph_command", metavar="ACTION", required=True)
     show = graph_sub.add_parser(
         "show",
         help="print a graph as Mermaid and as an ASCII diagram",
-        description="Print the graph NAME (rag, hybrid or demo) as Mermaid and as ASCII.",
+        description=f"Print the graph NAME ({_names('or')}) as Mermaid and as ASCII.",
     )
-    show.add_argument("name", metavar="NAME", help="rag, hybrid or demo")
+    show.add_argument("name", metavar="NAME", help=_names("or"))
     show.add_argument("--data-dir", help=_DATA_DIR_HELP)
     show.set_defaults(handler=_guard(_graph_show))
     listing = graph_sub.add_parser(

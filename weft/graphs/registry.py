@@ -9,8 +9,8 @@ name       what it is                                  input -> output
            (:mod:`weft.graphs.hybrid`)
 ``demo``   the small offline demo graph                ``str -> AIMessage``
            (:mod:`weft.graphs.demo`)
-``resume`` resume analysis, offline, matched against   ``ResumeInput -> ResumeAnalysis``
-           the job ads in ``DATA_DIR/jobs`` if there
+``resume`` resume analysis, matched against the job    ``ResumeInput -> ResumeAnalysis``
+           ads in ``DATA_DIR/jobs`` if there
            (:mod:`weft.graphs.resume`)
 ``health`` red-flag triage, then a consultation saga   ``HealthInput -> Consultation``
            (:mod:`weft.graphs.health.graph`)
@@ -18,11 +18,13 @@ name       what it is                                  input -> output
 
 The ``rag`` graph's chat model is :func:`~weft.components.resilience.served_chat_model`: a remote
 model behind the ``WEFT_MODEL_*`` timeout, retries, breaker and fallback, or the offline one.
+The ``resume`` and ``health`` graphs use the model the environment configures
+(:func:`weft.graphs._model.configured_model`) and their offline rules without one.
 
 Example:
     >>> graphs = default_graphs(Settings(data_dir=tmp))  # doctest: +SKIP
     >>> sorted(graphs)  # doctest: +SKIP
-    ['demo', 'health', 'hybrid', 'rag']
+    ['demo', 'health', 'hybrid', 'rag', 'resume']
     >>> knowledge_base(Settings(data_dir=tmp)).count()  # doctest: +SKIP
     0
 """
@@ -105,11 +107,17 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
         return build_demo_graph()
 
     def _resume(self) -> CompiledGraph[Any, Any]:
+        from weft.graphs._model import configured_model
         from weft.graphs.resume import JobIndex, build_resume_graph
 
         jobs = self.settings.data_dir / "jobs"
         index = JobIndex(jobs, data_dir=self.settings.data_dir) if jobs.is_dir() else None
-        return build_resume_graph(index, allow_paths=False, max_bytes=self.settings.max_body_bytes)
+        return build_resume_graph(
+            index,
+            model=configured_model(self.settings),
+            allow_paths=False,
+            max_bytes=self.settings.max_body_bytes,
+        )
 
     def _health(self) -> CompiledGraph[Any, Any]:
         from weft.graphs.health.graph import build_health_graph, health_checkpointer, health_model
@@ -140,7 +148,7 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
 
 
 def default_graphs(settings: Settings | None = None) -> GraphRegistry:
-    """The ready graphs ``rag``, ``hybrid``, ``demo`` and ``health`` for these settings (cached).
+    """The ready graphs of :data:`GRAPH_NAMES` for these settings (cached).
 
     Graphs are compiled on first access; the same settings give the same registry.
     """

@@ -46,6 +46,7 @@ from typing import Any, Literal
 from weft.core.errors import ConfigurationError, WeftError
 
 __all__ = [
+    "SAGA_LOG_FILE",
     "Probe",
     "ProbePoint",
     "Saga",
@@ -59,6 +60,9 @@ __all__ = [
     "arecover",
     "SqliteFile",
 ]
+
+SAGA_LOG_FILE = "sagas.sqlite"
+"""The saga log's file name in a data dir."""
 
 SagaStatus = Literal["running", "completed", "compensating", "compensated", "failed"]
 StepStatus = Literal[

@@ -11,6 +11,7 @@ import pytest
 from tests.graphs.resume._files import write_docx, write_pdf
 from tests.graphs.resume.conftest import JONAS, LI, MARIA
 from weft.cli import main
+from weft.testing import OpenAIServer
 
 
 def _run(*argv: str) -> tuple[int, str]:
@@ -122,3 +123,53 @@ def test_a_missing_jobs_folder_and_a_bad_date_are_usage_errors(
             _run("resume", "analyze", "x.md", *flags)
         assert info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_analyze_shows_a_progress_bar_over_several_files_unless_told_not_to(
+    jobs_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # stderr as a terminal, so the bar is drawn
+    files = []
+    for name, text in [("li.txt", LI), ("jonas.md", JONAS)]:
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        files.append(str(tmp_path / name))
+    data = ["--jobs", str(jobs_dir), "--data-dir", str(tmp_path / "d")]
+    assert _run("resume", "analyze", *files, *data)[0] == 0
+    err = capsys.readouterr().err
+    assert "analysing resumes" in err and "2/2" in err
+    assert _run("resume", "analyze", *files, *data, "--no-progress")[0] == 0
+    assert "analysing resumes" not in capsys.readouterr().err
+
+
+def test_analyze_uses_the_configured_model_and_falls_back_to_the_rules(
+    jobs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resume = tmp_path / "li.txt"
+    resume.write_text(LI, encoding="utf-8")
+    said = "A close fit for the ward, the model finds."
+    with OpenAIServer(default=said) as server:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("WEFT_MODEL", "gpt-4o-mini")
+        args = ["resume", "analyze", str(resume), "--jobs", str(jobs_dir), "--json"]
+        code, out = _run(*args, "--top-k", "1", "--data-dir", str(tmp_path / "d"))
+        asked = [r for r in server.requests if r.path.endswith("/chat/completions")]
+    assert code == 0
+    (line,) = [json.loads(text) for text in out.splitlines()]
+    # The model's reply is no profile, so the rules read it; the explanation is the model's.
+    assert line["profile"]["name"] == "李明"
+    assert line["matches"][0]["title"] == "ICU Nurse"
+    assert line["matches"][0]["explanation"] == said
+    assert len(asked) >= 2
+
+
+def test_analyze_without_jobs_says_there_was_nothing_to_match(tmp_path: Path) -> None:
+    resume = tmp_path / "jonas.md"
+    resume.write_text(JONAS, encoding="utf-8")
+    code, out = _run("resume", "analyze", str(resume), "--data-dir", str(tmp_path / "d"))
+    assert code == 0 and out.startswith(f"{resume}: Jonas Weber")
+    assert "no job ads to match it against (pass --jobs DIR)" in out
+    assert "no job matches well enough" not in out

@@ -16,6 +16,7 @@ from tests.server.conftest import LiveServer
 from weft.core.settings import Settings
 from weft.graphs.registry import GraphRegistry
 from weft.server import create_app
+from weft.testing import OpenAIServer
 
 pytestmark = pytest.mark.server
 
@@ -81,3 +82,23 @@ def test_the_resume_page_posts_the_file_to_the_resume_graph(server: str) -> None
     assert 'id="file" type="file"' in page.text and "/static/resume.js" in page.text
     script = httpx.get(f"{server}/static/resume.js", timeout=10).text
     assert '"/v1/graphs/resume/invoke"' in script and "content_base64" in script
+
+
+def test_the_served_resume_graph_uses_the_configured_model(
+    tmp_path: Path, jobs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(jobs_dir, tmp_path / "served" / "jobs")
+    said = "The model reads this as a strong fit."
+    with OpenAIServer(default=said) as model_server:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        monkeypatch.setenv("OPENAI_BASE_URL", model_server.base_url)
+        monkeypatch.setenv("WEFT_MODEL", "gpt-4o-mini")
+        settings = Settings(data_dir=tmp_path / "served", rate_limit_per_minute=0)
+        graphs = {"resume": GraphRegistry(settings)["resume"]}
+        with LiveServer(create_app(settings, graphs=graphs, tracing=False)) as live:
+            upload = {"text": MARIA, "filename": "maria.md", "as_of": "2025-01-01"}
+            response = _post(live.url, {"input": upload})
+    assert response.status_code == 200, response.text
+    output = response.json()["output"]
+    assert output["profile"]["email"] == "maria.schneider@example.de"  # the rules' profile
+    assert output["matches"][0]["explanation"] == said

@@ -9,6 +9,8 @@ from typing import Any, TextIO
 
 import pydantic
 
+from weft.graphs._cli import number_within
+
 __all__ = ["add_commands"]
 
 _DATA_DIR_HELP = "where consultations and sagas are kept (default: $WEFT_DATA_DIR or ./.weft)"
@@ -16,16 +18,6 @@ _LEVEL_TEXT = {
     "en": {"emergency": "EMERGENCY", "non_emergency": "SEE A DOCTOR", "self_care": "SELF-CARE"},
     "zh": {"emergency": "紧急", "non_emergency": "需要就医", "self_care": "居家护理"},
 }
-
-
-def _age(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of years") from None
-    if not 0 <= value <= 130:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an age in years (0 to 130)")
-    return value
 
 
 def _input(args: argparse.Namespace, command: str) -> Any:
@@ -67,7 +59,7 @@ def _triage(args: argparse.Namespace, out: TextIO) -> int:
 
 def _add_input(parser: argparse.ArgumentParser, *, sex: bool) -> None:
     parser.add_argument("text", help="the symptoms in your own words (English or Chinese)")
-    parser.add_argument("--age", type=_age, help="age in years")
+    parser.add_argument("--age", type=number_within(0, 130), help="age in years, 0 to 130")
     if sex:
         parser.add_argument("--sex", choices=("F", "M"), help="sex: F or M")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -159,11 +151,15 @@ async def _stream_consult(graph: Any, data: Any, as_json: bool, out: TextIO) -> 
     return 0
 
 
-def _saga_list(args: argparse.Namespace, out: TextIO) -> int:
+def _saga_log(args: argparse.Namespace) -> Any:
     from weft.core.settings import get_settings
-    from weft.graphs.saga import SagaLog
+    from weft.graphs.saga import SAGA_LOG_FILE, SagaLog
 
-    log = SagaLog(get_settings(data_dir=args.data_dir).data_dir / "sagas.sqlite")
+    return SagaLog(get_settings(data_dir=args.data_dir).data_dir / SAGA_LOG_FILE)
+
+
+def _saga_list(args: argparse.Namespace, out: TextIO) -> int:
+    log = _saga_log(args)
     records = log.list(tuple(args.status or ()))
     if args.json:
         out.write(json.dumps([r.to_dict() for r in records], ensure_ascii=False) + "\n")
@@ -179,10 +175,9 @@ def _saga_list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _saga_show(args: argparse.Namespace, out: TextIO) -> int:
-    from weft.core.settings import get_settings
-    from weft.graphs.saga import SagaError, SagaLog
+    from weft.graphs.saga import SagaError
 
-    log = SagaLog(get_settings(data_dir=args.data_dir).data_dir / "sagas.sqlite")
+    log = _saga_log(args)
     try:
         record = log.get(args.id)
     except SagaError as exc:

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from weft.core.compiled import CompiledGraph
 from weft.core.graph import END, START, Graph
+from weft.graphs._model import configured_model
 from weft.graphs.health.consult import (
     SAGA_NAME,
     StepPolicy,
@@ -42,7 +42,7 @@ from weft.graphs.health.consult import (
 from weft.graphs.health.services import HealthServices, LocalHealthServices
 from weft.graphs.health.specialists import Analysis, Specialist, run_specialists
 from weft.graphs.health.triage import HealthInput, Triage, Triager
-from weft.graphs.saga import Probe, Saga, SagaError, SagaLog, SagaRecord, arecover
+from weft.graphs.saga import SAGA_LOG_FILE, Probe, Saga, SagaError, SagaLog, SagaRecord, arecover
 
 __all__ = [
     "Consultation",
@@ -110,7 +110,7 @@ class HealthConsultation:
         root = Path(data_dir)
         self.policy = policy or StepPolicy()
         self.triager = Triager(model=model)
-        self.log = SagaLog(root / "sagas.sqlite")
+        self.log = SagaLog(root / SAGA_LOG_FILE)
         self.services = services or LocalHealthServices(root / "health.sqlite")
         chosen = {**default_specialists(model), **(specialists or {})}
         self.saga: Saga = consultation_saga(
@@ -177,16 +177,9 @@ class HealthConsultation:
         return {SAGA_NAME: self.saga}
 
 
-def health_model(settings: Any = None) -> BaseChatModel | None:
-    """The chat model triage and the specialists use: a remote one when ``OPENAI_API_KEY`` or
-    ``OPENAI_BASE_URL`` is set, else None (offline)."""
-    if not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
-        return None
-    from weft.components.models import openai_chat_model
-    from weft.core.settings import get_settings
-
-    cfg = settings if settings is not None else get_settings()
-    return openai_chat_model(cfg.model, timeout=cfg.model_attempt_timeout)
+health_model = configured_model
+"""The chat model triage and the specialists use: a remote one when ``OPENAI_API_KEY`` or
+``OPENAI_BASE_URL`` is set, else None (offline); see :func:`weft.graphs._model.configured_model`."""
 
 
 def health_checkpointer(data_dir: str | Path) -> Any:

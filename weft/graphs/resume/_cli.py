@@ -11,10 +11,10 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from weft.core.errors import WeftError
+from weft.graphs._cli import number_within as _within
 
 __all__ = ["add_commands"]
 
@@ -26,22 +26,6 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD") from exc
-
-
-def _within(low: float, high: float, *, whole: bool = False) -> Callable[[str], float]:
-    """An argparse type: a number from ``low`` to ``high`` (a whole one if ``whole``)."""
-    what = "whole number" if whole else "number"
-
-    def parse(text: str) -> float:
-        try:
-            value = int(text) if whole else float(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} from {low:g} to {high:g}")
-        return value
-
-    return parse
 
 
 def _index(args: argparse.Namespace) -> Any:
@@ -62,7 +46,7 @@ def _index_command(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _summary(result: Any) -> str:
+def _summary(result: Any, *, jobs: bool) -> str:
     p = result.profile
     lines = [f"{result.source}: {p.name or '(no name)'}, {result.years_experience:g} years"]
     if p.location:
@@ -70,7 +54,9 @@ def _summary(result: Any) -> str:
     lines.append(f"  skills: {', '.join(p.skills) or '(none found)'}")
     for gap in result.gaps:
         lines.append(f"  gap: {gap.start} to {gap.end} ({gap.months} months)")
-    if not result.matches:
+    if not jobs:
+        lines.append("  no job ads to match it against (pass --jobs DIR)")
+    elif not result.matches:
         lines.append("  no job matches well enough")
     for n, m in enumerate(result.matches, start=1):
         lines.append(f"  {n}. {m.title} ({m.job}), score {m.score:.2f}")
@@ -82,12 +68,14 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from weft.core.settings import get_settings
+    from weft.graphs._model import configured_model
     from weft.graphs.resume.graph import analyze_many, build_resume_graph
 
     index = _index(args) if args.jobs else None
     if index is not None:
         index.refresh()
-    graph = build_resume_graph(index)
+    graph = build_resume_graph(index, model=configured_model(get_settings(data_dir=args.data_dir)))
     options: dict[str, Any] = {"top_k": args.top_k, "as_of": args.as_of}
     if args.location:
         options["location"] = args.location
@@ -120,7 +108,7 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
         elif args.json:
             out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         else:
-            out.write(_summary(result))
+            out.write(_summary(result, jobs=index is not None))
     return 1 if failed else 0
 
 
@@ -138,7 +126,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description=(
             "Analyse resumes offline: contact details, experience, education, skills mapped "
             "onto the bundled taxonomy, years of experience and gaps; with --jobs, the best "
-            "matching ads, each explained. The job index is built or refreshed as needed."
+            "matching ads, each explained. The job index is built or refreshed as needed. "
+            "With OPENAI_API_KEY or OPENAI_BASE_URL set, the model (WEFT_MODEL) reads the "
+            "profile and writes the explanations; when it fails, the rules and templates do."
         ),
     )
     analyze.add_argument("files", nargs="+", metavar="FILE", help="resume files")

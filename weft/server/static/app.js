@@ -1,5 +1,5 @@
 // The weft chat page: POST /v1/chat and read its SSE events as they arrive (fetch, not
-// EventSource, because the question goes in a POST body). Plain JS, no build step.
+// EventSource, because the question goes in a POST body), with sse.js. Plain JS, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -63,13 +63,6 @@ async function errorMessage(response) {
   const retry = response.headers.get("Retry-After");
   const wait = retry ? " Try again in " + retry + " s." : "";
   return "Error " + response.status + ": " + (detail || response.statusText) + wait;
-}
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 function addTurn(q) {
@@ -136,38 +129,6 @@ function renderSources(turn, allSources, turnId, text = null) {
     list.append(li);
   }
   turn.append(list);
-}
-
-// Yields {event, data, id} for each SSE event in a fetch response body; skips comments
-// (the server's heartbeats).
-async function* sseEvents(response) {
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      const ev = { event: "message", data: "", id: null };
-      const data = [];
-      for (const line of block.split("\n")) {
-        if (!line || line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-        if (field === "event") ev.event = val;
-        else if (field === "data") data.push(val);
-        else if (field === "id") ev.id = val;
-      }
-      if (!data.length) continue;
-      ev.data = JSON.parse(data.join("\n"));
-      yield ev;
-    }
-  }
 }
 
 let turnCount = 0;

@@ -8,13 +8,6 @@ const LEVELS = {
 const out = document.getElementById("out");
 const errorBox = document.getElementById("error");
 
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 function showTriage(t) {
   const box = el("div", "level " + t.triage);
   box.appendChild(el("b", "", LEVELS[t.triage] || t.triage));
@@ -34,29 +27,6 @@ function showResult(c) {
   if (c.saga) {
     const steps = c.saga.steps.map((s) => s.name + "=" + s.status).join(", ");
     out.appendChild(el("p", "hint", "saga " + c.saga.id + ": " + c.saga.status + " (" + steps + ")"));
-  }
-}
-
-async function* sseEvents(response) {
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      let event = "message";
-      const data = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event:")) event = line.slice(6).trim();
-        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-      }
-      if (data.length) yield { event, data: JSON.parse(data.join("\n")) };
-    }
   }
 }
 
