@@ -1,7 +1,8 @@
 """The graph tests run on both executors: LangGraph, and the DAG executor wherever a graph
 allows it (``auto``; a chat with a session runs on LangGraph for its checkpointer). The
-knowledge-base and CLI tests, which test storage and processes rather than a run, run once, on
-the default executor. ``shared`` is a scripted OpenAI-compatible server per module."""
+knowledge-base, CLI, server and page tests, which test storage, processes and HTTP rather than a
+run, run once, on the default executor.
+``shared`` is a scripted OpenAI-compatible server per module."""
 
 from collections.abc import Iterator
 
@@ -12,7 +13,15 @@ from weft.core.runtime import compiled
 
 __all__ = ["executor", "shared"]
 
-_ONCE = {"test_knowledge", "test_graphs_cli"}
+_ONCE = {
+    "test_knowledge",
+    "test_graphs_cli",
+    "test_agent_cli",  # the agent's commands, each in a subprocess
+    "test_health_page",  # pages in Chromium, served by a server of their own
+    "test_page",
+    "test_cli",
+    "test_server",
+}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
