@@ -193,6 +193,7 @@ class SagaLog(SqliteFile):
     SCHEMA = _SCHEMA
 
     def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        """Run ``statements`` in one transaction (``?`` marks a parameter)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -203,13 +204,24 @@ class SagaLog(SqliteFile):
                 raise
             self._db.execute("COMMIT")
 
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The rows ``sql`` selects, as tuples in the order of its columns."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(sql, params).fetchall()]
+
+    @property
+    def where(self) -> str:
+        """Where the log is kept, for messages."""
+        return str(self.path)
+
     def create(
         self, saga_id: str, name: str, steps: Sequence[str], context: Mapping[str, Any]
     ) -> None:
         now = time.time()
         self._write(
             (
-                "INSERT INTO sagas VALUES (?, ?, 'running', 0, ?, NULL, ?, ?, ?)",
+                "INSERT INTO sagas (id, name, status, step, context, error, created, updated, "
+                "owner) VALUES (?, ?, 'running', 0, ?, NULL, ?, ?, ?)",
                 (saga_id, name, json.dumps(context, ensure_ascii=False), now, now, _owner()),
             ),
             *(
@@ -257,8 +269,8 @@ class SagaLog(SqliteFile):
     def orphaned(self, saga_id: str) -> bool:
         """Whether the process that owns this saga is gone (on this host), so none will
         finish it: the saga needs recovering."""
-        with self._lock:
-            row = self._db.execute("SELECT owner FROM sagas WHERE id = ?", (saga_id,)).fetchone()
+        rows = self._query("SELECT owner FROM sagas WHERE id = ?", (saga_id,))
+        row = rows[0] if rows else None
         host, _, pid = str(row[0] if row else "").rpartition(":")
         if host != socket.gethostname() or not pid.isdigit():
             return False  # another host's process: only an operator can tell (--force)
@@ -282,15 +294,18 @@ class SagaLog(SqliteFile):
 
     def get(self, saga_id: str) -> SagaRecord:
         """The saga with this id; :class:`SagaError` names the id when there is none."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM sagas WHERE id = ?", (saga_id,)).fetchone()
-            steps = self._db.execute(
-                "SELECT name, status, attempts, error FROM saga_steps WHERE saga_id = ? "
-                "ORDER BY idx",
-                (saga_id,),
-            ).fetchall()
-        if row is None:
-            raise SagaError(f"no saga {saga_id!r} in {self.path}; list them with: weft saga list")
+        rows = self._query(
+            "SELECT id, name, status, step, context, error, created, updated, owner FROM sagas "
+            "WHERE id = ?",
+            (saga_id,),
+        )
+        steps = self._query(
+            "SELECT name, status, attempts, error FROM saga_steps WHERE saga_id = ? ORDER BY idx",
+            (saga_id,),
+        )
+        if not rows:
+            raise SagaError(f"no saga {saga_id!r} in {self.where}; list them with: weft saga list")
+        row = rows[0]
         return SagaRecord(
             id=row[0],
             name=row[1],
@@ -309,8 +324,7 @@ class SagaLog(SqliteFile):
         sql = "SELECT id FROM sagas"
         if status:
             sql += f" WHERE status IN ({', '.join('?' for _ in status)})"
-        with self._lock:
-            ids = [r[0] for r in self._db.execute(sql + " ORDER BY created DESC", tuple(status))]
+        ids = [r[0] for r in self._query(sql + " ORDER BY created DESC", tuple(status))]
         return [self.get(i) for i in ids]
 
 
