@@ -93,3 +93,15 @@ def test_a_saga_a_killed_process_left_running_is_recovered_from_postgresql(
     assert Counter(r["kind"] for r in services.rows("outbox")) == {"notification": 1}
     assert main(["saga", "recover", "--data-dir", str(tmp_path)]) == 0
     assert "no saga to recover" in capsys.readouterr().out
+
+
+def test_of_two_processes_recovering_one_saga_only_one_takes_it(clean: str, tmp_path: Path) -> None:
+    saga = _killed_saga.build(tmp_path, database_url=clean)
+    saga.log.create("pg-claim", SAGA_NAME, [s.name for s in saga.steps], _killed_saga.CONTEXT)
+    mine = saga.log.get("pg-claim").owner
+    with psycopg.connect(clean, autocommit=True) as conn:
+        conn.execute("UPDATE sagas SET owner = 'gone:1' WHERE id = 'pg-claim'")
+    stale = saga.log.get("pg-claim")  # what both recoverers read
+    assert saga.log.claim("pg-claim", stale.owner)
+    assert not saga.log.claim("pg-claim", stale.owner)  # the second one read the same owner
+    assert saga.log.get("pg-claim").owner == mine  # this process, which took it first

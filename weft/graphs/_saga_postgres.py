@@ -34,10 +34,12 @@ class PostgresSagaLog(SagaLog):
     def where(self) -> str:
         return f"the database at {shown(self.database.url)}"
 
-    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
+        changed = 0
         with self.database.connection() as conn, conn.transaction():
             for sql, params in statements:
-                conn.execute(_marked(sql), params)
+                changed = conn.execute(_marked(sql), params).rowcount
+        return changed
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self.database.connection() as conn:

@@ -192,17 +192,20 @@ class SagaLog(SqliteFile):
 
     SCHEMA = _SCHEMA
 
-    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
-        """Run ``statements`` in one transaction (``?`` marks a parameter)."""
+    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
+        """Run ``statements`` in one transaction (``?`` marks a parameter); returns how many
+        rows the last one changed."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            changed = 0
             try:
                 for sql, params in statements:
-                    self._db.execute(sql, params)
+                    changed = self._db.execute(sql, params).rowcount
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            return changed
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """The rows ``sql`` selects, as tuples in the order of its columns."""
@@ -262,9 +265,18 @@ class SagaLog(SqliteFile):
             (f"UPDATE sagas SET {', '.join(sets)} WHERE id = ?", (*params, saga_id)),
         )
 
-    def claim(self, saga_id: str) -> None:
-        """Make this process the saga's owner (it is about to carry the saga on)."""
-        self._write(("UPDATE sagas SET owner = ? WHERE id = ?", (_owner(), saga_id)))
+    def claim(self, saga_id: str, owner: str) -> bool:
+        """Make this process the saga's owner, taking it from ``owner`` (the one it was read
+        with), before carrying the saga on. False when another process took it first: of two
+        processes recovering the same saga at once, one carries it on."""
+        return bool(
+            self._write(
+                (
+                    "UPDATE sagas SET owner = ? WHERE id = ? AND owner = ?",
+                    (_owner(), saga_id, owner),
+                )
+            )
+        )
 
     def orphaned(self, saga_id: str) -> bool:
         """Whether the process that owns this saga is gone (on this host), so none will
@@ -395,8 +407,10 @@ class Saga:
         record = self.log.get(saga_id)
         if record.name != self.name:
             raise SagaError(f"saga {saga_id!r} is a {record.name!r}, not a {self.name!r}")
-        if record.status in ("running", "compensating"):
-            self.log.claim(saga_id)
+        if record.status in ("running", "compensating") and not self.log.claim(
+            saga_id, record.owner
+        ):
+            return self.log.get(saga_id)  # another process took it first and carries it on
         if record.status == "running":
             first = next((i for i, s in enumerate(record.steps) if s.status != "done"), None)
             if first is None:  # every step done; only the final status was lost
