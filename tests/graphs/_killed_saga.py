@@ -10,9 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from weft.core.settings import Settings
+from weft.graphs._saga_postgres import open_saga_log
 from weft.graphs.health.consult import SAGA_NAME, StepPolicy, consultation_saga
 from weft.graphs.health.services import LocalHealthServices
-from weft.graphs.saga import Saga, SagaLog, StepContext
+from weft.graphs.saga import Saga, StepContext
 
 SAGA_ID = "crash1"
 CONTEXT: dict[str, Any] = {
@@ -30,9 +32,11 @@ def _kill(*_: Any) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def build(data_dir: Path, point: str = "", fail: str = "") -> Saga:
-    """The saga, killing the process at ``point`` and failing step ``fail`` for good."""
-    log = SagaLog(data_dir / "sagas.sqlite")
+def build(data_dir: Path, point: str = "", fail: str = "", database_url: str = "") -> Saga:
+    """The saga, killing the process at ``point`` and failing step ``fail`` for good; its log
+    is in the PostgreSQL database at ``database_url`` when given, else in ``data_dir``."""
+    settings = Settings(data_dir=data_dir, database_url=database_url or None)
+    log = open_saga_log(settings)
     services = LocalHealthServices(data_dir / "health.sqlite")
     saga = consultation_saga(
         log,
@@ -67,5 +71,5 @@ async def _broken(ctx: StepContext) -> Any:
     raise ConnectionError("the health record service is down")
 
 
-def run(data_dir: str, point: str, fail: str) -> None:
-    build(Path(data_dir), point, fail).run(CONTEXT, saga_id=SAGA_ID)
+def run(data_dir: str, point: str, fail: str, database_url: str = "") -> None:
+    build(Path(data_dir), point, fail, database_url).run(CONTEXT, saga_id=SAGA_ID)

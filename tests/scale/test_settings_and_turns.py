@@ -109,6 +109,7 @@ def test_db_migrate_makes_the_tables_once(
     assert main(["db", "migrate"]) == 0
     first = capsys.readouterr().out
     assert "applied langgraph checkpoints" in first and "weft 1: session owners" in first
+    assert "weft 2: saga log" in first and "weft 3: saga steps" in first
     assert main(["db", "migrate"]) == 0
     assert "the schema is current; nothing to do" in capsys.readouterr().out
     with psycopg.connect(url) as conn:

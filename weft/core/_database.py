@@ -53,6 +53,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         "CREATE TABLE IF NOT EXISTS weft_session_owners (session TEXT PRIMARY KEY, "
         "owner TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)",
     ),
+    (
+        "saga log",
+        "CREATE TABLE IF NOT EXISTS sagas (id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+        "status TEXT NOT NULL, step INTEGER NOT NULL, context TEXT NOT NULL, error TEXT, "
+        "created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL, "
+        "owner TEXT NOT NULL)",
+    ),
+    (
+        "saga steps",
+        "CREATE TABLE IF NOT EXISTS saga_steps (saga_id TEXT NOT NULL, idx INTEGER NOT NULL, "
+        "name TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "error TEXT, PRIMARY KEY (saga_id, idx))",
+    ),
+    ("saga status index", "CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status)"),
 ]
 """weft's own schema changes, applied in order once each (``weft_migrations`` records them)."""
 

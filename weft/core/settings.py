@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     # -- shared engines, for several replicas (docs/deploy.md); unset: embedded in data_dir -----
     database_url: str | None = Field(
         default=None,
-        description="postgresql://... for checkpoints, session owners and run locks",
+        description="postgresql://... for checkpoints, session owners, run locks and the saga log",
     )
     database_pool_size: int = Field(
         default=20, ge=2, description="connections one process keeps to WEFT_DATABASE_URL"

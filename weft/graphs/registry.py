@@ -120,11 +120,15 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
         )
 
     def _health(self) -> CompiledGraph[Any, Any]:
+        from weft.graphs._saga_postgres import open_saga_log
         from weft.graphs.health.graph import build_health_graph, health_checkpointer, health_model
 
         data_dir = self.settings.data_dir
         return build_health_graph(
-            data_dir, model=health_model(self.settings), checkpointer=health_checkpointer(data_dir)
+            data_dir,
+            model=health_model(self.settings),
+            saga_log=open_saga_log(self.settings),
+            checkpointer=health_checkpointer(data_dir),
         )
 
     def __getitem__(self, name: str) -> CompiledGraph[Any, Any]:

@@ -192,16 +192,30 @@ class SagaLog(SqliteFile):
 
     SCHEMA = _SCHEMA
 
-    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
+        """Run ``statements`` in one transaction (``?`` marks a parameter); returns how many
+        rows the last one changed."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            changed = 0
             try:
                 for sql, params in statements:
-                    self._db.execute(sql, params)
+                    changed = self._db.execute(sql, params).rowcount
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            return changed
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The rows ``sql`` selects, as tuples in the order of its columns."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(sql, params).fetchall()]
+
+    @property
+    def where(self) -> str:
+        """Where the log is kept, for messages."""
+        return str(self.path)
 
     def create(
         self, saga_id: str, name: str, steps: Sequence[str], context: Mapping[str, Any]
@@ -209,7 +223,8 @@ class SagaLog(SqliteFile):
         now = time.time()
         self._write(
             (
-                "INSERT INTO sagas VALUES (?, ?, 'running', 0, ?, NULL, ?, ?, ?)",
+                "INSERT INTO sagas (id, name, status, step, context, error, created, updated, "
+                "owner) VALUES (?, ?, 'running', 0, ?, NULL, ?, ?, ?)",
                 (saga_id, name, json.dumps(context, ensure_ascii=False), now, now, _owner()),
             ),
             *(
@@ -250,15 +265,24 @@ class SagaLog(SqliteFile):
             (f"UPDATE sagas SET {', '.join(sets)} WHERE id = ?", (*params, saga_id)),
         )
 
-    def claim(self, saga_id: str) -> None:
-        """Make this process the saga's owner (it is about to carry the saga on)."""
-        self._write(("UPDATE sagas SET owner = ? WHERE id = ?", (_owner(), saga_id)))
+    def claim(self, saga_id: str, owner: str) -> bool:
+        """Make this process the saga's owner, taking it from ``owner`` (the one it was read
+        with), before carrying the saga on. False when another process took it first: of two
+        processes recovering the same saga at once, one carries it on."""
+        return bool(
+            self._write(
+                (
+                    "UPDATE sagas SET owner = ? WHERE id = ? AND owner = ?",
+                    (_owner(), saga_id, owner),
+                )
+            )
+        )
 
     def orphaned(self, saga_id: str) -> bool:
         """Whether the process that owns this saga is gone (on this host), so none will
         finish it: the saga needs recovering."""
-        with self._lock:
-            row = self._db.execute("SELECT owner FROM sagas WHERE id = ?", (saga_id,)).fetchone()
+        rows = self._query("SELECT owner FROM sagas WHERE id = ?", (saga_id,))
+        row = rows[0] if rows else None
         host, _, pid = str(row[0] if row else "").rpartition(":")
         if host != socket.gethostname() or not pid.isdigit():
             return False  # another host's process: only an operator can tell (--force)
@@ -282,15 +306,18 @@ class SagaLog(SqliteFile):
 
     def get(self, saga_id: str) -> SagaRecord:
         """The saga with this id; :class:`SagaError` names the id when there is none."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM sagas WHERE id = ?", (saga_id,)).fetchone()
-            steps = self._db.execute(
-                "SELECT name, status, attempts, error FROM saga_steps WHERE saga_id = ? "
-                "ORDER BY idx",
-                (saga_id,),
-            ).fetchall()
-        if row is None:
-            raise SagaError(f"no saga {saga_id!r} in {self.path}; list them with: weft saga list")
+        rows = self._query(
+            "SELECT id, name, status, step, context, error, created, updated, owner FROM sagas "
+            "WHERE id = ?",
+            (saga_id,),
+        )
+        steps = self._query(
+            "SELECT name, status, attempts, error FROM saga_steps WHERE saga_id = ? ORDER BY idx",
+            (saga_id,),
+        )
+        if not rows:
+            raise SagaError(f"no saga {saga_id!r} in {self.where}; list them with: weft saga list")
+        row = rows[0]
         return SagaRecord(
             id=row[0],
             name=row[1],
@@ -309,8 +336,7 @@ class SagaLog(SqliteFile):
         sql = "SELECT id FROM sagas"
         if status:
             sql += f" WHERE status IN ({', '.join('?' for _ in status)})"
-        with self._lock:
-            ids = [r[0] for r in self._db.execute(sql + " ORDER BY created DESC", tuple(status))]
+        ids = [r[0] for r in self._query(sql + " ORDER BY created DESC", tuple(status))]
         return [self.get(i) for i in ids]
 
 
@@ -381,8 +407,10 @@ class Saga:
         record = self.log.get(saga_id)
         if record.name != self.name:
             raise SagaError(f"saga {saga_id!r} is a {record.name!r}, not a {self.name!r}")
-        if record.status in ("running", "compensating"):
-            self.log.claim(saga_id)
+        if record.status in ("running", "compensating") and not self.log.claim(
+            saga_id, record.owner
+        ):
+            return self.log.get(saga_id)  # another process took it first and carries it on
         if record.status == "running":
             first = next((i for i, s in enumerate(record.steps) if s.status != "done"), None)
             if first is None:  # every step done; only the final status was lost

@@ -62,7 +62,7 @@ def add_commands(subparsers: Any) -> None:
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
     migrate = db_commands.add_parser(
         "migrate",
-        help="create or update weft's tables (checkpoints, session owners)",
+        help="create or update weft's tables (checkpoints, session owners, saga log)",
         description=(
             "Create or update every table weft keeps in the database at WEFT_DATABASE_URL. "
             "Servers do this on first use; run it after an upgrade, before the replicas start."

@@ -106,23 +106,29 @@ def add_commands(subparsers: Any) -> None:
 
 def _parts(args: argparse.Namespace) -> Any:
     from weft.core.settings import get_settings
+    from weft.graphs._saga_postgres import open_saga_log
     from weft.graphs.health.graph import HealthConsultation, health_model
 
     settings = get_settings(data_dir=args.data_dir)
-    return HealthConsultation(settings.data_dir, model=health_model(settings))
+    return HealthConsultation(
+        settings.data_dir, model=health_model(settings), saga_log=open_saga_log(settings)
+    )
 
 
 def _consult(args: argparse.Namespace, out: TextIO) -> int:
     import asyncio
 
     from weft.core.settings import get_settings
+    from weft.graphs._saga_postgres import open_saga_log
     from weft.graphs.health.graph import build_health_graph, health_model
 
     data = _input(args, "consult")
     if data is None:
         return 2
     settings = get_settings(data_dir=args.data_dir)
-    graph = build_health_graph(settings.data_dir, model=health_model(settings))
+    graph = build_health_graph(
+        settings.data_dir, model=health_model(settings), saga_log=open_saga_log(settings)
+    )
     return asyncio.run(_stream_consult(graph, data, args.json, out))
 
 
@@ -153,9 +159,9 @@ async def _stream_consult(graph: Any, data: Any, as_json: bool, out: TextIO) -> 
 
 def _saga_log(args: argparse.Namespace) -> Any:
     from weft.core.settings import get_settings
-    from weft.graphs.saga import SAGA_LOG_FILE, SagaLog
+    from weft.graphs._saga_postgres import open_saga_log
 
-    return SagaLog(get_settings(data_dir=args.data_dir).data_dir / SAGA_LOG_FILE)
+    return open_saga_log(get_settings(data_dir=args.data_dir))
 
 
 def _saga_list(args: argparse.Namespace, out: TextIO) -> int:
@@ -206,7 +212,8 @@ def add_saga_commands(subparsers: Any) -> None:
         "saga",
         help="list, show and recover consultation sagas",
         description=(
-            "The saga log in DATA_DIR/sagas.sqlite: list the sagas (failed ones name the "
+            "The saga log (DATA_DIR/sagas.sqlite, or PostgreSQL when WEFT_DATABASE_URL is "
+            "set): list the sagas (failed ones name the "
             "compensations an operator must finish), show one as JSON, or recover those a "
             "crash left running or compensating."
         ),

@@ -90,6 +90,8 @@ class HealthConsultation:
         model: A chat model for triage and the specialists; None works offline.
         specialists: Replace some or all of ``symptoms``, ``risk_factors``, ``care``.
         services: Replace the local SQLite services.
+        saga_log: Where the sagas are logged; ``sagas.sqlite`` in ``data_dir`` by default
+            (:func:`~weft.graphs._saga_postgres.open_saga_log` gives the configured one).
         policy: Timeouts, retries and backoff of the saga's steps.
         probe: Called before and after every step and compensation (see
             :class:`~weft.graphs.saga.Saga`); tests and demonstrations stop the process there.
@@ -102,6 +104,7 @@ class HealthConsultation:
         model: BaseChatModel | None = None,
         specialists: Mapping[str, Specialist] | None = None,
         services: HealthServices | None = None,
+        saga_log: SagaLog | None = None,
         policy: StepPolicy | None = None,
         probe: Probe | None = None,
     ) -> None:
@@ -110,7 +113,7 @@ class HealthConsultation:
         root = Path(data_dir)
         self.policy = policy or StepPolicy()
         self.triager = Triager(model=model)
-        self.log = SagaLog(root / SAGA_LOG_FILE)
+        self.log = saga_log or SagaLog(root / SAGA_LOG_FILE)
         self.services = services or LocalHealthServices(root / "health.sqlite")
         chosen = {**default_specialists(model), **(specialists or {})}
         self.saga: Saga = consultation_saga(
@@ -196,6 +199,7 @@ def build_health_graph(
     model: BaseChatModel | None = None,
     specialists: Mapping[str, Specialist] | None = None,
     services: HealthServices | None = None,
+    saga_log: SagaLog | None = None,
     policy: StepPolicy | None = None,
     checkpointer: Any = None,
     recover: bool = True,
@@ -215,6 +219,7 @@ def build_health_graph(
         model=model,
         specialists=specialists,
         services=services,
+        saga_log=saga_log,
         policy=policy,
         probe=probe,
     )

@@ -1,0 +1,64 @@
+"""The saga log in PostgreSQL, for replicas that share ``WEFT_DATABASE_URL``.
+
+:class:`PostgresSagaLog` keeps the same ``sagas`` and ``saga_steps`` tables as the SQLite log,
+with the same statuses, one transaction per change, and the same recovery: a saga whose owning
+process is gone is taken by :func:`~weft.graphs.saga.arecover` on any process of that host
+(``--force`` for a host that is gone). The tables are created on first use and by
+``weft db migrate``.
+
+Example:
+    >>> log = open_saga_log(get_settings())  # doctest: +SKIP
+    >>> log.where  # doctest: +SKIP
+    'postgresql://127.0.0.1:5432/weft'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weft.core._database import Database, database_of, shown
+from weft.core.settings import Settings
+from weft.graphs.saga import SAGA_LOG_FILE, SagaLog
+
+__all__ = ["PostgresSagaLog", "open_saga_log"]
+
+
+class PostgresSagaLog(SagaLog):
+    """The saga log in the tables ``sagas`` and ``saga_steps`` of ``database``."""
+
+    def __init__(self, database: Database) -> None:  # the SQLite file is not opened
+        self.database = database
+        database.ensure_tables()
+
+    @property
+    def where(self) -> str:
+        return f"the database at {shown(self.database.url)}"
+
+    def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
+        changed = 0
+        with self.database.connection() as conn, conn.transaction():
+            for sql, params in statements:
+                changed = conn.execute(_marked(sql), params).rowcount
+        return changed
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self.database.connection() as conn:
+            rows = conn.execute(_marked(sql), params).fetchall()
+        return [tuple(r.values()) for r in rows]
+
+    def close(self) -> None:
+        """Nothing to close: the connections belong to the process's pool."""
+
+
+def _marked(sql: str) -> str:
+    """``sql`` with psycopg's ``%s`` for SQLite's ``?`` (the log's SQL has no other ``?``)."""
+    return sql.replace("?", "%s")
+
+
+def open_saga_log(settings: Settings) -> SagaLog:
+    """The saga log ``settings`` name: PostgreSQL at ``database_url`` when set, else
+    ``sagas.sqlite`` in the data dir."""
+    database = database_of(settings)
+    if database is None:
+        return SagaLog(settings.data_dir / SAGA_LOG_FILE)
+    return PostgresSagaLog(database)
