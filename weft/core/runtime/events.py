@@ -21,7 +21,7 @@ import asyncio
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -240,6 +240,12 @@ class Pipe:
         """The next event, or :data:`None` once the run is done."""
         item = self.items.get()
         return None if item is _DONE else item
+
+    def ready(self) -> Iterator[Any]:
+        """The events put so far, without waiting for more."""
+        items = self.items
+        while not items.empty():
+            yield items.get_nowait()
 
 
 class Sink:
