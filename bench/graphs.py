@@ -13,7 +13,9 @@ A second table times a RAG chat turn without a session (``build_rag_graph`` over
 handbook, the offline extractive model): the graph as compiled (the DAG executor), the same plan
 on LangGraph, and a plain function that calls the graph's components in the graph's order by
 hand (condense, the two retrievers one after the other, fusion, the relevance check, the packer,
-the prompt, the model, the answer), asserted to give the same answers.
+the prompt, the model, the answer), asserted to give the same answers; and each executor's
+``events()`` read to the end (the model's tokens streamed), and the DAG executor's
+``events()`` as it ran before: the whole run on a worker thread.
 
 Run: ``python -m bench.graphs [--quick]``
 """
@@ -24,6 +26,7 @@ import argparse
 import asyncio
 import platform
 import tempfile
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -168,7 +171,17 @@ def rag_turns(n_turns: int) -> None:
         assert dag.executor == "dag"
         on_langgraph = CompiledGraph[ChatInput, Any](dag.plan, executor="langgraph")
         by_hand = _rag_by_hand(kb)
-        paths = {"by hand": by_hand, "dag": dag.invoke, "langgraph": on_langgraph.invoke}
+        paths = {
+            "by hand": by_hand,
+            "dag": dag.invoke,
+            "langgraph": on_langgraph.invoke,
+            "dag, events()": lambda q: deque(dag.events(q), maxlen=0),
+            # The path events() took before: the whole run on a worker thread.
+            "dag, events(), whole run on a worker": lambda q: deque(
+                dag._events_on_worker(dag._input(q), q, None), maxlen=0
+            ),
+            "langgraph, events()": lambda q: deque(on_langgraph.events(q), maxlen=0),
+        }
         questions = [ChatInput(question=_QUESTIONS[i % len(_QUESTIONS)]) for i in range(n_turns)]
         for q in questions[:10]:
             for path in paths.values():
