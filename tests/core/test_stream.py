@@ -176,6 +176,33 @@ def test_closing_the_events_of_a_plain_graph_stops_it_before_its_next_step() -> 
     assert ran == ["first"]
 
 
+def test_closing_the_events_of_a_streaming_graph_ends_its_run_at_its_next_event() -> None:
+    closed, ended = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def words(s: str) -> Iterator[str]:
+        try:
+            yield "first"
+            closed.wait(timeout=5)
+            yield "second"
+            ran.append("words went on")
+        finally:
+            ended.set()
+
+    def after(s: str) -> str:
+        ran.append("after")
+        return s
+
+    g = Graph[str, str]("live").add_node("words", words).add_node("after", after)
+    compiled = g.add_edge(START, "words").add_edge("words", "after").add_edge("after", END)
+    stream = compiled.compile().events("x")
+    assert next(e for e in stream if isinstance(e, Chunk)).chunk == "first"
+    stream.close()
+    closed.set()
+    assert ended.wait(timeout=5)
+    assert ran == []
+
+
 def test_the_readers_code_between_events_runs_outside_the_graph_run() -> None:
     from langchain_core.runnables.config import var_child_runnable_config
 

@@ -219,8 +219,9 @@ _DONE = object()
 
 
 class Pipe:
-    """Events from the thread running a graph to the thread reading ``events()``. Once the reader
-    closes it, the next event put raises :class:`StreamClosed` in the run, which ends it."""
+    """Events from the threads running a graph's steps (the reader's own, or a worker) to the
+    thread reading ``events()``. Once the reader closes it, the next event put raises
+    :class:`StreamClosed` in the run, which ends it."""
 
     __slots__ = ("closed", "items")
 
