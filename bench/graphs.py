@@ -10,8 +10,12 @@ time, alternating blocks between the contenders so machine noise hits all alike.
 graph / bare queries/s: 1.0 means the graph costs nothing.
 
 A second table times a RAG chat turn without a session (``build_rag_graph`` over the bundled
-handbook, the offline extractive model): the graph as compiled (the DAG executor) against the
-same plan on LangGraph.
+handbook, the offline extractive model): the graph as compiled (the DAG executor), the same plan
+on LangGraph, and a plain function that calls the graph's components in the graph's order by
+hand (condense, the two retrievers one after the other, fusion, the relevance check, the packer,
+the prompt, the model, the answer), asserted to give the same answers; and each executor's
+``events()`` read to the end (the model's tokens streamed), and the DAG executor's
+``events()`` as it ran before: the whole run on a worker thread.
 
 Run: ``python -m bench.graphs [--quick]``
 """
@@ -22,6 +26,7 @@ import argparse
 import asyncio
 import platform
 import tempfile
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -104,6 +109,55 @@ _QUESTIONS = (
 )
 
 
+def _rag_by_hand(kb: Any) -> Any:
+    """The RAG turn as a plain function: the components ``build_rag_graph`` runs, called in its
+    order with its settings, with no graph around them."""
+    from weft.chains.citations import citation_messages, citation_prompt_tokens
+    from weft.chains.condense import CondenseInput, condense_question
+    from weft.components.hybrid import DEFAULT_RRF_K, reciprocal_rank_fusion
+    from weft.components.models import NO_ANSWER, default_chat_model
+    from weft.components.prompts import ContextPacker
+    from weft.components.resilience import is_fallback_answer
+    from weft.graphs.rag import _cited, _source_refs, _total_usage
+    from weft.graphs.schema import ChatInput, ChatOutput
+
+    settings = kb.settings
+    model = default_chat_model()
+    model = model.model_copy(update={"embeddings": kb.store.embeddings})
+    condense = condense_question(None, retrieves=lambda w: bool(kb.bm25.search(w, k=1))).fn
+    top, fetch = settings.top_k, max(20, settings.top_k)
+    vector, bm25 = kb.vector_retriever(top), kb.bm25
+    packer = ContextPacker(settings.context_tokens, name="pack")
+
+    def turn(chat: ChatInput) -> ChatOutput:
+        c = condense(CondenseInput(chat.question, list(chat.history)), {})
+        branches = {
+            "vector": vector.invoke(c.query, k=fetch),
+            "bm25": bm25.invoke(c.query, k=fetch),
+        }
+        docs = [
+            f.to_document()
+            for f in reciprocal_rank_fusion(branches, rrf_k=DEFAULT_RRF_K, confidence=True)[:top]
+        ]
+        usage_state: dict[str, Any] = {"condense_usage": c.usage}
+        scores = (d.metadata.get("score") for d in docs)
+        if not any(isinstance(s, int | float) and s > settings.score_threshold for s in scores):
+            return ChatOutput(answer=NO_ANSWER, sources=[], usage=_total_usage(None, usage_state))
+        packed = packer.invoke(docs)
+        sources = _source_refs(packed)
+        usage_state["prompt_tokens"] = citation_prompt_tokens(packed, c.query)
+        message = model.invoke(citation_messages(packed, c.query))
+        text = message.text.strip()
+        return ChatOutput(
+            answer=text,
+            sources=_cited(text, sources),
+            usage=_total_usage(message, usage_state),  # type: ignore[arg-type]
+            fallback=is_fallback_answer(message),
+        )
+
+    return turn
+
+
 def rag_turns(n_turns: int) -> None:
     from weft.core.settings import Settings
     from weft.graphs.knowledge import KnowledgeBase
@@ -116,21 +170,32 @@ def rag_turns(n_turns: int) -> None:
         dag = build_rag_graph(kb)
         assert dag.executor == "dag"
         on_langgraph = CompiledGraph[ChatInput, Any](dag.plan, executor="langgraph")
-        graphs = {"dag": dag, "langgraph": on_langgraph}
+        by_hand = _rag_by_hand(kb)
+        paths = {
+            "by hand": by_hand,
+            "dag": dag.invoke,
+            "langgraph": on_langgraph.invoke,
+            "dag, events()": lambda q: deque(dag.events(q), maxlen=0),
+            # The path events() took before: the whole run on a worker thread.
+            "dag, events(), whole run on a worker": lambda q: deque(
+                dag._events_on_worker(dag._input(q), q, None), maxlen=0
+            ),
+            "langgraph, events()": lambda q: deque(on_langgraph.events(q), maxlen=0),
+        }
         questions = [ChatInput(question=_QUESTIONS[i % len(_QUESTIONS)]) for i in range(n_turns)]
         for q in questions[:10]:
-            for graph in graphs.values():
-                graph.invoke(q)
-        assert dag.invoke(questions[0]) == on_langgraph.invoke(questions[0])
-        qps = interleaved_qps({k: g.invoke for k, g in graphs.items()}, questions, block=10)
-    rows = [[k, f"{1000 / v:.2f}", f"{v:,.0f}"] for k, v in qps.items()]
-    rows.append(
-        ["ratio dag / langgraph (time per turn)", f"{qps['langgraph'] / qps['dag']:.2f}", ""]
-    )
+            for path in paths.values():
+                path(q)
+        for q in questions[: len(_QUESTIONS)]:
+            assert by_hand(q) == dag.invoke(q) == on_langgraph.invoke(q), q.question
+        qps = interleaved_qps(paths, questions, block=10)
+    rows = [
+        [k, f"{1000 / v:.2f}", f"{v:,.0f}", f"{qps['by hand'] / v:.2f}"] for k, v in qps.items()
+    ]
     table(
         f"RAG chat turn, no session, bundled handbook, extractive model, {n_turns} turns; "
         f"{platform.machine()}",
-        ["executor", "ms/turn", "turns/s"],
+        ["path", "ms/turn", "turns/s", "time / by hand"],
         rows,
     )
 

@@ -115,8 +115,46 @@ def test_a_graph_of_plain_functions_streams_from_the_readers_own_thread() -> Non
     assert not compiled.live
     assert list(compiled.events(1))[-1] == FinalOutput(3)
     assert ran_in == [threading.get_ident()] * 2
-    # A graph with a node that streams as it runs hands its run to a worker thread.
+    # A graph with a node that streams as it runs hands that node's work to a worker thread.
     assert rag_like().live
+
+
+def test_a_streaming_graph_runs_only_its_streaming_node_off_the_readers_thread(
+    executor: str,
+) -> None:
+    ran_in: dict[str, int] = {}
+    release = threading.Event()
+
+    def before(s: str) -> str:
+        ran_in["before"] = threading.get_ident()
+        return s
+
+    def words(s: str) -> Iterator[str]:
+        ran_in["words"] = threading.get_ident()
+        yield "first"
+        # Only a reader that already saw "first" can set this; a buffered stream would time out.
+        if not release.wait(timeout=5):
+            raise TimeoutError("the first chunk was not delivered before the node finished")
+        yield "second"
+
+    def after(s: str) -> str:
+        ran_in["after"] = threading.get_ident()
+        return s.upper()
+
+    g = Graph[str, str]("live").add_node("before", before).add_node("words", words)
+    g.add_node("after", after).add_edge(START, "before").add_edge("before", "words")
+    compiled = g.add_edge("words", "after").add_edge("after", END).compile()
+    seen = []
+    for event in compiled.events("x"):
+        seen.append(event)
+        if isinstance(event, Chunk):
+            release.set()
+    assert [e.chunk for e in seen if isinstance(e, Chunk)] == ["first", "second"]
+    assert seen[-1] == FinalOutput("FIRSTSECOND")
+    assert ran_in["words"] != threading.get_ident()
+    # The DAG executor runs the other steps in the reader's thread; LangGraph runs it all on one.
+    others = {ran_in["before"], ran_in["after"]}
+    assert others == ({threading.get_ident()} if executor == "dag" else {ran_in["words"]})
 
 
 def test_closing_the_events_of_a_plain_graph_stops_it_before_its_next_step() -> None:
@@ -136,6 +174,33 @@ def test_closing_the_events_of_a_plain_graph_stops_it_before_its_next_step() -> 
     assert next(stream) == NodeStarted(("first",), 1)
     stream.close()
     assert ran == ["first"]
+
+
+def test_closing_the_events_of_a_streaming_graph_ends_its_run_at_its_next_event() -> None:
+    closed, ended = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def words(s: str) -> Iterator[str]:
+        try:
+            yield "first"
+            closed.wait(timeout=5)
+            yield "second"
+            ran.append("words went on")
+        finally:
+            ended.set()
+
+    def after(s: str) -> str:
+        ran.append("after")
+        return s
+
+    g = Graph[str, str]("live").add_node("words", words).add_node("after", after)
+    compiled = g.add_edge(START, "words").add_edge("words", "after").add_edge("after", END)
+    stream = compiled.compile().events("x")
+    assert next(e for e in stream if isinstance(e, Chunk)).chunk == "first"
+    stream.close()
+    closed.set()
+    assert ended.wait(timeout=5)
+    assert ran == []
 
 
 def test_the_readers_code_between_events_runs_outside_the_graph_run() -> None:

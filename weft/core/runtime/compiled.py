@@ -12,9 +12,8 @@ import contextvars
 import functools
 import threading
 import warnings
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -165,8 +164,9 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
     step_limit: int
     live: bool
     """Whether a node can make chunks while it runs (a chat model, a lambda that yields, a
-    LangChain runnable or tool, a live nested graph): :meth:`events` then runs the graph on a
-    worker thread, so those chunks reach the reader as they come."""
+    LangChain runnable or tool, a live nested graph): :meth:`events` then runs that node (on
+    LangGraph, the whole graph) on a worker thread, so those chunks reach the reader as they
+    come."""
     _laid: Laid
     _breaks: tuple[tuple[str, ...], tuple[str, ...]]
     _start_inboxes: dict[str, Any]
@@ -286,37 +286,46 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         model the run calls, and what streaming lambdas yield) with the path they came from,
         nodes finishing, and the final output last.
 
-        A graph with a node that makes chunks as it runs (:attr:`live`: a chat model, a lambda
-        that yields, a LangChain runnable or tool) runs on a worker thread, so those chunks
-        arrive while the node runs. Any other graph runs in the caller's thread, and the events
-        of each step arrive as the step ends. Closing the iterator early ends the run at its
-        next event.
+        The run's steps run in the caller's thread, and the events of each step arrive as the
+        step ends; but a node that makes chunks as it runs (:attr:`live`: a chat model, a lambda
+        that yields, a LangChain runnable or tool) runs on a worker thread, so its chunks arrive
+        while it runs. The DAG executor hands over only the steps with such a node; on
+        LangGraph, a live graph's whole run goes to the worker. Closing the iterator early ends
+        the run at its next event.
         """
         _refuse(self.name, "events", kwargs)
         values = self._input(input)
-        if self.live:
+        dag = self._exec if isinstance(self._exec, DagExecutor) else None
+        if self.live and dag is None:
             yield from self._events_on_worker(values, input, config)
             return
-        items: deque[StreamEvent] = deque()
-        cfg, report = self._config(config, Emitter(items.append), input, False)
+        pipe = Pipe()
+        cfg, report = self._config(config, Emitter(pipe.put), input, False)
         # Each step runs in one context of its own: what LangGraph sets while it runs must not
         # reach the reader's code between steps.
         ctx = nested_context(cfg) or contextvars.copy_context()
         with report:
-            steps = self._exec.steps(values, cfg)
+            steps: Generator[Future[Any] | None, None, Any]
+            if dag is None:
+                steps = self._exec.steps(values, cfg)
+            else:
+                steps = dag.steps(values, cfg, _pool().submit if self.live else None)
             try:
                 while True:
                     try:
-                        ctx.run(next, steps)
+                        running = ctx.run(next, steps)
                     except StopIteration as stop:
                         outcome = stop.value
                         break
-                    while items:
-                        yield items.popleft()
+                    if running is not None:  # a step on a worker: its events as they come
+                        running.add_done_callback(pipe.done)
+                        while (event := pipe.get()) is not None:
+                            yield event
+                    yield from pipe.ready()
             finally:
+                pipe.closed = True  # a step still running on a worker ends at its next event
                 ctx.run(steps.close)  # a run still going ends here
-            while items:
-                yield items.popleft()
+            yield from pipe.ready()
             result = self._result(outcome, cfg)
         report.done(result)
         yield FinalOutput(result)

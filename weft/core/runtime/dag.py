@@ -7,6 +7,8 @@ graphs do not use: channels, checkpoints, task ids, and a fresh thread pool per 
 nodes are the same :class:`~weft.core.runtime.node.NodeRunner` objects the LangGraph backend
 runs. Parallel nodes of a sync run share one bounded pool for the process (the caller runs one
 of them itself, and takes back any the pool has not started); those of an async run are tasks.
+A streamed sync run (``events()``) runs its steps in the reader's thread, but for the steps
+with a node that makes chunks as it runs, which run on a worker thread while the reader reads.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class InvalidUpdate(InvalidUpdateError):
 Tasks = list[tuple[NodeRunner, RunnableConfig]]
 Step = tuple[Mapping[str, Any], Tasks]
 Loop = Generator[Step, list[Update], dict[str, Any]]
+# Where a step runs when it is not run in the caller's thread: ``ThreadPoolExecutor.submit``.
+Offload = Callable[..., Future[list[Update]]]
 
 
 class DagExecutor:
@@ -147,16 +151,28 @@ class DagExecutor:
 
     # -- driving it ---------------------------------------------------------------------------
 
-    def steps(self, values: Any, cfg: RunnableConfig) -> Generator[None, None, Any]:
-        """The run a step at a time: yields after each step, returns the run's values."""
+    def steps(
+        self, values: Any, cfg: RunnableConfig, offload: Offload | None = None
+    ) -> Generator[Future[list[Update]] | None, None, Any]:
+        """The run a step at a time: yields after each step, returns the run's values.
+
+        With ``offload``, a step with a node that makes chunks as it runs (a chat model, a
+        lambda that yields...) is handed to it instead: the step yields the future of its
+        updates while it runs, so the caller can read the chunks as they come, and takes them
+        when the caller steps on. Every other step runs in the caller's thread."""
         calls = _Calls(self.name, cfg)
         calls.start(values)
         loop = self._loop(values, cfg, calls)
         try:
             step = next(loop)
             while True:
-                updates = _run_sync(step)
-                yield
+                if offload is not None and any(r.live for r, _ in step[1]):
+                    running = offload(contextvars.copy_context().run, _run_sync, step)
+                    yield running
+                    updates = running.result()
+                else:
+                    updates = _run_sync(step)
+                    yield None
                 step = loop.send(updates)
         except StopIteration as stop:
             out: dict[str, Any] = stop.value

@@ -21,7 +21,7 @@ import asyncio
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -219,8 +219,9 @@ _DONE = object()
 
 
 class Pipe:
-    """Events from the thread running a graph to the thread reading ``events()``. Once the reader
-    closes it, the next event put raises :class:`StreamClosed` in the run, which ends it."""
+    """Events from the threads running a graph's steps (the reader's own, or a worker) to the
+    thread reading ``events()``. Once the reader closes it, the next event put raises
+    :class:`StreamClosed` in the run, which ends it."""
 
     __slots__ = ("closed", "items")
 
@@ -240,6 +241,12 @@ class Pipe:
         """The next event, or :data:`None` once the run is done."""
         item = self.items.get()
         return None if item is _DONE else item
+
+    def ready(self) -> Iterator[Any]:
+        """The events put so far, without waiting for more."""
+        items = self.items
+        while not items.empty():
+            yield items.get_nowait()
 
 
 class Sink:
