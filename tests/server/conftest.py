@@ -44,6 +44,7 @@ from weft.graphs.schema import (
     ChatUsage,
     SourceRef,
 )
+from weft.testing._engines import terminate
 from weft.testing._threaded import ThreadedUvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,13 +254,8 @@ class ServeProcess:
             self.output.append(line)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)
         if self._drainer is not None:
             self._drainer.join(timeout=5)
         if self.proc is not None and self.proc.stdout is not None:

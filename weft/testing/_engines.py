@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -39,6 +40,7 @@ __all__ = [
     "Redis",
     "Replica",
     "free_port",
+    "terminate",
     "wait_for",
 ]
 
@@ -118,6 +120,17 @@ class Postgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def terminate(proc: subprocess.Popen[Any]) -> None:
+    """Stop ``proc`` if it still runs: SIGTERM, then SIGKILL after 15 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Background:
     """A program run in the background, its output in ``log``; stopped with SIGTERM."""
 
@@ -143,13 +156,8 @@ class Background:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)
 
 
 class ChromaServer(Background):
