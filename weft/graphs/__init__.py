@@ -15,8 +15,9 @@ The names load their module when first used, so importing one graph does not imp
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from weft.core._lazy import lazy_names
 
 if TYPE_CHECKING:
     from weft.graphs.agent import approved, build_react_agent, edited, rejected
@@ -70,14 +71,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'weft.graphs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"weft.graphs.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_names(__name__, _HOME, __all__, globals())

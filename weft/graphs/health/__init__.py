@@ -13,8 +13,9 @@ The names load their module when first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from weft.core._lazy import lazy_names
 
 if TYPE_CHECKING:
     from weft.graphs.health.graph import Consultation, build_health_graph
@@ -39,14 +40,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'weft.graphs.health' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"weft.graphs.health.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_names(__name__, _HOME, __all__, globals())
