@@ -12,8 +12,8 @@ from typing import Any
 
 from weft.core.settings import Settings
 from weft.graphs._saga_postgres import open_saga_log
+from weft.graphs.health._postgres import open_health_services
 from weft.graphs.health.consult import SAGA_NAME, StepPolicy, consultation_saga
-from weft.graphs.health.services import LocalHealthServices
 from weft.graphs.saga import Saga, StepContext
 
 SAGA_ID = "crash1"
@@ -34,10 +34,11 @@ def _kill(*_: Any) -> None:
 
 def build(data_dir: Path, point: str = "", fail: str = "", database_url: str = "") -> Saga:
     """The saga, killing the process at ``point`` and failing step ``fail`` for good; its log
-    is in the PostgreSQL database at ``database_url`` when given, else in ``data_dir``."""
+    and services are in the PostgreSQL database at ``database_url`` when given, else in
+    ``data_dir``."""
     settings = Settings(data_dir=data_dir, database_url=database_url or None)
     log = open_saga_log(settings)
-    services = LocalHealthServices(data_dir / "health.sqlite")
+    services = open_health_services(settings)
     saga = consultation_saga(
         log,
         services,

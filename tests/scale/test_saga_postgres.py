@@ -1,5 +1,6 @@
-"""The consultation saga's log in PostgreSQL (``WEFT_DATABASE_URL``): a saga that fails and
-compensates, and one a killed process left running, recovered by another process."""
+"""The consultation saga's log, services and checkpoints in PostgreSQL (``WEFT_DATABASE_URL``):
+a saga that fails and compensates, and one a killed process left running, recovered by another
+process with a data dir of its own, as another replica would."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ import pytest
 
 from tests.graphs import _killed_saga
 from weft.cli import main
+from weft.core._database import open_database
 from weft.core.settings import Settings
 from weft.graphs._saga_postgres import PostgresSagaLog, open_saga_log
+from weft.graphs.health._postgres import PostgresHealthServices
 from weft.graphs.health.consult import SAGA_NAME
-from weft.graphs.health.services import LocalHealthServices
 from weft.graphs.saga import SagaError, arecover
 from weft.testing._engines import Postgres
+
+_SERVICE_TABLES = ("consultations", "reports", "outbox", "health_records")
 
 
 @pytest.fixture
@@ -28,8 +32,8 @@ def clean(postgres: Postgres) -> str:
     them)."""
     open_saga_log(Settings(database_url=postgres.url))  # the tables, on first use
     with psycopg.connect(postgres.url, autocommit=True) as conn:
-        conn.execute("DELETE FROM saga_steps")
-        conn.execute("DELETE FROM sagas")
+        for table in ("saga_steps", "sagas", *(f"weft_health.{t}" for t in _SERVICE_TABLES)):
+            conn.execute(f"DELETE FROM {table}")
     return postgres.url
 
 
@@ -60,9 +64,11 @@ def test_a_failing_saga_compensates_and_is_logged_in_postgresql(clean: str, tmp_
         ],
     )
     assert "failed after 2 attempts" in (record.steps[3].error or "")
-    assert not (tmp_path / "sagas.sqlite").exists()
-    services = LocalHealthServices(tmp_path / "health.sqlite")
-    assert Counter(r["status"] for r in services.rows("consultations")) == {"cancelled": 1}
+    assert not list(tmp_path.iterdir())  # neither a log nor services in the data dir
+    with psycopg.connect(clean) as conn:  # read without weft
+        found = conn.execute("SELECT status FROM weft_health.consultations").fetchall()
+        reports = conn.execute("SELECT status FROM weft_health.reports").fetchall()
+    assert (found, reports) == ([("cancelled",)], [("withdrawn",)])
 
 
 def test_an_unknown_saga_names_the_database_not_a_file(clean: str) -> None:
@@ -85,13 +91,17 @@ def test_a_saga_a_killed_process_left_running_is_recovered_from_postgresql(
     monkeypatch.setenv("WEFT_DATABASE_URL", clean)
     assert main(["saga", "list", "--data-dir", str(tmp_path)]) == 0
     assert f"{_killed_saga.SAGA_ID}  {SAGA_NAME}  running  step 4 notify" in capsys.readouterr().out
-    saga = _killed_saga.build(tmp_path, database_url=clean)
+    other = tmp_path / "replica-2"  # another replica: its own data dir, the same database
+    saga = _killed_saga.build(other, database_url=clean)
     (record,) = asyncio.run(arecover(saga.log, {SAGA_NAME: saga}))
     assert record.status == "completed"
     assert _logged(clean, _killed_saga.SAGA_ID) == ("completed", [(s, "done") for s, _ in steps])
-    services = LocalHealthServices(tmp_path / "health.sqlite")
+    services = PostgresHealthServices(open_database(clean))
+    # the killed process's notification was in PostgreSQL: the recovery found it, sent none again
     assert Counter(r["kind"] for r in services.rows("outbox")) == {"notification": 1}
-    assert main(["saga", "recover", "--data-dir", str(tmp_path)]) == 0
+    assert [r["status"] for r in services.rows("health_records")] == ["active"]
+    assert not list(tmp_path.glob("**/*.sqlite"))
+    assert main(["saga", "recover", "--data-dir", str(other)]) == 0
     assert "no saga to recover" in capsys.readouterr().out
 
 
@@ -105,3 +115,43 @@ def test_of_two_processes_recovering_one_saga_only_one_takes_it(clean: str, tmp_
     assert saga.log.claim("pg-claim", stale.owner)
     assert not saga.log.claim("pg-claim", stale.owner)  # the second one read the same owner
     assert saga.log.get("pg-claim").owner == mine  # this process, which took it first
+
+
+def test_a_consultation_stopped_on_one_replica_resumes_on_another_from_postgresql(
+    clean: str, tmp_path: Path
+) -> None:
+    from weft.core.runtime.compiled import thread
+    from weft.graphs.health._postgres import configured_parts
+    from weft.graphs.health.consult import StepPolicy
+    from weft.graphs.health.graph import build_health_graph, health_checkpointer
+
+    def stop(point: str) -> None:
+        if point == "after:report":
+            raise KeyboardInterrupt  # the run stops between the report and the notification
+
+    fast = StepPolicy(timeout=5.0, retries=1, backoff=0.001, max_backoff=0.001)
+    config = thread("pg-visit")
+    one, two = (Settings(data_dir=tmp_path / n, database_url=clean) for n in ("r1", "r2"))
+    first = build_health_graph(
+        one.data_dir,
+        policy=fast,
+        checkpointer=health_checkpointer(one.data_dir, one),
+        probe=stop,
+        **configured_parts(one),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        first.invoke({"text": "sneezing and itchy eyes"}, config)
+    assert _logged(clean, "pg-visit")[0] == "running"
+    second = build_health_graph(
+        two.data_dir,
+        policy=fast,
+        checkpointer=health_checkpointer(two.data_dir, two),
+        recover=False,
+        **configured_parts(two),
+    )
+    result = second.invoke(None, config)  # replica 2 finds replica 1's checkpoint: triage done
+    assert result.saga is not None
+    assert (result.saga["id"], result.saga["status"]) == ("pg-visit", "completed")
+    services = PostgresHealthServices(open_database(clean))
+    assert len(services.rows("reports")) == 1 and len(services.rows("outbox")) == 1
+    assert not list(tmp_path.glob("**/*.sqlite"))  # nothing of it in either data dir

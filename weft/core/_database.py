@@ -67,6 +67,30 @@ MIGRATIONS: list[tuple[str, str]] = [
         "error TEXT, PRIMARY KEY (saga_id, idx))",
     ),
     ("saga status index", "CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status)"),
+    ("health services schema", "CREATE SCHEMA IF NOT EXISTS weft_health"),
+    (
+        "health consultations",
+        "CREATE TABLE IF NOT EXISTS weft_health.consultations (seq BIGSERIAL, "
+        "key TEXT PRIMARY KEY, id TEXT UNIQUE NOT NULL, record TEXT NOT NULL, "
+        "status TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)",
+    ),
+    (
+        "health reports",
+        "CREATE TABLE IF NOT EXISTS weft_health.reports (seq BIGSERIAL, key TEXT PRIMARY KEY, "
+        "consultation_id TEXT NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL)",
+    ),
+    (
+        "health outbox",
+        "CREATE TABLE IF NOT EXISTS weft_health.outbox (seq BIGSERIAL, key TEXT PRIMARY KEY, "
+        "consultation_id TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, "
+        "created DOUBLE PRECISION NOT NULL, sent DOUBLE PRECISION)",
+    ),
+    (
+        "health records",
+        "CREATE TABLE IF NOT EXISTS weft_health.health_records (seq BIGSERIAL, "
+        "key TEXT PRIMARY KEY, person TEXT NOT NULL, consultation_id TEXT NOT NULL, "
+        "entry TEXT NOT NULL, status TEXT NOT NULL)",
+    ),
 ]
 """weft's own schema changes, applied in order once each (``weft_migrations`` records them)."""
 

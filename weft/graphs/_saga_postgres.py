@@ -20,7 +20,7 @@ from weft.core._database import Database, database_of, shown
 from weft.core.settings import Settings
 from weft.graphs.saga import SAGA_LOG_FILE, SagaLog
 
-__all__ = ["PostgresSagaLog", "open_saga_log"]
+__all__ = ["PostgresSagaLog", "marked", "open_saga_log"]
 
 
 class PostgresSagaLog(SagaLog):
@@ -38,19 +38,19 @@ class PostgresSagaLog(SagaLog):
         changed = 0
         with self.database.connection() as conn, conn.transaction():
             for sql, params in statements:
-                changed = conn.execute(_marked(sql), params).rowcount
+                changed = conn.execute(marked(sql), params).rowcount
         return changed
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self.database.connection() as conn:
-            rows = conn.execute(_marked(sql), params).fetchall()
+            rows = conn.execute(marked(sql), params).fetchall()
         return [tuple(r.values()) for r in rows]
 
     def close(self) -> None:
         """Nothing to close: the connections belong to the process's pool."""
 
 
-def _marked(sql: str) -> str:
+def marked(sql: str) -> str:
     """``sql`` with psycopg's ``%s`` for SQLite's ``?`` (the log's SQL has no other ``?``)."""
     return sql.replace("?", "%s")
 

@@ -120,15 +120,14 @@ class GraphRegistry(Mapping[str, CompiledGraph[Any, Any]]):
         )
 
     def _health(self) -> CompiledGraph[Any, Any]:
-        from weft.graphs._saga_postgres import open_saga_log
-        from weft.graphs.health.graph import build_health_graph, health_checkpointer, health_model
+        from weft.graphs.health._postgres import configured_parts
+        from weft.graphs.health.graph import build_health_graph, health_checkpointer
 
         data_dir = self.settings.data_dir
         return build_health_graph(
             data_dir,
-            model=health_model(self.settings),
-            saga_log=open_saga_log(self.settings),
-            checkpointer=health_checkpointer(data_dir),
+            checkpointer=health_checkpointer(data_dir, self.settings),
+            **configured_parts(self.settings),
         )
 
     def __getitem__(self, name: str) -> CompiledGraph[Any, Any]:

@@ -106,29 +106,25 @@ def add_commands(subparsers: Any) -> None:
 
 def _parts(args: argparse.Namespace) -> Any:
     from weft.core.settings import get_settings
-    from weft.graphs._saga_postgres import open_saga_log
-    from weft.graphs.health.graph import HealthConsultation, health_model
+    from weft.graphs.health._postgres import configured_parts
+    from weft.graphs.health.graph import HealthConsultation
 
     settings = get_settings(data_dir=args.data_dir)
-    return HealthConsultation(
-        settings.data_dir, model=health_model(settings), saga_log=open_saga_log(settings)
-    )
+    return HealthConsultation(settings.data_dir, **configured_parts(settings))
 
 
 def _consult(args: argparse.Namespace, out: TextIO) -> int:
     import asyncio
 
     from weft.core.settings import get_settings
-    from weft.graphs._saga_postgres import open_saga_log
-    from weft.graphs.health.graph import build_health_graph, health_model
+    from weft.graphs.health._postgres import configured_parts
+    from weft.graphs.health.graph import build_health_graph
 
     data = _input(args, "consult")
     if data is None:
         return 2
     settings = get_settings(data_dir=args.data_dir)
-    graph = build_health_graph(
-        settings.data_dir, model=health_model(settings), saga_log=open_saga_log(settings)
-    )
+    graph = build_health_graph(settings.data_dir, **configured_parts(settings))
     return asyncio.run(_stream_consult(graph, data, args.json, out))
 
 

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from weft.core.compiled import CompiledGraph
 from weft.core.graph import END, START, Graph
+from weft.core.settings import Settings
 from weft.graphs._model import configured_model
 from weft.graphs.health.consult import (
     SAGA_NAME,
@@ -185,11 +186,16 @@ health_model = configured_model
 ``OPENAI_BASE_URL`` is set, else None (offline); see :func:`weft.graphs._model.configured_model`."""
 
 
-def health_checkpointer(data_dir: str | Path) -> Any:
-    """The graph's LangGraph checkpointer: ``health_checkpoints.sqlite`` in the data dir."""
+def health_checkpointer(data_dir: str | Path, settings: Settings | None = None) -> Any:
+    """The graph's LangGraph checkpointer: LangGraph's PostgreSQL tables when ``settings``
+    name a ``database_url``, else ``health_checkpoints.sqlite`` in ``data_dir``."""
     from weft.core._checkpoint import open_sqlite_checkpointer
+    from weft.core._database import database_of
 
     allowed = (HealthInput, Triage, Triaged, Consultation, Analysis)
+    database = database_of(settings) if settings is not None else None
+    if database is not None:
+        return database.checkpointer(allowed)
     return open_sqlite_checkpointer(Path(data_dir) / "health_checkpoints.sqlite", allowed)
 
 

@@ -58,63 +58,78 @@ CREATE TABLE IF NOT EXISTS health_records (
 """
 
 
+_COLUMNS = {
+    "consultations": ("key", "id", "record", "status", "created"),
+    "reports": ("key", "consultation_id", "body", "status"),
+    "outbox": ("key", "consultation_id", "kind", "message", "created", "sent"),
+    "health_records": ("key", "person", "consultation_id", "entry", "status"),
+}
+"""Each table's columns, in the order its inserts give them."""
+
+
 class LocalHealthServices(SqliteFile):
-    """The default services: SQLite tables in one file (``health.sqlite`` in the data dir)."""
+    """The default services: SQLite tables in one file (``health.sqlite`` in the data dir).
+
+    The calls go through :meth:`_execute` and :meth:`_select` (``?`` marks a parameter), which
+    a subclass points at another database (:class:`~weft.graphs.health._postgres.
+    PostgresHealthServices`)."""
 
     SCHEMA = _SCHEMA
+    ORDER = "rowid"
+    """How :meth:`rows` orders a table's rows: as they were written."""
+    PREFIX = ""
+    """Put before each table's name (a database shared with other programs uses one)."""
 
-    def _once(self, sql: str, params: tuple[Any, ...]) -> None:
-        """Run an insert that does nothing when its key is already there."""
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         with self._lock:
-            self._db.execute(sql + " ON CONFLICT(key) DO NOTHING", params)
+            self._db.execute(sql, params)
+
+    def _select(self, sql: str) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return [tuple(row) for row in self._db.execute(sql).fetchall()]
+
+    def _once(self, table: str, params: tuple[Any, ...]) -> None:
+        """Insert a row that does nothing when its key is already there."""
+        columns = _COLUMNS[table][: len(params)]
+        marks = ", ".join("?" * len(columns))
+        self._execute(
+            f"INSERT INTO {self.PREFIX}{table} ({', '.join(columns)}) VALUES ({marks}) "
+            "ON CONFLICT(key) DO NOTHING",
+            params,
+        )
 
     def _set(self, table: str, status: str, consultation_id: str) -> None:
-        with self._lock:
-            self._db.execute(
-                f"UPDATE {table} SET status = ? WHERE consultation_id = ?",
-                (status, consultation_id),
-            )
+        sql = f"UPDATE {self.PREFIX}{table} SET status = ? WHERE consultation_id = ?"
+        self._execute(sql, (status, consultation_id))
 
     def create_record(self, key: str, consultation_id: str, record: Mapping[str, Any]) -> str:
         body = json.dumps(dict(record), ensure_ascii=False)
-        self._once(
-            "INSERT INTO consultations VALUES (?, ?, ?, 'open', ?)",
-            (key, consultation_id, body, time.time()),
-        )
+        self._once("consultations", (key, consultation_id, body, "open", time.time()))
         return consultation_id
 
     def cancel_record(self, key: str, consultation_id: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE consultations SET status = 'cancelled' WHERE id = ?", (consultation_id,)
-            )
+        self._execute(
+            f"UPDATE {self.PREFIX}consultations SET status = 'cancelled' WHERE id = ?",
+            (consultation_id,),
+        )
 
     def save_report(self, key: str, consultation_id: str, report: str) -> str:
-        self._once("INSERT INTO reports VALUES (?, ?, ?, 'final')", (key, consultation_id, report))
+        self._once("reports", (key, consultation_id, report, "final"))
         return key
 
     def withdraw_report(self, key: str, consultation_id: str) -> None:
         self._set("reports", "withdrawn", consultation_id)
 
     def notify(self, key: str, consultation_id: str, message: str) -> str:
-        self._once(
-            "INSERT INTO outbox VALUES (?, ?, 'notification', ?, ?, NULL)",
-            (key, consultation_id, message, time.time()),
-        )
+        self._once("outbox", (key, consultation_id, "notification", message, time.time()))
         return key
 
     def retract_notification(self, key: str, consultation_id: str) -> None:
         message = "The consultation was cancelled; disregard the earlier message."
-        self._once(
-            "INSERT INTO outbox VALUES (?, ?, 'retraction', ?, ?, NULL)",
-            (key, consultation_id, message, time.time()),
-        )
+        self._once("outbox", (key, consultation_id, "retraction", message, time.time()))
 
     def update_health_record(self, key: str, person: str, consultation_id: str, entry: str) -> str:
-        self._once(
-            "INSERT INTO health_records VALUES (?, ?, ?, ?, 'active')",
-            (key, person, consultation_id, entry),
-        )
+        self._once("health_records", (key, person, consultation_id, entry, "active"))
         return key
 
     def revert_health_record(self, key: str, consultation_id: str) -> None:
@@ -123,9 +138,9 @@ class LocalHealthServices(SqliteFile):
     def rows(self, table: str) -> list[dict[str, Any]]:
         """Every row of a table (``consultations``, ``reports``, ``outbox``,
         ``health_records``), for inspection and tests."""
-        if table not in ("consultations", "reports", "outbox", "health_records"):
-            raise ValueError(f"no table {table!r}")
-        with self._lock:
-            cursor = self._db.execute(f"SELECT * FROM {table} ORDER BY rowid")
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        columns = _COLUMNS.get(table)
+        if columns is None:
+            raise ValueError(f"no table {table!r}; choose one of {', '.join(_COLUMNS)}")
+        sql = f"SELECT {', '.join(columns)} FROM {self.PREFIX}{table} ORDER BY {self.ORDER}"
+        found = self._select(sql)
+        return [dict(zip(columns, row, strict=True)) for row in found]
