@@ -123,6 +123,19 @@ class KnowledgeBase:
         9
     """
 
+    def __new__(
+        cls, settings: Settings | None = None, *, embedding: Embeddings | None = None
+    ) -> KnowledgeBase:
+        # With WEFT_DATABASE_URL the knowledge base keeps its manifest, journal and BM25 index
+        # in PostgreSQL (docs/deploy.md), so replicas need no shared data directory.
+        if cls is KnowledgeBase:
+            chosen = settings if settings is not None else get_settings()
+            if chosen.database_url is not None:
+                from weft.graphs._knowledge_postgres import SharedKnowledgeBase
+
+                return super().__new__(SharedKnowledgeBase)
+        return super().__new__(cls)
+
     def __init__(self, settings: Settings | None = None, *, embedding: Embeddings | None = None):
         self.settings = settings if settings is not None else get_settings()
         self._embedding = embedding
