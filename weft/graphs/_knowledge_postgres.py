@@ -44,7 +44,7 @@ from rich.console import Console
 
 from weft.components.bm25 import BM25Retriever
 from weft.components.stores import ChromaRetriever, ChromaStore
-from weft.core._database import Database, database_of, shown
+from weft.core._database import Database, DatabaseUnavailableError, database_of, shown
 from weft.core.errors import ConfigurationError
 from weft.core.settings import Settings
 from weft.graphs.knowledge import KnowledgeBase, _collection, _drop, _existing_ids
@@ -185,7 +185,15 @@ class SharedKnowledgeBase(KnowledgeBase):
         if not self.changed_on_disk():
             return False
         with self._lock:
-            return self._catch_up()
+            try:
+                return self._catch_up()
+            except DatabaseUnavailableError as exc:
+                # The version loaded is whole in both stores: serve it until the database is
+                # back, asking again a second later (a request that needs the database gets
+                # its 503 from that request's own query).
+                self._checked = time.monotonic()
+                _log.warning("cannot check %s for a newer version: %s", self._where, exc)
+                return False
 
     def _catch_up(self) -> bool:
         if self._pointer is None:
