@@ -107,7 +107,8 @@ class SharedKnowledgeBase(KnowledgeBase):
         return self.settings.collection
 
     @property
-    def _where(self) -> str:
+    def where(self) -> str:
+        """Where this knowledge base is kept, for messages: its name and database."""
         return f"the knowledge base '{self._name}' at {shown(self.database.url)}"
 
     # -- reading --------------------------------------------------------------------------------
@@ -166,10 +167,10 @@ class SharedKnowledgeBase(KnowledgeBase):
                     (self._name, pointer.version),
                 ).fetchone()
             if row is not None:
-                where = f"weft_kb_indexes (version {pointer.version}) of {self._where}"
+                where = f"weft_kb_indexes (version {pointer.version}) of {self.where}"
                 return pointer, BM25Retriever.from_bytes(bytes(row["blob"]), where)
         raise ConfigurationError(
-            f"the BM25 index of {self._where} (version {pointer.version}) is missing from "
+            f"the BM25 index of {self.where} (version {pointer.version}) is missing from "
             "weft_kb_indexes; rebuild the knowledge base with `weft ingest --reset PATH...`"
         )
 
@@ -192,7 +193,7 @@ class SharedKnowledgeBase(KnowledgeBase):
                 # back, asking again a second later (a request that needs the database gets
                 # its 503 from that request's own query).
                 self._checked = time.monotonic()
-                _log.warning("cannot check %s for a newer version: %s", self._where, exc)
+                _log.warning("cannot check %s for a newer version: %s", self.where, exc)
                 return False
 
     def _catch_up(self) -> bool:
@@ -245,11 +246,11 @@ class SharedKnowledgeBase(KnowledgeBase):
             if not row["ok"]:
                 if not wait:
                     raise ConfigurationError(
-                        f"another ingest of {self._where} is running; try again once it has "
+                        f"another ingest of {self.where} is running; try again once it has "
                         "finished, or let this one wait for it (leave out --no-wait; wait=True)"
                     )
                 (console or Console(stderr=True)).print(
-                    f"waiting for another ingest of {self._where} to finish...",
+                    f"waiting for another ingest of {self.where} to finish...",
                     markup=False,
                     highlight=False,
                     soft_wrap=True,
@@ -334,7 +335,7 @@ class SharedKnowledgeBase(KnowledgeBase):
             ).fetchone()
             if (int(row["version"]) if row is not None else 0) != base.version:
                 raise ConfigurationError(
-                    f"another ingest committed to {self._where} while this one ran (its lock "
+                    f"another ingest committed to {self.where} while this one ran (its lock "
                     "was lost with the database connection); nothing was committed, run it again"
                 )
             conn.execute(
@@ -379,7 +380,7 @@ class SharedKnowledgeBase(KnowledgeBase):
                 "ingest %d of %s failed (%s) and undoing it failed too (%s); its chunks stay "
                 "invisible, and the next ingest removes them",
                 version,
-                self._where,
+                self.where,
                 exc,
                 failed,
             )

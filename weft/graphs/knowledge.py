@@ -1,7 +1,9 @@
 """A knowledge base on disk: a Chroma collection and a BM25 index that always agree.
 
 :class:`KnowledgeBase` keeps both stores in ``Settings.data_dir`` (Chroma in ``chroma/``, BM25
-in ``bm25/``), so two data directories are two separate knowledge bases.
+in ``bm25/``), so two data directories are two separate knowledge bases. With
+``WEFT_DATABASE_URL``, ``KnowledgeBase(settings)`` makes a ``SharedKnowledgeBase`` that keeps the
+same promises in PostgreSQL and Chroma instead (``_knowledge_postgres.py``), for replicas.
 
 What :meth:`KnowledgeBase.ingest` guarantees:
 
@@ -126,8 +128,7 @@ class KnowledgeBase:
     def __new__(
         cls, settings: Settings | None = None, *, embedding: Embeddings | None = None
     ) -> KnowledgeBase:
-        # With WEFT_DATABASE_URL the knowledge base keeps its manifest, journal and BM25 index
-        # in PostgreSQL (docs/deploy.md), so replicas need no shared data directory.
+        # With WEFT_DATABASE_URL, replicas share it through PostgreSQL (docs/deploy.md).
         if cls is KnowledgeBase:
             chosen = settings if settings is not None else get_settings()
             if chosen.database_url is not None:
@@ -147,6 +148,11 @@ class KnowledgeBase:
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(data_dir='{self.settings.data_dir}')"
+
+    @property
+    def where(self) -> str:
+        """Where this knowledge base is kept, for messages: its data dir here."""
+        return str(self.settings.data_dir)
 
     # -- the stores ------------------------------------------------------------------------------
 
