@@ -47,7 +47,7 @@ from weft.components.stores import ChromaRetriever, ChromaStore
 from weft.core._database import Database, DatabaseUnavailableError, database_of, shown
 from weft.core.errors import ConfigurationError
 from weft.core.settings import Settings
-from weft.graphs.knowledge import KnowledgeBase, _collection, _drop, _existing_ids
+from weft.graphs.knowledge import KnowledgeBase, _collection, _drop, _missing
 
 __all__ = ["FOLLOW_SECONDS", "VERSION_KEY", "SharedKnowledgeBase"]
 
@@ -391,11 +391,7 @@ class SharedKnowledgeBase(KnowledgeBase):
         """Add the chunks the committed version lacks, as a new version of the same collection."""
         store, bm25 = self.store, self.bm25
         base = self._pointer or _Pointer(0, store._collection.name)
-        ids = [c.id or "" for c in chunks]
-        in_chroma = _existing_ids(store, ids)
-        in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
-        for_chroma = [c for c in chunks if c.id not in in_chroma]
-        for_bm25 = [c for c in chunks if c.id not in in_bm25]
+        for_chroma, for_bm25 = _missing(store, bm25, chunks)
         if not for_chroma and not for_bm25:
             return for_chroma, for_bm25
         new_ids = [c.id or "" for c in for_chroma]

@@ -416,11 +416,7 @@ class KnowledgeBase:
         Chroma, so a failure here, or a killed process at the next open, takes them out again.
         """
         store, bm25 = self.store, self.bm25
-        ids = [c.id or "" for c in chunks]
-        in_chroma = _existing_ids(store, ids)
-        in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
-        for_chroma = [c for c in chunks if c.id not in in_chroma]
-        for_bm25 = [c for c in chunks if c.id not in in_bm25]
+        for_chroma, for_bm25 = _missing(store, bm25, chunks)
         if not for_chroma and not for_bm25:
             return for_chroma, for_bm25
         before = self._on_disk()
@@ -600,6 +596,16 @@ def _write_journal(path: Path, journal: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(scratch, path)
+
+
+def _missing(
+    store: ChromaStore, bm25: BM25Retriever, chunks: Sequence[Document]
+) -> tuple[list[Document], list[Document]]:
+    """The chunks each store lacks: (for Chroma, for BM25)."""
+    ids = [c.id or "" for c in chunks]
+    in_chroma = _existing_ids(store, ids)
+    in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
+    return [c for c in chunks if c.id not in in_chroma], [c for c in chunks if c.id not in in_bm25]
 
 
 def _existing_ids(store: ChromaStore, ids: list[str]) -> set[str]:
