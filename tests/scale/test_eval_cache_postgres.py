@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -35,13 +36,13 @@ RUN = textwrap.dedent(
 
 
 def test_an_eval_run_in_one_process_is_a_cache_hit_in_another(
-    postgres: Postgres, tmp_path: pytest.TempPathFactory
+    postgres: Postgres, tmp_path: Path
 ) -> None:
     PostgresOutputCache(open_database(postgres.url)).clear()
     runs = []
     for name in ("first", "second"):  # two processes, each with a data dir of its own
         done = subprocess.run(
-            [sys.executable, "-c", RUN.format(data=str(tmp_path / name))],  # type: ignore[operator]
+            [sys.executable, "-c", RUN.format(data=str(tmp_path / name))],
             env={"PATH": "/usr/bin:/bin", "WEFT_DATABASE_URL": postgres.url, "HOME": "/tmp"},
             cwd=ROOT,
             capture_output=True,
