@@ -90,6 +90,18 @@ def kill(name: str, mode: str, path: Path) -> None:
     assert done.returncode == KILLED, done.stderr
 
 
+def killed_after_otters(
+    shared: tuple[str, Open], tmp_path: Path, mode: str, late: Path
+) -> KnowledgeBase:
+    """A writer that ingested the otters, after another process was killed ingesting ``late``
+    (``mode``: ingest or reset) before its commit."""
+    name, open_kb = shared
+    writer = open_kb("writer")
+    writer.ingest(write(tmp_path / "docs", otters=OTTERS), progress=False)
+    kill(name, mode, late)
+    return writer
+
+
 def test_an_ingest_reaches_a_reader_with_a_data_dir_of_its_own(
     shared: tuple[str, Open], tmp_path: Path, postgres: Postgres
 ) -> None:
@@ -140,9 +152,8 @@ def test_a_killed_ingest_is_never_searched_and_the_next_writer_rolls_it_back(
     shared: tuple[str, Open], tmp_path: Path, postgres: Postgres
 ) -> None:
     name, open_kb = shared
-    writer = open_kb("writer")
-    writer.ingest(write(tmp_path / "docs", otters=OTTERS), progress=False)
-    kill(name, "ingest", write(tmp_path / "late", narwhals=NARWHALS) / "narwhals.md")
+    late = write(tmp_path / "late", narwhals=NARWHALS) / "narwhals.md"
+    writer = killed_after_otters(shared, tmp_path, "ingest", late)
     reader = open_kb("reader")
     collection = reader.store._collection
     assert collection.count() == 2  # the killed ingest's chunk reached Chroma...
@@ -162,9 +173,7 @@ def test_a_killed_reset_leaves_the_old_contents_served_and_its_collection_droppe
     shared: tuple[str, Open], tmp_path: Path, postgres: Postgres
 ) -> None:
     name, open_kb = shared
-    writer = open_kb("writer")
-    writer.ingest(write(tmp_path / "docs", otters=OTTERS), progress=False)
-    kill(name, "reset", write(tmp_path / "late", narwhals=NARWHALS))
+    writer = killed_after_otters(shared, tmp_path, "reset", write(tmp_path / "late", n=NARWHALS))
     client = writer.store._client
     made = {c.name for c in client.list_collections() if c.name.startswith(f"{name}-g")}
     assert len(made) == 2  # the live one and the killed reset's
