@@ -197,3 +197,30 @@ def test_a_writer_that_may_not_wait_is_refused_while_another_writes(
         ):
             kb.ingest(write(tmp_path / "docs", otters=OTTERS), progress=False, wait=False)
     assert kb.count() == 0 and journal(postgres.url, name) == []
+
+
+def test_a_writer_whose_ingest_was_rolled_back_under_it_does_not_commit(
+    shared: tuple[str, Open], tmp_path: Path, postgres: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer whose connection (and lock) was lost while it ran, so that another writer
+    rolled its ingest back, must not commit what is no longer all in Chroma."""
+    name, open_kb = shared
+    kb = open_kb("writer")
+    kb.ingest(write(tmp_path / "docs", otters=OTTERS), progress=False)
+    real_write = SharedKnowledgeBase._write
+
+    def write_then_lose_the_lock(*args: object) -> None:
+        real_write(*args)  # type: ignore[arg-type]
+        with psycopg.connect(postgres.url, autocommit=True) as other:  # what the next writer does
+            other.execute(
+                "UPDATE weft_kb_ingests SET state = 'rolled back' WHERE kb = %s "
+                "AND state = 'running'",
+                (name,),
+            )
+
+    monkeypatch.setattr(SharedKnowledgeBase, "_write", staticmethod(write_then_lose_the_lock))
+    with pytest.raises(ConfigurationError, match="was rolled back by another writer"):
+        kb.ingest(write(tmp_path / "late", narwhals=NARWHALS), progress=False)
+    reader = open_kb("reader")
+    assert sources(reader, "narwhal otters") == {"otters"} and reader.version == kb.version
+    assert journal(postgres.url, name)[-1] == ("add", "rolled back")

@@ -362,10 +362,17 @@ class SharedKnowledgeBase(KnowledgeBase):
                 "updated = EXCLUDED.updated",
                 (name, new.version, new.collection, base.collection, time.time()),
             )
-            conn.execute(
-                "UPDATE weft_kb_ingests SET state = 'committed', finished = %s WHERE id = %s",
+            marked = conn.execute(
+                "UPDATE weft_kb_ingests SET state = 'committed', finished = %s "
+                "WHERE id = %s AND state = 'running'",
                 (time.time(), new.version),
             )
+            if marked.rowcount != 1:  # another writer took the lock and rolled this one back
+                raise ConfigurationError(
+                    f"ingest {new.version} of {self.where} was rolled back by another writer "
+                    "while it ran (its lock was lost with the database connection); nothing "
+                    "was committed, run it again"
+                )
             # The version before this one stays: a process may be loading it right now.
             conn.execute(
                 "DELETE FROM weft_kb_indexes WHERE kb = %s AND version < %s", (name, base.version)
