@@ -390,3 +390,33 @@ def test_saves_to_one_folder_at_once_never_collide(tmp_path: Path) -> None:
     versions = [p.name for p in root.iterdir() if p.name.startswith("v-")]
     assert versions == [(root / "CURRENT").read_text()]
     assert not [p.name for p in root.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_index_packed_into_bytes_reads_back_the_same_and_holds_no_pickle(
+    retriever: BM25Retriever,
+) -> None:
+    blob = retriever.to_bytes()
+    assert b"pickle" not in blob and blob.startswith(b"PK")  # a zip of JSON and .npy arrays
+    loaded = BM25Retriever.from_bytes(blob)
+    assert loaded.count() == retriever.count()
+    for query in ("chroma vectors", "keyword ranking"):
+        assert loaded.search(query) == retriever.search(query)
+    assert BM25Retriever.from_bytes(BM25Retriever().to_bytes()).count() == 0
+
+
+def test_a_damaged_packed_index_names_where_it_came_from_and_the_fix(
+    retriever: BM25Retriever,
+) -> None:
+    blob = retriever.to_bytes()
+    for damaged in (blob[: len(blob) // 2], b"not an index", blob.replace(b'"count"', b'"cuont"')):
+        with pytest.raises(ConfigurationError, match="the BM25 index in row 7 is damaged") as info:
+            BM25Retriever.from_bytes(damaged, "row 7")
+        assert "weft ingest --reset" in str(info.value)
+
+
+def test_a_clone_takes_writes_the_original_does_not_see(retriever: BM25Retriever) -> None:
+    clone = retriever.clone()
+    clone.upsert([Document(page_content="narwhal tusks are teeth", id="narwhal")])
+    clone.delete([retriever.get_by_ids([d.id or "" for d in retriever._docs])[0].id or ""])
+    assert retriever.search("narwhal") == [] and clone.search("narwhal")
+    assert clone.count() == retriever.count()  # one added, one deleted

@@ -1,5 +1,6 @@
-"""Two real ``weft serve`` replicas behind real nginx, sharing PostgreSQL, a Chroma server,
-Redis and one data directory: what a session, an ingest, a rate limit and a crash do there."""
+"""Two real ``weft serve`` replicas behind real nginx, sharing PostgreSQL, a Chroma server and
+Redis, each with a data directory of its own: what a session, an ingest, a rate limit and a
+crash do there."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.timeout(240)
 HOLD = "hold on:"
 """A question that starts so makes the model hang: its turn is still running."""
 RATE = 20
+FOLLOWED = 10.0
+"""Seconds a test waits for an ingest to reach a replica (docs/deploy.md says about one)."""
 KEYS = ["key-memory", "key-ingest", "key-rate", "key-crash", "key-db", "key-probe"]
 DOCS = {
     "otters.md": "# Otters\n\nSea otters hold hands while they sleep so they do not drift apart.\n",
@@ -52,15 +55,15 @@ class Cluster:
     a: Replica
     b: Replica
     nginx: Nginx
-    data: Path
+    workdir: Path
     env: dict[str, str]
 
     def ingest(self, folder: Path, *flags: str) -> None:
-        cmd = [sys.executable, "-m", "weft.cli", "ingest", str(folder), "--data-dir"]
+        """``weft ingest`` from a folder of its own: it needs no replica's data dir."""
         done = subprocess.run(
-            [*cmd, str(self.data), *flags],
+            [sys.executable, "-m", "weft.cli", "ingest", str(folder), *flags],
             env=self.env,
-            cwd=ROOT,
+            cwd=self.workdir,
             capture_output=True,
             text=True,
             timeout=120,
@@ -95,24 +98,25 @@ def cluster(
             "OPENAI_BASE_URL": model.base_url,
             "OPENAI_API_KEY": "test",
         }
-        data = base / "data"
+        workdir = base / "cli"
+        workdir.mkdir()
         replicas: list[Replica] = []
         # docs/deploy.md's commands, with this machine's engines, folders and ports.
         for line in deploy_commands():
-            line = line.replace("./handbook", str(docs)).replace("/srv/weft", str(data))
+            line = line.replace("./handbook", str(docs)).replace("/srv/", f"{base}/")
             words = shlex.split(line.removesuffix("&"))
             if words[0] == "export":
                 name = words[1].partition("=")[0]
                 env[name] = engines[name]
             elif words[:2] == ["weft", "serve"]:
-                assert words[2::2] == ["--port", "--data-dir"] and words[5] == str(data), line
-                replicas.append(Replica(data, env, "ab"[len(replicas)]))
+                assert words[2::2] == ["--port", "--data-dir"], line
+                replicas.append(Replica(Path(words[5]), env, "ab"[len(replicas)]))
             else:
                 assert words[0] == "weft", line
                 done = subprocess.run(
                     [sys.executable, "-m", "weft.cli", *words[1:]],
                     env={**os.environ, **env},
-                    cwd=ROOT,
+                    cwd=workdir,
                     capture_output=True,
                     text=True,
                     timeout=120,
@@ -120,6 +124,7 @@ def cluster(
                 assert done.returncode == 0, f"{line}: {done.stderr}"
         assert env.keys() >= engines.keys() and len(replicas) == 2
         a, b = replicas
+        assert a.data_dir != b.data_dir  # nothing shared on disk
         threads = [threading.Thread(target=r.start) for r in (a, b)]
         for t in threads:
             t.start()
@@ -127,7 +132,7 @@ def cluster(
             t.join()
         nginx = deployed_nginx(nginx_dir, [a.address, b.address])
         nginx.start()
-        cluster = Cluster(postgres, model, a, b, nginx, data, {**os.environ, **env})
+        cluster = Cluster(postgres, model, a, b, nginx, workdir, {**os.environ, **env})
         try:
             yield cluster
         finally:
@@ -213,12 +218,23 @@ def test_cli_ingest_and_reset_are_answered_by_both_replicas_without_restart(
         "# Narwhals\n\nA narwhal tusk is a tooth that can grow three metres long.\n"
     )
     cluster.ingest(tmp_path)
-    for replica in (cluster.a, cluster.b):
-        assert "narwhals.md" in hybrid_sources(replica.url, "narwhal tusk tooth")
+    for replica in (cluster.a, cluster.b):  # within docs/deploy.md's bound: a second or so
+        wait_for(
+            lambda r=replica: "narwhals.md" in hybrid_sources(r.url, "narwhal tusk tooth"),
+            "the ingest reaching a replica",
+            timeout=FOLLOWED,
+        )
         assert httpx.get(replica.url + "/readyz", timeout=10).status_code == 200
     cluster.ingest(tmp_path, "--reset")  # the knowledge base is now the narwhals alone
     for replica in (cluster.a, cluster.b):
-        assert hybrid_sources(replica.url, "sea otters kelp narwhal tusk") == {"narwhals.md"}
+        wait_for(
+            lambda r=replica: hybrid_sources(r.url, "otters kelp narwhal") == {"narwhals.md"},
+            "the reset reaching a replica",
+            timeout=FOLLOWED,
+        )
+        # Never the old contents again, nor a mix: the replica moved to the new version.
+        for _ in range(5):
+            assert hybrid_sources(replica.url, "sea otters kelp narwhal tusk") == {"narwhals.md"}
 
 
 def test_rate_limit_holds_across_replicas(cluster: Cluster) -> None:

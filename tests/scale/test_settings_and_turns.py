@@ -110,10 +110,19 @@ def test_db_migrate_makes_the_tables_once(
     first = capsys.readouterr().out
     assert "applied langgraph checkpoints" in first and "weft 1: session owners" in first
     assert "weft 2: saga log" in first and "weft 3: saga steps" in first
+    assert "knowledge base ingest journal" in first and "eval cache" in first
     assert main(["db", "migrate"]) == 0
     assert "the schema is current; nothing to do" in capsys.readouterr().out
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM weft_session_owners").fetchone() == (0,)
+        for table in (
+            "weft_kb_current",
+            "weft_kb_indexes",
+            "weft_kb_chunks",
+            "weft_kb_ingests",
+            "weft_eval_cache",
+        ):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
 
 
 def test_db_migrate_without_a_database_says_what_to_set(

@@ -72,15 +72,16 @@ def reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _unreadable(root: Path, file: str, exc: OSError) -> ConfigurationError:
+def _unreadable(root: Path | zipfile.Path, file: str, exc: OSError) -> ConfigurationError:
     return ConfigurationError(
         f"cannot read '{file}' of the BM25 index at '{root}' ({exc.strerror or exc}); let this "
         "user read the folder and its files"
     )
 
 
-def read_saved(root: Path) -> Saved:
-    """Read and check the version ``CURRENT`` names; raises :class:`DamagedIndex`."""
+def read_saved(root: Path | zipfile.Path) -> Saved:
+    """Read and check the version ``CURRENT`` names; raises :class:`DamagedIndex`. ``root`` is
+    a folder, or the inside of a zip that holds the same files (``BM25Retriever.to_bytes``)."""
     try:
         name = (root / CURRENT).read_text(encoding="utf-8").strip()
     except PermissionError as exc:
@@ -150,7 +151,7 @@ def read_saved(root: Path) -> Saved:
     try:
         # Opened here, not by np.load, so a file it rejects is closed at once; np.load takes a
         # non-archive for a pickle or a bare array.
-        with open(version / file, "rb") as fh:
+        with (version / file).open("rb") as fh:
             if fh.read(4) != b"PK\x03\x04":
                 raise DamagedIndex(f"'{name}/{file}' is not an .npz archive")
             fh.seek(0)

@@ -10,12 +10,14 @@ cheaper than bm25s's own ``retrieve`` (it partitions the whole score array).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import shutil
 import threading
 import uuid
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,7 @@ __all__ = ["BM25Retriever", "Tokenizer"]
 
 _log = logging.getLogger(__name__)
 _SAVE_LOCK = ".save.lock"
+_PACKED = "v-packed"  # the one version folder inside to_bytes()'s zip
 _LOAD_TRIES = 20  # a load that keeps racing saves this often is most likely not racing at all
 
 
@@ -355,9 +358,11 @@ class BM25Retriever(BaseRetriever):
             if old.is_dir() and old.name.startswith("v-") and old.name != version:
                 shutil.rmtree(old, ignore_errors=True)
 
-    def _write_version(
-        self, target: Path, snap: _Snapshot, tokens: list[NDArray[np.int32]], vocab: list[str]
-    ) -> None:
+    def _version_files(
+        self, snap: _Snapshot, tokens: list[NDArray[np.int32]], vocab: list[str]
+    ) -> dict[str, bytes]:
+        """The files of one saved version, by name (``manifest.json`` last: it is written last,
+        so a version folder with a manifest is complete)."""
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -385,8 +390,6 @@ class BM25Retriever(BaseRetriever):
                     f"cannot save BM25 index: document '{doc.id}' has metadata that is not "
                     f"JSON-serialisable ({exc}); keep metadata to str/int/float/bool/list/dict"
                 ) from exc
-        write_synced(target / "documents.jsonl", ("\n".join(lines) + "\n").encode())
-        write_synced(target / "vocab.json", json.dumps(vocab, ensure_ascii=False).encode())
         lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         flat = np.concatenate(tokens) if tokens else np.empty(0, dtype=np.int32)
@@ -397,11 +400,69 @@ class BM25Retriever(BaseRetriever):
                 indices=snap.index.scores["indices"],
                 indptr=snap.index.scores["indptr"],
             )
-        with open(target / "arrays.npz", "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        write_synced(target / "manifest.json", json.dumps(manifest, indent=2).encode())
+        packed = io.BytesIO()
+        np.savez(packed, **arrays)
+        return {
+            "documents.jsonl": ("\n".join(lines) + "\n").encode(),
+            "vocab.json": json.dumps(vocab, ensure_ascii=False).encode(),
+            "arrays.npz": packed.getvalue(),
+            "manifest.json": json.dumps(manifest, indent=2).encode(),
+        }
+
+    def _write_version(
+        self, target: Path, snap: _Snapshot, tokens: list[NDArray[np.int32]], vocab: list[str]
+    ) -> None:
+        for name, payload in self._version_files(snap, tokens, vocab).items():
+            write_synced(target / name, payload)
+
+    def to_bytes(self) -> bytes:
+        """The index as one blob (a zip of what :meth:`save` writes to a version folder), for a
+        database to hold; :meth:`from_bytes` reads it back. No pickles: JSON and numpy arrays."""
+        with self._lock:
+            self.refresh()
+            snap, tokens, vocab = self._snapshot, list(self._tokens), list(self._vocab)
+        blob = io.BytesIO()
+        with zipfile.ZipFile(blob, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(CURRENT, _PACKED)
+            for name, payload in self._version_files(snap, tokens, vocab).items():
+                archive.writestr(f"{_PACKED}/{name}", payload)
+        return blob.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, where: str = "the given bytes") -> BM25Retriever:
+        """An index from :meth:`to_bytes`'s blob, checked as :meth:`load` checks files.
+
+        Raises:
+            ConfigurationError: the blob is not such an index, or is damaged; the message
+                names ``where`` it came from.
+        """
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(blob))
+        except (zipfile.BadZipFile, ValueError) as exc:
+            raise ConfigurationError(
+                f"the BM25 index in {where} is damaged: not a packed index ({exc}); rebuild it "
+                "with `weft ingest --reset PATH...`"
+            ) from exc
+        with archive:
+            try:
+                saved = read_saved(zipfile.Path(archive))
+                return _from_saved(_construct(cls, saved), saved)
+            except DamagedIndex as exc:
+                raise ConfigurationError(
+                    f"the BM25 index in {where} is damaged: {exc}; rebuild it with "
+                    "`weft ingest --reset PATH...`"
+                ) from exc
+
+    def clone(self) -> BM25Retriever:
+        """A retriever with this one's documents that upserts and deletes do not share: a
+        writer builds the next version on it while this one keeps serving."""
+        twin = type(self)(**{name: getattr(self, name) for name in type(self).model_fields})
+        with self._lock:
+            twin._ids, twin._docs = list(self._ids), list(self._docs)
+            twin._pos, twin._tokens = dict(self._pos), list(self._tokens)
+            twin._vocab = dict(self._vocab)
+            twin._snapshot, twin._dirty = self._snapshot, self._dirty
+        return twin
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **overrides: Any) -> BM25Retriever:
@@ -425,32 +486,7 @@ class BM25Retriever(BaseRetriever):
         saved, retriever = _read(cls, root)
         if overrides:
             retriever = cls(**{**saved.params, **overrides})
-        documents, vocab = saved.documents, saved.vocab
-        offsets = saved.offsets
-        retriever._docs = documents
-        retriever._ids = [d.id or "" for d in documents]
-        retriever._pos = {doc_id: p for p, doc_id in enumerate(retriever._ids)}
-        retriever._tokens = [
-            saved.tokens[offsets[p] : offsets[p + 1]] for p in range(len(documents))
-        ]
-        retriever._vocab = {token: i for i, token in enumerate(vocab)}
-        index = None
-        if saved.csc is not None:
-            index = bm25s.BM25(
-                k1=retriever.k1, b=retriever.b, method=retriever.method, backend="numpy"
-            )
-            data, indices, indptr = saved.csc
-            index.scores = {
-                "data": data,
-                "indices": indices,
-                "indptr": indptr,
-                "num_docs": len(documents),
-            }
-            index.vocab_dict = retriever._vocab
-            index.nonoccurrence_array = None
-        retriever._snapshot = _Snapshot(index, list(documents), len(vocab))
-        retriever._dirty = False
-        return retriever
+        return _from_saved(retriever, saved)
 
 
 def _read(cls: type[BM25Retriever], root: Path) -> tuple[Saved, BM25Retriever]:
@@ -483,3 +519,29 @@ def _construct(cls: type[BM25Retriever], saved: Saved) -> BM25Retriever:
         raise DamagedIndex(
             f"'{saved.version}/manifest.json' has invalid settings ({reason(exc)})"
         ) from exc
+
+
+def _from_saved(retriever: BM25Retriever, saved: Saved) -> BM25Retriever:
+    """``retriever`` (made with ``saved``'s settings) filled with what ``saved`` holds."""
+    documents, vocab = saved.documents, saved.vocab
+    offsets = saved.offsets
+    retriever._docs = documents
+    retriever._ids = [d.id or "" for d in documents]
+    retriever._pos = {doc_id: p for p, doc_id in enumerate(retriever._ids)}
+    retriever._tokens = [saved.tokens[offsets[p] : offsets[p + 1]] for p in range(len(documents))]
+    retriever._vocab = {token: i for i, token in enumerate(vocab)}
+    index = None
+    if saved.csc is not None:
+        index = bm25s.BM25(k1=retriever.k1, b=retriever.b, method=retriever.method, backend="numpy")
+        data, indices, indptr = saved.csc
+        index.scores = {
+            "data": data,
+            "indices": indices,
+            "indptr": indptr,
+            "num_docs": len(documents),
+        }
+        index.vocab_dict = retriever._vocab
+        index.nonoccurrence_array = None
+    retriever._snapshot = _Snapshot(index, list(documents), len(vocab))
+    retriever._dirty = False
+    return retriever

@@ -209,10 +209,12 @@ class ChromaStore(Chroma):
             ) from exc
         self._check_collection()
 
-    def reopen(self) -> None:
+    def reopen(self, name: str | None = None) -> None:
         """Look the collection up again by name: after another process swapped a new one in
-        under it (``weft ingest --reset``), this store searches the new one."""
-        self._chroma_collection = self._client.get_collection(name=self._collection.name)
+        under it (``weft ingest --reset``), this store searches the new one. ``name`` moves the
+        store to another collection of the same client (a knowledge base's next version)."""
+        found = self._client.get_collection(name=name or self._collection.name)
+        self._chroma_collection, self._collection_name = found, found.name
 
     def _check_collection(self) -> None:
         meta = self._collection.metadata or {}

@@ -67,6 +67,33 @@ MIGRATIONS: list[tuple[str, str]] = [
         "error TEXT, PRIMARY KEY (saga_id, idx))",
     ),
     ("saga status index", "CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status)"),
+    (
+        "knowledge base ingest journal",
+        "CREATE TABLE IF NOT EXISTS weft_kb_ingests (id BIGSERIAL PRIMARY KEY, kb TEXT NOT NULL, "
+        "kind TEXT NOT NULL, collection TEXT NOT NULL, ids JSONB NOT NULL, state TEXT NOT NULL, "
+        "started DOUBLE PRECISION NOT NULL, finished DOUBLE PRECISION)",
+    ),
+    (
+        "knowledge base version pointer",
+        "CREATE TABLE IF NOT EXISTS weft_kb_current (kb TEXT PRIMARY KEY, version BIGINT NOT NULL, "
+        "collection TEXT NOT NULL, retired TEXT, updated DOUBLE PRECISION NOT NULL)",
+    ),
+    (
+        "knowledge base BM25 indexes",
+        "CREATE TABLE IF NOT EXISTS weft_kb_indexes (kb TEXT NOT NULL, version BIGINT NOT NULL, "
+        "blob BYTEA NOT NULL, PRIMARY KEY (kb, version))",
+    ),
+    (
+        "knowledge base manifest",
+        "CREATE TABLE IF NOT EXISTS weft_kb_chunks (kb TEXT NOT NULL, collection TEXT NOT NULL, "
+        "id TEXT NOT NULL, source TEXT NOT NULL, version BIGINT NOT NULL, "
+        "PRIMARY KEY (kb, collection, id))",
+    ),
+    (
+        "eval cache",
+        "CREATE TABLE IF NOT EXISTS weft_eval_cache (key TEXT PRIMARY KEY, value JSONB NOT NULL, "
+        "created DOUBLE PRECISION NOT NULL)",
+    ),
     ("health services schema", "CREATE SCHEMA IF NOT EXISTS weft_health"),
     (
         "health consultations",

@@ -34,6 +34,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel
 
+from weft.core._database import database_of
 from weft.core.callbacks import CallbackBridge, Handler, RunInfo
 from weft.core.settings import Settings, get_settings
 from weft.core.usage import UsageTracker
@@ -67,7 +68,9 @@ def _stable(value: Any) -> Any:
 
 
 class OutputCache:
-    """Graph outputs on disk (diskcache), keyed by graph, version, input and repeat.
+    """Graph outputs on disk (diskcache), keyed by graph, version, input and repeat; with
+    ``WEFT_DATABASE_URL``, :class:`~weft.evals._cache_postgres.PostgresOutputCache` keeps them
+    in PostgreSQL instead.
 
     Only successful runs are stored. Each entry is committed when its run finishes, so a
     process killed mid-run loses at most the runs in flight.
@@ -103,6 +106,17 @@ class OutputCache:
 
     def close(self) -> None:
         self._cache.close()
+
+
+def _open_cache(settings: Settings, directory: str | Path) -> OutputCache:
+    """The cache ``settings`` name: PostgreSQL at ``database_url`` when set (JSON rows every
+    process shares), else diskcache in ``directory``."""
+    database = database_of(settings)
+    if database is None:
+        return OutputCache(directory)
+    from weft.evals._cache_postgres import PostgresOutputCache
+
+    return PostgresOutputCache(database)
 
 
 def graph_version(graph: Runnable[Any, Any]) -> str:
@@ -444,7 +458,8 @@ async def arun_suite(
     Args:
         settings: where the knowledge base and the cache live (``settings.data_dir``).
         cache: reuse and store graph outputs; ``cache_dir`` defaults to
-            ``<data_dir>/evals/cache``.
+            ``<data_dir>/evals/cache``. With ``settings.database_url`` they are kept in
+            PostgreSQL instead (JSON rows; an output that is not JSON is not cached).
         concurrency, repeats: override the suite's.
         progress: show a progress bar on stderr.
         baseline: a previous result to compare with; regressions fail the result.
@@ -470,7 +485,7 @@ async def arun_suite(
         for case in dataset.cases
         for r in range(repeats or suite.repeats)
     ]
-    store = OutputCache(store_dir) if cache else None
+    store = _open_cache(settings, store_dir) if cache else None
     semaphore = asyncio.Semaphore(concurrency or suite.concurrency)
     results: list[CaseResult] = []
     try:

@@ -6,7 +6,8 @@
 - :func:`build_demo_graph` (``demo.py``): a small offline question-answering graph.
 - :func:`build_resume_graph` (``resume/``): resumes into typed profiles, matched to job ads.
 - :func:`build_health_graph` (``health/``): red-flag triage, then a consultation saga.
-- :class:`KnowledgeBase` (``knowledge.py``): ingest files into Chroma and BM25, and retrieve.
+- :class:`KnowledgeBase` (``knowledge.py``): ingest files into Chroma and BM25, and retrieve;
+  with ``WEFT_DATABASE_URL``, kept in PostgreSQL for replicas (``_knowledge_postgres.py``).
 - :func:`default_graphs` (``registry.py``): the graphs above compiled once per settings.
 - ``schema.py``: the chat graphs' input, output and event types.
 

@@ -94,7 +94,7 @@ def _ingest(args: argparse.Namespace, out: TextIO) -> int:
     summary = kb.ingest(
         args.paths, progress=not args.no_progress, reset=args.reset, wait=not args.no_wait
     )
-    out.write(f"Ingested into {kb.settings.data_dir}: {summary.describe()}\n")
+    out.write(f"Ingested into {kb.where}: {summary.describe()}\n")
     if summary.files == 0:
         print(
             f"weft ingest: error: found no document to ingest in {', '.join(args.paths)}; "

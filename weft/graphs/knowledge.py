@@ -1,7 +1,9 @@
 """A knowledge base on disk: a Chroma collection and a BM25 index that always agree.
 
 :class:`KnowledgeBase` keeps both stores in ``Settings.data_dir`` (Chroma in ``chroma/``, BM25
-in ``bm25/``), so two data directories are two separate knowledge bases.
+in ``bm25/``), so two data directories are two separate knowledge bases. With
+``WEFT_DATABASE_URL``, ``KnowledgeBase(settings)`` makes a ``SharedKnowledgeBase`` that keeps the
+same promises in PostgreSQL and Chroma instead (``_knowledge_postgres.py``), for replicas.
 
 What :meth:`KnowledgeBase.ingest` guarantees:
 
@@ -123,6 +125,18 @@ class KnowledgeBase:
         9
     """
 
+    def __new__(
+        cls, settings: Settings | None = None, *, embedding: Embeddings | None = None
+    ) -> KnowledgeBase:
+        # With WEFT_DATABASE_URL, replicas share it through PostgreSQL (docs/deploy.md).
+        if cls is KnowledgeBase:
+            chosen = settings if settings is not None else get_settings()
+            if chosen.database_url is not None:
+                from weft.graphs._knowledge_postgres import SharedKnowledgeBase
+
+                return super().__new__(SharedKnowledgeBase)
+        return super().__new__(cls)
+
     def __init__(self, settings: Settings | None = None, *, embedding: Embeddings | None = None):
         self.settings = settings if settings is not None else get_settings()
         self._embedding = embedding
@@ -134,6 +148,11 @@ class KnowledgeBase:
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(data_dir='{self.settings.data_dir}')"
+
+    @property
+    def where(self) -> str:
+        """Where this knowledge base is kept, for messages: its data dir here."""
+        return str(self.settings.data_dir)
 
     # -- the stores ------------------------------------------------------------------------------
 
@@ -397,11 +416,7 @@ class KnowledgeBase:
         Chroma, so a failure here, or a killed process at the next open, takes them out again.
         """
         store, bm25 = self.store, self.bm25
-        ids = [c.id or "" for c in chunks]
-        in_chroma = _existing_ids(store, ids)
-        in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
-        for_chroma = [c for c in chunks if c.id not in in_chroma]
-        for_bm25 = [c for c in chunks if c.id not in in_bm25]
+        for_chroma, for_bm25 = _missing(store, bm25, chunks)
         if not for_chroma and not for_bm25:
             return for_chroma, for_bm25
         before = self._on_disk()
@@ -581,6 +596,16 @@ def _write_journal(path: Path, journal: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(scratch, path)
+
+
+def _missing(
+    store: ChromaStore, bm25: BM25Retriever, chunks: Sequence[Document]
+) -> tuple[list[Document], list[Document]]:
+    """The chunks each store lacks: (for Chroma, for BM25)."""
+    ids = [c.id or "" for c in chunks]
+    in_chroma = _existing_ids(store, ids)
+    in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
+    return [c for c in chunks if c.id not in in_chroma], [c for c in chunks if c.id not in in_bm25]
 
 
 def _existing_ids(store: ChromaStore, ids: list[str]) -> set[str]:

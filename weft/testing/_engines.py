@@ -263,6 +263,7 @@ class Replica(Background):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.address = f"127.0.0.1:{self.port}"
+        self.data_dir = data_dir
         cmd = [sys.executable, "-m", "weft.cli", "serve", "--port", str(self.port)]
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         log = data_dir.parent / f"{name}.log"
