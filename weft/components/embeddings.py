@@ -31,17 +31,19 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.embeddings import Embeddings
 
 from weft.components._microbatch import MicroBatchEmbeddings
-from weft.components._minilm import MiniLMEmbeddings
 from weft.components._openai_embeddings import OpenAIEmbedder
 from weft.core._extras import import_optional
 from weft.core.errors import (
     MissingExtraError,
 )
+
+if TYPE_CHECKING:
+    from weft.components._minilm import MiniLMEmbeddings
 
 __all__ = [
     "Embedder",
@@ -54,6 +56,15 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    # MiniLM loads numpy; importing this module for another embedder should not.
+    if name == "MiniLMEmbeddings":
+        from weft.components._minilm import MiniLMEmbeddings
+
+        return MiniLMEmbeddings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Embedder(Protocol):
