@@ -71,10 +71,8 @@ def test_rag_multiturn_suite_tells_follow_ups_from_new_topics(data_dir: Path) ->
 def test_hybrid_retrieval_holds_up_on_the_second_knowledge_base(data_dir: Path) -> None:
     result = assert_suite_passes("hybrid-retrieval-lumo", data_dir=data_dir, cache=False)
     m = result.metrics()
-    for metric in ("mrr", "ndcg@10"):
-        # Here vector search is the better branch; fusion stays within a hundredth of it.
-        assert m[f"hybrid/{metric}"] >= m[f"bm25/{metric}"]
-        assert m[f"hybrid/{metric}"] >= m[f"vector/{metric}"] - 0.01
+    for metric in ("mrr", "ndcg@10"):  # here vector search is the better branch
+        assert m[f"hybrid/{metric}"] >= max(m[f"bm25/{metric}"], m[f"vector/{metric}"])
 
 
 def test_rag_chat_suite_passes_offline(data_dir: Path, tmp_path: Path) -> None:
