@@ -18,9 +18,9 @@ from pydantic import Field
 from weft.components.bm25 import BM25Retriever
 from weft.components.hybrid import (
     BRANCH_FAILED_EVENT,
+    Fused,
     HybridRetriever,
     branch_confidence,
-    Fused,
     mmr_select,
     reciprocal_rank_fusion,
     rerank_fused,
