@@ -165,6 +165,7 @@ def test_rerank_fuses_a_third_list_into_the_first_candidates_by_the_same_rule() 
     assert reranked[0].ranks == {"vector": 3, "bm25": 1, "sentence": 2}
     assert reranked[0].scores["sentence"] == 0.6
     assert "sentence" not in reranked[-1].ranks  # past the reranked ones, order kept
+    assert {f.document.id: f.score for f in fused} == before  # the input is left as it was
 
 
 class WordCounts(Embeddings):

@@ -32,7 +32,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -234,7 +234,9 @@ def rerank_fused(
         >>> [f.document.id for f in rerank_fused(fused, [0.2, 0.8], rrf_k=4)]
         ['b', 'a']
     """
-    head, tail = list(fused[: len(scores)]), list(fused[len(scores) :])
+    # Copies, so the caller's list keeps its own scores and ranks.
+    head = [replace(f, ranks=dict(f.ranks), scores=dict(f.scores)) for f in fused[: len(scores)]]
+    tail = list(fused[len(scores) :])
     order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
     weight = 1.0 + _confidence([scores[i] for i in order])
     for rank, i in enumerate(order, start=1):
@@ -474,8 +476,10 @@ class HybridRetriever(BaseRetriever):
                 self._event(name, error),
                 config={"callbacks": run_manager.get_child()},
             )
-        # The sentence encoder is CPU-bound numpy (or a blocking client): off the loop.
-        fused = await run_in_executor(None, self._rerank, query, self._fuse(results))
+        fused = self._fuse(results)
+        if self.reranker is not None:
+            # The sentence encoder is CPU-bound numpy (or a blocking client): off the loop.
+            fused = await run_in_executor(None, self._rerank, query, fused)
         if self.mmr and len(fused) > limit:
             assert self.embeddings is not None
             texts = [f.document.page_content for f in fused]
