@@ -11,7 +11,8 @@ Sections:
    one query at a time as a retriever serves them) at 10k and 100k chunks, for weft's
    ``BM25Retriever.search`` and ``.invoke`` (callbacks included), raw bm25s (its own tokenizer,
    same Lucene stopwords), and rank_bm25's ``BM25Okapi`` (time-boxed: fewer queries, said so).
-2. Hybrid (Chroma + BM25, RRF) p50/p95 latency at 10k chunks with the offline embedder.
+2. Hybrid (Chroma + BM25, RRF) p50/p95 latency at 10k chunks with the offline embedder, and
+   with the knowledge base's sentence rerank when its model is installed.
 3. Micro-batched vs one-call-per-text embedding with 32 concurrent async callers, with the
    offline embedder as is and with a remote API stand-in (5 ms per call, 4 calls in flight), if
    weft has ``MicroBatchEmbeddings``; otherwise a TODO row.
@@ -43,7 +44,7 @@ from langchain_core.embeddings import Embeddings
 
 from weft.components._tokenize import Tokenizer
 from weft.components.bm25 import BM25Retriever
-from weft.components.hybrid import HybridRetriever
+from weft.components.hybrid import HybridRetriever, default_reranker
 from weft.components.stores import ChromaStore
 
 _API_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE")
@@ -373,6 +374,15 @@ def bench_hybrid(n: int, n_queries: int) -> None:
             "  bm25 branch alone (k=20)": lambda q: bm25.invoke(q, k=20),
             "  embed_query alone": embedder.embed_query,
         }
+        reranker = default_reranker()
+        if reranker is not None:
+            # What the knowledge base runs: the fused top 10 re-ranked by their best sentence.
+            # Asked twice in a row: first with the candidates' sentences new to the encoder,
+            # then with their vectors remembered.
+            reranked = hybrid.model_copy(update={"reranker": reranker})
+            reranker.embed_query("load the model before timing")
+            paths["hybrid + sentence rerank, new sentences"] = reranked.invoke
+            paths["hybrid + sentence rerank, remembered"] = reranked.invoke
         lat = interleaved_latencies_ms(paths, queries)
         rows = [
             [name, f"{pct(v, 50):.2f}", f"{pct(v, 95):.2f}", f"{statistics.mean(v):.2f}"]

@@ -18,10 +18,13 @@ from pydantic import Field
 from weft.components.bm25 import BM25Retriever
 from weft.components.hybrid import (
     BRANCH_FAILED_EVENT,
+    Fused,
     HybridRetriever,
     branch_confidence,
     mmr_select,
     reciprocal_rank_fusion,
+    rerank_fused,
+    sentence_rerank,
     weighted_score_fusion,
 )
 from weft.components.stores import ChromaStore
@@ -146,6 +149,83 @@ def test_a_confident_branch_outweighs_an_unsure_one() -> None:
     assert plain[0].score == plain[1].score  # a tie, broken by id
     assert [f.document.id for f in weighted] == ["b", "a"]
     assert weighted[0].score == pytest.approx((1 + 8 / 9) / 6 + (1 + 0.01 / 0.51) / 7)
+
+
+def test_rerank_fuses_a_third_list_into_the_first_candidates_by_the_same_rule() -> None:
+    fused = reciprocal_rank_fusion({"vector": VECTOR, "bm25": BM25}, rrf_k=4)  # a, c, b, d
+    before = {f.document.id: f.score for f in fused}
+    # The first three get sentence scores; the list is b (0.9), c (0.6), a (0.3).
+    reranked = rerank_fused(fused, [0.3, 0.6, 0.9], rrf_k=4)
+    weight = 1 + (0.9 - 0.6) / 0.9
+    gained = {"b": weight / 5, "c": weight / 6, "a": weight / 7}
+    assert {f.document.id: f.score for f in reranked} == pytest.approx(
+        {k: before[k] + gained.get(k, 0.0) for k in before}
+    )
+    assert [f.document.id for f in reranked] == ["c", "a", "b", "d"]
+    assert reranked[0].ranks == {"vector": 3, "bm25": 1, "sentence": 2}
+    assert reranked[0].scores["sentence"] == 0.6
+    assert "sentence" not in reranked[-1].ranks  # past the reranked ones, order kept
+    assert {f.document.id: f.score for f in fused} == before  # the input is left as it was
+
+
+class WordCounts(Embeddings):
+    """Vectors that count a few words, so cosines can be worked out by hand."""
+
+    WORDS: ClassVar[tuple[str, ...]] = ("warranty", "years", "shipping", "colour")
+    calls: list[list[str]]
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def _vector(self, text: str) -> list[float]:
+        words = re.findall(r"\w+", text.lower())
+        return [float(words.count(w)) for w in self.WORDS] + [0.01]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        return [self._vector(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+
+def test_sentence_rerank_scores_each_candidate_by_its_best_sentence() -> None:
+    # "spread" mentions the question's words in every line, weakly; "answer" has one line
+    # that is all about them, among lines about something else.
+    spread = doc("spread", text="Shipping and warranty. Colour and warranty.\nShipping colour")
+    answer = doc("answer", text="Colour options.\nThe warranty lasts two years. Shipping is free")
+    late = doc("late", text="warranty years")
+    fused = [Fused(spread, 0.42, {"bm25": 1}), Fused(answer, 0.4, {"bm25": 2}), Fused(late, 0.1)]
+    embedder = WordCounts()
+    reranked = sentence_rerank("How many years of warranty?", fused, embedder, depth=2)
+    # answer: the question's own vector, cosine 1; spread: at best 1 of 2 words, about 0.5.
+    # The list's confidence is (1 - 0.5) / 1, so answer gains 1.5 / 5 and spread 1.5 / 6.
+    assert [f.document.id for f in reranked] == ["answer", "spread", "late"]
+    assert [f.scores["sentence"] for f in reranked[:2]] == pytest.approx([1.0, 0.5], abs=1e-3)
+    assert [f.score for f in reranked] == pytest.approx([0.7, 0.67, 0.1], abs=1e-3)
+    # Lines and sentences, each embedded once; the candidate past ``depth`` is not read.
+    assert embedder.calls == [
+        [
+            "Shipping and warranty.",
+            "Colour and warranty.",
+            "Shipping colour",
+            "Colour options.",
+            "The warranty lasts two years.",
+            "Shipping is free",
+        ]
+    ]
+
+
+def test_hybrid_with_a_reranker_reports_the_sentence_rank_sync_and_async() -> None:
+    vector = ListRetriever(docs=[doc("a", 0.9, "Shipping to Iceland."), doc("b", 0.8, "x")])
+    bm25 = ListRetriever(docs=[doc("b", 5.0, "Warranty: two years."), doc("a", 1.0, "y")])
+    hybrid = HybridRetriever(vector=vector, bm25=bm25, k=2, reranker=WordCounts())
+    docs = hybrid.invoke("how many years of warranty")
+    assert [d.id for d in docs] == ["b", "a"]
+    assert docs[0].metadata["ranks"] == {"vector": 2, "bm25": 1, "sentence": 1}
+    assert [d.metadata for d in asyncio.run(hybrid.ainvoke("how many years of warranty"))] == [
+        d.metadata for d in docs
+    ]
 
 
 def test_hybrid_returns_top_k_with_fused_score_ranks_and_branch_scores() -> None:

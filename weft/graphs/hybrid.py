@@ -8,8 +8,11 @@ up as nodes in streams, callbacks and traces::
     START -> bm25 ----/
 
 Each branch asks for ``fetch_k`` candidates; ``fuse`` joins them by id with Reciprocal Rank
-Fusion (:func:`~weft.components.hybrid.reciprocal_rank_fusion`) and keeps the top ``k``, each
-with ``metadata["score"]`` (fused), ``["ranks"]`` and ``["scores"]`` (per branch). As in the
+Fusion (:func:`~weft.components.hybrid.reciprocal_rank_fusion`), re-ranks the first candidates
+by their best sentence when given a reranker (:func:`~weft.components.hybrid.sentence_rerank`;
+over a knowledge base, :func:`~weft.components.hybrid.default_reranker` unless told otherwise),
+and keeps the top ``k``, each with ``metadata["score"]`` (fused), ``["ranks"]`` and
+``["scores"]`` (per branch, and ``"sentence"`` when re-ranked). As in the
 retriever, a failing branch is logged and the other one answers alone; only when both fail is
 it a :class:`~weft.core.errors.RetrievalError`. :class:`GraphRetriever` turns this graph, or any
 compiled ``str -> list[Document]`` graph, back into a retriever component.
@@ -25,18 +28,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field
 
-from weft.components.hybrid import DEFAULT_RRF_K, reciprocal_rank_fusion
+from weft.components.hybrid import (
+    DEFAULT_RERANK_K,
+    DEFAULT_RRF_K,
+    default_reranker,
+    reciprocal_rank_fusion,
+    sentence_rerank,
+)
 from weft.core.compiled import CompiledGraph
 from weft.core.component import lambda_
 from weft.core.errors import EmptyQueryError, RetrievalError
@@ -52,21 +62,23 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BranchResult:
-    """What one retrieval branch produced: its ranked documents, or the error it raised."""
+    """What one retrieval branch produced: its ranked documents, or the error it raised, and
+    the query it was asked."""
 
     documents: list[Document]
     error: str | None = None
+    query: str = ""
 
 
 def _branch(name: str, retriever: BaseRetriever, fetch_k: int) -> Any:
     def run(query: str, config: RunnableConfig) -> BranchResult:
         try:
-            return BranchResult(retriever.invoke(query, config, k=fetch_k))
+            return BranchResult(retriever.invoke(query, config, k=fetch_k), query=query)
         except EmptyQueryError:
             raise  # bad input, not a failed branch
         except Exception as exc:  # a failed branch is reported, not raised, unless both fail
             _log.warning("hybrid graph: %s branch failed, answering from the other: %s", name, exc)
-            return BranchResult([], f"{type(exc).__name__}: {exc}")
+            return BranchResult([], f"{type(exc).__name__}: {exc}", query)
 
     # In async runs the graph runs this in a worker thread, like HybridRetriever's branches.
     return lambda_(run, input_type=str, output_type=BranchResult, name=name)
@@ -86,6 +98,8 @@ def build_hybrid_graph(
     rrf_k: int = DEFAULT_RRF_K,
     weights: Mapping[str, float] | None = None,
     confidence: bool = True,
+    reranker: Embeddings | Literal["default"] | None = "default",
+    rerank_k: int = DEFAULT_RERANK_K,
     name: str = "hybrid",
 ) -> CompiledGraph[str, list[Document]]:
     """Compile the hybrid retrieval graph over a knowledge base or ``(vector, bm25)``.
@@ -99,6 +113,11 @@ def build_hybrid_graph(
         weights: per-branch RRF weights, ``{"vector": 1.0, "bm25": 1.0}`` by default.
         confidence: scale each branch's weight by its confidence for the query
             (:func:`~weft.components.hybrid.branch_confidence`), as the hybrid retriever does.
+        reranker: the embedder that re-ranks the first ``rerank_k`` fused candidates by their
+            best sentence; ``"default"`` is :func:`~weft.components.hybrid.default_reranker`
+            over a knowledge base and none over a ``(vector, bm25)`` pair, as there the hybrid
+            retriever has none unless given one; None fuses the two branches only.
+        rerank_k: fused candidates the reranker re-scores.
         name: the compiled graph's name.
     """
     if isinstance(source, tuple):
@@ -109,6 +128,9 @@ def build_hybrid_graph(
         vector, bm25 = source.vector_retriever(top), source.bm25
     fetch = max(fetch_k, top)
     branch_weights = dict(weights) if weights is not None else None
+    if reranker == "default":
+        reranker = None if isinstance(source, tuple) else default_reranker()
+    sentences = reranker
 
     def fuse(results: dict[str, BranchResult]) -> list[Document]:
         failed = {b: r.error for b, r in results.items() if r.error is not None}
@@ -122,6 +144,9 @@ def build_hybrid_graph(
         fused = reciprocal_rank_fusion(
             answered, rrf_k=rrf_k, weights=branch_weights, confidence=confidence
         )
+        if sentences is not None:
+            query = next(r.query for r in results.values())
+            fused = sentence_rerank(query, fused, sentences, rrf_k=rrf_k, depth=rerank_k)
         return [f.to_document() for f in fused[:top]]
 
     g = Graph[str, list[Document]](name)

@@ -67,7 +67,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from weft.components.bm25 import BM25Retriever
 from weft.components.documents import SkippedFile, TokenSplitter, load_documents
 from weft.components.embeddings import default_embeddings
-from weft.components.hybrid import HybridRetriever
+from weft.components.hybrid import HybridRetriever, default_reranker
 from weft.components.stores import ChromaRetriever, ChromaStore, chroma_client
 from weft.core.errors import ConfigurationError
 from weft.core.settings import Settings, get_settings
@@ -232,10 +232,13 @@ class KnowledgeBase:
         return self.store.as_retriever(k=k or self.settings.top_k)
 
     def hybrid_retriever(self, k: int | None = None) -> HybridRetriever:
-        """Vector and BM25 in parallel, fused by Reciprocal Rank Fusion; top ``k`` (settings'
+        """Vector and BM25 in parallel, fused by Reciprocal Rank Fusion and re-ranked by the
+        best sentence (:func:`~weft.components.hybrid.default_reranker`); top ``k`` (settings'
         ``top_k`` by default) with the fused score in ``metadata["score"]``."""
         top = k or self.settings.top_k
-        return HybridRetriever(vector=self.vector_retriever(top), bm25=self.bm25, k=top)
+        return HybridRetriever(
+            vector=self.vector_retriever(top), bm25=self.bm25, k=top, reranker=default_reranker()
+        )
 
     # -- writing ---------------------------------------------------------------------------------
 
