@@ -144,7 +144,11 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         d["_exec"] = (
             DagExecutor(plan, laid)
             if chosen == "dag"
-            else LangGraphExecutor(self.langgraph, run_kw)
+            else LangGraphExecutor(
+                self.langgraph,
+                run_kw,
+                updates_only=saver is None and not interrupts and len(plan.end_nodes) <= 1,
+            )
         )
 
     @functools.cached_property
