@@ -159,7 +159,7 @@ class LangGraphExecutor:
     def steps(self, values: Any, cfg: RunnableConfig) -> Generator[None, None, Any]:
         """The run a step at a time: yields after each node's step, returns what
         :meth:`invoke` would. Closing it ends the run."""
-        modes = "updates" if self.updates_only else _MODES
+        modes: Any = "updates" if self.updates_only else _MODES
         # LangGraph's stream is a generator, though typed as an iterator.
         parts = cast(
             "Generator[Any, None, None]",
