@@ -27,8 +27,8 @@ from weft.core import callbacks as _cb
 from weft.core.component import ComponentSpec, TypedLambda, to_message
 from weft.core.errors import NodeError
 from weft.core.graph import END, BranchDef, NodeDef
-from weft.core.runtime.context import EMIT, NodeRun, begin_node, end_node
-from weft.core.runtime.events import TAP, Emitter, NodeTap
+from weft.core.runtime.context import EMITTER, NodeRun, begin_node, end_node
+from weft.core.runtime.events import TAP, NodeTap
 from weft.core.stream import concat_chunks as _concat
 
 __all__ = ["Layout", "NodeRunner"]
@@ -222,7 +222,7 @@ class NodeRunner:
             if run is not None and self.takes_config:
                 config = _cb.with_bridge(config, run.bridge)
             x, state = self.prepare(raw, values) if self.prepares else (raw, None)
-            emitter: Emitter | None = conf.get(EMIT)
+            emitter = EMITTER.get()
             tap = None
             if emitter is not None:
                 tap = emitter.node(self.name, self.answer, tokens=not self.yields)
