@@ -204,7 +204,9 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
                 raise GraphInputError(
                     self.name, type_name(self.input_type), _describe(exc, input)
                 ) from None
-        values = {IN: input, OUT: None}
+        values = {IN: input}
+        if self.checkpointer is not None:
+            values[OUT] = None  # a thread's new run does not end with its last run's output
         for k in self._start_inboxes:
             values[k] = input
         return values
@@ -502,11 +504,12 @@ def _validator(graph: str, tp: Any) -> Callable[[Any], Any] | None:
     if tp is Any or tp is object:
         return None
     try:
-        return _adapter(tp, None).validate_python
+        return _adapter(tp, None).validator.validate_python
     except Exception:
         pass
     try:
-        return _adapter(tp, pydantic.ConfigDict(arbitrary_types_allowed=True)).validate_python
+        adapter = _adapter(tp, pydantic.ConfigDict(arbitrary_types_allowed=True))
+        return adapter.validator.validate_python
     except Exception as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     raise GraphCompileError(
