@@ -313,6 +313,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
                 steps = self._exec.steps(values, cfg)
             else:
                 steps = dag.steps(values, cfg, _pool().submit if self.live else None)
+            ready = pipe.items  # the events put so far, read here without waiting for more
             try:
                 while True:
                     try:
@@ -324,11 +325,13 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
                         running.add_done_callback(pipe.done)
                         while (event := pipe.get()) is not None:
                             yield event
-                    yield from pipe.ready()
+                    while not ready.empty():
+                        yield ready.get_nowait()
             finally:
                 pipe.closed = True  # a step still running on a worker ends at its next event
                 ctx.run(steps.close)  # a run still going ends here
-            yield from pipe.ready()
+            while not ready.empty():
+                yield ready.get_nowait()
             result = self._result(outcome, cfg)
         report.done(result)
         yield FinalOutput(result)

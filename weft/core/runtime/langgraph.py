@@ -9,7 +9,6 @@ branches returns a ``Command`` naming where to go.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from contextlib import closing
 from typing import Any, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -167,7 +166,7 @@ class LangGraphExecutor:
         )
         latest: Any = None
         interrupts: list[Any] = []
-        with closing(parts):
+        try:
             if self.updates_only:
                 out = None
                 for update in parts:
@@ -185,6 +184,8 @@ class LangGraphExecutor:
                     elif isinstance(payload, dict) and (found := payload.get(_INTERRUPT)):
                         interrupts.extend(found)
                     yield
+        finally:
+            parts.close()
         if not interrupts:
             return latest
         if isinstance(latest, dict):

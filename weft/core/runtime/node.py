@@ -116,6 +116,7 @@ class NodeRunner:
         # A lambda that yields chunks streams them itself; every other node's chunks are the
         # tokens of the chat models it calls.
         self.yields = bool(self.lam is not None and self.lam.streams)
+        self.tokens = not self.yields
         # Whether the node can make chunks while it runs, which a reader should get as they
         # come: a chat model, a lambda that yields, a LangChain runnable or tool, a graph that is
         # itself live. A plain function's own model calls stream too, once it returns.
@@ -225,7 +226,7 @@ class NodeRunner:
             emitter = EMITTER.get()
             tap = None
             if emitter is not None:
-                tap = emitter.node(self.name, self.answer, tokens=not self.yields)
+                tap = emitter.node(self.name, self.answer, self.tokens)
                 tap.start(raw)
         except BaseException as exc:
             raise self.failed(run, exc)  # noqa: B904 (a NodeError's cause is set by fail)
