@@ -47,29 +47,18 @@ class Layout:
     out_keys: tuple[str, ...]
 
 
+@dataclass(slots=True)
 class _Work:
     """A run of the node between :meth:`NodeRunner.begin` and its end: the call to make, and
     the context variables to reset when it ends."""
 
-    __slots__ = ("active", "config", "current", "run", "state", "tap", "x")
-
-    def __init__(
-        self,
-        x: Any,
-        state: Any,
-        config: RunnableConfig,
-        tap: NodeTap | None,
-        run: NodeRun | None,
-        current: Token[Any] | None,
-        active: Token[Any] | None,
-    ) -> None:
-        self.x = x
-        self.state = state
-        self.config = config
-        self.tap = tap
-        self.run = run
-        self.current = current
-        self.active = active
+    x: Any
+    state: Any
+    config: RunnableConfig
+    tap: NodeTap | None
+    run: NodeRun | None
+    current: Token[Any] | None
+    active: Token[Any] | None
 
     def leave(self) -> None:
         if self.active is not None:
