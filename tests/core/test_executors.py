@@ -13,7 +13,16 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from typing_extensions import TypedDict
 
-from weft import END, START, FinalOutput, Graph, GraphCompileError, MemoryHandler, lambda_
+from weft import (
+    END,
+    START,
+    FinalOutput,
+    Graph,
+    GraphCompileError,
+    MemoryHandler,
+    NodeFinished,
+    lambda_,
+)
 from weft.core.stream import StreamEvent
 
 
@@ -188,6 +197,26 @@ def test_auto_picks_the_dag_executor_only_for_what_it_can_run() -> None:
     dag = line().compile(executor="dag")
     assert "langgraph" not in vars(dag)
     assert dag.langgraph.invoke({"__in__": 1}) == {"__out__": 2}
+
+
+def test_the_nodes_after_a_node_that_runs_twice_get_each_of_its_outputs() -> None:
+    # 'join' runs once for each of its two upstream paths, one step apart, so its first output
+    # reaches 'double' while it makes its second: the two must not share where they write.
+    def inc(x: int) -> int:
+        return x + 1
+
+    def double(x: int) -> int:
+        return x * 2
+
+    g = Graph[int, int]("twice").add_node("a", inc).add_node("b", inc).add_node("c", inc)
+    g.add_node("join", inc, trigger="any").add_node("double", double).add_node("last", inc)
+    g.add_edge(START, "a").add_edge("a", "join").add_edge(START, "b").add_edge("b", "c")
+    g.add_edge("c", "join").add_edge("join", "double").add_edge("double", "last")
+    compiled = g.add_edge("last", END).compile()
+    events = list(compiled.events(1))
+    doubled = [e.output for e in events if isinstance(e, NodeFinished) and e.node == "double"]
+    assert doubled == [6, 8]
+    assert events[-1] == FinalOutput(9) and compiled.invoke(1) == 9
 
 
 class Slot(TypedDict):

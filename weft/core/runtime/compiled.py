@@ -8,7 +8,6 @@ runs the graph: checkpointers, interrupts and ``astream_events`` work as on any 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import threading
 import warnings
@@ -28,12 +27,10 @@ from weft.core.errors import GraphCompileError, GraphInputError, StepLimitError
 from weft.core.graph import GraphPlan
 from weft.core.runtime.context import (
     CONF,
-    EMIT,
     GraphReport,
     create_task,
     merged_config,
-    nested_context,
-    run_emitter,
+    run_context,
     start_graph_run,
 )
 from weft.core.runtime.dag import DagExecutor
@@ -144,7 +141,11 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         d["_exec"] = (
             DagExecutor(plan, laid)
             if chosen == "dag"
-            else LangGraphExecutor(self.langgraph, run_kw)
+            else LangGraphExecutor(
+                self.langgraph,
+                run_kw,
+                updates_only=saver is None and not interrupts and len(plan.end_nodes) <= 1,
+            )
         )
 
     @functools.cached_property
@@ -203,31 +204,33 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
                 raise GraphInputError(
                     self.name, type_name(self.input_type), _describe(exc, input)
                 ) from None
-        values = {IN: input, OUT: None}
+        values = {IN: input}
+        if self.checkpointer is not None:
+            values[OUT] = None  # a thread's new run does not end with its last run's output
         for k in self._start_inboxes:
             values[k] = input
         return values
 
     def _config(
-        self, config: RunnableConfig | None, stream: Emitter | None, input: Any, isolate: bool
+        self, config: RunnableConfig | None, input: Any, isolate: bool
     ) -> tuple[RunnableConfig, GraphReport]:
-        """The config LangGraph runs with, and the report of this run to weft handlers (which
+        """The config the executor runs with, and the report of this run to weft handlers (which
         this starts, when any listen)."""
         explicit = config or {}
         callbacks, fresh = _cb.split(explicit.get("callbacks"))
         if fresh is not None:
             config = {**explicit, "callbacks": callbacks}
         # Inside a run (a node calling this graph), what the config leaves out comes from the
-        # run's, so it is known here which run this continues, and the enclosing run's stream
-        # and handlers can be replaced below.
+        # run's, so it is known here which run this continues, and the enclosing run's handlers
+        # can be replaced below.
         cfg = merged_config(config)
         conf = dict(cfg.get(CONF) or {})
         if conf.get("checkpoint_ns") or "recursion_limit" not in explicit:
             cfg["recursion_limit"] = self.step_limit
-        conf[EMIT] = run_emitter(stream)
         report = GraphReport(cfg, isolate, self._exec.limit_error, lambda: self._limit(cfg))
         start_graph_run(self.name, cfg, conf, fresh, input, report)
-        cfg[CONF] = conf
+        if conf:
+            cfg[CONF] = conf
         return cfg, report  # type: ignore[return-value]
 
     def _result(self, values: Any, cfg: RunnableConfig) -> Any:
@@ -254,7 +257,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
     def invoke(self, input: InT, config: RunnableConfig | None = None, **kwargs: Any) -> OutT:
         _refuse(self.name, "invoke", kwargs)
         values = self._input(input)
-        cfg, report = self._config(config, None, input, True)
+        cfg, report = self._config(config, input, True)
         with report:
             out = self._result(self._exec.invoke(values, cfg), cfg)
         report.done(out)
@@ -265,7 +268,7 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
     ) -> OutT:
         _refuse(self.name, "ainvoke", kwargs)
         values = self._input(input)
-        cfg, report = self._config(config, None, input, True)
+        cfg, report = self._config(config, input, True)
         with report:
             out = self._result(await self._exec.ainvoke(values, cfg), cfg)
         report.done(out)
@@ -300,16 +303,17 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
             yield from self._events_on_worker(values, input, config)
             return
         pipe = Pipe()
-        cfg, report = self._config(config, Emitter(pipe.put), input, False)
+        cfg, report = self._config(config, input, False)
         # Each step runs in one context of its own: what LangGraph sets while it runs must not
         # reach the reader's code between steps.
-        ctx = nested_context(cfg) or contextvars.copy_context()
+        ctx = run_context(cfg, Emitter(pipe.put))
         with report:
             steps: Generator[Future[Any] | None, None, Any]
             if dag is None:
                 steps = self._exec.steps(values, cfg)
             else:
                 steps = dag.steps(values, cfg, _pool().submit if self.live else None)
+            ready = pipe.items  # the events put so far, read here without waiting for more
             try:
                 while True:
                     try:
@@ -321,11 +325,13 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
                         running.add_done_callback(pipe.done)
                         while (event := pipe.get()) is not None:
                             yield event
-                    yield from pipe.ready()
+                    while not ready.empty():
+                        yield ready.get_nowait()
             finally:
                 pipe.closed = True  # a step still running on a worker ends at its next event
                 ctx.run(steps.close)  # a run still going ends here
-            yield from pipe.ready()
+            while not ready.empty():
+                yield ready.get_nowait()
             result = self._result(outcome, cfg)
         report.done(result)
         yield FinalOutput(result)
@@ -334,8 +340,8 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         self, values: Any, input: Any, config: RunnableConfig | None
     ) -> Iterator[StreamEvent]:
         pipe = Pipe()
-        cfg, report = self._config(config, Emitter(pipe.put), input, False)
-        ctx = nested_context(cfg) or contextvars.copy_context()
+        cfg, report = self._config(config, input, False)
+        ctx = run_context(cfg, Emitter(pipe.put))
         with report:
             work = functools.partial(self._exec.invoke, values, cfg)
             run = _pool().submit(ctx.run, work)
@@ -358,10 +364,10 @@ class CompiledGraph(Runnable[InT, OutT], Generic[InT, OutT]):
         # Nodes put their events straight into this run's sink, and the events that are ready
         # are handed on together.
         sink = Sink(asyncio.get_running_loop())
-        cfg, report = self._config(config, Emitter(sink.put), input, False)
+        cfg, report = self._config(config, input, False)
         with report:
             coro = self._exec.ainvoke(values, cfg)
-            run = create_task(coro, nested_context(cfg))
+            run = create_task(coro, run_context(cfg, Emitter(sink.put)))
             run.add_done_callback(sink.wake)
             try:
                 while True:
@@ -501,11 +507,12 @@ def _validator(graph: str, tp: Any) -> Callable[[Any], Any] | None:
     if tp is Any or tp is object:
         return None
     try:
-        return _adapter(tp, None).validate_python
+        return _adapter(tp, None).validator.validate_python
     except Exception:
         pass
     try:
-        return _adapter(tp, pydantic.ConfigDict(arbitrary_types_allowed=True)).validate_python
+        adapter = _adapter(tp, pydantic.ConfigDict(arbitrary_types_allowed=True))
+        return adapter.validator.validate_python
     except Exception as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     raise GraphCompileError(

@@ -1,5 +1,6 @@
-"""A run's context: the keys a run keeps in its config, how a nested run's config continues the
-enclosing run's, and the reports of graph and node runs to weft handlers.
+"""A run's context: the keys a run keeps in its config, where its stream goes, how a nested
+run's config continues the enclosing run's, and the reports of graph and node runs to weft
+handlers.
 
 Nothing here names a backend: a node reports through :func:`begin_node` and :func:`end_node`,
 and a graph run through :class:`GraphReport`, whichever executor runs them.
@@ -11,7 +12,7 @@ import asyncio
 import contextvars
 import uuid
 from collections.abc import Callable, Mapping
-from contextvars import Token
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -25,7 +26,7 @@ from weft.core.runtime.events import TAP, Emitter
 __all__ = [
     "BRIDGE",
     "CONF",
-    "EMIT",
+    "EMITTER",
     "GRAPH_RUN",
     "GraphReport",
     "NodeRun",
@@ -37,15 +38,18 @@ __all__ = [
     "leave",
     "merged_config",
     "nested",
-    "nested_context",
+    "run_context",
     "run_emitter",
     "start_graph_run",
 ]
 
 CONF = "configurable"
-EMIT = "__weft_emit__"  # the run's Emitter, when it is streamed
 BRIDGE = "__weft_bridge__"  # the run's weft callback bridge, when handlers listen
 GRAPH_RUN = "__weft_graph_run__"  # the graph run's id, the parent of its nodes' runs
+
+# Where the events of the run working in this context go, when it is streamed. It is not kept in
+# the run's config: a config with any ``configurable`` key costs every LangGraph run more.
+EMITTER: ContextVar[Emitter | None] = ContextVar("weft_emitter", default=None)
 
 # What a config giving one of these addresses: its own checkpoints, not the enclosing run's.
 _COORDINATES = ("thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint_map")
@@ -82,33 +86,39 @@ def nested() -> bool:
     )
 
 
-_Tokens = tuple[Token[Any], Token[Any], Token[Any]]
+_Tokens = tuple[Token[Any], Token[Any], Token[Any], Token[Any]]
 
 
-def enter(cfg: Mapping[str, Any]) -> _Tokens:
+def enter(cfg: Mapping[str, Any], stream: Emitter | None = None) -> _Tokens:
     """Set the context a nested graph run's own steps run in: no node's bridge or tap (the
-    executor's steps must not report to the enclosing node's handlers or stream), and ``cfg`` as
+    executor's steps must not report to the enclosing node's handlers or stream), ``cfg`` as
     the enclosing run's config, which already holds what would be merged from it (merged again,
-    it would bring back the weft handlers taken out of ``cfg``)."""
+    it would bring back the weft handlers taken out of ``cfg``), and the run's emitter (see
+    :func:`run_emitter`)."""
+    emitter = run_emitter(stream)
     return (
         _cb.ACTIVE.set(None),
         TAP.set(None),
         var_child_runnable_config.set(cfg),  # type: ignore[arg-type]
+        EMITTER.set(emitter),
     )
 
 
 def leave(tokens: _Tokens) -> None:
+    EMITTER.reset(tokens[3])
     var_child_runnable_config.reset(tokens[2])
     TAP.reset(tokens[1])
     _cb.ACTIVE.reset(tokens[0])
 
 
-def nested_context(cfg: Mapping[str, Any]) -> contextvars.Context | None:
-    """A copy of the current context set up by :func:`enter`, for a task; None at top level."""
-    if not nested():
-        return None
+def run_context(cfg: Mapping[str, Any], stream: Emitter) -> contextvars.Context:
+    """A copy of the current context for a streamed run's steps: set up by :func:`enter` when
+    the run is nested, and with ``stream`` as where its events go."""
     ctx = contextvars.copy_context()
-    ctx.run(enter, cfg)
+    if nested():
+        ctx.run(enter, cfg, stream)
+    else:
+        ctx.run(EMITTER.set, stream)
     return ctx
 
 
@@ -184,7 +194,8 @@ def start_graph_run(
     if listening or cfg.get("callbacks") is not None:
         cfg["callbacks"], bridge, parent = _cb.listen(cfg.get("callbacks"), fresh)
     if bridge is None:
-        conf[BRIDGE] = conf[GRAPH_RUN] = None
+        if BRIDGE in conf:  # the enclosing run's; a config without one costs LangGraph less
+            conf[BRIDGE] = conf[GRAPH_RUN] = None
         return
     run_id = cfg.get("run_id") or uuid.uuid4()
     if has_handlers(cfg.get("callbacks")):

@@ -21,9 +21,8 @@ import asyncio
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -50,14 +49,16 @@ class StreamClosed(Exception):
     """The caller stopped reading a stream; raised in the run at its next event to end it."""
 
 
-@dataclass(frozen=True, slots=True)
 class Emitter:
     """Where a streamed graph run puts its events, under which path, and whether its output can
     be the answer of the outermost run."""
 
-    put: Put
-    path: tuple[str, ...] = ()
-    answer: bool = True
+    __slots__ = ("answer", "path", "put")
+
+    def __init__(self, put: Put, path: tuple[str, ...] = (), answer: bool = True) -> None:
+        self.put = put
+        self.path = path
+        self.answer = answer
 
     def node(self, name: str, answer: bool, tokens: bool) -> NodeTap:
         """The tap of one run of node ``name``."""
@@ -241,12 +242,6 @@ class Pipe:
         """The next event, or :data:`None` once the run is done."""
         item = self.items.get()
         return None if item is _DONE else item
-
-    def ready(self) -> Iterator[Any]:
-        """The events put so far, without waiting for more."""
-        items = self.items
-        while not items.empty():
-            yield items.get_nowait()
 
 
 class Sink:

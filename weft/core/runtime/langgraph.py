@@ -9,7 +9,6 @@ branches returns a ``Command`` naming where to go.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from contextlib import closing
 from typing import Any, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -126,16 +125,29 @@ def _safe(name: str) -> str:
 # on the graph's output channels only, as ``invoke`` does; by default a stream maps them all).
 _MODES: list[Any] = ["updates", "values"]
 _INTERRUPT = "__interrupt__"
+_OUT_KEYS = [OUT]
 
 
 class LangGraphExecutor:
-    """Runs a plan's compiled LangGraph graph: whole, or a step at a time."""
+    """Runs a plan's compiled LangGraph graph: whole, or a step at a time.
+
+    With ``updates_only``, a run a step at a time takes the graph's output from the updates of
+    the nodes, without LangGraph's ``values`` mode: right when one node at most writes the
+    output in a step and the run starts from nothing (no checkpointer: nothing was written
+    before it, and it never pauses).
+    """
 
     limit_error = GraphRecursionError
 
-    def __init__(self, graph: CompiledStateGraph[Any, Any, Any, Any], run_kw: dict[str, Any]):
+    def __init__(
+        self,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        run_kw: dict[str, Any],
+        updates_only: bool = False,
+    ):
         self.graph = graph
         self.run_kw = run_kw
+        self.updates_only = updates_only
 
     def invoke(self, values: Any, cfg: RunnableConfig) -> Any:
         return self.graph.invoke(values, cfg, **self.run_kw)
@@ -144,28 +156,36 @@ class LangGraphExecutor:
         return await self.graph.ainvoke(values, cfg, **self.run_kw)
 
     def steps(self, values: Any, cfg: RunnableConfig) -> Generator[None, None, Any]:
-        """The run a step at a time: yields after each step, returns what :meth:`invoke`
-        would. Closing it ends the run."""
+        """The run a step at a time: yields after each node's step, returns what
+        :meth:`invoke` would. Closing it ends the run."""
+        modes: Any = "updates" if self.updates_only else _MODES
         # LangGraph's stream is a generator, though typed as an iterator.
         parts = cast(
-            "Generator[tuple[str, Any], None, None]",
-            self.graph.stream(
-                values,
-                cfg,
-                stream_mode=_MODES,
-                output_keys=self.graph.output_channels,
-                **self.run_kw,
-            ),
+            "Generator[Any, None, None]",
+            self.graph.stream(values, cfg, stream_mode=modes, output_keys=_OUT_KEYS, **self.run_kw),
         )
         latest: Any = None
         interrupts: list[Any] = []
-        with closing(parts):
-            for mode, payload in parts:
-                if mode == "values":
-                    latest = payload
-                elif isinstance(payload, dict) and (found := payload.get(_INTERRUPT)) is not None:
-                    interrupts.extend(found)
-                yield
+        try:
+            if self.updates_only:
+                out = None
+                for update in parts:
+                    for node, written in update.items():
+                        if node == _INTERRUPT:
+                            interrupts.extend(written)
+                        elif written:  # {OUT: value} from the node that wrote the output
+                            out = written[OUT]
+                    yield
+                latest = {OUT: out}
+            else:
+                for mode, payload in parts:
+                    if mode == "values":
+                        latest = payload
+                    elif isinstance(payload, dict) and (found := payload.get(_INTERRUPT)):
+                        interrupts.extend(found)
+                    yield
+        finally:
+            parts.close()
         if not interrupts:
             return latest
         if isinstance(latest, dict):

@@ -92,36 +92,76 @@ def _preds(plan: GraphPlan, n: str) -> list[str]:
     return [*plan.preds[n], *plan.branch_preds[n]]
 
 
-def _in_key(plan: GraphPlan, n: str) -> str:
+def _succs(plan: GraphPlan, n: str) -> list[str]:
+    """The nodes after ``n`` (plain edges and branch targets), END left out."""
+    after = list(plan.succs.get(n, ()))
+    if n in plan.branches:
+        after += plan.branches[n].targets.values()
+    return list(dict.fromkeys(s for s in after if s != END))
+
+
+class _Keys:
+    """The key each node's output is read from by the nodes after it.
+
+    A node's own key, but for a node that is the only one after its single upstream node, when
+    that node runs at most once in a run: such a chain shares one key (the graph input's, for
+    a chain from START), since each of its values is read only by the next node, in the step
+    after it is written, before the next is written. Every key is a channel that LangGraph
+    visits at each step, so a long chain of keys would cost each step more than the last.
+    """
+
+    def __init__(self, plan: GraphPlan) -> None:
+        self.plan = plan
+        self.keys: dict[str, str] = {START: IN}
+        self.once: dict[str, bool] = {START: True}
+
+    def key(self, n: str) -> str:
+        found = self.keys.get(n)
+        if found is not None:
+            return found
+        self.keys[n] = out_key(n)  # until known otherwise; a cycle ends here
+        preds = _preds(self.plan, n)
+        if len(preds) == 1 and _succs(self.plan, preds[0]) == [n] and self.runs_once(preds[0]):
+            self.keys[n] = self.key(preds[0])
+        return self.keys[n]
+
+    def runs_once(self, n: str) -> bool:
+        """Whether node ``n`` runs at most once in a run: it has one upstream node, which does."""
+        found = self.once.get(n)
+        if found is not None:
+            return found
+        self.once[n] = False  # a node on a cycle runs more than once
+        preds = _preds(self.plan, n)
+        self.once[n] = len(preds) == 1 and self.runs_once(preds[0])
+        return self.once[n]
+
+
+def _in_key(plan: GraphPlan, keys: _Keys, n: str) -> str:
     """The key node ``n`` reads its input from; empty for a fan-in that waits for all."""
     preds = _preds(plan, n)
     if len(preds) > 1:
         return inbox_key(n) if plan.triggers[n] == "any" else ""
-    return IN if preds[0] == START else out_key(preds[0])
+    return keys.key(preds[0])
 
 
-def plan_out_keys(plan: GraphPlan, name: str) -> list[str]:
+def plan_out_keys(plan: GraphPlan, name: str, keys: _Keys | None = None) -> list[str]:
     """The keys node ``name`` writes: what its successors read, and the graph output."""
-    keys: list[str] = []
-    succ = list(plan.succs.get(name, ()))
-    if name in plan.branches:
-        succ += [t for t in plan.branches[name].targets.values() if t not in succ]
-    for s in succ:
-        if s == END:
-            continue
+    keys = keys or _Keys(plan)
+    written: list[str] = []
+    for s in _succs(plan, name):
         n_in = len(_preds(plan, s))
-        key = inbox_key(s) if plan.triggers[s] == "any" and n_in > 1 else out_key(name)
-        if key not in keys:
-            keys.append(key)
+        key = inbox_key(s) if plan.triggers[s] == "any" and n_in > 1 else keys.key(name)
+        if key not in written:
+            written.append(key)
     if name in plan.end_nodes:
-        keys.append(OUT)
-    return keys
+        written.append(OUT)
+    return written
 
 
-def _layout(plan: GraphPlan, n: str) -> Layout:
-    in_key = _in_key(plan, n)
-    fan_in = () if in_key else tuple((p, IN if p == START else out_key(p)) for p in _preds(plan, n))
-    return Layout(in_key, fan_in, tuple(plan_out_keys(plan, n)))
+def _layout(plan: GraphPlan, keys: _Keys, n: str) -> Layout:
+    in_key = _in_key(plan, keys, n)
+    fan_in = () if in_key else tuple((p, keys.key(p)) for p in _preds(plan, n))
+    return Layout(in_key, fan_in, tuple(plan_out_keys(plan, n, keys)))
 
 
 @dataclass(frozen=True)
@@ -141,7 +181,9 @@ def lay_out(plan: GraphPlan, passthrough: tuple[type[BaseException], ...] = ()) 
     fields: dict[str, Any] = state_fields(plan.state)
     state_keys = list(fields)
     fields[IN] = Any
-    fields[OUT] = Annotated[Any, last]
+    # Several nodes that end the graph may write its output in one step; one node cannot.
+    fields[OUT] = Annotated[Any, last] if len(plan.end_nodes) > 1 else Any
+    keys = _Keys(plan)
     succs = {
         n: [
             *plan.succs.get(n, ()),
@@ -160,7 +202,7 @@ def lay_out(plan: GraphPlan, passthrough: tuple[type[BaseException], ...] = ()) 
         n: NodeRunner(
             plan.name,
             d,
-            _layout(plan, n),
+            _layout(plan, keys, n),
             plan.branches.get(n),
             state_keys,
             plan.state,
@@ -171,8 +213,11 @@ def lay_out(plan: GraphPlan, passthrough: tuple[type[BaseException], ...] = ()) 
     }
     start_inboxes: dict[str, Any] = {}
     for n, runner in nodes.items():
-        fields[out_key(n)] = Any
-        if runner.layout.in_key == inbox_key(n):
+        layout = runner.layout
+        for k in (layout.in_key, *(k for _, k in layout.fan_in), *layout.out_keys):
+            if k and k not in fields:
+                fields[k] = Any
+        if layout.in_key == inbox_key(n):
             fields[inbox_key(n)] = Annotated[Any, last]
             if START in plan.preds[n]:
                 start_inboxes[inbox_key(n)] = None

@@ -6,14 +6,17 @@ the branch targets. It knows no executor's types: the executor gives it a :class
 keys its input and output live under) and the exceptions it must let through untouched, and
 turns the ``(update, goto)`` it returns into its own kind of write.
 
-One generator (:meth:`NodeRunner.steps`) holds a run's logic; :meth:`NodeRunner.run` and
-:meth:`NodeRunner.arun` drive it, doing only the call itself their own way.
+A run's logic is in :meth:`NodeRunner.begin` and :meth:`NodeRunner.finish` (or
+:meth:`NodeRunner.abort`); :meth:`NodeRunner.run` and :meth:`NodeRunner.arun` call them around
+the call itself, which is all they do their own way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
+from contextvars import Token
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import pydantic
@@ -24,8 +27,8 @@ from weft.core import callbacks as _cb
 from weft.core.component import ComponentSpec, TypedLambda, to_message
 from weft.core.errors import NodeError
 from weft.core.graph import END, BranchDef, NodeDef
-from weft.core.runtime.context import EMIT, NodeRun, begin_node, end_node
-from weft.core.runtime.events import TAP, Emitter, NodeTap
+from weft.core.runtime.context import EMITTER, NodeRun, begin_node, end_node
+from weft.core.runtime.events import TAP, NodeTap
 from weft.core.stream import concat_chunks as _concat
 
 __all__ = ["Layout", "NodeRunner"]
@@ -46,16 +49,27 @@ class Layout:
 
 @dataclass(slots=True)
 class _Work:
-    """The call a run of the node asks its driver to make."""
+    """A run of the node between :meth:`NodeRunner.begin` and its end: the call to make, and
+    the context variables to reset when it ends."""
 
     x: Any
     state: Any
     config: RunnableConfig
     tap: NodeTap | None
     run: NodeRun | None
+    current: Token[Any] | None
+    active: Token[Any] | None
+
+    def leave(self) -> None:
+        if self.active is not None:
+            TAP.reset(self.active)
+        if self.current is not None:
+            var_child_runnable_config.reset(self.current)
 
 
 Update = tuple[dict[str, Any], list[str] | None]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 _LIVE = frozenset({"chat_model", "runnable", "tool"})
 
@@ -91,6 +105,7 @@ class NodeRunner:
         # A lambda that yields chunks streams them itself; every other node's chunks are the
         # tokens of the chat models it calls.
         self.yields = bool(self.lam is not None and self.lam.streams)
+        self.tokens = not self.yields
         # Whether the node can make chunks while it runs, which a reader should get as they
         # come: a chat model, a lambda that yields, a LangChain runnable or tool, a graph that is
         # itself live. A plain function's own model calls stream too, once it returns.
@@ -111,6 +126,9 @@ class NodeRunner:
             or (self.lam is not None and self.lam.accepts_state)
             or (branch is not None and branch.wants_state)
         )
+        # Whether the component's input is other than the node's (a pre hook), or the node
+        # reads the state.
+        self.prepares = self.wants_state or node.pre is not None
 
     # -- inputs and outputs ---------------------------------------------------------------------
 
@@ -181,66 +199,69 @@ class NodeRunner:
         end_node(run, None, error)
         return error
 
-    # -- one run, driven sync or async -------------------------------------------------------------
+    # -- one run, sync or async: begin, the call, then finish (or abort) --------------------------
 
-    def steps(
-        self, values: Mapping[str, Any], config: RunnableConfig
-    ) -> Generator[_Work, Any, Update]:
-        """A run of the node: yields the call to make and is sent its result."""
-        conf: Mapping[str, Any] = config.get("configurable") or {}
+    def begin(self, values: Mapping[str, Any], config: RunnableConfig) -> _Work:
+        """Start a run of the node: report it, prepare its input, and set the context its call
+        runs in (until :meth:`finish` or :meth:`abort`)."""
+        conf: Mapping[str, Any] = config.get("configurable") or _EMPTY
         run = None
-        y = None
         try:
             raw = self.input_of(values)
             run = begin_node(conf, config, self.graph, self.name, self.label, self.meta, raw)
             if run is not None and self.takes_config:
                 config = _cb.with_bridge(config, run.bridge)
-            x, state = self.prepare(raw, values)
-            emitter: Emitter | None = conf.get(EMIT)
+            x, state = self.prepare(raw, values) if self.prepares else (raw, None)
+            emitter = EMITTER.get()
             tap = None
             if emitter is not None:
-                tap = emitter.node(self.name, self.answer, tokens=not self.yields)
+                tap = emitter.node(self.name, self.answer, self.tokens)
                 tap.start(raw)
-            # The executor may not have made this node's config the current one: LangGraph
-            # cannot on Python 3.10, where a task cannot be given a context. The models and
-            # graphs the node calls find it there.
-            own = var_child_runnable_config.get() is not config
-            current = var_child_runnable_config.set(config) if own else None
-            active = TAP.set(tap) if tap is not None else None
-            try:
-                y = yield _Work(x, state, config, tap, run)
-            finally:
-                if active is not None:
-                    TAP.reset(active)
-                if current is not None:
-                    var_child_runnable_config.reset(current)
-            if tap is not None:
-                tap.end(y)
-            update = self.write(y, state)
         except BaseException as exc:
             raise self.failed(run, exc)  # noqa: B904 (a NodeError's cause is set by fail)
-        end_node(run, y, None)
+        # The executor may not have made this node's config the current one: LangGraph
+        # cannot on Python 3.10, where a task cannot be given a context. The models and
+        # graphs the node calls find it there.
+        current = (
+            var_child_runnable_config.set(config)
+            if var_child_runnable_config.get() is not config
+            else None
+        )
+        active = TAP.set(tap) if tap is not None else None
+        return _Work(x, state, config, tap, run, current, active)
+
+    def finish(self, w: _Work, y: Any) -> Update:
+        """End a run whose call returned ``y``: report it and say what the node writes."""
+        w.leave()
+        try:
+            if w.tap is not None:
+                w.tap.end(y)
+            update = self.write(y, w.state)
+        except BaseException as exc:
+            raise self.failed(w.run, exc)  # noqa: B904 (a NodeError's cause is set by fail)
+        end_node(w.run, y, None)
         return update
 
+    def abort(self, w: _Work, exc: BaseException) -> BaseException:
+        """End a run whose call raised ``exc``; what to raise (see :meth:`failed`)."""
+        w.leave()
+        return self.failed(w.run, exc)
+
     def run(self, values: Mapping[str, Any], config: RunnableConfig) -> Update:
-        steps = self.steps(values, config)
-        work = next(steps)
+        w = self.begin(values, config)
         try:
-            y = self.call(work)
+            y = self.call(w)
         except BaseException as exc:
-            steps.throw(exc)
-            raise
-        return _finish(steps, y)
+            raise self.abort(w, exc)  # noqa: B904 (a NodeError's cause is set by fail)
+        return self.finish(w, y)
 
     async def arun(self, values: Mapping[str, Any], config: RunnableConfig) -> Update:
-        steps = self.steps(values, config)
-        work = next(steps)
+        w = self.begin(values, config)
         try:
-            y = await self.acall(work)
+            y = await self.acall(w)
         except BaseException as exc:
-            steps.throw(exc)
-            raise
-        return _finish(steps, y)
+            raise self.abort(w, exc)  # noqa: B904 (a NodeError's cause is set by fail)
+        return self.finish(w, y)
 
     # -- the call itself ----------------------------------------------------------------------
 
@@ -290,11 +311,3 @@ class _Collect:
 
     def value(self) -> Any:
         return to_message(_concat(self.parts))
-
-
-def _finish(steps: Generator[_Work, Any, Update], y: Any) -> Update:
-    try:
-        steps.send(y)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    raise RuntimeError("a node run asked for a second call")  # pragma: no cover
