@@ -14,13 +14,17 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from weft.core._database import Database, database_of, shown
 from weft.core.settings import Settings
 from weft.graphs.saga import SAGA_LOG_FILE, SagaLog
 
-__all__ = ["PostgresSagaLog", "marked", "open_saga_log"]
+__all__ = ["PostgresSagaLog", "file_or_database", "marked", "open_saga_log"]
+
+_Store = TypeVar("_Store")
 
 
 class PostgresSagaLog(SagaLog):
@@ -55,10 +59,19 @@ def marked(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+def file_or_database(
+    settings: Settings,
+    local: Callable[[Path], _Store],
+    file: str,
+    shared: Callable[[Database], _Store],
+) -> _Store:
+    """``shared`` on the database at ``settings.database_url`` when set, else ``local`` on
+    ``file`` in the data dir."""
+    database = database_of(settings)
+    return local(settings.data_dir / file) if database is None else shared(database)
+
+
 def open_saga_log(settings: Settings) -> SagaLog:
     """The saga log ``settings`` name: PostgreSQL at ``database_url`` when set, else
     ``sagas.sqlite`` in the data dir."""
-    database = database_of(settings)
-    if database is None:
-        return SagaLog(settings.data_dir / SAGA_LOG_FILE)
-    return PostgresSagaLog(database)
+    return file_or_database(settings, SagaLog, SAGA_LOG_FILE, PostgresSagaLog)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from weft.core._database import Database, database_of
+from weft.core._database import Database
 from weft.core.settings import Settings
-from weft.graphs._saga_postgres import marked
+from weft.graphs._saga_postgres import file_or_database, marked
 from weft.graphs.health.services import LocalHealthServices
 
 __all__ = ["PostgresHealthServices", "configured_parts", "open_health_services"]
@@ -53,10 +53,7 @@ class PostgresHealthServices(LocalHealthServices):
 def open_health_services(settings: Settings) -> LocalHealthServices:
     """The services ``settings`` name: PostgreSQL at ``database_url`` when set, else
     ``health.sqlite`` in the data dir."""
-    database = database_of(settings)
-    if database is None:
-        return LocalHealthServices(settings.data_dir / SERVICES_FILE)
-    return PostgresHealthServices(database)
+    return file_or_database(settings, LocalHealthServices, SERVICES_FILE, PostgresHealthServices)
 
 
 def configured_parts(settings: Settings) -> dict[str, Any]:
