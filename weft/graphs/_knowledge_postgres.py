@@ -47,7 +47,8 @@ from weft.components.stores import ChromaRetriever, ChromaStore
 from weft.core._database import Database, DatabaseUnavailableError, database_of, shown
 from weft.core.errors import ConfigurationError
 from weft.core.settings import Settings
-from weft.graphs.knowledge import KnowledgeBase, _collection, _drop, _missing
+from weft.graphs._kb_stores import drop, find_collection, missing
+from weft.graphs.knowledge import KnowledgeBase
 
 __all__ = ["FOLLOW_SECONDS", "VERSION_KEY", "SharedKnowledgeBase"]
 
@@ -276,7 +277,7 @@ class SharedKnowledgeBase(KnowledgeBase):
         client = self.store._client
         for row in rows:
             if row["kind"] == "reset":
-                _drop(client, row["collection"])
+                drop(client, row["collection"])
             else:
                 _delete_ids(client, row["collection"], [str(i) for i in row["ids"]])
             self._finish(int(row["id"]), "rolled back")
@@ -294,7 +295,7 @@ class SharedKnowledgeBase(KnowledgeBase):
         client = self.store._client
         for collection in client.list_collections():
             if generation.fullmatch(collection.name) and collection.name not in keep:
-                _drop(client, collection.name)
+                drop(client, collection.name)
 
     def _begin(self, kind: str, collection: str | None, ids: Sequence[str]) -> tuple[int, str]:
         """Journal an ingest as running; returns its id (the version it commits) and the
@@ -398,7 +399,7 @@ class SharedKnowledgeBase(KnowledgeBase):
         """Add the chunks the committed version lacks, as a new version of the same collection."""
         store, bm25 = self.store, self.bm25
         base = self._pointer or _Pointer(0, store._collection.name)
-        for_chroma, for_bm25 = _missing(store, bm25, chunks)
+        for_chroma, for_bm25 = missing(store, bm25, chunks)
         if not for_chroma and not for_bm25:
             return for_chroma, for_bm25
         new_ids = [c.id or "" for c in for_chroma]
@@ -427,7 +428,7 @@ class SharedKnowledgeBase(KnowledgeBase):
             self._write(staged, index, _tagged(chunks, version), chunks, progress, console)
             self._commit(base, _Pointer(version, name), index, chunks)
         except BaseException as exc:
-            self._abandon(version, lambda: _drop(client, name), exc)
+            self._abandon(version, lambda: drop(client, name), exc)
             raise
         self._move_to(_Pointer(version, name), index)
         self._drop_retired()
@@ -444,7 +445,7 @@ def _tagged(chunks: Sequence[Document], version: int) -> list[Document]:
 
 
 def _delete_ids(client: Any, collection: str, ids: list[str]) -> None:
-    target = _collection(client, collection)
+    target = find_collection(client, collection)
     for start in range(0, len(ids), 1000):
         if target is not None:
             target.delete(ids=ids[start : start + 1000])

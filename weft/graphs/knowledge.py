@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -57,7 +56,6 @@ from typing import Any
 
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
-from chromadb.errors import NotFoundError
 from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -71,6 +69,7 @@ from weft.components.hybrid import HybridRetriever, default_reranker
 from weft.components.stores import ChromaRetriever, ChromaStore, chroma_client
 from weft.core.errors import ConfigurationError
 from weft.core.settings import Settings, get_settings
+from weft.graphs._kb_stores import drop, find_collection, hexed, missing, write_journal
 
 __all__ = ["DEMO_KB_DIR", "IngestSummary", "KnowledgeBase"]
 
@@ -384,8 +383,8 @@ class KnowledgeBase:
         journal = self._read_journal("ingest", "an ingest adds chunks")
         if journal is None:
             return
-        if _hex(self._on_disk()) == journal["pointer"]:  # not committed
-            collection = _collection(client, str(journal["collection"]))
+        if hexed(self._on_disk()) == journal["pointer"]:  # not committed
+            collection = find_collection(client, str(journal["collection"]))
             ids = [str(i) for i in journal.get("ids", [])]
             while collection is not None and ids:
                 collection.delete(ids=ids[:1000])
@@ -419,16 +418,16 @@ class KnowledgeBase:
         Chroma, so a failure here, or a killed process at the next open, takes them out again.
         """
         store, bm25 = self.store, self.bm25
-        for_chroma, for_bm25 = _missing(store, bm25, chunks)
+        for_chroma, for_bm25 = missing(store, bm25, chunks)
         if not for_chroma and not for_bm25:
             return for_chroma, for_bm25
         before = self._on_disk()
         journal = {
             "collection": self.settings.collection,
-            "pointer": _hex(before),
+            "pointer": hexed(before),
             "ids": [c.id or "" for c in for_chroma],
         }
-        _write_journal(self._journal("ingest"), journal)
+        write_journal(self._journal("ingest"), journal)
         try:
             self._write(store, bm25, for_chroma, for_bm25, progress, console)
             bm25.save(self.settings.bm25_dir)
@@ -500,7 +499,7 @@ class KnowledgeBase:
             self._write(staged, bm25, chunks, chunks, progress, console)
             old = self._journal_reset(client, before)  # an open may have made one since
             if old is not None:
-                _drop(client, f"{name}.replaced")
+                drop(client, f"{name}.replaced")
                 old.modify(name=f"{name}.replaced")
             staged._collection.modify(name=name)
             bm25.save(self.settings.bm25_dir)
@@ -513,9 +512,9 @@ class KnowledgeBase:
 
     def _journal_reset(self, client: ClientAPI, pointer: bytes | None) -> Collection | None:
         """Journal a reset of the collection; returns the collection it replaces, if any."""
-        old = _collection(client, self.settings.collection)
-        journal = {"collection": self.settings.collection, "pointer": _hex(pointer)}
-        _write_journal(self._journal("reset"), {**journal, "old": old is not None})
+        old = find_collection(client, self.settings.collection)
+        journal = {"collection": self.settings.collection, "pointer": hexed(pointer)}
+        write_journal(self._journal("reset"), {**journal, "old": old is not None})
         return old
 
     def _settle(self, client: ClientAPI) -> None:
@@ -524,9 +523,9 @@ class KnowledgeBase:
         if journal is None:
             return
         name = str(journal["collection"])
-        main, retired = _collection(client, name), _collection(client, f"{name}.replaced")
-        if _hex(self._on_disk()) != journal["pointer"]:
-            _drop(client, f"{name}.replaced")  # the new contents are live in both stores
+        main, retired = find_collection(client, name), find_collection(client, f"{name}.replaced")
+        if hexed(self._on_disk()) != journal["pointer"]:
+            drop(client, f"{name}.replaced")  # the new contents are live in both stores
         else:
             if retired is not None:  # the old collection was retired: back under its name
                 if main is not None:
@@ -534,7 +533,7 @@ class KnowledgeBase:
                 retired.modify(name=name)
             elif main is not None and not journal.get("old", True):
                 main.modify(name=f"{name}.staged")  # there was no old one: the new one goes
-            _drop(client, f"{name}.staged")
+            drop(client, f"{name}.staged")
         self._journal("reset").unlink()
 
     def reset(self, *, wait: bool = True) -> None:
@@ -569,50 +568,3 @@ def _without_headings(doc: Document) -> Document:
     if not str(doc.metadata.get("source", "")).lower().endswith((".md", ".markdown")):
         return doc
     return doc.model_copy(update={"page_content": _HEADING.sub("", doc.page_content)})
-
-
-def _collection(client: ClientAPI, name: str) -> Collection | None:
-    try:
-        return client.get_collection(name)
-    except NotFoundError:
-        return None
-
-
-def _hex(pointer: bytes | None) -> str | None:
-    return pointer.hex() if pointer is not None else None
-
-
-def _drop(client: ClientAPI, name: str) -> None:
-    """Delete a collection if it exists; a failure is logged (the next reset retries)."""
-    try:
-        client.delete_collection(name)
-    except NotFoundError:
-        pass
-    except Exception as exc:
-        _log.warning("could not delete Chroma collection '%s': %s", name, exc)
-
-
-def _write_journal(path: Path, journal: dict[str, Any]) -> None:
-    scratch = path.with_name(f".{path.name}.tmp")  # one writer at a time: the lock
-    with open(scratch, "w", encoding="utf-8") as fh:
-        json.dump(journal, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(scratch, path)
-
-
-def _missing(
-    store: ChromaStore, bm25: BM25Retriever, chunks: Sequence[Document]
-) -> tuple[list[Document], list[Document]]:
-    """The chunks each store lacks: (for Chroma, for BM25)."""
-    ids = [c.id or "" for c in chunks]
-    in_chroma = _existing_ids(store, ids)
-    in_bm25 = {d.id for d in bm25.get_by_ids(ids)}
-    return [c for c in chunks if c.id not in in_chroma], [c for c in chunks if c.id not in in_bm25]
-
-
-def _existing_ids(store: ChromaStore, ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(ids), 1000):
-        found.update(store.get(ids=ids[start : start + 1000], include=[])["ids"])
-    return found
