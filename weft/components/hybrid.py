@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import re
 import threading
@@ -291,24 +292,20 @@ def _unit(mat: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 _embed_lock = threading.Lock()
-_reranker_lock = threading.Lock()
-_reranker: list[Embeddings | None] = []
 
 
+@functools.cache
 def default_reranker() -> Embeddings | None:
     """The sentence encoder the knowledge base's hybrid retrieval re-ranks with: the offline
-    all-MiniLM-L6-v2 (one instance per process), or None, logged once, when its model package
-    is not installed."""
-    with _reranker_lock:
-        if not _reranker:
-            from weft.components._minilm import MiniLMEmbeddings
+    all-MiniLM-L6-v2 (one instance per process), or None, logged, when its model package is
+    not installed."""
+    from weft.components._minilm import MiniLMEmbeddings
 
-            try:
-                _reranker.append(MiniLMEmbeddings())
-            except MissingExtraError as exc:
-                logger.info("hybrid retrieval fuses two branches without a reranker: %s", exc)
-                _reranker.append(None)
-        return _reranker[0]
+    try:
+        return MiniLMEmbeddings()
+    except MissingExtraError as exc:
+        logger.info("hybrid retrieval fuses two branches without a reranker: %s", exc)
+        return None
 
 
 def mmr_select(
@@ -326,9 +323,7 @@ def mmr_select(
     n = len(relevance)
     if n == 0 or k <= 0:
         return []
-    mat = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(mat, axis=1, keepdims=True)
-    unit = mat / np.where(norms == 0, 1.0, norms)
+    unit = _unit(np.asarray(vectors, dtype=np.float64))
     sim = unit @ unit.T
     rel = np.asarray(relevance, dtype=np.float64)
     chosen = [int(np.argmax(rel))]
