@@ -15,13 +15,14 @@ encoder. What it needs is ``tokenizers``, ``safetensors``, ``threadpoolctl`` and
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from weft.components.cache import _MISSING, _MemoryLRU
 from weft.core._extras import import_optional
 from weft.core.errors import MissingExtraError
 
@@ -147,7 +148,7 @@ class _Encoder:
 
 _lock = threading.Lock()
 _encoder: _Encoder | None = None
-_cache: OrderedDict[str, _Array] = OrderedDict()
+_cache = _MemoryLRU(_CACHED, None, time.monotonic)
 
 
 def _load() -> _Encoder:
@@ -193,22 +194,16 @@ class MiniLMEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed each text into a unit vector."""
-        with _lock:
-            known = {t: _cache[t] for t in texts if t in _cache}
+        known = {t: v for t in texts if (v := _cache.get(t)) is not _MISSING}
         missing = sorted({t for t in texts if t not in known}, key=len)
         if missing:
             encoder = _load()
             # Texts of like length share a batch, so little of it is padding.
             for start in range(0, len(missing), _BATCH):
                 chunk = missing[start : start + _BATCH]
-                rows = encoder.encode(chunk)
-                known.update(zip(chunk, rows, strict=True))
-        with _lock:
-            for text, vector in known.items():
-                _cache[text] = vector
-                _cache.move_to_end(text)
-            while len(_cache) > _CACHED:
-                _cache.popitem(last=False)
+                for text, vector in zip(chunk, encoder.encode(chunk), strict=True):
+                    known[text] = vector
+                    _cache.set(text, vector)
         return [known[t].tolist() for t in texts]
 
     def embed_query(self, text: str) -> list[float]:
