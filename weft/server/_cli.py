@@ -32,9 +32,9 @@ def add_commands(subparsers: Any) -> None:
         help="serve the chat page and the HTTP API (SSE, OpenAI-compatible)",
         description=(
             "Serve the web chat page at / and the API under /v1 (SSE chat, OpenAI-compatible "
-            "chat completions, every graph's invoke/stream/batch). On first start it ingests "
-            "the bundled demo knowledge base into the data directory. Limits, API keys and "
-            "CORS come from WEFT_* variables (see docs/server.md)."
+            "chat completions, every graph's invoke/stream/batch). An empty knowledge base "
+            "stays empty until you run weft ingest, or --demo ingests weft's own handbook. "
+            "Limits, API keys and CORS come from WEFT_* variables (see docs/server.md)."
         ),
     )
     serve.add_argument("--host", default=None, help="interface to bind (WEFT_HOST; 127.0.0.1)")
@@ -62,7 +62,8 @@ def add_commands(subparsers: Any) -> None:
     db_commands = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
     migrate = db_commands.add_parser(
         "migrate",
-        help="create or update weft's tables (checkpoints, session owners, saga log)",
+        help="create or update weft's tables (checkpoints, sessions, sagas, knowledge base, "
+        "eval cache)",
         description=(
             "Create or update every table weft keeps in the database at WEFT_DATABASE_URL. "
             "Servers do this on first use; run it after an upgrade, before the replicas start."
