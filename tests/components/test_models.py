@@ -512,6 +512,23 @@ def test_extractive_model_splits_a_source_the_same_way_when_it_comes_back() -> N
     assert ExtractiveChatModel().invoke(prompt).content == first == "Tail without a stop [1]"
 
 
+def test_extractive_model_keeps_abbreviations_and_times_inside_their_sentence() -> None:
+    text = (
+        "The depot is open from 8 a.m. to 6 p.m. Lost items are kept for 90 days. "
+        "Ask a librarian, e.g. Dr. Okafor. J. Smith founded it in 1901."
+    )
+    assert models._sentences(text) == (
+        "The depot is open from 8 a.m. to 6 p.m.",
+        "Lost items are kept for 90 days.",
+        "Ask a librarian, e.g. Dr. Okafor.",
+        "J. Smith founded it in 1901.",
+    )
+    prompt = format_sources([text]) + "\n\nQuestion: When is the depot open?"
+    assert ExtractiveChatModel().invoke(prompt).content == (
+        "The depot is open from 8 a.m. to 6 p.m. [1]"
+    )
+
+
 def test_extractive_model_quotes_at_most_max_sentences() -> None:
     question = "What are the capitals?"
     assert ask(question) == (

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from weft.chains.condense import usage_of
 from weft.components.bm25 import Tokenizer
-from weft.components.models import ExtractiveChatModel
+from weft.components.models import ExtractiveChatModel, _sentences
 from weft.components.tokens import count_tokens
 from weft.core.component import TypedLambda, lambda_
 from weft.core.errors import ConfigurationError
@@ -46,7 +45,6 @@ SUMMARY_PROMPT = (
 )
 """The system prompt a chat model summarises under; ``{words}`` is the budget in words."""
 
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)")
 _tokenizer = Tokenizer()
 
 
@@ -64,10 +62,6 @@ class Summary:
 
 def _text(document: Document | str) -> str:
     return document if isinstance(document, str) else document.page_content
-
-
-def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_BREAK.split(text) if s.strip()]
 
 
 def _within(text: str, budget: int) -> str:

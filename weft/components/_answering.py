@@ -61,7 +61,7 @@ _MONTHS = (
     "monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekends?|weekdays?"
 )
 _TIME = re.compile(
-    rf"\b\d{{1,2}}[:.]\d{{2}}\b|\b(?:1[89]|20)\d{{2}}\b|\b(?:{_MONTHS})\b|\b\d+\s*(?:am|pm)\b"
+    rf"\b\d{{1,2}}[:.]\d{{2}}\b|\b(?:1[89]|20)\d{{2}}\b|\b(?:{_MONTHS})\b|\b\d{{1,2}}(?:[:.]\d{{2}})?\s*[ap]\.?m\b"
     rf"|\b(?:before|after|until|within|during|daily|weekly|monthly|yearly|night|morning|"
     rf"evening|today|tomorrow|immediately|automatically|same\s+day|on\s+working\s+days|"
     rf"when|whenever|once|if)\b"

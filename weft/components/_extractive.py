@@ -76,10 +76,34 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(terms)
 
 
+# Words that end in a full stop without ending the sentence: "e.g. Paris", "Dr. Tamm".
+_ABBREVIATIONS = frozenset(["e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "st.", "no.", "vs."])
+
+
+def _ends_sentence(text: str, end: int, following: str) -> bool:
+    """Whether the full stop just before ``end`` ends a sentence: not when the next word is in
+    lower case ("from 8 a.m. to 6 p.m."), nor after an abbreviation or an initial ("J. Smith")."""
+    if following[:1].islower():
+        return False
+    before = text[:end].rsplit(None, 1)
+    word = before[-1].lower() if before else ""
+    return word not in _ABBREVIATIONS and not (len(word) == 2 and word[0].isalpha())
+
+
 @memo_by_bytes(2 * 2**20)
 def _sentences(text: str) -> tuple[str, ...]:
-    # Cached like _terms: the same knowledge-base chunks are split answer after answer.
-    return tuple(s.strip() for s in _SENTENCE_BREAK.split(text) if s and s.strip())
+    """``text`` cut into sentences, each stripped, in order.
+
+    Cached like _terms: the same knowledge-base chunks are split answer after answer.
+    """
+    pieces: list[str] = []
+    start = 0
+    for match in _SENTENCE_BREAK.finditer(text):
+        if _ends_sentence(text, match.start(), text[match.end() : match.end() + 1]):
+            pieces.append(text[start : match.start()])
+            start = match.end()
+    pieces.append(text[start:])
+    return tuple(s.strip() for s in pieces if s.strip())
 
 
 def _text(message: BaseMessage) -> str:
