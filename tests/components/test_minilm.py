@@ -94,3 +94,39 @@ def test_importing_the_embedders_leaves_numpy_to_minilm() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_minilm_reads_each_word_in_its_sentence() -> None:
+    emb = MiniLMEmbeddings()
+    fee = "The fee they charge is small."
+    battery = "Charge the battery overnight."
+    (fee_words, fee_vectors), (battery_words, battery_vectors) = emb.embed_words([fee, battery])
+    assert fee_words == ("the", "fee", "they", "charge", "is", "small", ".")
+    assert battery_words == ("charge", "the", "battery", "overnight", ".")
+    assert fee_vectors.shape == (7, 384) and battery_vectors.shape == (5, 384)
+    norms = (fee_vectors**2).sum(axis=1)
+    assert norms == pytest.approx([1.0] * 7, abs=1e-5)
+    # The same word reads differently in another sentence; "charge" is near "fee" only in the
+    # sentence about the fee.
+    charge_as_fee, charge_as_power = fee_vectors[3], battery_vectors[0]
+    assert float(charge_as_fee @ charge_as_power) < 0.9
+    assert float(fee_vectors[1] @ charge_as_fee) > float(fee_vectors[1] @ charge_as_power)
+    # A word split into several tokens is one word, its vector their mean.
+    (words, vectors), *_ = emb.embed_words(["Wi-Fi reconnects"])
+    assert words == ("wi", "-", "fi", "reconnects") and vectors.shape == (4, 384)
+
+
+def test_minilm_reads_a_text_s_words_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    emb = MiniLMEmbeddings()
+    first = emb.embed_words([KETTLE_A])[0]
+    read: list[list[str]] = []
+    words = _minilm._Encoder.words
+
+    def counting(self: _minilm._Encoder, texts: list[str]) -> object:
+        read.append(texts)
+        return words(self, texts)
+
+    monkeypatch.setattr(_minilm._Encoder, "words", counting)
+    again = emb.embed_words([KETTLE_A, MAYOR])
+    assert read == [[MAYOR]]
+    assert again[0][0] == first[0] and (again[0][1] == first[1]).all()

@@ -18,6 +18,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel
 
 from weft.components import models
+from weft.components.embeddings import MiniLMEmbeddings, WordLlamaEmbeddings
 from weft.components.models import (
     DEFAULT_MODEL,
     NO_ANSWER,
@@ -527,6 +528,30 @@ def test_extractive_model_keeps_abbreviations_and_times_inside_their_sentence() 
     assert ExtractiveChatModel().invoke(prompt).content == (
         "The depot is open from 8 a.m. to 6 p.m. [1]"
     )
+
+
+def test_extractive_model_with_a_word_encoder_quotes_only_sentences_that_meet_each_word() -> None:
+    prompt = format_sources(
+        [
+            "The bakery's data protection officer is Tomas Lind. The shop answers emails "
+            "within two days.",
+            "A rye loaf weighs 800 grams. Spelt rolls are sold in bags of six.",
+        ]
+    )
+    words = ExtractiveChatModel(embeddings=WordLlamaEmbeddings())
+    strict = words.model_copy(update={"word_encoder": MiniLMEmbeddings()})
+    near_miss = f"{prompt}\n\nQuestion: How much does a bag of spelt rolls weigh?"
+    assert words.invoke(near_miss).content == "Spelt rolls are sold in bags of six. [2]"
+    assert strict.invoke(near_miss).content == NO_ANSWER
+    # A word that is missing but meant by another ("heavy", "weighs") still lets it stand.
+    heavy = f"{prompt}\n\nQuestion: How heavy is a loaf of rye?"
+    assert strict.invoke(heavy).content == "A rye loaf weighs 800 grams. [2]"
+    assert strict.invoke(f"{prompt}\n\nQuestion: Who is the data protection officer?").content == (
+        "The bakery's data protection officer is Tomas Lind. [1]"
+    )
+    # Words after the question mark (a condensed follow-up's topic) are context, not asked.
+    follow_up = f"{prompt}\n\nQuestion: And a rye loaf? spelt rolls bag weigh"
+    assert strict.invoke(follow_up).content.startswith("A rye loaf weighs 800 grams. [2]")
 
 
 def test_extractive_model_quotes_at_most_max_sentences() -> None:

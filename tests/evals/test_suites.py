@@ -34,6 +34,8 @@ def test_shipped_suites_are_inside_the_package_with_their_datasets() -> None:
         "rag-chat",
         "rag-multiturn",
         "rag-paraphrase",
+        "rag-paraphrase-library",
+        "rag-paraphrase-veloria",
         "resume-matching",
     ]
     for path in suites.values():
@@ -43,29 +45,50 @@ def test_shipped_suites_are_inside_the_package_with_their_datasets() -> None:
         assert len(suite.load_dataset().cases) >= 15
 
 
+KINDS = ("literal", "paraphrase", "unanswerable")
+
+
 def _share(cases: list[CaseResult], key: str) -> float:
     return sum(c.assertions.get(key, False) for c in cases) / len(cases)
 
 
-def test_rag_paraphrase_suite_over_a_second_knowledge_base(data_dir: Path) -> None:
-    result = assert_suite_passes("rag-paraphrase", data_dir=data_dir, cache=False)
-    assert (data_dir / "suites" / "lumo-kb" / "bm25").is_dir()  # its own knowledge base
-    kinds = {k: [c for c in result.cases if k in c.tags] for k in ("literal", "paraphrase")}
-    unanswerable = [c for c in result.cases if "unanswerable" in c.tags]
-    assert len(result.cases) >= 60 and all(len(v) >= 20 for v in kinds.values())
-    assert len(unanswerable) >= 20
-    # The held-out split was kept out of tuning; it must hold up like the rest.
-    held = [c for c in result.cases if "holdout" in c.tags]
-    assert len(held) >= 20
-    assert _share([c for c in held if "unanswerable" not in c.tags], "contains") >= 0.6
-    assert _share(unanswerable, "refusal") >= 0.6
-    assert _share(kinds["literal"], "contains") >= 0.9
+def _kinds(result: EvalResult, variant: str) -> dict[str, list[CaseResult]]:
+    ran = [c for c in result.cases if c.variant == variant]
+    return {k: [c for c in ran if k in c.tags] for k in (*KINDS, "holdout")}
+
+
+@pytest.mark.parametrize(
+    ("suite", "folder", "size"),
+    [
+        ("rag-paraphrase", "lumo-kb", 66),
+        ("rag-paraphrase-library", "library-kb", 90),
+        ("rag-paraphrase-veloria", "veloria-kb", 90),
+    ],
+)
+def test_rag_paraphrase_suites_over_knowledge_bases_of_their_own(
+    data_dir: Path, suite: str, folder: str, size: int
+) -> None:
+    result = assert_suite_passes(suite, data_dir=data_dir, cache=False)
+    assert (data_dir / "suites" / folder / "bm25").is_dir()  # its own knowledge base
+    assert {c.variant for c in result.cases} == {"rag", "strict"}
+    rag, strict = _kinds(result, "rag"), _kinds(result, "strict")
+    assert all(len(rag[k]) == size // 3 for k in KINDS)
+    # A third of each kind was kept out of tuning.
+    assert size // 3 - 1 <= len(rag["holdout"]) <= size // 3
+    assert _share(rag["literal"], "contains") >= 0.9
+    assert _share(strict["literal"], "contains") >= 0.9
+    # Strict answers refuse what the documents cannot answer, the held-out part included.
+    assert _share(strict["unanswerable"], "refusal") >= 0.9
+    held = [c for c in strict["unanswerable"] if "holdout" in c.tags]
+    assert _share(held, "refusal") >= 0.85
+    assert _share(strict["unanswerable"], "refusal") > _share(rag["unanswerable"], "refusal")
 
 
 def test_rag_multiturn_suite_tells_follow_ups_from_new_topics(data_dir: Path) -> None:
     result = assert_suite_passes("rag-multiturn", data_dir=data_dir, cache=False)
-    switches = [c for c in result.cases if "switch" in c.tags]
-    follow_ups = [c for c in result.cases if "follow-up" in c.tags]
+    ran = [c for c in result.cases if c.variant == "rag"]
+    switches = [c for c in ran if "switch" in c.tags]
+    follow_ups = [c for c in ran if "follow-up" in c.tags]
     assert len(switches) >= 10 and len(follow_ups) >= 10
     assert _share(switches, "contains") >= 0.9
 

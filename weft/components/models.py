@@ -30,7 +30,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 
 from weft.components._context import Source, cited_sources, format_sources, parse_sources
-from weft.components._extractive import NO_ANSWER, ExtractiveChatModel
+from weft.components._extractive import NO_ANSWER, ExtractiveChatModel, WordEncoder
 from weft.components._extractive import _sentences as _sentences
 from weft.components._extractive import _terms as _terms
 from weft.core.errors import (
@@ -47,6 +47,7 @@ __all__ = [
     "ExtractiveChatModel",
     "OpenAIChatModel",
     "Source",
+    "WordEncoder",
     "cited_sources",
     "default_chat_model",
     "format_sources",

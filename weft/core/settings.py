@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default=0.0, ge=0.0, description="fused scores below this count as nothing relevant"
     )
     context_tokens: int = Field(default=1500, ge=100, description="token budget for sources")
+    strict_answers: bool = Field(
+        default=False,
+        description="offline answers quote only sentences that match every word of the "
+        "question, read in context by all-MiniLM-L6-v2: more refusals, fewer paraphrases answered",
+    )
     chunk_tokens: int = Field(default=300, ge=32)
     chunk_overlap: int = Field(default=40, ge=0)
     # NoDecode: the environment gives "a,b", not JSON; _split_commas parses it.

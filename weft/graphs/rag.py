@@ -288,7 +288,8 @@ def build_rag_graph(
         kb: the knowledge base to retrieve from.
         model: the chat model, bare or under resilience wrappers (``with_timeout(model, 5)``);
             :func:`~weft.components.models.default_chat_model` if None.
-        settings: ``top_k``, ``score_threshold``, ``context_tokens``; the knowledge base's if None.
+        settings: ``top_k``, ``score_threshold``, ``context_tokens``, ``strict_answers``; the
+            knowledge base's if None.
         checkpointer: ``True`` for the settings' one (PostgreSQL at ``database_url``, else the
             SQLite file ``checkpoint_path``), a path, a LangGraph checkpointer, ``"memory"``,
             or None for no memory across calls.
@@ -297,9 +298,17 @@ def build_rag_graph(
     cfg = settings if settings is not None else kb.settings
     chat_model = model if model is not None else default_chat_model()
     offline = isinstance(chat_model, ExtractiveChatModel)
-    if isinstance(chat_model, ExtractiveChatModel) and chat_model.embeddings is None:
-        # The knowledge base's embedder gives the extractive model the sentences' meaning.
-        chat_model = chat_model.model_copy(update={"embeddings": kb.store.embeddings})
+    if isinstance(chat_model, ExtractiveChatModel):
+        # The knowledge base's embedder gives the extractive model the words' meaning; strict
+        # answers also read them in context, with the sentence encoder.
+        update: dict[str, Any] = {}
+        if chat_model.embeddings is None:
+            update["embeddings"] = kb.store.embeddings
+        if cfg.strict_answers and chat_model.word_encoder is None:
+            from weft.components.embeddings import MiniLMEmbeddings  # loads numpy: only here
+
+            update["word_encoder"] = MiniLMEmbeddings()
+        chat_model = chat_model.model_copy(update=update)
     threshold = cfg.score_threshold
 
     def _retrieves(word: str) -> bool:
