@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.graphs._bakery import NEAR_MISS, write_bakery
 from weft.cli import main
 from weft.components.bm25 import BM25Retriever
 from weft.components.models import NO_ANSWER
@@ -126,6 +127,17 @@ def test_chat_on_an_empty_data_dir_says_how_to_ingest_and_ingests_nothing(
     assert code == 2 and text == ""
     assert "knowledge base in" in err and "is empty" in err and "weft ingest PATH" in err
     assert not (tmp_path / "bm25").exists()  # the user's knowledge base holds nothing of weft's
+
+
+def test_chat_strict_refuses_what_the_documents_do_not_say(tmp_path: Path) -> None:
+    docs, data = tmp_path / "docs", str(tmp_path / "data")
+    docs.mkdir()
+    write_bakery(docs)
+    assert main(["ingest", str(docs), "--data-dir", data, "--no-progress"]) == 0
+    _, plain = _run("chat", NEAR_MISS, "--json", "--data-dir", data)
+    assert "bags of six" in json.loads(plain)["answer"]
+    _, strict = _run("chat", NEAR_MISS, "--json", "--strict", "--data-dir", data)
+    assert json.loads(strict)["answer"] == NO_ANSWER
 
 
 def test_chat_joins_an_unquoted_question(data_dir: Path) -> None:

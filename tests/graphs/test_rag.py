@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
+from tests.graphs._bakery import NEAR_MISS, write_bakery
 from weft.chains.citations import citation_messages, citation_prompt_tokens
 from weft.components.models import NO_ANSWER, ExtractiveChatModel, openai_chat_model
 from weft.components.prompts import PackedContext, pack_context
@@ -98,24 +99,13 @@ def test_nothing_above_the_score_threshold_skips_generation(kb: KnowledgeBase) -
     )
 
 
-BAKERY = {
-    "bakery.md": "# The Harbour Bakery\n\nThe Harbour Bakery was founded in 1990 by Anna Berg. "
-    "It bakes rye bread every morning from 5 a.m.\n",
-    "goods.md": "# Bread and rolls\n\nA rye loaf weighs 800 grams. Spelt rolls are sold in bags "
-    "of six. The rolls are baked at 6 a.m.\n",
-}
-
-
 def test_strict_answers_quote_only_a_sentence_that_matches_every_word_asked(
     tmp_path: Path,
 ) -> None:
-    for name, text in BAKERY.items():
-        (tmp_path / name).write_text(text)
     bakery = KnowledgeBase(Settings(data_dir=tmp_path / "data"))
-    bakery.ingest([tmp_path / name for name in BAKERY])
+    bakery.ingest(write_bakery(tmp_path))
     strict = bakery.settings.model_copy(update={"strict_answers": True})
-    near_miss = ChatInput(question="How much does a bag of spelt rolls weigh?")
-    # Words alone take "bags of six" for the weight asked; read in context, "weigh" is missing.
+    near_miss = ChatInput(question=NEAR_MISS)
     assert "bags of six" in build_rag_graph(bakery).invoke(near_miss).answer
     assert build_rag_graph(bakery, settings=strict).invoke(near_miss).answer == NO_ANSWER
     paraphrase = ChatInput(question="How heavy is a loaf of rye?")

@@ -151,6 +151,8 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
         )
     settings = _settings(args)
     kb = knowledge_base(settings)
+    if args.strict:
+        settings = settings.model_copy(update={"strict_answers": True})
     # Built first: a damaged checkpoint file stops the command before anything is ingested.
     # The graph searches the knowledge base's own stores, so it sees what is ingested next.
     graph = build_rag_graph(kb, settings=settings, checkpointer=True)
@@ -362,8 +364,8 @@ def add_commands(subparsers: Any) -> None:
             "Answer a question from the knowledge base with the RAG chat graph, streaming the "
             "answer and then listing its numbered sources. Without a question, chat in a loop "
             "with memory, reading questions from stdin until EOF or 'exit'. An empty knowledge "
-            "base gets weft's bundled handbook first. Offline unless OPENAI_API_KEY or "
-            "OPENAI_BASE_URL is set."
+            "base is an error (exit 2) that says how to ingest. Offline unless OPENAI_API_KEY "
+            "or OPENAI_BASE_URL is set."
         ),
     )
     chat.add_argument(
@@ -378,6 +380,12 @@ def add_commands(subparsers: Any) -> None:
         "of streaming",
     )
     chat.add_argument("--session", metavar="ID", help="continue (or start) the session ID")
+    chat.add_argument(
+        "--strict",
+        action="store_true",
+        help="offline, quote only a sentence that meets every word of the question, read in "
+        "context: refuses more, answers fewer paraphrases (as WEFT_STRICT_ANSWERS=true)",
+    )
     chat.add_argument("--data-dir", help=_DATA_DIR_HELP)
     chat.set_defaults(handler=_guard(_chat))
 
