@@ -61,17 +61,23 @@ def test_minilm_vector_does_not_depend_on_its_batch() -> None:
     assert emb.dimension == len(alone) == 384
 
 
+def _spy(monkeypatch: pytest.MonkeyPatch, method: str) -> list[list[str]]:
+    """The texts each later call of the encoder's ``method`` gets."""
+    calls: list[list[str]] = []
+    original = getattr(_minilm._Encoder, method)
+
+    def counting(self: _minilm._Encoder, texts: list[str]) -> object:
+        calls.append(texts)
+        return original(self, texts)
+
+    monkeypatch.setattr(_minilm._Encoder, method, counting)
+    return calls
+
+
 def test_minilm_embeds_a_text_once(monkeypatch: pytest.MonkeyPatch) -> None:
     emb = MiniLMEmbeddings()
     first = emb.embed_documents([KETTLE_A, TRAINS])
-    encoded: list[list[str]] = []
-    encode = _minilm._Encoder.encode
-
-    def counting(self: _minilm._Encoder, texts: list[str]) -> object:
-        encoded.append(texts)
-        return encode(self, texts)
-
-    monkeypatch.setattr(_minilm._Encoder, "encode", counting)
+    encoded = _spy(monkeypatch, "encode")
     again = emb.embed_documents([TRAINS, KETTLE_Q, KETTLE_A, KETTLE_Q])
     assert encoded == [[KETTLE_Q]]
     assert again[0] == first[1] and again[2] == first[0] and again[1] == again[3]
@@ -119,14 +125,7 @@ def test_minilm_reads_each_word_in_its_sentence() -> None:
 def test_minilm_reads_a_text_s_words_once(monkeypatch: pytest.MonkeyPatch) -> None:
     emb = MiniLMEmbeddings()
     first = emb.embed_words([KETTLE_A])[0]
-    read: list[list[str]] = []
-    words = _minilm._Encoder.words
-
-    def counting(self: _minilm._Encoder, texts: list[str]) -> object:
-        read.append(texts)
-        return words(self, texts)
-
-    monkeypatch.setattr(_minilm._Encoder, "words", counting)
+    read = _spy(monkeypatch, "words")
     again = emb.embed_words([KETTLE_A, MAYOR])
     assert read == [[MAYOR]]
     assert again[0][0] == first[0] and (again[0][1] == first[1]).all()

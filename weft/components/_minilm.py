@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -38,6 +39,7 @@ _BATCH = 32
 _CACHED = 20_000  # 1.5 kB each as float32
 
 _Array = np.ndarray[Any, np.dtype[np.float32]]
+_T = TypeVar("_T")
 Words = tuple[tuple[str, ...], _Array]
 """A text's words, lower-cased, and one unit vector per word (a row each)."""
 
@@ -177,6 +179,27 @@ _cache = _MemoryLRU(_CACHED, None, time.monotonic)
 _word_cache = _MemoryLRU(_CACHED // 10, None, time.monotonic)  # about 20 words a text
 
 
+def _remembered(
+    texts: list[str], cache: _MemoryLRU, compute: Callable[[_Encoder, list[str]], Iterable[_T]]
+) -> dict[str, _T]:
+    """Each distinct text's value, from ``cache`` or computed by the encoder (and remembered)."""
+    known: dict[str, _T] = {}
+    for text in texts:
+        found = cache.get(text)
+        if found is not _MISSING:
+            known[text] = found
+    missing = sorted({t for t in texts if t not in known}, key=len)
+    if missing:
+        encoder = _load()
+        # Texts of like length share a batch, so little of it is padding.
+        for start in range(0, len(missing), _BATCH):
+            chunk = missing[start : start + _BATCH]
+            for text, value in zip(chunk, compute(encoder, chunk), strict=True):
+                known[text] = value
+                cache.set(text, value)
+    return known
+
+
 def _load() -> _Encoder:
     global _encoder
     with _lock:
@@ -220,16 +243,7 @@ class MiniLMEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed each text into a unit vector."""
-        known = {t: v for t in texts if (v := _cache.get(t)) is not _MISSING}
-        missing = sorted({t for t in texts if t not in known}, key=len)
-        if missing:
-            encoder = _load()
-            # Texts of like length share a batch, so little of it is padding.
-            for start in range(0, len(missing), _BATCH):
-                chunk = missing[start : start + _BATCH]
-                for text, vector in zip(chunk, encoder.encode(chunk), strict=True):
-                    known[text] = vector
-                    _cache.set(text, vector)
+        known: dict[str, _Array] = _remembered(texts, _cache, _Encoder.encode)
         return [known[t].tolist() for t in texts]
 
     def embed_query(self, text: str) -> list[float]:
@@ -249,17 +263,5 @@ class MiniLMEmbeddings(Embeddings):
             >>> words, vectors.shape  # doctest: +SKIP
             (('wi', '-', 'fi', 'works'), (4, 384))
         """
-        known: dict[str, Words] = {}
-        for text in texts:
-            found = _word_cache.get(text)
-            if found is not _MISSING:
-                known[text] = found
-        missing = sorted({t for t in texts if t not in known}, key=len)
-        if missing:
-            encoder = _load()
-            for start in range(0, len(missing), _BATCH):
-                chunk = missing[start : start + _BATCH]
-                for text, words in zip(chunk, encoder.words(chunk), strict=True):
-                    known[text] = words
-                    _word_cache.set(text, words)
+        known = _remembered(texts, _word_cache, _Encoder.words)
         return [known[t] for t in texts]
