@@ -306,16 +306,16 @@ class ExtractiveChatModel(BaseChatModel):
         there is no ``word_encoder``.
 
         A question word the sentence holds (by its stem) matches fully; another matches by its
-        closest word in the sentence, both read in context by ``word_encoder``.
+        closest word in the sentence, both read in context by ``word_encoder``. A follow-up
+        that the offline condense step completed with the earlier topic's words, after its
+        question mark ("How long is it kept? usage history stored"), is not judged: its own
+        words are too few, and the rest are not what it asks.
         """
-        if self.word_encoder is None:
-            return 1.0
-        # Words after the last question mark are context, not asked: the offline condense
-        # step appends a follow-up's topic there ("What about HomeKit? voice assistants").
         mark = question.rfind("?")
-        asked_text = question[: mark + 1] if 0 <= mark < len(question.rstrip()) - 1 else question
+        if self.word_encoder is None or 0 <= mark < len(question.rstrip()) - 1:
+            return 1.0
         (asked, asked_vectors), (said, said_vectors) = self.word_encoder.embed_words(
-            [asked_text, candidates[best][1]]
+            [question, candidates[best][1]]
         )
         form = QUESTION_FORM if focus is not None else frozenset()
         kept = [i for i, w in enumerate(asked) if _content(w) and w not in form]
