@@ -175,8 +175,10 @@ class ExtractiveChatModel(BaseChatModel):
     sentence by the IDF-weighted share of the question's terms it contains (stop words removed,
     CJK text as character bigrams), and answers with the best sentences verbatim, each followed
     by its citation, e.g. ``Paris is the capital of France. [1]``. When no sentence reaches
-    ``min_relevance``, or the prompt has no sources, it answers :data:`NO_ANSWER`. The question
-    is the last human message's text after ``Question:``, else that message minus its sources.
+    ``min_relevance``, or the prompt has no sources, it answers :data:`NO_ANSWER`. With a
+    ``word_encoder`` (strict answers) a sentence is quoted only if it meets every word of the
+    question. The question is the last human message's text after ``Question:``, else that
+    message minus its sources.
 
     Deterministic, offline, streams word by word, and reports usage counted by tiktoken
     (:func:`weft.components.tokens.count_tokens`, offline) or ``token_counter``. It has no
@@ -210,13 +212,13 @@ class ExtractiveChatModel(BaseChatModel):
     """How many times its usual weight a question word that no source word matches, even in
     part, counts in the share a sentence misses."""
     word_encoder: WordEncoder | None = Field(default=None, exclude=True)
-    """Reads words in their sentence, to check the best sentence before it is quoted
-    (:class:`~weft.components._minilm.MiniLMEmbeddings`, which the RAG graph passes offline
-    when it is installed). Every word of the question must be matched in that sentence, by
+    """Reads words in their sentence, to check each sentence before it is quoted (strict
+    answers: the RAG graph passes :class:`~weft.components._minilm.MiniLMEmbeddings` when
+    ``strict_answers`` is set). Every word of the question must be met in the sentence, by
     itself or by a word that means the same there, at ``min_word_match`` or better; a word
-    common in the sources can miss by more, the rarest by least. "What is Priya Lund's email
-    address?" is then refused rather than answered with "The data protection officer is Priya
-    Lund": nothing there reads as an email address. None: no such check."""
+    common in the sources may miss by more, the rarest by least. "How much does a bag of spelt
+    rolls weigh?" is then refused rather than answered with "Spelt rolls are sold in bags of
+    six": nothing there reads as a weight. None: no such check."""
     min_word_match: float = Field(default=0.5, ge=0.0, le=1.0)
     """How well the question's least matched word must be matched (see ``word_encoder``).
     0.5 was the best setting on the tuning parts of the three ``rag-paraphrase`` suites (0.4 to
@@ -299,9 +301,9 @@ class ExtractiveChatModel(BaseChatModel):
         return _Answer(text, tuple(dict.fromkeys(index for index, _ in quoted)))
 
     def _word_match(
-        self, question: str, focus: Focus | None, best: int, candidates: Sequence[_Candidate]
+        self, question: str, focus: Focus | None, index: int, candidates: Sequence[_Candidate]
     ) -> float:
-        """How well the candidate ``best`` matches the question's least matched word, each
+        """How well candidate ``index`` meets the question's least matched word, each
         word's miss weighted by its IDF over the candidates (the rarest counts fully): 1.0 when
         there is no ``word_encoder``.
 
@@ -315,14 +317,14 @@ class ExtractiveChatModel(BaseChatModel):
         if self.word_encoder is None or 0 <= mark < len(question.rstrip()) - 1:
             return 1.0
         (asked, asked_vectors), (said, said_vectors) = self.word_encoder.embed_words(
-            [question, candidates[best][1]]
+            [question, candidates[index][1]]
         )
         form = QUESTION_FORM if focus is not None else frozenset()
         kept = [i for i, w in enumerate(asked) if _content(w) and w not in form]
         said_vectors = said_vectors[[i for i, w in enumerate(said) if _content(w)]]
         if not kept:
             return 1.0
-        terms = candidates[best][2]
+        terms = candidates[index][2]
         total = len(candidates)
         misses: list[tuple[float, float]] = []
         for i in kept:
