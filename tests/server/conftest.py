@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -200,11 +200,15 @@ def read_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
 class ServeProcess:
     """``weft serve --port 0 --data-dir DIR`` in a subprocess; ``url`` once it is ready.
 
-    ``demo=True`` adds ``--demo``: an empty data dir gets weft's handbook first."""
+    ``demo=True`` adds ``--demo``: an empty data dir gets weft's handbook first; ``args`` are
+    further flags."""
 
-    def __init__(self, data_dir: Path, *, demo: bool = False, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, *, demo: bool = False, args: Sequence[str] = (), **env: str
+    ) -> None:
         self.data_dir = data_dir
         self.demo = demo
+        self.args = list(args)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
@@ -213,7 +217,7 @@ class ServeProcess:
 
     def __enter__(self) -> ServeProcess:
         cmd = [sys.executable, "-m", "weft.cli", "serve", "--port", "0"]
-        cmd += ["--data-dir", str(self.data_dir)] + (["--demo"] if self.demo else [])
+        cmd += ["--data-dir", str(self.data_dir)] + (["--demo"] if self.demo else []) + self.args
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,

@@ -19,6 +19,7 @@ import httpx
 import openai
 import pytest
 
+from tests.graphs._bakery import NEAR_MISS, write_bakery
 from tests.server.conftest import (
     USAGE,
     FakeChat,
@@ -29,6 +30,8 @@ from tests.server.conftest import (
     read_response,
     read_sse,
 )
+from weft.cli import main
+from weft.components.models import NO_ANSWER
 from weft.core.settings import Settings
 from weft.server import create_app
 
@@ -405,3 +408,17 @@ def test_weft_serve_leaves_an_empty_data_dir_empty_without_demo(tmp_path: Path) 
     assert "is empty; ingest documents with weft ingest" in said and "--demo" in said
     assert not (tmp_path / "data" / "bm25").exists()  # nothing of weft's own was ingested
     assert "The knowledge base 'data' is empty" in page
+
+
+def test_weft_serve_strict_refuses_what_the_documents_do_not_say(
+    tmp_path: Path, http: httpx.Client
+) -> None:
+    docs, data = tmp_path / "docs", tmp_path / "data"
+    docs.mkdir()
+    assert main(["ingest", *map(str, write_bakery(docs)), "--data-dir", str(data)]) == 0
+    with ServeProcess(data, args=["--strict"]) as server:
+        asked = {"model": "rag", "messages": [{"role": "user", "content": NEAR_MISS}]}
+        reply = http.post(server.url + "/v1/chat/completions", json=asked)
+    assert reply.status_code == 200
+    # Without --strict the same question gets "Spelt rolls are sold in bags of six." (test_rag).
+    assert reply.json()["choices"][0]["message"]["content"] == NO_ANSWER

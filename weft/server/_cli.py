@@ -53,6 +53,12 @@ def add_commands(subparsers: Any) -> None:
         action="store_true",
         help="when the knowledge base is empty, ingest weft's own handbook into it first",
     )
+    serve.add_argument(
+        "--strict",
+        action="store_true",
+        help="offline, quote only a sentence that meets every word of the question, read in "
+        "context: refuses more, answers fewer paraphrases (WEFT_STRICT_ANSWERS)",
+    )
     serve.set_defaults(handler=_serve)
     db = subparsers.add_parser(
         "db",
@@ -170,7 +176,12 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     from weft.graphs.registry import knowledge_base
     from weft.server.app import create_app
 
-    settings = get_settings(data_dir=args.data_dir, host=args.host, port=args.port)
+    settings = get_settings(
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        strict_answers=True if args.strict else None,
+    )
     # Bound before the knowledge base is opened (and maybe ingested into), so a taken port
     # fails at once; connections made meanwhile wait in the backlog.
     sock = _bind(settings.host, settings.port)
