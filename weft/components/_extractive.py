@@ -151,6 +151,13 @@ class WordEncoder(Protocol):
     def embed_words(self, texts: list[str]) -> list[Words]: ...
 
 
+def _idf(term: str, candidates: Sequence[_Candidate]) -> float:
+    """How rare ``term`` is among the candidate sentences (smoothed IDF; > 0 even when all
+    hold it)."""
+    found = sum(term in c[2] for c in candidates)
+    return math.log((len(candidates) + 1) / (found + 0.5))
+
+
 def _content(word: str) -> bool:
     """Whether a word of the question says what it is about: a number, or a word of two or
     more letters that is not a stop word."""
@@ -325,14 +332,12 @@ class ExtractiveChatModel(BaseChatModel):
         if not kept:
             return 1.0
         terms = candidates[index][2]
-        total = len(candidates)
         misses: list[tuple[float, float]] = []
         for i in kept:
             term = stem(asked[i])
-            found = sum(term in c[2] for c in candidates)
             closest = float((said_vectors @ asked_vectors[i]).max()) if len(said_vectors) else 0.0
             matched = 1.0 if term in terms else closest
-            misses.append((math.log((total + 1) / (found + 0.5)), 1.0 - matched))
+            misses.append((_idf(term, candidates), 1.0 - matched))
         rarest = max(weight for weight, _ in misses) or 1.0
         return 1.0 - max(weight / rarest * miss for weight, miss in misses)
 
@@ -355,11 +360,7 @@ class ExtractiveChatModel(BaseChatModel):
         their similarity, from ``synonym_similarity`` up. The share is then blended with the
         similarity of the whole sentence to the question (``semantic_weight``).
         """
-        total = len(candidates)
-        weights = {
-            term: math.log((total + 1) / (sum(term in c[2] for c in candidates) + 0.5))
-            for term in wanted
-        }
+        weights = {term: _idf(term, candidates) for term in wanted}
         whole = sum(weights.values()) or 1.0
         lexical = [sum(weights[t] for t in wanted & terms) / whole for _, _, terms in candidates]
         if self.embeddings is None:
