@@ -446,6 +446,7 @@ def _tagged(chunks: Sequence[Document], version: int) -> list[Document]:
 
 def _delete_ids(client: Any, collection: str, ids: list[str]) -> None:
     target = find_collection(client, collection)
+    if target is None:
+        return
     for start in range(0, len(ids), 1000):
-        if target is not None:
-            target.delete(ids=ids[start : start + 1000])
+        target.delete(ids=ids[start : start + 1000])
