@@ -66,13 +66,24 @@ def test_a_question_whose_kind_of_answer_is_missing_is_refused() -> None:
     ("question", "focus"),
     [
         ("Who founded Lumo Labs?", "person"),
-        ("When was it founded?", "time"),
+        ("When was it founded?", "date"),
+        ("In what year did the museum open?", "date"),
+        ("When does the museum open?", "time"),
         ("How long is the warranty?", "duration"),
-        ("How much does it cost?", "number"),
+        ("How much does it cost?", "price"),
+        ("What is the annual fee?", "price"),
+        ("How much is the contract with the council worth?", "price"),
+        ("What would renting a room cost?", "price"),
         ("How heavy is it?", "number"),
+        ("How much does it weigh?", "number"),
         ("Where is the serial number?", "place"),
+        ("What is the phone number of the front desk?", "phone"),
+        ("Which number should I dial in an emergency?", "phone"),
+        ("What is the curator's email address?", "email"),
+        ("Which colours are there?", "colour"),
+        ("What is the colour temperature of the lamp?", None),
         ("What does the server do when a client disconnects?", None),
-        ("Which colours are there?", None),
+        ("What happens if I do not pay?", None),
     ],
 )
 def test_the_focus_of_a_question(question: str, focus: str | None) -> None:
@@ -86,6 +97,56 @@ def test_a_sentence_fits_a_focus_only_with_that_kind_of_answer() -> None:
     assert fits_focus("time", "Updates install between 2:00 and 4:00.", "When?")
     assert not fits_focus("person", "Lumo Labs makes lamps.", "Who runs Lumo Labs?")
     assert fits_focus("person", "The customer pays for the return.", "Who pays?")
+
+
+@pytest.mark.parametrize(
+    ("focus", "sentence", "question", "fits"),
+    [
+        # A price is an amount of money, or free; a number that is part of a name is no price.
+        ("price", "Colour prints cost 50p a page.", "How much is a colour print?", True),
+        ("price", "Children borrow for free.", "How much does a child pay?", True),
+        ("price", "A3 printing is offered upstairs.", "How much does A3 printing cost?", False),
+        ("price", "The museum has a ten-year lease.", "How much is the lease worth?", False),
+        # An answer brings something the question does not already say.
+        ("number", "The hall was built in 1974.", "How much did the 1974 hall cost?", False),
+        ("number", "The hall has 120 seats.", "How many seats does the 1974 hall have?", True),
+        ("date", "The museum opened in 1887.", "In what year did the museum open?", True),
+        ("date", "It is open on Mondays from 9:00.", "When did the museum open?", False),
+        ("phone", "Call 112 in an emergency.", "Which number should I dial?", True),
+        ("phone", "The desk answers email within a day.", "What is its phone number?", False),
+        ("phone", "The museum opened in 1887.", "What is the museum's phone number?", False),
+        ("email", "Write to desk@museum.example.", "What is the email address?", True),
+        ("email", "Write to the desk.", "What is the email address?", False),
+        ("colour", "The benches are dark green.", "Which colours are the benches?", True),
+        ("colour", "The benches are made of oak.", "Which colours are the benches?", False),
+    ],
+)
+def test_an_answer_of_a_kind_must_be_new_to_the_question(
+    focus: str, sentence: str, question: str, fits: bool
+) -> None:
+    assert fits_focus(focus, sentence, question) is fits  # type: ignore[arg-type]
+
+
+MUSEUM = format_sources(
+    [
+        "A3 printing is offered only at the main desk. Colour prints cost 50p per page.",
+        "The museum answers questions by email at desk@museum.example within one working day.",
+    ]
+)
+
+
+def test_a_sentence_without_the_kind_of_answer_asked_for_is_not_quoted() -> None:
+    model = ExtractiveChatModel()
+
+    def museum(question: str) -> str:
+        return str(model.invoke(f"{MUSEUM}\n\nQuestion: {question}").content)
+
+    assert museum("How much does A3 printing cost?") == NO_ANSWER
+    assert museum("What is the phone number of the museum desk?") == NO_ANSWER
+    assert museum("How much do colour prints cost?") == "Colour prints cost 50p per page. [1]"
+    assert museum("What is the email address of the museum desk?").startswith(
+        "The museum answers questions by email at desk@museum.example"
+    )
 
 
 class WordAxisEmbeddings(Embeddings):

@@ -550,7 +550,7 @@ def test_extractive_model_with_a_word_encoder_quotes_only_sentences_that_meet_ea
         "The bakery's data protection officer is Tomas Lind. [1]"
     )
     # A follow-up completed with the earlier topic (after its question mark) is not judged.
-    follow_up = f"{prompt}\n\nQuestion: And how much do they cost? spelt rolls bag weigh"
+    follow_up = f"{prompt}\n\nQuestion: And are they sold by the bag? spelt rolls weigh"
     assert strict.invoke(follow_up).content == words.invoke(follow_up).content != NO_ANSWER
 
 

@@ -2,9 +2,11 @@
 
 * :func:`stem` folds English words onto their Snowball stem ("warranties", "warranty" ->
   "warranti"), so a question and a sentence meet on inflected forms.
-* :func:`focus_of` reads what kind of answer a question asks for (a person, a time, a number, a
-  duration, a place), and :func:`fits_focus` says whether a sentence holds that kind of answer.
-  "Who is the CEO?" is not answered by a sentence that names no one new.
+* :func:`focus_of` reads what kind of answer a question asks for (a person, a time, a date, a
+  number, a price, a duration, a place, a phone number, an email address, a colour), and
+  :func:`fits_focus` says whether a sentence holds that kind of answer. "Who is the CEO?" is not
+  answered by a sentence that names no one new, nor "What is her phone number?" by one without
+  a number to call.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import Stemmer
 
 __all__ = ["Focus", "asked_about", "cosine", "fits_focus", "focus_of", "stem"]
 
-Focus = Literal["person", "time", "duration", "number", "place"]
+Focus = Literal[
+    "person", "time", "date", "duration", "number", "price", "place", "phone", "email", "colour"
+]
 """The kinds of answer a question can ask for; other questions (what, which, how do I) ask for
 no particular kind."""
 
@@ -45,7 +49,8 @@ _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|"
     "fifty|sixty|hundred|thousand|million|dozen|half|once|twice|single|double"
 )
-_NUMBER = re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
+# A number standing alone: "1.4 kg", "ten-year", not the "3" of "A3".
+_NUMBER = re.compile(rf"(?<![\w.,])\d+(?:[.,:]\d+)*|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
 _TIME_UNITS = (
     r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|nights?|mornings?|evenings?|"
     r"decades?|working\s+days?"
@@ -56,9 +61,11 @@ _DURATION = re.compile(
     r"|\b(?:lifetime|forever|permanent(?:ly)?)\b",
     re.IGNORECASE,
 )
+_MONTH_NAMES = (
+    "january|february|march|april|may|june|july|august|september|october|november|december"
+)
 _MONTHS = (
-    "january|february|march|april|may|june|july|august|september|october|november|december|"
-    "monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekends?|weekdays?"
+    rf"{_MONTH_NAMES}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekends?|weekdays?"
 )
 _TIME = re.compile(
     rf"\b\d{{1,2}}[:.]\d{{2}}\b|\b(?:1[89]|20)\d{{2}}\b|\b(?:{_MONTHS})\b|\b\d{{1,2}}(?:[:.]\d{{2}})?\s*[ap]\.?m\b"
@@ -82,10 +89,42 @@ _PLACE_WORDS = re.compile(
 )
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w-]+")
 
+_YEAR = r"\b(?:1[5-9]|20)\d{2}\b"
+_DATE = re.compile(
+    rf"{_YEAR}|\b(?:{_MONTH_NAMES})\b|\b\d{{1,2}}(?:st|nd|rd|th)\b|\bago\b|"
+    r"\b(?:last|this|next)\s+(?:year|month|week)\b",
+    re.IGNORECASE,
+)
+_PRICE = re.compile(
+    r"[€$£¥₹]|\b\d+(?:[.,]\d+)?\s*(?:p|c|ct|pence|cents?|euros?|eur|dollars?|usd|"
+    r"pounds?|gbp|kr|sek|nok|dkk|chf|francs?|yen)\b|\b(?:eur|usd|gbp|chf)\s*\d|"
+    r"\b(?:free|nothing|included|no\s+(?:extra\s+)?(?:charge|cost|fee)s?|(?:not|never)\s+charged|"
+    r"at\s+no\s+(?:extra\s+)?cost)\b",
+    re.IGNORECASE,
+)
+# Three or more digits to call ("112", "+372 600 1234"), not a year.
+_PHONE = re.compile(rf"(?<![\w.,])(?!{_YEAR})\+?\d(?:[\s()/-]?\d){{2,}}(?![\w.,])")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_COLOURS = re.compile(
+    r"\b(?:black|white|grey|gray|silver|gold|golden|red|blue|green|yellow|orange|purple|pink|"
+    r"brown|beige|navy|bronze|copper|cream|ivory|charcoal|graphite|teal|turquoise|violet|"
+    r"anthracite|colou?rless|transparent)\b",
+    re.IGNORECASE,
+)
+
 _HOW_NUMBER = re.compile(
     r"\bhow\s+(?:much|many|heavy|big|large|small|tall|wide|high|deep|bright|loud|fast|far|"
     r"old|hot|cold|warm|strong|powerful|expensive|cheap)\b|\bwhat\s+(?:is\s+the\s+)?"
     r"(?:price|cost|weight|size|number|percentage|rate|amount|fee)\b",
+    re.IGNORECASE,
+)
+_AUXILIARY = r"(?:is|are|was|were|does|do|did|can|could|will|would|should|must|may|has|have|had)"
+_HOW_MUCH_MONEY = re.compile(
+    r"\bhow\s+much\b(?:\s+[\w'-]+){0,10}?\s+(?:cost|costs|pay|paid|charge|charged|owe|worth)\b|"
+    r"\bhow\s+much\s+(?:is|are|for)\b(?:\s+[\w'-]+){0,5}?\s+(?:fee|fine|price|membership|"
+    r"subscription|pass|ticket|plan|deposit|rent)s?\b|\bhow\s+much\s+for\b|\bhow\s+expensive\b|"
+    r"\bwhat\s+(?:[\w'-]+\s+){0,4}?(?:price|cost|fee|fine|charge|deposit|rent)s?\b|"
+    rf"\bwhat\s+{_AUXILIARY}\s+(?:[\w'-]+\s+){{0,8}}?(?:cost|pay)\b",
     re.IGNORECASE,
 )
 _HOW_LONG = re.compile(r"\bhow\s+(?:long|soon|often|quickly)\b|\bfor\s+how\s+long\b", re.I)
@@ -95,6 +134,19 @@ _WHEN = re.compile(
     r"\bat\s+what\s+time\b|\bwhich\s+(?:year|day|date|month|hours?)\b",
     re.IGNORECASE,
 )
+_WHEN_PAST = re.compile(
+    _OPENS + r"when\s+(?:was|were|did)\b|\b(?:in\s+)?(?:what|which)\s+year\b|\bsince\s+when\b",
+    re.IGNORECASE,
+)
+_ASKS_PHONE = re.compile(
+    r"\b(?:phone|telephone|mobile|fax|hotline|helpline)\s+(?:number|no\.?)s?\b|"
+    r"\b(?:what|which)\s+number\s+(?:[\w'-]+\s+){0,3}?(?:call|dial|ring|phone|text)\b",
+    re.IGNORECASE,
+)
+_ASKS_EMAIL = re.compile(r"\be-?mail\s+address(?:es)?\b|\b(?:what|which)\s+e-?mail\b", re.I)
+_ASKS_COLOUR = re.compile(
+    r"\b(?:what|which)\s+colou?rs?\b(?!\s+(?:rendering|temperature|printing|mode|index))", re.I
+)
 _WHO = re.compile(_OPENS + r"who(?:m|se)?\b", re.IGNORECASE)
 _WHERE = re.compile(_OPENS + r"where\b|\bwhich\s+(?:country|city|place|address)\b", re.I)
 
@@ -102,20 +154,34 @@ _WHERE = re.compile(_OPENS + r"where\b|\bwhich\s+(?:country|city|place|address)\
 QUESTION_FORM = frozenset(["long", "soon", "often", "quickly", "time", "date"])
 
 
+_ASKS: tuple[tuple[Focus, re.Pattern[str]], ...] = (
+    ("phone", _ASKS_PHONE),
+    ("email", _ASKS_EMAIL),
+    ("colour", _ASKS_COLOUR),
+)
+
+
 def focus_of(question: str) -> Focus | None:
     """The kind of answer ``question`` asks for, or None when it asks for none in particular.
 
     Example:
         >>> [focus_of(q) for q in ["Who founded it?", "How long is the warranty?",
-        ...                        "How much does it cost?", "What is BM25?"]]
-        ['person', 'duration', 'number', None]
+        ...                        "How much does it cost?", "How heavy is it?", "What is BM25?"]]
+        ['person', 'duration', 'price', 'number', None]
     """
     if _WHO.search(question):
         return "person"
     if _HOW_LONG.search(question):
         return "duration"
+    if _WHEN_PAST.search(question):
+        return "date"
     if _WHEN.search(question):
         return "time"
+    for focus, asks in _ASKS:
+        if asks.search(question):
+            return focus
+    if _HOW_MUCH_MONEY.search(question):
+        return "price"
     if _HOW_NUMBER.search(question):
         return "number"
     if _WHERE.search(question):
@@ -123,7 +189,6 @@ def focus_of(question: str) -> Focus | None:
     return None
 
 
-_AUXILIARY = r"(?:is|are|was|were|does|do|did|can|could|will|would|should|must|may|has|have|had)"
 _NOUN_PHRASE = r"((?:[\w'-]+\s+){0,3}?[\w'-]+)"
 _ASKED_ABOUT = (
     # "How many lumens does it give?", "At how many watts can it charge?"
@@ -165,23 +230,46 @@ def _names(text: str) -> set[str]:
     return {m.lower() for m in _CAPITALISED.findall(text)}
 
 
+def _new(pattern: re.Pattern[str], sentence: str, question: str) -> bool:
+    """Whether ``sentence`` holds a match of ``pattern`` that ``question`` does not: "How much
+    did the 1974 building cost?" is not answered by the year it already gives."""
+    asked = {m.group().lower() for m in pattern.finditer(question)}
+    return any(m.group().lower() not in asked for m in pattern.finditer(sentence))
+
+
+# The kinds of answer that are a match of one pattern, new to the question.
+_NEW_ANSWERS: dict[str, re.Pattern[str]] = {
+    "number": _NUMBER,
+    "date": _DATE,
+    "phone": _PHONE,
+    "price": _PRICE,
+    "email": _EMAIL,
+    "colour": _COLOURS,
+}
+
+
 def fits_focus(focus: Focus | None, sentence: str, question: str) -> bool:
     """Whether ``sentence`` holds the kind of answer ``focus`` asks for.
 
     A person is a name the question does not already hold, or a word for people ("the
-    customer", "we"); a time is a clock time, a date, a year or a duration; a number is a digit
-    or a number word; a place is a name the question does not hold or a phrase of place.
+    customer", "we"); a time is a clock time, a date, a year or a duration; a place is a name
+    the question does not hold or a phrase of place. A number, a date (a year, a month, a day),
+    a price (an amount of money, or "free"), a phone number (three or more digits), an email
+    address and a colour must each be one the question does not already give.
 
     Example:
         >>> fits_focus("person", "Lumo Labs makes the lamp.", "Who is the CEO of Lumo Labs?")
         False
         >>> fits_focus("duration", "It has a two-year warranty.", "How long is the warranty?")
         True
+        >>> fits_focus("price", "A3 printing is offered.", "How much does A3 printing cost?")
+        False
     """
     if focus is None:
         return True
-    if focus == "number":
-        return _NUMBER.search(sentence) is not None
+    pattern = _NEW_ANSWERS.get(focus)
+    if pattern is not None:
+        return _new(pattern, sentence, question)
     if focus == "duration":
         return _DURATION.search(sentence) is not None
     if focus == "time":
