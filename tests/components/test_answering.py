@@ -204,3 +204,24 @@ def test_a_price_or_count_of_something_else_does_not_answer(embeddings: Embeddin
 )
 def test_what_a_question_asks_the_number_or_price_of(question: str, words: tuple[str, ...]) -> None:
     assert asked_about(question) == words
+
+
+WINGS = format_sources(
+    [
+        "The West Wing has six galleries. Its cafe opens at 10:00.",
+        "The East Wing opened in 2001 on Harbour Road.",
+    ]
+)
+
+
+def test_a_sentence_about_another_named_thing_is_not_quoted() -> None:
+    model = ExtractiveChatModel()
+
+    def wings(question: str) -> str:
+        return str(model.invoke(f"{WINGS}\n\nQuestion: {question}").content)
+
+    assert wings("How many galleries does the West Wing have?") == (
+        "The West Wing has six galleries. [1]"
+    )
+    # The sources know the East Wing; the six galleries are the West Wing's.
+    assert wings("How many galleries does the East Wing have?") == NO_ANSWER

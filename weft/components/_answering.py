@@ -18,7 +18,7 @@ from typing import Literal
 
 import Stemmer
 
-__all__ = ["Focus", "asked_about", "cosine", "fits_focus", "focus_of", "stem"]
+__all__ = ["Focus", "asked_about", "cosine", "fits_focus", "focus_of", "names_of", "stem"]
 
 Focus = Literal[
     "person", "time", "date", "duration", "number", "price", "place", "phone", "email", "colour"
@@ -226,7 +226,13 @@ def asked_about(question: str) -> tuple[str, ...]:
 _AUXILIARY_WORD = re.compile(_AUXILIARY)
 
 
-def _names(text: str) -> set[str]:
+def names_of(text: str) -> set[str]:
+    """The capitalised words of ``text`` that do not open a sentence, lower-cased: its names.
+
+    Example:
+        >>> sorted(names_of("The Central Library opened in 1887 on Quay Street."))
+        ['central', 'library', 'quay', 'street']
+    """
     return {m.lower() for m in _CAPITALISED.findall(text)}
 
 
@@ -274,7 +280,7 @@ def fits_focus(focus: Focus | None, sentence: str, question: str) -> bool:
         return _DURATION.search(sentence) is not None
     if focus == "time":
         return _TIME.search(sentence) is not None
-    new_names = bool(_names(sentence) - _names(question))
+    new_names = bool(names_of(sentence) - names_of(question))
     if focus == "person":
         return new_names or _PERSON_WORDS.search(sentence) is not None
     return new_names or _PLACE_WORDS.search(sentence) is not None

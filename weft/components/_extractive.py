@@ -24,6 +24,7 @@ from weft.components._answering import (
     cosine,
     fits_focus,
     focus_of,
+    names_of,
     stem,
 )
 from weft.components._context import _QUESTION_LINE, _SOURCE_LINE, Source, parse_sources
@@ -156,6 +157,20 @@ def _idf(term: str, candidates: Sequence[_Candidate]) -> float:
     hold it)."""
     found = sum(term in c[2] for c in candidates)
     return math.log((len(candidates) + 1) / (found + 0.5))
+
+
+def _names_another(question: str, index: int, candidates: Sequence[_Candidate]) -> bool:
+    """Whether candidate ``index`` names something else where the question names a thing the
+    sources know: "How many study rooms does Northgate Branch have?" is not answered by "The
+    Central Library has six study rooms", though Northgate Branch is in the sources. A name in
+    the sentence's source title counts as held."""
+    _, sentence, terms = candidates[index]
+    asked = {stem(n) for n in names_of(question)}
+    named = {stem(n) for n in names_of(sentence)}
+    missing = any(
+        name not in terms and any(name in c[2] for c in candidates) for name in asked - named
+    )
+    return missing and bool(named - asked)
 
 
 def _content(word: str) -> bool:
@@ -296,6 +311,7 @@ class ExtractiveChatModel(BaseChatModel):
             if (
                 covered[i]
                 and fits_focus(focus, sentence, question)
+                and not _names_another(question, i, candidates)
                 and sentence not in (s for _, s in quoted)
                 and self._word_match(question, focus, i, candidates) >= self.min_word_match
             ):
