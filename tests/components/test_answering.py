@@ -69,6 +69,7 @@ def test_a_question_whose_kind_of_answer_is_missing_is_refused() -> None:
         ("When was it founded?", "date"),
         ("In what year did the museum open?", "date"),
         ("When does the museum open?", "time"),
+        ("What are the opening hours of the shop?", "time"),
         ("How long is the warranty?", "duration"),
         ("How much does it cost?", "price"),
         ("What is the annual fee?", "price"),

@@ -131,7 +131,8 @@ _HOW_LONG = re.compile(r"\bhow\s+(?:long|soon|often|quickly)\b|\bfor\s+how\s+lon
 _OPENS = r"^\W*(?:(?:and|so|but|then|ok|okay)\W+)?"
 _WHEN = re.compile(
     _OPENS + r"when\b|\bwhat\s+(?:time|year|day|date|month|hours?)\b|\bby\s+what\s+time\b|"
-    r"\bat\s+what\s+time\b|\bwhich\s+(?:year|day|date|month|hours?)\b",
+    r"\bat\s+what\s+time\b|\bwhich\s+(?:year|day|date|month|hours?)\b|"
+    r"\b(?:opening|business|office)\s+(?:hours|times)\b",
     re.IGNORECASE,
 )
 _WHEN_PAST = re.compile(
