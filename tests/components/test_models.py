@@ -554,6 +554,18 @@ def test_extractive_model_with_a_word_encoder_quotes_only_sentences_that_meet_ea
     assert strict.invoke(follow_up).content == words.invoke(follow_up).content != NO_ANSWER
 
 
+def test_strict_answers_do_not_look_for_the_word_that_says_what_kind_of_answer_is_asked() -> None:
+    # "year" says a year is asked for; the sentence gives one without the word.
+    prompt = format_sources(
+        ["The Harbour Bakery opened in 1990 on Quay Street.", "Rye is baked daily."]
+    )
+    strict = ExtractiveChatModel(embeddings=WordLlamaEmbeddings(), word_encoder=MiniLMEmbeddings())
+    question = f"{prompt}\n\nQuestion: In what year did the Harbour Bakery open?"
+    assert (
+        strict.invoke(question).content == "The Harbour Bakery opened in 1990 on Quay Street. [1]"
+    )
+
+
 def test_extractive_model_quotes_at_most_max_sentences() -> None:
     question = "What are the capitals?"
     assert ask(question) == (

@@ -152,7 +152,7 @@ _WHO = re.compile(_OPENS + r"who(?:m|se)?\b", re.IGNORECASE)
 _WHERE = re.compile(_OPENS + r"where\b|\bwhich\s+(?:country|city|place|address)\b", re.I)
 
 #: A question's words that name what is asked, not what it is about ("how long", "when").
-QUESTION_FORM = frozenset(["long", "soon", "often", "quickly", "time", "date"])
+QUESTION_FORM = frozenset(["long", "soon", "often", "quickly", "time", "date", "year"])
 
 
 _ASKS: tuple[tuple[Focus, re.Pattern[str]], ...] = (
