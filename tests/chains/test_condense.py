@@ -20,6 +20,7 @@ def test_without_history_the_question_is_the_query() -> None:
 def test_offline_a_follow_up_borrows_the_previous_questions_words() -> None:
     out = condense_question().invoke(CondenseInput("And for the larger model?", _PRICE))
     assert out.query == "And for the larger model? Orbit lamp cost" and out.usage == {}
+    assert out.topic == "Orbit lamp cost"
 
 
 def test_offline_a_new_topic_is_never_rewritten_whatever_its_length() -> None:
@@ -27,7 +28,7 @@ def test_offline_a_new_topic_is_never_rewritten_whatever_its_length() -> None:
     question = "How do I factory reset it?"
     assert chain.invoke(CondenseInput(question, _PRICE)).query.startswith(question)
     switch = "How do I factory reset the Orbit?"
-    assert chain.invoke(CondenseInput(switch, _PRICE)).query == switch
+    assert chain.invoke(CondenseInput(switch, _PRICE)) == Condensed(switch, switch)
 
 
 def test_history_turns_may_be_dicts() -> None:

@@ -30,6 +30,7 @@ from weft.components.models import (
     format_sources,
     openai_chat_model,
     parse_sources,
+    question_with_topic,
 )
 from weft.components.tokens import count_tokens
 from weft.core.errors import (
@@ -530,6 +531,9 @@ def test_extractive_model_keeps_abbreviations_and_times_inside_their_sentence() 
     )
 
 
+NEAR_MISS_SPELT = "How much does a bag of spelt rolls weigh?"
+
+
 def test_extractive_model_with_a_word_encoder_quotes_only_sentences_that_meet_each_word() -> None:
     prompt = format_sources(
         [
@@ -540,7 +544,7 @@ def test_extractive_model_with_a_word_encoder_quotes_only_sentences_that_meet_ea
     )
     words = ExtractiveChatModel(embeddings=WordLlamaEmbeddings())
     strict = words.model_copy(update={"word_encoder": MiniLMEmbeddings()})
-    near_miss = f"{prompt}\n\nQuestion: How much does a bag of spelt rolls weigh?"
+    near_miss = f"{prompt}\n\nQuestion: {NEAR_MISS_SPELT}"
     assert words.invoke(near_miss).content == "Spelt rolls are sold in bags of six. [2]"
     assert strict.invoke(near_miss).content == NO_ANSWER
     # A word that is missing but meant by another ("heavy", "weighs") still lets it stand.
@@ -549,9 +553,14 @@ def test_extractive_model_with_a_word_encoder_quotes_only_sentences_that_meet_ea
     assert strict.invoke(f"{prompt}\n\nQuestion: Who is the data protection officer?").content == (
         "The bakery's data protection officer is Tomas Lind. [1]"
     )
-    # A follow-up completed with the earlier topic (after its question mark) is not judged.
-    follow_up = f"{prompt}\n\nQuestion: And are they sold by the bag? spelt rolls weigh"
+    # A follow-up completed with an earlier topic (on its own line) is not judged; a question
+    # that goes on after its question mark is.
+    asked = question_with_topic("And are they sold by the bag?", "spelt rolls weigh")
+    follow_up = f"{prompt}\n\nQuestion: {asked}"
     assert strict.invoke(follow_up).content == words.invoke(follow_up).content != NO_ANSWER
+    more = f"{prompt}\n\nQuestion: {NEAR_MISS_SPELT} Just curious."
+    assert words.invoke(more).content != NO_ANSWER
+    assert strict.invoke(more).content == NO_ANSWER
 
 
 def test_strict_answers_do_not_look_for_the_word_that_says_what_kind_of_answer_is_asked() -> None:

@@ -470,3 +470,19 @@ def test_an_answer_lists_only_the_sources_it_cites_and_a_refusal_none(kb: Knowle
     assert cited and {s.index for s in out.sources} == cited
     refused = graph.invoke(ChatInput(question="Who won the football world cup in 1954?"))
     assert refused.answer == NO_ANSWER and refused.sources == []
+
+
+def test_an_offline_follow_up_carries_its_borrowed_topic_on_a_line_of_its_own(
+    kb: KnowledgeBase,
+) -> None:
+    model = RecordingExtractiveModel()
+    history = [ChatTurn(role="user", content="What does make test run?")]
+    asked = ChatInput(question="And what does it install?", history=history)
+    done = list(stream_chat(build_rag_graph(kb, model=model), asked))[-1]
+    assert isinstance(done, ChatDone)
+    (prompt,) = model.prompts
+    assert prompt[-1].text.endswith(
+        "\n\nQuestion: And what does it install?\nEarlier topic: make test run"
+    )
+    assert "make test installs weft" in done.output.answer
+    assert done.output.usage["input_tokens"] == sum(_encoded(m.text) for m in prompt)

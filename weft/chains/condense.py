@@ -83,12 +83,16 @@ class CondenseInput:
 
 @dataclass(frozen=True)
 class Condensed:
-    """The user's question, the standalone query retrieval and generation use, and the usage
-    of the model call that rewrote it (empty when no model was called)."""
+    """The user's question, the standalone query retrieval and generation use, the usage of
+    the model call that rewrote it (empty when no model was called), and the words the offline
+    rule borrowed from the earlier turns (``topic``; empty when it borrowed none, and with a
+    model, which rewrites the question instead). Offline, ``query`` is ``question`` followed
+    by ``topic``."""
 
     question: str
     query: str
     usage: dict[str, int] = field(default_factory=dict)
+    topic: str = ""
 
 
 _WORD = re.compile(r"[^\W_][\w'.-]*[^\W_]|[^\W_]")
@@ -323,13 +327,21 @@ def condense_heuristic(
         >>> condense_heuristic("How do I install weft?", [Turn(role="user", content="BM25?")])
         'How do I install weft?'
     """
+    return _offline(question, history, retrieves).query
+
+
+def _borrowed(
+    question: str, history: Sequence[TurnLike], retrieves: Callable[[str], bool] | None
+) -> list[str]:
+    """The words :func:`condense_heuristic` adds to ``question``, in order; none for a
+    question that stands alone."""
     users = [i for i, t in enumerate(history) if t.role == "user"]
     if not users:
-        return question
+        return []
     last = users[-1]
     previous = condense_heuristic(history[last].content, history[:last], retrieves=retrieves)
     if not is_follow_up(question, previous, retrieves=retrieves):
-        return question
+        return []
     words = _words(question)
     have = set(words)
     topic = _topic_words(previous)
@@ -338,12 +350,18 @@ def condense_heuristic(
         # "And the warranty on it?" asks something new about what "it" named before: the
         # previous question's names, not what it asked about them ("cost").
         topic = [w for w in topic if w in names]
-    borrowed = [
+    return [
         w
         for w in dict.fromkeys(topic)
         if w.lower() not in have and (retrieves is None or retrieves(w.lower()))
     ]
-    return f"{question} {' '.join(borrowed)}".strip() if borrowed else question
+
+
+def _offline(
+    question: str, history: Sequence[TurnLike], retrieves: Callable[[str], bool] | None
+) -> Condensed:
+    topic = " ".join(_borrowed(question, history, retrieves))
+    return Condensed(question, f"{question} {topic}".strip() if topic else question, topic=topic)
 
 
 # -- with a model ----------------------------------------------------------------------------------
@@ -374,8 +392,7 @@ def _rewrite(
     ]
     reply = model.invoke(messages, config)
     if is_fallback_answer(reply):  # the offline stand-in answers questions; it cannot rewrite
-        query = condense_heuristic(request.question, request.history, retrieves=retrieves)
-        return Condensed(request.question, query)
+        return _offline(request.question, request.history, retrieves)
     text = reply.text.strip() if isinstance(reply, AIMessage) else ""
     usage = usage_of(reply)
     if usage is None:
@@ -429,8 +446,7 @@ def condense_question(
             return Condensed(request.question, request.question)
         request = CondenseInput(request.question, history)
         if rewriter is None:
-            query = condense_heuristic(request.question, history, retrieves=retrieves)
-            return Condensed(request.question, query)
+            return _offline(request.question, history, retrieves)
         return _rewrite(rewriter, request, config, retrieves)
 
     return lambda_(condense, input_type=CondenseInput, output_type=Condensed, name=name)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from langchain_core.documents import Document
 
-__all__ = ["Source", "cited_sources", "format_sources", "parse_sources"]
+__all__ = ["Source", "cited_sources", "format_sources", "parse_sources", "question_with_topic"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class Source:
 
 _SOURCE_LINE = re.compile(r"^\s*\[(\d+)\]\s?(.*)$")
 _QUESTION_LINE = re.compile(r"^\s*(?:question|q|问题|質問)\s*[:\uff1a]\s*(.*)$", re.IGNORECASE)
+_TOPIC_HEAD = "Earlier topic: "
+_TOPIC_LINE = re.compile(r"^\s*earlier topic\s*:\s*(.*)$", re.IGNORECASE)
 # A title is a short prefix with no sentence end in it ("notes.md" is fine, "Done. Next" is not).
 _TITLE = re.compile(r"^((?:[^.!?\u3002\uff01\uff1f:\n]|[.!?](?=\S)){1,80}):\s+(\S.*)$", re.DOTALL)
 
@@ -56,6 +58,20 @@ def format_sources(sources: Iterable[Document | Source | str]) -> str:
         head = " ".join(str(title).replace(":", " -").split()) if title else ""
         lines.append(f"[{number}] {head}: {body}" if head else f"[{number}] {body}")
     return "\n".join(lines)
+
+
+def question_with_topic(question: str, topic: str) -> str:
+    """``question`` followed by the words a follow-up borrowed from the conversation, on a
+    line of their own (``Earlier topic: ...``): the question a prompt carries, in the form the
+    extractive model reads, so that it tells the user's own words from the borrowed ones.
+
+    Example:
+        >>> question_with_topic("How long is it kept?", "usage history")
+        'How long is it kept?\\nEarlier topic: usage history'
+        >>> question_with_topic("What is BM25?", "")
+        'What is BM25?'
+    """
+    return f"{question}\n{_TOPIC_HEAD}{topic}" if topic else question
 
 
 def parse_sources(text: str) -> list[Source]:

@@ -27,7 +27,13 @@ from weft.components._answering import (
     names_of,
     stem,
 )
-from weft.components._context import _QUESTION_LINE, _SOURCE_LINE, Source, parse_sources
+from weft.components._context import (
+    _QUESTION_LINE,
+    _SOURCE_LINE,
+    _TOPIC_LINE,
+    Source,
+    parse_sources,
+)
 from weft.components._memo import memo_by_bytes
 from weft.components.tokens import count_tokens
 
@@ -122,12 +128,17 @@ def _text(message: BaseMessage) -> str:
     )
 
 
-def _question(text: str) -> str:
+def _question(text: str) -> tuple[str, str]:
+    """The question a prompt asks, and the earlier topic a condensed follow-up carries on an
+    ``Earlier topic:`` line ("" when none; see :func:`question_with_topic`)."""
     lines = text.splitlines()
     for i, line in enumerate(lines):
         match = _QUESTION_LINE.match(line)
         if match:
-            return "\n".join([match.group(1), *lines[i + 1 :]]).strip()
+            rest = [match.group(1), *lines[i + 1 :]]
+            topics = [m.group(1).strip() for m in map(_TOPIC_LINE.match, rest) if m]
+            asked = [line for line in rest if not _TOPIC_LINE.match(line)]
+            return "\n".join(asked).strip(), " ".join(topics)
     kept: list[str] = []
     in_source = False
     for line in lines:
@@ -137,7 +148,7 @@ def _question(text: str) -> str:
             in_source = False
         elif not in_source:
             kept.append(line)
-    return "\n".join(kept).strip()
+    return "\n".join(kept).strip(), ""
 
 
 _Candidate = tuple[int, str, frozenset[str]]
@@ -200,7 +211,9 @@ class ExtractiveChatModel(BaseChatModel):
     ``min_relevance``, or the prompt has no sources, it answers :data:`NO_ANSWER`. With a
     ``word_encoder`` (strict answers) a sentence is quoted only if it meets every word of the
     question. The question is the last human message's text after ``Question:``, else that
-    message minus its sources.
+    message minus its sources; an ``Earlier topic:`` line under it (see
+    :func:`question_with_topic`) adds the words a condensed follow-up borrowed, which count for
+    relevance, and spares the follow-up the strict check.
 
     Deterministic, offline, streams word by word, and reports usage counted by tiktoken
     (:func:`weft.components.tokens.count_tokens`, offline) or ``token_counter``. It has no
@@ -280,7 +293,9 @@ class ExtractiveChatModel(BaseChatModel):
 
     def _answer(self, messages: Sequence[BaseMessage]) -> _Answer:
         humans = [m for m in messages if isinstance(m, HumanMessage)]
-        question = _question(_text(humans[-1])) if humans else ""
+        asked, topic = _question(_text(humans[-1])) if humans else ("", "")
+        # A follow-up is scored with the topic it borrowed, as retrieval searched for it.
+        question = f"{asked} {topic}".strip()
         sources: dict[int, Source] = {}
         for message in messages:
             for source in parse_sources(_text(message)):
@@ -313,7 +328,10 @@ class ExtractiveChatModel(BaseChatModel):
                 and fits_focus(focus, sentence, question)
                 and not _names_another(question, i, candidates)
                 and sentence not in (s for _, s in quoted)
-                and self._word_match(question, focus, i, candidates) >= self.min_word_match
+                and (
+                    bool(topic)
+                    or self._word_match(question, focus, i, candidates) >= self.min_word_match
+                )
             ):
                 quoted.append((index, sentence))
                 # A further sentence must be nearly as relevant as the first one quoted.
@@ -332,12 +350,10 @@ class ExtractiveChatModel(BaseChatModel):
 
         A question word the sentence holds (by its stem) matches fully; another matches by its
         closest word in the sentence, both read in context by ``word_encoder``. A follow-up
-        that the offline condense step completed with the earlier topic's words, after its
-        question mark ("How long is it kept? usage history stored"), is not judged: its own
-        words are too few, and the rest are not what it asks.
+        that the offline condense step completed with an earlier topic is not judged (the
+        caller skips it): its own words are too few, and the borrowed ones are not what it asks.
         """
-        mark = question.rfind("?")
-        if self.word_encoder is None or 0 <= mark < len(question.rstrip()) - 1:
+        if self.word_encoder is None:
             return 1.0
         (asked, asked_vectors), (said, said_vectors) = self.word_encoder.embed_words(
             [question, candidates[index][1]]

@@ -29,7 +29,13 @@ from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 
-from weft.components._context import Source, cited_sources, format_sources, parse_sources
+from weft.components._context import (
+    Source,
+    cited_sources,
+    format_sources,
+    parse_sources,
+    question_with_topic,
+)
 from weft.components._extractive import NO_ANSWER, ExtractiveChatModel, WordEncoder
 from weft.components._extractive import _sentences as _sentences
 from weft.components._extractive import _terms as _terms
@@ -53,6 +59,7 @@ __all__ = [
     "format_sources",
     "openai_chat_model",
     "parse_sources",
+    "question_with_topic",
 ]
 
 DEFAULT_MODEL = "gpt-4o-mini"

@@ -65,7 +65,13 @@ from weft.chains.condense import (
     condense_question,
     is_follow_up,
 )
-from weft.components.models import NO_ANSWER, ExtractiveChatModel, default_chat_model, parse_sources
+from weft.components.models import (
+    NO_ANSWER,
+    ExtractiveChatModel,
+    default_chat_model,
+    parse_sources,
+    question_with_topic,
+)
 from weft.components.prompts import ContextPacker, PackedContext, PackedSource
 from weft.components.resilience import is_fallback_answer
 from weft.core._checkpoint import open_sqlite_checkpointer
@@ -116,6 +122,7 @@ class RagState(TypedDict, total=False):
     history: Annotated[list[dict[str, str]], _add_turns]
     question: str
     query: str
+    topic: str
     sources: list[SourceRef]
     condense_usage: dict[str, int]
     prompt_tokens: int
@@ -134,6 +141,11 @@ def _history(chat: ChatInput, state: RagState) -> list[ChatTurn]:
 
 
 def _question_of(state: RagState) -> str:
+    """The question the prompt asks: the standalone query, or, for a follow-up the offline rule
+    completed, the user's question with the borrowed topic on a line of its own."""
+    topic = state.get("topic")
+    if topic:
+        return question_with_topic(state.get("question") or "", topic)
     return state.get("query") or state.get("question") or ""
 
 
@@ -345,7 +357,12 @@ def build_rag_graph(
     g.add_node(
         "condense",
         condense,
-        post=lambda c, state: {"question": c.question, "query": c.query, "condense_usage": c.usage},
+        post=lambda c, state: {
+            "question": c.question,
+            "query": c.query,
+            "topic": c.topic,
+            "condense_usage": c.usage,
+        },
     )
     g.add_node(
         "retrieve",
