@@ -70,6 +70,8 @@ def test_a_question_whose_kind_of_answer_is_missing_is_refused() -> None:
         ("In what year did the museum open?", "date"),
         ("When does the museum open?", "time"),
         ("What are the opening hours of the shop?", "time"),
+        ("How late can I cancel a lesson?", "time"),
+        ("What is the address of the school?", "place"),
         ("How long is the warranty?", "duration"),
         ("How much does it cost?", "price"),
         ("What is the annual fee?", "price"),
@@ -120,6 +122,11 @@ def test_a_sentence_fits_a_focus_only_with_that_kind_of_answer() -> None:
         ("email", "Write to the desk.", "What is the email address?", False),
         ("colour", "The benches are dark green.", "Which colours are the benches?", True),
         ("colour", "The benches are made of oak.", "Which colours are the benches?", False),
+        # A place is named, or placed; a day, a month or a titled person is no place.
+        ("place", "The hall stands on Mill Lane.", "Where is the hall?", True),
+        ("place", "The keys are kept under the desk.", "Where are the keys?", True),
+        ("place", "On Saturdays the hall opens at 9:00.", "Where is the hall?", False),
+        ("place", "The hall is run by Dr. Ruth Abara.", "Where is the hall?", False),
     ],
 )
 def test_an_answer_of_a_kind_must_be_new_to_the_question(
@@ -226,3 +233,36 @@ def test_a_sentence_about_another_named_thing_is_not_quoted() -> None:
     )
     # The sources know the East Wing; the six galleries are the West Wing's.
     assert wings("How many galleries does the East Wing have?") == NO_ANSWER
+
+
+SCHOOL = format_sources(
+    [
+        "Email the office at hello@lindenmusic.example. The school is located at 3 Mill "
+        "Lane, Brackley.",
+        "On Saturdays the school opens from 9:00 to 13:00. The school is run by Dr. Ruth Abara.",
+        "Lessons must be cancelled at least 48 hours in advance. A missed lesson is charged.",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        # "email address" says what is asked: the sources need not say "address".
+        ("What is the email address?", "Email the office at hello@lindenmusic.example. [1]"),
+        (
+            "What is the address of the school?",
+            "The school is located at 3 Mill Lane, Brackley. [1]",
+        ),
+        ("Where is the school?", "The school is located at 3 Mill Lane, Brackley. [1]"),
+        (
+            "How late can I cancel a lesson?",
+            "Lessons must be cancelled at least 48 hours in advance. [3]",
+        ),
+        # An email address is one word: a greeting does not match "hello@lindenmusic.example".
+        ("hello", NO_ANSWER),
+    ],
+)
+def test_questions_answered_by_the_kind_they_ask_for(question: str, answer: str) -> None:
+    asked = f"{SCHOOL}\n\nQuestion: {question}"
+    assert ExtractiveChatModel().invoke(asked).content == answer

@@ -18,7 +18,17 @@ from typing import Literal
 
 import Stemmer
 
-__all__ = ["Focus", "asked_about", "cosine", "fits_focus", "focus_of", "names_of", "stem"]
+__all__ = [
+    "QUESTION_FORM",
+    "Focus",
+    "asked_about",
+    "cosine",
+    "fits_focus",
+    "focus_of",
+    "names_of",
+    "question_form",
+    "stem",
+]
 
 Focus = Literal[
     "person", "time", "date", "duration", "number", "price", "place", "phone", "email", "colour"
@@ -81,11 +91,17 @@ _PERSON_WORDS = re.compile(
     r"company|companies|shop|seller|courier|retailer|you)\b",
     re.IGNORECASE,
 )
+# Words that place something; not "in", "at" or "on", which as often give a time.
 _PLACE_WORDS = re.compile(
-    r"\b(?:in|at|on|under|behind|inside|outside|above|below|beside|near|next\s+to|from|"
-    r"through|via|online|country|countries|city|office|warehouse|street|address|store|app|"
-    r"menu|page|folder|directory|settings)\b",
+    r"\b(?:under|behind|inside|outside|above|below|beside|near|next\s+to|opposite|through|via|"
+    r"online|country|countries|city|town|office|warehouse|street|road|lane|avenue|square|floor|"
+    r"building|address|located|situated|store|shop|app|menu|page|folder|directory|settings|"
+    r"website)\b",
     re.IGNORECASE,
+)
+# Names that are no place: days and months, and people with a title ("Dr. Anna Keller").
+_NOT_PLACES = re.compile(
+    rf"\b(?:{_MONTHS})s?\b|\b(?:Dr|Mr|Mrs|Ms|Prof)\.?(?:\s+[A-Z][\w'-]+){{1,3}}", re.IGNORECASE
 )
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w-]+")
 
@@ -132,7 +148,7 @@ _OPENS = r"^\W*(?:(?:and|so|but|then|ok|okay)\W+)?"
 _WHEN = re.compile(
     _OPENS + r"when\b|\bwhat\s+(?:time|year|day|date|month|hours?)\b|\bby\s+what\s+time\b|"
     r"\bat\s+what\s+time\b|\bwhich\s+(?:year|day|date|month|hours?)\b|"
-    r"\b(?:opening|business|office)\s+(?:hours|times)\b",
+    r"\b(?:opening|business|office)\s+(?:hours|times)\b|\bhow\s+(?:late|early)\b",
     re.IGNORECASE,
 )
 _WHEN_PAST = re.compile(
@@ -149,10 +165,36 @@ _ASKS_COLOUR = re.compile(
     r"\b(?:what|which)\s+colou?rs?\b(?!\s+(?:rendering|temperature|printing|mode|index))", re.I
 )
 _WHO = re.compile(_OPENS + r"who(?:m|se)?\b", re.IGNORECASE)
-_WHERE = re.compile(_OPENS + r"where\b|\bwhich\s+(?:country|city|place|address)\b", re.I)
+_WHERE = re.compile(
+    _OPENS + r"where\b|\bwhich\s+(?:country|city|place|address)\b|"
+    r"\bwhat\s+(?:is|are)\s+(?:the\s+|its\s+|their\s+)?(?:[\w'-]+\s+){0,2}?address(?:es)?\b",
+    re.I,
+)
 
 #: A question's words that name what is asked, not what it is about ("how long", "when").
-QUESTION_FORM = frozenset(["long", "soon", "often", "quickly", "time", "date", "year"])
+QUESTION_FORM = frozenset(
+    ["long", "soon", "often", "quickly", "late", "early", "time", "date", "year"]
+)
+# ... and those that do for one kind of answer only ("What is the email address?").
+_FORM_OF: dict[str, frozenset[str]] = {
+    "email": frozenset(["address", "email", "e-mail"]),
+    "phone": frozenset(["number", "phone", "telephone"]),
+    "place": frozenset(["address"]),
+}
+
+
+def question_form(focus: Focus | None) -> frozenset[str]:
+    """The words of a question with ``focus`` that say what kind of answer it asks for, not
+    what it is about: a sentence that answers it need not hold them ("What is the email
+    address?" and "Write to desk@museum.example"). None for a question with no focus.
+
+    Example:
+        >>> sorted(question_form("phone") - QUESTION_FORM)
+        ['number', 'phone', 'telephone']
+    """
+    if focus is None:
+        return frozenset()
+    return QUESTION_FORM | _FORM_OF.get(focus, frozenset())
 
 
 _ASKS: tuple[tuple[Focus, re.Pattern[str]], ...] = (
@@ -260,9 +302,10 @@ def fits_focus(focus: Focus | None, sentence: str, question: str) -> bool:
 
     A person is a name the question does not already hold, or a word for people ("the
     customer", "we"); a time is a clock time, a date, a year or a duration; a place is a name
-    the question does not hold or a phrase of place. A number, a date (a year, a month, a day),
-    a price (an amount of money, or "free"), a phone number (three or more digits), an email
-    address and a colour must each be one the question does not already give.
+    the question does not hold (not a day, a month or a titled person) or a word of place. A
+    number, a date (a year, a month, a day), a price (an amount of money, or "free"), a phone
+    number (three or more digits), an email address and a colour must each be one the question
+    does not already give.
 
     Example:
         >>> fits_focus("person", "Lumo Labs makes the lamp.", "Who is the CEO of Lumo Labs?")
@@ -281,10 +324,11 @@ def fits_focus(focus: Focus | None, sentence: str, question: str) -> bool:
         return _DURATION.search(sentence) is not None
     if focus == "time":
         return _TIME.search(sentence) is not None
-    new_names = bool(names_of(sentence) - names_of(question))
+    asked = names_of(question)
     if focus == "person":
-        return new_names or _PERSON_WORDS.search(sentence) is not None
-    return new_names or _PLACE_WORDS.search(sentence) is not None
+        return bool(names_of(sentence) - asked) or _PERSON_WORDS.search(sentence) is not None
+    places = names_of(_NOT_PLACES.sub(" ", sentence)) - asked
+    return bool(places) or _PLACE_WORDS.search(sentence) is not None
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

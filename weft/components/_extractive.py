@@ -18,13 +18,13 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from weft.components._answering import (
-    QUESTION_FORM,
     Focus,
     asked_about,
     cosine,
     fits_focus,
     focus_of,
     names_of,
+    question_form,
     stem,
 )
 from weft.components._context import (
@@ -70,11 +70,20 @@ _CJK_STOP = re.compile(
 )
 
 
+# An email or web address is one term: "hello" in "hello@shop.example" is no greeting.
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bhttps?://[^\s<>\"']+|\bwww\.[^\s<>\"']+")
+
+
+def _without_addresses(text: str) -> str:
+    return _ADDRESS.sub(" ", text)
+
+
 @memo_by_bytes(4 * 2**20)
 def _terms(text: str) -> frozenset[str]:
     # Cached: a knowledge base's sentences come back in answer after answer. By bytes, so that
     # large distinct questions cannot grow it without bound.
-    terms: set[str] = set()
+    terms: set[str] = {a.lower().rstrip(".,;:") for a in _ADDRESS.findall(text)}
+    text = _without_addresses(text)
     for run in _TERM.findall(text.lower()):
         if "\u3040" <= run[0] <= "\ufaff":
             # Bigrams stand in for CJK words; they never span a function word.
@@ -309,7 +318,10 @@ class ExtractiveChatModel(BaseChatModel):
         wanted = _terms(question)
         if focus is not None:
             # "How long is the warranty?" is about the warranty; "long" says what is asked.
-            wanted = wanted - {stem(w) for w in QUESTION_FORM} or wanted
+            # When only such words are left, those the sources know ("email", not "address").
+            known = frozenset().union(*(terms for _, _, terms in candidates))
+            form = {stem(w) for w in question_form(focus)}
+            wanted = wanted - form or wanted & known or wanted
         if not wanted or not candidates:
             return _Answer(NO_ANSWER, ())
         # "How much does a spare panel cost?" is answered by a sentence that names the spare
@@ -358,7 +370,7 @@ class ExtractiveChatModel(BaseChatModel):
         (asked, asked_vectors), (said, said_vectors) = self.word_encoder.embed_words(
             [question, candidates[index][1]]
         )
-        form = QUESTION_FORM if focus is not None else frozenset()
+        form = question_form(focus)
         kept = [i for i, w in enumerate(asked) if _content(w) and w not in form]
         said_vectors = said_vectors[[i for i, w in enumerate(said) if _content(w)]]
         if not kept:
@@ -399,7 +411,11 @@ class ExtractiveChatModel(BaseChatModel):
             return lexical, [required <= _terms(sentence) for _, sentence, _ in candidates]
         words = {stem(w): w for w in _WORDS.findall(question.lower()) if stem(w) in wanted}
         sentence_words = [
-            {w for w in _WORDS.findall(sentence.lower()) if w not in _STOP_WORDS}
+            {
+                w
+                for w in _WORDS.findall(_without_addresses(sentence).lower())
+                if w not in _STOP_WORDS
+            }
             for _, sentence, _ in candidates
         ]
         vocabulary = sorted(set().union(*sentence_words) | set(words.values()))
