@@ -217,7 +217,7 @@ def test_latin1_text_is_rejected_with_offset_and_fix(tmp_path: Path) -> None:
     message = str(info.value)
     assert "legacy.txt" in message
     assert "UTF-8" in message and "0xfc at offset 2" in message
-    assert "encoding='cp1252'" in message
+    assert "weft ingest --encoding cp1252" in message and "encoding='cp1252'" in message
 
 
 def test_latin1_text_loads_when_the_caller_opts_in(tmp_path: Path) -> None:
@@ -239,10 +239,14 @@ def test_whitespace_only_and_binary_text_are_errors(tmp_path: Path) -> None:
     blank.write_text("  \n\n\t", encoding="utf-8")
     binary = tmp_path / "image.txt"
     binary.write_bytes(b"\x00\x01\x02PNG")
+    noise = tmp_path / "noise.md"
+    noise.write_bytes(bytes(range(256)) * 4)  # not UTF-8 either: no encoding to suggest
     with pytest.raises(DocumentLoadError, match="empty"):
         load_file(blank)
     with pytest.raises(DocumentLoadError, match="binary"):
         load_file(binary)
+    with pytest.raises(DocumentLoadError, match="looks binary, not text"):
+        load_file(noise)
 
 
 def test_unsupported_extension_lists_supported_ones(tmp_path: Path) -> None:

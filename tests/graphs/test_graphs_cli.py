@@ -34,7 +34,7 @@ def test_ingest_prints_a_summary_and_reingesting_adds_nothing(tmp_path: Path) ->
     (docs / "bad.pdf").write_bytes(b"not a pdf")
     code, text = _run("ingest", str(docs), "--data-dir", str(tmp_path / "kb"), "--no-progress")
     assert code == 0
-    assert "1 file, 1 chunks (1 added, 0 unchanged), 1 skipped" in text
+    assert "1 file, 1 chunk (1 added, 0 unchanged), 1 skipped" in text
     assert "skipped" in text and "bad.pdf" in text and "damaged or not a PDF" in text
     _, again = _run("ingest", str(docs), "--data-dir", str(tmp_path / "kb"), "--no-progress")
     assert "(0 added, 1 unchanged)" in again
@@ -229,6 +229,7 @@ def test_ingest_of_no_document_exits_2_and_a_reset_keeps_the_knowledge_base(
     err = capsys.readouterr().err
     assert code == 2 and "1 skipped" in text and "notes.xyz" in text
     assert err.startswith("weft ingest: error: found no document to ingest in ")
+    assert "every file was skipped (the reasons are above)" in err
     code, text = _run("ingest", str(empty), "--data-dir", kb, "--no-progress", "--reset")
     err = capsys.readouterr().err
     assert code == 2 and text == "" and "so the knowledge base was not reset" in err
@@ -331,3 +332,39 @@ def test_graph_help_names_every_ready_graph(capsys: pytest.CaptureFixture[str]) 
             main(argv)
         text = " ".join(capsys.readouterr().out.split())
         assert [name for name in GRAPH_NAMES if name not in text] == []
+
+
+def test_ingest_reads_text_in_the_encoding_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    legacy = tmp_path / "legacy.md"
+    legacy.write_bytes("Das Café öffnet um neun.".encode("cp1252"))
+    kb = str(tmp_path / "kb")
+    code, text = _run("ingest", str(legacy), "--data-dir", kb, "--no-progress")
+    assert code == 2 and "weft ingest --encoding cp1252" in text
+    capsys.readouterr()
+    code, text = _run(
+        "ingest", str(legacy), "--data-dir", kb, "--no-progress", "--encoding", "cp1252"
+    )
+    assert code == 0 and "1 file, 1 chunk (1 added" in text
+    code, _ = _run("ingest", str(legacy), "--data-dir", kb, "--encoding", "klingon")
+    assert code == 2 and "unknown encoding 'klingon'" in capsys.readouterr().err
+
+
+def test_a_damaged_pdf_is_reported_once_in_weft_s_words(tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.pdf"
+    damaged.write_bytes(b"\x06\x01\x02 not a pdf at all")
+    # A process of its own: no test harness catches pypdf's log lines there.
+    done = subprocess.run(
+        [sys.executable, "-m", "weft.cli", "ingest", str(damaged), "--no-progress"],
+        env={**os.environ, "WEFT_DATA_DIR": str(tmp_path / "kb")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "damaged or not a PDF" in done.stdout
+    # pypdf's own log lines ("invalid pdf header", "EOF marker not found") stay out of it.
+    assert done.stderr.splitlines() == [
+        f"weft ingest: error: found no document to ingest in {damaged}: every file was "
+        "skipped (the reasons are above); fix or remove those files"
+    ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from html.parser import HTMLParser
@@ -74,17 +75,30 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
+        if _looks_binary(data):
+            raise DocumentLoadError(
+                str(path), "holds control bytes, so it looks binary, not text"
+            ) from exc
         raise DocumentLoadError(
             str(path),
             f"not valid {exc.encoding.upper()} (byte 0x{data[exc.start]:02x} at offset "
-            f"{exc.start}); re-save it as UTF-8, or pass encoding='cp1252' (or its real "
-            f"encoding) to load it",
+            f"{exc.start}); re-save it as UTF-8, or load it in its real encoding "
+            f"(weft ingest --encoding cp1252, or encoding='cp1252')",
         ) from exc
     except LookupError as exc:
         raise DocumentLoadError(str(path), f"unknown encoding '{encoding}'") from exc
     if "\x00" in text:
         raise DocumentLoadError(str(path), "contains NUL bytes, so it looks binary, not text")
     return text
+
+
+_CONTROL = frozenset(range(32)) - {9, 10, 12, 13}
+
+
+def _looks_binary(data: bytes) -> bool:
+    """Whether more than 1% of the first 4 KB are control bytes no text file holds."""
+    head = data[:4096]
+    return sum(byte in _CONTROL for byte in head) > len(head) / 100
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -222,6 +236,12 @@ def _load_html(path: Path, encoding: str) -> list[Document]:
 def _load_pdf(path: Path) -> list[Document]:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
+
+    # pypdf logs what it repairs ("EOF marker not found"); a damaged file's reason is in the
+    # skip list, so with no logging set up these lines must not reach stderr on their own.
+    pypdf_log = logging.getLogger("pypdf")
+    if not pypdf_log.handlers:
+        pypdf_log.addHandler(logging.NullHandler())
 
     _read_bytes(path)  # empty-file check with the same message as the other loaders
     try:

@@ -8,6 +8,7 @@ bad input ends with exit code 2 and a one-line message on stderr, never a traceb
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import sys
 import tempfile
@@ -90,15 +91,30 @@ def _ingest(args: argparse.Namespace, out: TextIO) -> int:
             f"no such file or folder: {', '.join(missing)}; pass files or folders of "
             ".txt, .md, .html or .pdf documents"
         )
+    try:
+        codecs.lookup(args.encoding)
+    except LookupError:
+        raise _UsageError(
+            f"unknown encoding {args.encoding!r}; pass a codec name such as utf-8, cp1252 or "
+            "latin-1"
+        ) from None
     kb = KnowledgeBase(_settings(args))
     summary = kb.ingest(
-        args.paths, progress=not args.no_progress, reset=args.reset, wait=not args.no_wait
+        args.paths,
+        progress=not args.no_progress,
+        reset=args.reset,
+        wait=not args.no_wait,
+        encoding=args.encoding,
     )
     out.write(f"Ingested into {kb.where}: {summary.describe()}\n")
     if summary.files == 0:
+        reason = (
+            "every file was skipped (the reasons are above); fix or remove those files"
+            if summary.skipped
+            else "pass .txt, .md, .html or .pdf files, or folders that hold them"
+        )
         print(
-            f"weft ingest: error: found no document to ingest in {', '.join(args.paths)}; "
-            "pass .txt, .md, .html or .pdf files, or folders that hold them",
+            f"weft ingest: error: found no document to ingest in {', '.join(args.paths)}: {reason}",
             file=sys.stderr,
         )
         return 2
@@ -350,6 +366,13 @@ def add_commands(subparsers: Any) -> None:
         "--reset", action="store_true", help="empty the knowledge base first, then ingest"
     )
     ingest.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    ingest.add_argument(
+        "--encoding",
+        default="utf-8",
+        metavar="CODEC",
+        help="the text files' encoding, e.g. cp1252 or latin-1 (default: utf-8; a UTF-16 "
+        "file is recognised by its byte order mark)",
+    )
     ingest.add_argument(
         "--no-wait",
         action="store_true",

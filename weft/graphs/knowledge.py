@@ -101,7 +101,8 @@ class IngestSummary:
     def describe(self) -> str:
         """A one-paragraph, human summary (what ``weft ingest`` prints last)."""
         lines = [
-            f"{self.files} file{'s' * (self.files != 1)}, {self.chunks} chunks "
+            f"{self.files} file{'s' * (self.files != 1)}, "
+            f"{self.chunks} chunk{'s' * (self.chunks != 1)} "
             f"({self.added} added, {self.unchanged} unchanged), "
             f"{len(self.skipped)} skipped, in {self.seconds:.1f} s"
         ]
@@ -249,6 +250,7 @@ class KnowledgeBase:
         console: Console | None = None,
         reset: bool = False,
         wait: bool = True,
+        encoding: str = "utf-8",
     ) -> IngestSummary:
         """Read files and folders, split them, and add new chunks to Chroma and BM25.
 
@@ -261,6 +263,8 @@ class KnowledgeBase:
                 path, a failure or Ctrl-C on the way leaves the old ones as they were.
             wait: when another process is writing to this knowledge base, wait for it (saying
                 so on ``console``) rather than fail.
+            encoding: the text files' codec (see
+                :func:`~weft.components.documents.load_documents`).
 
         Raises:
             ConfigurationError: a given path does not exist, ``reset`` is set and there is
@@ -279,7 +283,7 @@ class KnowledgeBase:
             )
         if not roots:
             raise ConfigurationError("nothing to ingest; pass at least one file or folder")
-        loaded = load_documents(roots)
+        loaded = load_documents(roots, encoding=encoding)
         documents = [_without_headings(d) for d in loaded.documents]
         documents = [d for d in documents if d.page_content.strip()]
         splitter = TokenSplitter(self.settings.chunk_tokens, self.settings.chunk_overlap)
