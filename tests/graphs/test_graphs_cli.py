@@ -128,6 +128,13 @@ def test_chat_on_an_empty_data_dir_says_how_to_ingest_and_ingests_nothing(
     assert "knowledge base in" in err and "is empty" in err and "weft ingest PATH" in err
     assert not (tmp_path / "bm25").exists()  # the user's knowledge base holds nothing of weft's
 
+    # A data dir that does not exist (a typo) is named, and not created.
+    missing = tmp_path / "no-such-kb"
+    code, _ = _run("chat", "What is weft?", "--data-dir", str(missing))
+    err = capsys.readouterr().err
+    assert code == 2 and f"there is no knowledge base in {missing} (no such folder)" in err
+    assert not missing.exists()
+
 
 def test_chat_strict_refuses_what_the_documents_do_not_say(tmp_path: Path) -> None:
     docs, data = tmp_path / "docs", str(tmp_path / "data")

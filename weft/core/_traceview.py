@@ -312,7 +312,9 @@ def add_trace_command(subparsers: Any) -> argparse.ArgumentParser:
             "as an indented tree of spans with durations and a waterfall bar."
         ),
     )
-    p.add_argument("path", nargs="?", help="trace file (default: %(default)s)", default=None)
+    p.add_argument(
+        "path", nargs="?", default=None, help="trace file (default: traces.jsonl in the data dir)"
+    )
     p.add_argument("--data-dir", help="read DIR/traces.jsonl (default: $WEFT_DATA_DIR or ./.weft)")
     p.add_argument("--trace-id", help="show this trace (a prefix is enough) instead of the last")
     p.add_argument(

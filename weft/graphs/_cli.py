@@ -166,6 +166,13 @@ def _chat(args: argparse.Namespace, out: TextIO) -> int:
             f"--session {args.session[:40]!r} is empty or too long; give 1 to 200 characters"
         )
     settings = _settings(args)
+    if not (settings.database_url or settings.chroma_url or settings.data_dir.exists()):
+        # A mistyped --data-dir: say so, and leave no folder behind.
+        raise _UsageError(
+            f"there is no knowledge base in {settings.data_dir} (no such folder); check "
+            f"--data-dir, or ingest your documents there first "
+            f"(weft ingest PATH... --data-dir {settings.data_dir})"
+        )
     kb = knowledge_base(settings)
     if args.strict:
         settings = settings.model_copy(update={"strict_answers": True})
