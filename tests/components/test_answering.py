@@ -125,6 +125,8 @@ def test_a_sentence_fits_a_focus_only_with_that_kind_of_answer() -> None:
         # A place is named, or placed; a day, a month or a titled person is no place.
         ("place", "The hall stands on Mill Lane.", "Where is the hall?", True),
         ("place", "The keys are kept under the desk.", "Where are the keys?", True),
+        ("place", "The lockers are in the basement.", "Where are the lockers?", True),
+        ("place", "It is closed on Sundays and on public holidays.", "Where is it?", False),
         ("place", "On Saturdays the hall opens at 9:00.", "Where is the hall?", False),
         ("place", "The hall is run by Dr. Ruth Abara.", "Where is the hall?", False),
     ],

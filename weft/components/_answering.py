@@ -91,12 +91,17 @@ _PERSON_WORDS = re.compile(
     r"company|companies|shop|seller|courier|retailer|you)\b",
     re.IGNORECASE,
 )
-# Words that place something; not "in", "at" or "on", which as often give a time.
+# Words that place something: "under the desk", "next to the pool", "on Mill Lane"; "in", "at",
+# "on" and "from" only when no time follows ("on Saturdays", "at 9:00", "in advance").
 _PLACE_WORDS = re.compile(
     r"\b(?:under|behind|inside|outside|above|below|beside|near|next\s+to|opposite|through|via|"
     r"online|country|countries|city|town|office|warehouse|street|road|lane|avenue|square|floor|"
     r"building|address|located|situated|store|shop|app|menu|page|folder|directory|settings|"
-    r"website)\b",
+    r"website)\b|"
+    r"\b(?:in|at|on|from)\s+(?!(?:the\s+|a\s+|an\s+|each\s+|every\s+)?(?:\d|"
+    rf"(?:{_MONTHS})s?\b|(?:morning|afternoon|evening|night|noon|midnight|holiday|"
+    r"public\s+holiday|working\s+day|weekday|weekend|time|first|last|next|least|most|"
+    r"advance|request|once|latest|earliest|same\s+day|end|start|beginning)s?\b))",
     re.IGNORECASE,
 )
 # Names that are no place: days and months, and people with a title ("Dr. Anna Keller").
