@@ -80,3 +80,12 @@ def test_words_that_find_nothing_and_the_form_of_the_question_are_not_borrowed()
     assert condense_question().invoke(CondenseInput("And for the lamp?", long)).query == (
         "And for the lamp? Orbit's warranty"
     )
+
+
+def test_words_that_say_which_kind_of_answer_was_asked_are_not_borrowed() -> None:
+    history = [Turn("user", "What is the email address?"), Turn("assistant", "a@b.example [1]")]
+    out = condense_question().invoke(CondenseInput("And the phone number?", history))
+    assert out == Condensed("And the phone number?", "And the phone number?")
+    history = [Turn("user", "What is the email address of the museum?")]
+    out = condense_question().invoke(CondenseInput("And the phone number?", history))
+    assert out.topic == "museum"

@@ -26,6 +26,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from weft.components._answering import focus_of, question_form
 from weft.components.models import ExtractiveChatModel
 from weft.components.resilience import is_fallback_answer
 from weft.components.tokens import count_message_tokens, count_tokens
@@ -297,13 +298,18 @@ def _has_own_topic(words: Sequence[str], retrieves: Callable[[str], bool] | None
 
 
 def _topic_words(question: str) -> list[str]:
-    """The content words of ``question`` that name its topic: not stop words, and not the word
-    after "how", which names what is asked ("how long", "how heavy"), not what about."""
+    """The content words of ``question`` that name its topic: not stop words, not the word
+    after "how", which names what is asked ("how long", "how heavy"), not what about, and not
+    the words that say which kind of answer it asks for ("email address", "what year"): after
+    "What is the email address?", "And the phone number?" borrows nothing."""
     words = _WORD.findall(question)
+    form = question_form(focus_of(question))
     return [
         w
         for i, w in enumerate(words)
-        if w.lower() not in _STOP and not (i > 0 and words[i - 1].lower() == "how")
+        if w.lower() not in _STOP
+        and w.lower() not in form
+        and not (i > 0 and words[i - 1].lower() == "how")
     ]
 
 
