@@ -191,7 +191,7 @@ _FORM_OF: dict[str, frozenset[str]] = {
 def question_form(focus: Focus | None) -> frozenset[str]:
     """The words of a question with ``focus`` that say what kind of answer it asks for, not
     what it is about: a sentence that answers it need not hold them ("What is the email
-    address?" and "Write to desk@museum.example"). None for a question with no focus.
+    address?" and "Write to desk@museum.example"); none for a question with no focus.
 
     Example:
         >>> sorted(question_form("phone") - QUESTION_FORM)

@@ -18,6 +18,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from weft.components._answering import (
+    _EMAIL,
     Focus,
     asked_about,
     cosine,
@@ -71,7 +72,7 @@ _CJK_STOP = re.compile(
 
 
 # An email or web address is one term: "hello" in "hello@shop.example" is no greeting.
-_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bhttps?://[^\s<>\"']+|\bwww\.[^\s<>\"']+")
+_ADDRESS = re.compile(rf"{_EMAIL.pattern}|\bhttps?://[^\s<>\"']+|\bwww\.[^\s<>\"']+")
 
 
 def _without_addresses(text: str) -> str:
@@ -146,7 +147,7 @@ def _question(text: str) -> tuple[str, str]:
         if match:
             rest = [match.group(1), *lines[i + 1 :]]
             topics = [m.group(1).strip() for m in map(_TOPIC_LINE.match, rest) if m]
-            asked = [line for line in rest if not _TOPIC_LINE.match(line)]
+            asked = [part for part in rest if not _TOPIC_LINE.match(part)]
             return "\n".join(asked).strip(), " ".join(topics)
     kept: list[str] = []
     in_source = False
