@@ -37,8 +37,8 @@ LAMP = format_sources(
 )
 
 
-def ask(question: str, model: ExtractiveChatModel) -> str:
-    return str(model.invoke(f"{LAMP}\n\nQuestion: {question}").content)
+def ask(question: str, model: ExtractiveChatModel, sources: str = LAMP) -> str:
+    return str(model.invoke(f"{sources}\n\nQuestion: {question}").content)
 
 
 def test_a_word_close_in_meaning_stands_in_for_the_questions_word() -> None:
@@ -146,10 +146,8 @@ MUSEUM = format_sources(
 
 
 def test_a_sentence_without_the_kind_of_answer_asked_for_is_not_quoted() -> None:
-    model = ExtractiveChatModel()
-
     def museum(question: str) -> str:
-        return str(model.invoke(f"{MUSEUM}\n\nQuestion: {question}").content)
+        return ask(question, ExtractiveChatModel(), MUSEUM)
 
     assert museum("How much does A3 printing cost?") == NO_ANSWER
     assert museum("What is the phone number of the museum desk?") == NO_ANSWER
@@ -225,10 +223,8 @@ WINGS = format_sources(
 
 
 def test_a_sentence_about_another_named_thing_is_not_quoted() -> None:
-    model = ExtractiveChatModel()
-
     def wings(question: str) -> str:
-        return str(model.invoke(f"{WINGS}\n\nQuestion: {question}").content)
+        return ask(question, ExtractiveChatModel(), WINGS)
 
     assert wings("How many galleries does the West Wing have?") == (
         "The West Wing has six galleries. [1]"
@@ -266,5 +262,4 @@ SCHOOL = format_sources(
     ],
 )
 def test_questions_answered_by_the_kind_they_ask_for(question: str, answer: str) -> None:
-    asked = f"{SCHOOL}\n\nQuestion: {question}"
-    assert ExtractiveChatModel().invoke(asked).content == answer
+    assert ask(question, ExtractiveChatModel(), SCHOOL) == answer
